@@ -1,0 +1,116 @@
+"""The ``algolink`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Optional
+
+
+class CLIError(Exception):
+    """A mistake on the command line; the message says what to do."""
+
+
+def find_entrypoint(path: str) -> Path:
+    """The ``cloud_model.py`` a PATH names: the file itself, or the one in a bundle folder."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CLIError(f"{path} does not exist: give a bundle folder or a cloud_model.py file.")
+    if p.is_dir():
+        entry = p / "cloud_model.py"
+        if not entry.is_file():
+            raise CLIError(
+                f"{path} has no cloud_model.py: a bundle folder must hold the service's cloud_model.py."
+            )
+        return entry.resolve()
+    if p.suffix != ".py":
+        raise CLIError(
+            f"{path} is not a Python file: give a bundle folder or a cloud_model.py file."
+        )
+    return p.resolve()
+
+
+def bundle_port(entry: Path) -> Optional[int]:
+    """The ``port`` of the bundle's algolink.yml, if it names one."""
+    config = entry.parent / "algolink.yml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise CLIError(f"{config} is not valid YAML: {e}") from None
+    port = data.get("port") if isinstance(data, dict) else None
+    if port is not None and (not isinstance(port, int) or not 0 <= port <= 65535):
+        raise CLIError(f"{config}: port must be a number between 0 and 65535, got {port!r}.")
+    return port
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    entry = find_entrypoint(args.path)
+    port = args.port if args.port is not None else bundle_port(entry)
+    if port is not None:
+        os.environ["ALGOLINK_PORT"] = str(port)
+    if args.host:
+        os.environ["ALGOLINK_HOST"] = args.host
+    if args.debug:
+        os.environ["ALGOLINK_DEBUG"] = "1"
+    # Run it as `python cloud_model.py` would, from its own folder, so relative paths resolve there.
+    os.chdir(entry.parent)
+    sys.path.insert(0, str(entry.parent))
+    sys.argv = [str(entry)]
+    runpy.run_path(str(entry), run_name="__main__")
+    # A cloud_model.py without `if __name__ == '__main__': modelcloud.run()` is served all the same.
+    import modelcloud
+
+    if modelcloud.default_registry.served:
+        return 0
+    if modelcloud.default_registry.commands:
+        modelcloud.run()
+        return 0
+    raise CLIError(f"{entry} declares no @modelcloud.command: there is nothing to serve.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="algolink", description="Serve, export and publish models with AlgoLink."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve a bundle folder or a cloud_model.py over HTTP",
+        description=(
+            "Serve a bundle folder or a cloud_model.py over HTTP, as `python cloud_model.py` would. "
+            "ALGOLINK_* environment variables apply."
+        ),
+    )
+    serve.add_argument("path", help="a bundle folder or a cloud_model.py")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: the bundle's, or 9000)"
+    )
+    serve.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    serve.add_argument("--debug", action="store_true", help="send tracebacks with errors")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except CLIError as e:
+        print(f"algolink: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The registry: one setup function and its options, the commands, the model card metadata, and the
+model that setup returned. It checks every input against its data type, calls the command, and checks
+and serializes what the command returned. It knows nothing of HTTP: the server and the notebook kernel
+both drive it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .data_types import BaseType, DecodeContext, from_spec
+from .errors import (
+    InferenceError,
+    InputError,
+    NotReady,
+    SetupError,
+    UnknownCommand,
+    ValidationError,
+)
+
+STARTING, RUNNING, SETUP_FAILED = "STARTING", "RUNNING", "SETUP_FAILED"
+
+#: Routes of the protocol that a command may not shadow.
+RESERVED_NAMES = {"meta", "healthcheck", "setup", "openapi.json", "favicon.ico"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+META_FIELDS = ("name", "tagline", "description", "license", "performance_notes", "links", "images")
+
+
+def _type_dict(types: dict) -> list:
+    return [{"name": name, **t.to_dict()} for name, t in types.items()]
+
+
+def _spec_types(kind: str, where: str, spec: Optional[dict]) -> dict:
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise TypeError(f"{where}: {kind} must be a dict of name -> data type, got {spec!r}")
+    out = {}
+    for name, t in spec.items():
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ValueError(
+                f"{where}: {kind} name {name!r} may only hold letters, digits, '_' and '-'"
+            )
+        try:
+            out[name] = from_spec(t)
+        except TypeError as e:
+            raise TypeError(f"{where}: {kind[:-1]} {name!r}: {e}") from None
+    return out
+
+
+@dataclass
+class Command:
+    name: str
+    fn: Callable
+    inputs: dict
+    outputs: dict
+    description: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "inputs": _type_dict(self.inputs),
+            "outputs": _type_dict(self.outputs),
+        }
+
+
+def gpu_available() -> bool:
+    """True when the model's process can use a CUDA GPU. torch is asked only if the model imported it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:
+            return False
+    return False
+
+
+def _takes_argument(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+
+
+class Registry:
+    """Everything a ``cloud_model.py`` declares, and the live model.
+
+    ``modelcloud.setup``, ``modelcloud.command`` and ``modelcloud.meta`` fill the default registry; a
+    notebook kernel fills the same one, and a re-declared command replaces the old one in place: a request
+    already running finishes on the function it started with.
+    """
+
+    def __init__(self) -> None:
+        self.setup_fn: Optional[Callable] = None
+        self.setup_takes_options = False
+        self.options: dict = {}
+        self.commands: dict = {}
+        self.metadata: dict = {}
+        self.base_dir: Optional[str] = None
+        self.model: Any = None
+        self.status = STARTING
+        self.setup_error: Optional[str] = None
+        self.started_at = time.time()
+        self.last_command_at: Optional[float] = None
+        self.served = False  # set by run(): `algolink serve` then knows the script served itself
+        self._setup_lock = threading.Lock()
+        self._options_ctx = DecodeContext(allow_paths=True, keep_files=True)
+
+    # -- declaring ---------------------------------------------------------------------------------------
+    def setup(self, fn: Optional[Callable] = None, *, options: Optional[dict] = None) -> Any:
+        """``@setup`` or ``@setup(options={...})``: the function that builds the model."""
+        if fn is not None and not callable(fn):
+            raise TypeError("setup: use @modelcloud.setup or @modelcloud.setup(options={...})")
+
+        def register(f: Callable) -> Callable:
+            opts = _spec_types("options", "setup", options)
+            takes = _takes_argument(f)
+            if opts and not takes:
+                raise TypeError(
+                    f"setup: {f.__name__}() declares options but takes no argument; "
+                    f"write def {f.__name__}(opts):"
+                )
+            self.setup_fn = f
+            self.setup_takes_options = takes
+            self.options = opts
+            self.base_dir = _declaring_dir(f)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def command(
+        self,
+        name: Optional[str] = None,
+        inputs: Optional[dict] = None,
+        outputs: Optional[dict] = None,
+        description: Optional[str] = None,
+    ) -> Callable:
+        """``@command('name', inputs={...}, outputs={...}, description='...')``."""
+        if callable(name):
+            raise TypeError(
+                "command: give it a name and types, e.g. "
+                "@modelcloud.command('classify', inputs={'photo': image()}, outputs={'label': text()})"
+            )
+
+        def register(fn: Callable) -> Callable:
+            cmd_name = name or fn.__name__
+            if not isinstance(cmd_name, str) or not _NAME_RE.match(cmd_name):
+                raise ValueError(
+                    f"command name {cmd_name!r} may only hold letters, digits, '_' and '-' "
+                    "(it becomes the URL path)"
+                )
+            if cmd_name in RESERVED_NAMES:
+                raise ValueError(
+                    f"command name {cmd_name!r} is taken by the server's own route /{cmd_name}: "
+                    "choose another name"
+                )
+            where = f"command {cmd_name!r}"
+            self.commands[cmd_name] = Command(
+                cmd_name,
+                fn,
+                _spec_types("inputs", where, inputs),
+                _spec_types("outputs", where, outputs),
+                description,
+            )
+            return fn
+
+        return register
+
+    def meta(self, **fields: Any) -> dict:
+        """Model card metadata shown by the hub: name, tagline, description (Markdown), license,
+        performance_notes, links ([{'title', 'url'}]) and images (gallery paths; the first is the thumbnail)."""
+        unknown = set(fields) - set(META_FIELDS)
+        if unknown:
+            raise TypeError(
+                f"meta: unknown field(s) {', '.join(sorted(unknown))}; the fields are {', '.join(META_FIELDS)}"
+            )
+        name = fields.get("name")
+        if name is not None and (not isinstance(name, str) or not _NAME_RE.match(name)):
+            raise ValueError(
+                f"meta: name {name!r} may only hold letters, digits, '_' and '-', without spaces"
+            )
+        for key in ("tagline", "description", "license", "performance_notes"):
+            if fields.get(key) is not None and not isinstance(fields[key], str):
+                raise TypeError(f"meta: {key} must be a string")
+        links = fields.get("links")
+        if links is not None:
+            if not isinstance(links, (list, tuple)):
+                raise TypeError("meta: links must be a list of {'title': ..., 'url': ...}")
+            for link in links:
+                if not isinstance(link, dict) or not isinstance(link.get("url"), str):
+                    raise TypeError(
+                        f"meta: link {link!r} must be a dict with a 'url' (and a 'title')"
+                    )
+            fields["links"] = [
+                {"title": link.get("title") or link["url"], "url": link["url"]} for link in links
+            ]
+        images = fields.get("images")
+        if images is not None:
+            if isinstance(images, str) or not all(isinstance(i, str) for i in images):
+                raise TypeError("meta: images must be a list of image paths")
+            fields["images"] = list(images)
+        self.metadata.update({k: v for k, v in fields.items() if v is not None})
+        return dict(self.metadata)
+
+    # -- describing ------------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        from . import __version__
+
+        now = time.time()
+        return {
+            "sdkVersion": __version__,
+            "metadata": dict(self.metadata),
+            "options": _type_dict(self.options),
+            "commands": [c.to_dict() for c in list(self.commands.values())],
+            "millisRunning": int((now - self.started_at) * 1000),
+            "millisSinceLastCommand": None
+            if self.last_command_at is None
+            else int((now - self.last_command_at) * 1000),
+            "GPU": gpu_available(),
+        }
+
+    def get_command(self, name: str) -> Command:
+        cmd = self.commands.get(name)
+        if cmd is None:
+            known = ", ".join(sorted(self.commands)) or "none"
+            raise UnknownCommand(f"There is no command {name!r}; the commands are: {known}.")
+        return cmd
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def parse_options(self, raw: Optional[dict]) -> dict:
+        """Options checked against their types; missing ones get their default, or None."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise InputError(
+                'Setup options must be a JSON object of option -> value, like {"checkpoint": "models/x.pt"}.'
+            )
+        unknown = [k for k in raw if k not in self.options]
+        if unknown:
+            known = ", ".join(repr(k) for k in self.options) or "none"
+            raise InputError(
+                f"Unknown setup option {unknown[0]!r}; the options are: {known}.", field=unknown[0]
+            )
+        ctx = self._options_ctx
+        ctx.base_dir = self.base_dir
+        opts = {}
+        for name, t in self.options.items():
+            try:
+                if raw.get(name) is not None:
+                    opts[name] = t.deserialize(raw[name], ctx)
+                elif t.has_default:
+                    opts[name] = t.default_value(ctx)
+                else:
+                    opts[name] = None
+            except ValidationError as e:
+                raise InputError(f"Option {name!r} {e.message}.", field=name) from None
+        return opts
+
+    def run_setup(self, raw_options: Optional[dict] = None, debug: bool = False) -> None:
+        """Build the model. Bad options raise InputError and leave the current model in place; a setup
+        function that raises leaves the status SETUP_FAILED and raises SetupError."""
+        with self._setup_lock:
+            opts = self.parse_options(raw_options)
+            self.status = STARTING
+            self.setup_error = None
+            try:
+                if self.setup_fn is None:
+                    model = None
+                elif self.setup_takes_options:
+                    model = self.setup_fn(opts)
+                else:
+                    model = self.setup_fn()
+            except BaseException as e:
+                self.status = SETUP_FAILED
+                self.model = None
+                self.setup_error = f"{type(e).__name__}: {e}"
+                raise SetupError(
+                    f"Setup failed: {self.setup_error}",
+                    traceback=traceback.format_exc() if debug else None,
+                ) from e
+            self.model = model
+            self.status = RUNNING
+
+    def set_model(self, model: Any) -> None:
+        """Put a model built elsewhere (a notebook cell) in place."""
+        self.model = model
+        self.status = RUNNING
+        self.setup_error = None
+
+    # -- commands --------------------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        if self.status == STARTING:
+            raise NotReady("The model is still setting up; retry in a moment (GET /healthcheck).")
+        if self.status == SETUP_FAILED:
+            raise NotReady(
+                f"The model's setup failed ({self.setup_error}); fix it and POST /setup to retry."
+            )
+
+    def parse_inputs(self, cmd: Command, raw: Any, ctx: DecodeContext) -> dict:
+        if not isinstance(raw, dict):
+            raise InputError(
+                f"The body must be a JSON object of inputs, like {_example_body(cmd)}."
+            )
+        unknown = [k for k in raw if k not in cmd.inputs]
+        if unknown:
+            known = ", ".join(repr(k) for k in cmd.inputs) or "none"
+            raise InputError(
+                f"Unknown input {unknown[0]!r} for {cmd.name!r}; its inputs are: {known}.",
+                field=str(unknown[0]),
+            )
+        inputs = {}
+        for name, t in cmd.inputs.items():
+            try:
+                if name in raw:
+                    inputs[name] = t.deserialize(raw[name], ctx)
+                elif t.has_default:
+                    inputs[name] = t.default_value(ctx)
+                else:
+                    raise InputError(
+                        f"Input {name!r} is missing: send it in the body, like {_example_body(cmd)}.",
+                        field=name,
+                    )
+            except ValidationError as e:
+                raise InputError(f"Input {name!r} {e.message}.", field=name) from None
+        return inputs
+
+    def call(self, cmd: Command, inputs: dict, debug: bool = False) -> dict:
+        """Run the command on checked inputs and serialize its outputs."""
+        try:
+            result = cmd.fn(self.model, inputs)
+        except BaseException as e:
+            raise InferenceError(
+                f"Error during inference: {type(e).__name__}: {e}",
+                traceback=traceback.format_exc() if debug else None,
+            ) from e
+        finally:
+            self.last_command_at = time.time()
+        return self.serialize_outputs(cmd, result)
+
+    def serialize_outputs(self, cmd: Command, result: Any) -> dict:
+        outputs = cmd.outputs
+        if not outputs:
+            return {}
+        if isinstance(result, dict) and result and set(result) <= set(outputs):
+            values = result
+        elif len(outputs) == 1:
+            values = {next(iter(outputs)): result}
+        elif isinstance(result, dict):
+            values = result
+        else:
+            raise InferenceError(
+                f"Command {cmd.name!r} returned a {type(result).__name__}; it has "
+                f"{len(outputs)} outputs, so it must return a dict with {', '.join(map(repr, outputs))}."
+            )
+        out = {}
+        for name, t in outputs.items():
+            if name not in values:
+                raise InferenceError(f"Command {cmd.name!r} returned no value for output {name!r}.")
+            try:
+                out[name] = t.serialize(values[name])
+            except Exception as e:
+                raise InferenceError(
+                    f"Command {cmd.name!r} returned an invalid {name!r}: {e}."
+                ) from e
+        return out
+
+    def run_command(
+        self, name: str, raw: Any, ctx: Optional[DecodeContext] = None, debug: bool = False
+    ) -> dict:
+        """Everything a request does, in-process: check readiness and inputs, call, serialize."""
+        cmd = self.get_command(name)
+        self.check_ready()
+        ctx = ctx or DecodeContext()
+        try:
+            inputs = self.parse_inputs(cmd, raw, ctx)
+            return self.call(cmd, inputs, debug=debug)
+        finally:
+            ctx.cleanup()
+
+
+def _example_body(cmd: Command) -> str:
+    parts = []
+    for name, t in list(cmd.inputs.items())[:3]:
+        sample = {
+            "text": '"..."',
+            "number": "1",
+            "boolean": "true",
+            "image": '"data:image/png;base64,..."',
+            "file": '"data:;base64,..."',
+            "category": f'"{getattr(t, "choices", ["..."])[0]}"',
+        }.get(t.type_name, "...")
+        parts.append(f'"{name}": {sample}')
+    return "{" + ", ".join(parts) + "}"
+
+
+def _declaring_dir(fn: Callable) -> Optional[str]:
+    """The folder of the file that defines ``fn``: relative option defaults resolve against it."""
+    filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    if filename and os.path.isfile(filename):
+        return os.path.dirname(os.path.abspath(filename))
+    return os.getcwd()
+
+
+#: The registry ``modelcloud.setup`` / ``command`` / ``meta`` fill.
+default_registry = Registry()

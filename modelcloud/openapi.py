@@ -1,0 +1,163 @@
+"""An OpenAPI 3.1 document generated from a registry's data types: one path per command."""
+
+from __future__ import annotations
+
+from .model import Registry
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "One sentence saying what went wrong."},
+        "field": {"type": "string", "description": "The input at fault, when there is one."},
+    },
+    "required": ["error"],
+}
+
+_ERRORS = {
+    "400": "Malformed body, or a missing or invalid input",
+    "413": "The body is over the size limit",
+    "500": "The command raised",
+    "503": "Setup has not finished, or failed",
+}
+
+_MULTIPART_TYPES = {"image", "file", "directory", "segmentation"}
+
+
+def _error_responses(codes: tuple) -> dict:
+    return {
+        code: {
+            "description": _ERRORS[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code in codes
+    }
+
+
+def _object(types: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {name: t.json_schema() for name, t in types.items()},
+        "required": [name for name, t in types.items() if not t.has_default],
+        "additionalProperties": False,
+    }
+
+
+def _multipart(types: dict) -> dict:
+    props = {}
+    for name, t in types.items():
+        if t.type_name in _MULTIPART_TYPES:
+            props[name] = {"type": "string", "contentMediaType": "application/octet-stream"}
+        else:
+            props[name] = t.json_schema()
+    return {"type": "object", "properties": props}
+
+
+def openapi_document(registry: Registry, server_url: str = "/") -> dict:
+    meta = registry.metadata
+    paths: dict = {
+        "/meta": {
+            "get": {
+                "summary": "The manifest: metadata, options and commands",
+                "operationId": "meta",
+                "responses": {
+                    "200": {
+                        "description": "The manifest",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/healthcheck": {
+            "get": {
+                "summary": "Whether the model is ready",
+                "operationId": "healthcheck",
+                "responses": {
+                    "200": {
+                        "description": "The status",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "status": {"enum": ["STARTING", "RUNNING", "SETUP_FAILED"]}
+                                    },
+                                    "required": ["status"],
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        },
+        "/setup": {
+            "post": {
+                "summary": "Run setup again with these options",
+                "operationId": "setup",
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {"schema": _object(registry.options) | {"required": []}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Setup finished",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"success": {"type": "boolean"}},
+                                }
+                            }
+                        },
+                    },
+                    **_error_responses(("400", "413", "500")),
+                },
+            }
+        },
+    }
+    for cmd in list(registry.commands.values()):
+        content = {"application/json": {"schema": _object(cmd.inputs)}}
+        if cmd.inputs:
+            content["multipart/form-data"] = {"schema": _multipart(cmd.inputs)}
+        paths[f"/{cmd.name}"] = {
+            "get": {
+                "summary": f"The spec of {cmd.name}",
+                "operationId": f"{cmd.name}_spec",
+                "responses": {
+                    "200": {
+                        "description": "Inputs and outputs",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            },
+            "post": {
+                "summary": cmd.description or f"Run {cmd.name}",
+                "operationId": cmd.name,
+                "requestBody": {"required": bool(cmd.inputs), "content": content},
+                "responses": {
+                    "200": {
+                        "description": "The outputs",
+                        "content": {
+                            "application/json": {
+                                "schema": _object(cmd.outputs) | {"additionalProperties": True}
+                            }
+                        },
+                    },
+                    **_error_responses(("400", "413", "500", "503")),
+                },
+            },
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": meta.get("name") or "modelcloud model",
+            "version": str(meta.get("version", "1")),
+            "description": meta.get("tagline")
+            or meta.get("description")
+            or "A model served by modelcloud.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {"schemas": {"Error": _ERROR}},
+    }
