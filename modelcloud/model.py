@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .data_types import BaseType, DecodeContext, from_spec
+from .data_types import DecodeContext, from_spec
 from .errors import (
     InferenceError,
     InputError,

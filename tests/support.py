@@ -54,7 +54,7 @@ class ServerProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_started(self, timeout: float = 120) -> "ServerProcess":
+    def wait_started(self, timeout: float = 120) -> ServerProcess:
         if not self._started.wait(timeout) or self.url is None:
             self.stop()
             raise AssertionError(f"server did not start; output:\n{self.output}")
