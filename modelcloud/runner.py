@@ -16,7 +16,7 @@ from tornado.netutil import bind_sockets
 from .data_types import DEFAULT_MAX_PIXELS
 from .errors import InputError, SetupError
 from .model import Registry, default_registry
-from .server import DEFAULT_MAX_BODY_SIZE, ModelServer, describe_listen_error
+from .server import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_QUEUE, ModelServer, describe_listen_error
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -72,6 +72,7 @@ def resolve_settings(
         "max_body_size": _env_int("ALGOLINK_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE, 1),
         "max_pixels": _env_int("ALGOLINK_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, 1),
         "concurrency": _env_int("ALGOLINK_CONCURRENCY", 1, 1, 1024),
+        "max_queue": _env_int("ALGOLINK_MAX_QUEUE", DEFAULT_MAX_QUEUE, 1),
     }
 
 
@@ -89,7 +90,8 @@ def run(
     Environment variables win over the arguments: ``ALGOLINK_HOST``, ``ALGOLINK_PORT``,
     ``ALGOLINK_MODEL_OPTIONS`` (JSON), ``ALGOLINK_DEBUG=1``, and ``ALGOLINK_META=1``, which prints the
     manifest as JSON and exits without setting up or serving. Limits: ``ALGOLINK_MAX_BODY_SIZE`` (bytes),
-    ``ALGOLINK_MAX_IMAGE_PIXELS``, ``ALGOLINK_CONCURRENCY`` (requests that reach the model at once).
+    ``ALGOLINK_MAX_IMAGE_PIXELS``, ``ALGOLINK_CONCURRENCY`` (requests that reach the model at once),
+    ``ALGOLINK_MAX_QUEUE`` (requests that may wait; more are answered 503).
     """
     registry = registry or default_registry
     registry.served = True
@@ -136,6 +138,7 @@ async def serve(registry: Registry, settings: dict) -> None:
         max_body_size=settings["max_body_size"],
         max_pixels=settings["max_pixels"],
         concurrency=settings["concurrency"],
+        max_queue=settings["max_queue"],
     )
     http = HTTPServer(server.make_app(), max_body_size=settings["max_body_size"])
     sockets = bind_sockets(settings["port"], settings["host"])
@@ -153,9 +156,14 @@ async def serve(registry: Registry, settings: dict) -> None:
     try:
         await stop.wait()
     finally:
+        # Stop accepting, let the requests already in hand finish (up to 30 s), then close.
         http.stop()
+        deadline = loop.time() + 30
+        while server.pending and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # let the last responses flush
         try:
-            await asyncio.wait_for(http.close_all_connections(), timeout=10)
+            await asyncio.wait_for(http.close_all_connections(), timeout=5)
         except asyncio.TimeoutError:
             pass
         server.shutdown()

@@ -28,6 +28,8 @@ log = logging.getLogger("modelcloud.server")
 
 DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_QUEUE = 256
+#: How much of a body over the limit is still read (and dropped) so that the 413 reaches the client.
+DRAIN_ALLOWANCE = 64 * 1024 * 1024
 
 #: Inputs whose multipart form fields are taken as text as they are; other fields are read as JSON.
 _TEXT_FIELDS = {"text", "category", "image", "file", "directory", "segmentation"}
@@ -205,17 +207,20 @@ class BodyHandler(BaseHandler):
         self._size = 0
         self._too_large = False
         limit = self.modelserver.max_body_size
-        length = self.request.headers.get("Content-Length")
         if self.request.method == "POST":
-            # Our own limit, with room so that Tornado's connection limit never answers first.
-            self.request.connection.set_max_body_size(max(limit, int(length or 0)) + 1)
-            if length is not None and length.isdigit() and int(length) > limit:
+            # Past our limit, the rest of the body is read and dropped (up to DRAIN_ALLOWANCE more) so
+            # that the client, still sending, gets our 413 rather than a reset connection.
+            self.request.connection.set_max_body_size(limit + DRAIN_ALLOWANCE)
+            length = self.request.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
                 self._reject_too_large()
 
     def _reject_too_large(self) -> None:
         limit = self.modelserver.max_body_size
         self._too_large = True
+        self._chunks = []
         self.modelserver.stats.record("body too large")
+        self.set_header("Connection", "close")
         self.write_json(
             PayloadTooLarge(
                 f"The body is over the limit of {limit:,} bytes: send a smaller file "
@@ -223,15 +228,12 @@ class BodyHandler(BaseHandler):
             ).to_json(),
             413,
         )
-        # Do not read the rest: close once the answer is out.
-        self.request.connection.stream.close()
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_large:
             return
         self._size += len(chunk)
         if self._size > self.modelserver.max_body_size:
-            self._chunks = []
             self._reject_too_large()
             return
         self._chunks.append(chunk)

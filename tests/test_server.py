@@ -1,0 +1,512 @@
+"""The model server over real HTTP: a cloud_model.py started as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+from PIL import Image
+
+from support import wait_until
+
+APP = """
+import os, threading, time
+import modelcloud
+from modelcloud import text, number, image, category, boolean
+
+@modelcloud.setup(options={'greeting': text(default='hello'), 'zero': number(default=0),
+                           'fail': boolean(default=False)})
+def setup(opts):
+    if opts['fail']:
+        raise RuntimeError('asked to fail')
+    return {'greeting': opts['greeting'], 'zero': opts['zero']}
+
+@modelcloud.command('greet', inputs={'name': text(min_length=1, max_length=20)},
+                    outputs={'message': text()}, description='Say hello')
+def greet(model, inputs):
+    return {'message': model['greeting'] + ', ' + inputs['name']}
+
+@modelcloud.command('bare', inputs={'x': number(default=2, min=0, max=10, step=0.5)}, outputs={'y': number()})
+def bare(model, inputs):
+    return inputs['x'] * 2
+
+@modelcloud.command('zero', inputs={}, outputs={'zero': number()})
+def zero(model, inputs):
+    return model['zero']
+
+@modelcloud.command('boom', inputs={}, outputs={'y': text()})
+def boom(model, inputs):
+    raise ValueError('the model broke')
+
+@modelcloud.command('badout', inputs={}, outputs={'a': text(), 'b': number()})
+def badout(model, inputs):
+    return {'a': 'x'}
+
+@modelcloud.command('exit', inputs={}, outputs={'y': text()})
+def exit_(model, inputs):
+    raise SystemExit(3)
+
+@modelcloud.command('slow', inputs={'seconds': number(default=1, max=5)}, outputs={'thread': text()})
+def slow(model, inputs):
+    time.sleep(inputs['seconds'])
+    return threading.current_thread().name
+
+@modelcloud.command('invert', inputs={'photo': image(channels=3, max_width=64)},
+                    outputs={'photo': image(default_output_format='PNG'), 'mode': text()})
+def invert(model, inputs):
+    from PIL import ImageOps
+    return {'photo': ImageOps.invert(inputs['photo']), 'mode': inputs['photo'].mode}
+
+@modelcloud.command('size', inputs={'photo': image(channels=1), 'flag': boolean(default=False),
+                                    'n': number(default=1)}, outputs={'w': number(), 'h': number(), 'flag': boolean(), 'n': number()})
+def size(model, inputs):
+    w, h = inputs['photo'].size
+    return {'w': w, 'h': h, 'flag': inputs['flag'], 'n': inputs['n']}
+
+modelcloud.meta(name='test-model', tagline='A test model', description='# Title\\n\\nBody',
+                license='MIT', links=[{'title': 'Code', 'url': 'https://example.org/code'}])
+
+if __name__ == '__main__':
+    modelcloud.run(port=9000)
+"""
+
+
+def png_b64(size=(16, 8), color=(200, 10, 10), mode="RGB", fmt="PNG") -> str:
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from support import start_script
+
+    path = tmp_path_factory.mktemp("app") / "cloud_model.py"
+    path.write_text(APP)
+    proc = start_script(path, env={"ALGOLINK_MAX_BODY_SIZE": str(2_000_000)})
+    yield proc
+    proc.stop()
+
+
+def test_console_lines_in_order(server):
+    lines = [line for line in server.lines if line.strip()]
+    assert lines[0] == "Setting up model..."
+    assert lines[1].startswith("Starting model server at http://0.0.0.0:")
+    assert lines[1].endswith("...")
+
+
+def test_meta_manifest(server):
+    for path in ("/meta", "/"):
+        m = server.get(path).json()
+        assert m["sdkVersion"]
+        assert m["metadata"]["name"] == "test-model"
+        assert m["metadata"]["links"] == [{"title": "Code", "url": "https://example.org/code"}]
+        assert [o["name"] for o in m["options"]] == ["greeting", "zero", "fail"]
+        assert m["options"][1]["default"] == 0
+        greet = next(c for c in m["commands"] if c["name"] == "greet")
+        assert greet["description"] == "Say hello"
+        assert greet["inputs"] == [
+            {"name": "name", "type": "text", "description": None, "minLength": 1, "maxLength": 20}
+        ]
+        assert greet["outputs"][0]["name"] == "message"
+        assert isinstance(m["millisRunning"], int) and m["millisRunning"] >= 0
+        assert "millisSinceLastCommand" in m
+        assert m["GPU"] is False
+
+
+def test_healthcheck_running(server):
+    r = server.get("/healthcheck")
+    assert r.status_code == 200 and r.json() == {"status": "RUNNING"}
+
+
+def test_command_json_with_and_without_content_type(server):
+    body = json.dumps({"name": "Ada"})
+    r1 = server.post("/greet", data=body)
+    r2 = server.post("/greet", data=body, headers={"Content-Type": "application/json"})
+    r3 = server.post(
+        "/greet", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    for r in (r1, r2, r3):
+        assert r.status_code == 200, r.text
+        assert r.json() == {"message": "hello, Ada"}
+
+
+def test_bare_return_default_and_step(server):
+    assert server.post("/bare", json={}).json() == {"y": 4}
+    assert server.post("/bare", json={"x": 2.5}).json() == {"y": 5.0}
+    r = server.post("/bare", json={"x": 2.2})
+    assert r.status_code == 400
+    assert r.json()["field"] == "x" and "multiple of 0.5" in r.json()["error"]
+    r = server.post("/bare", json={"x": 11})
+    assert r.status_code == 400 and "at most 10" in r.json()["error"]
+
+
+def test_setup_option_default_zero_applied(server):
+    assert server.post("/zero").json() == {"zero": 0}
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({}, "name", "missing"),
+        ({"name": ""}, "name", "at least 1"),
+        ({"name": "x" * 21}, "name", "at most 20"),
+        ({"name": 5}, "name", "must be text"),
+        ({"name": "a", "extra": 1}, "extra", "Unknown input"),
+    ],
+)
+def test_invalid_inputs_are_400_with_field(server, body, field, words):
+    r = server.post("/greet", json=body)
+    assert r.status_code == 400
+    assert r.json()["field"] == field
+    assert words in r.json()["error"]
+    assert r.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"null"])
+def test_malformed_bodies_are_400(server, raw):
+    r = server.post("/greet", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert isinstance(r.json()["error"], str)
+
+
+def test_unknown_command_404_and_wrong_method_405(server):
+    r = server.post("/nope", json={})
+    assert r.status_code == 404 and "greet" in r.json()["error"]
+    assert server.get("/nope").status_code == 404
+    r = server.get("/a/b/c")
+    assert r.status_code == 404 and r.json()["error"]
+    r = server.session.put(server.url + "/greet", json={})
+    assert r.status_code == 405 and "POST" in r.json()["error"]
+    assert server.session.delete(server.url + "/meta").status_code == 405
+
+
+def test_command_spec_get(server):
+    spec = server.get("/greet").json()
+    assert spec["name"] == "greet" and spec["inputs"][0]["maxLength"] == 20
+
+
+def test_inference_error_500_without_traceback(server):
+    r = server.post("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"error": "Error during inference: ValueError: the model broke"}
+    r = server.post("/badout")
+    assert r.status_code == 500 and "'b'" in r.json()["error"]
+    r = server.post("/exit")
+    assert r.status_code == 500 and "SystemExit" in r.json()["error"]
+    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.alive()
+
+
+def test_image_json_data_uri_multipart_and_output(server):
+    r = server.post("/invert", json={"photo": "data:image/png;base64," + png_b64()})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["mode"] == "RGB"
+    assert out["photo"].startswith("data:image/png;base64,")
+    img = Image.open(io.BytesIO(base64.b64decode(out["photo"].split(",", 1)[1])))
+    assert img.getpixel((0, 0)) == (55, 245, 245)
+
+    raw = base64.b64decode(png_b64(size=(30, 20), mode="RGB"))
+    r = server.post(
+        "/size",
+        files={"photo": ("x.png", raw, "image/png")},
+        data={"flag": "true", "n": "7"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"w": 30, "h": 20, "flag": True, "n": 7}
+
+
+def test_image_limits_and_garbage(server):
+    r = server.post("/invert", json={"photo": png_b64(size=(65, 8))})
+    assert r.status_code == 400 and "at most 64 pixels wide" in r.json()["error"]
+    r = server.post("/invert", json={"photo": "!!!not base64!!!"})
+    assert r.status_code == 400 and "base64" in r.json()["error"]
+    r = server.post("/invert", json={"photo": base64.b64encode(b"hello world").decode()})
+    assert r.status_code == 400 and "not an image" in r.json()["error"]
+
+
+def test_decompression_bomb_is_400(server):
+    # A valid PNG header that claims 100000 x 100000 pixels: refused before decoding.
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, format="PNG")
+    r = server.post("/invert", json={"photo": base64.b64encode(buf.getvalue()).decode()})
+    assert r.status_code == 400 and "pixels" in r.json()["error"]
+    assert server.get("/healthcheck").json()["status"] == "RUNNING"
+
+
+def test_body_over_limit_is_413_and_server_survives(server):
+    r = server.post("/greet", data=b"x" * 3_000_000)
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+
+    # A chunked upload without Content-Length is cut off too.
+    def chunks():
+        for _ in range(40):
+            yield b"y" * 100_000
+
+    try:
+        r = server.post("/greet", data=chunks())
+        assert r.status_code == 413
+    except requests.ConnectionError:
+        pass  # the server may close before the client finished sending: also a refusal
+    assert server.get("/healthcheck").json()["status"] == "RUNNING"
+
+
+def test_cors_and_preflight(server):
+    r = server.session.options(
+        server.url + "/greet",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in r.headers["Access-Control-Allow-Methods"]
+    assert server.get("/meta").headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_gzip_when_accepted(server):
+    r = server.get("/openapi.json", headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert r.headers.get("Content-Encoding") == "gzip"
+    json.loads(gzip.decompress(r.raw.read()))
+    r = server.get("/openapi.json", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in r.headers
+
+
+def test_openapi_is_valid_31_with_a_path_per_command(server):
+    doc = server.get("/openapi.json").json()
+    validate(doc)
+    assert doc["openapi"].startswith("3.1")
+    manifest = server.get("/meta").json()
+    for cmd in manifest["commands"]:
+        post = doc["paths"]["/" + cmd["name"]]["post"]
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        assert set(schema["properties"]) == {i["name"] for i in cmd["inputs"]}
+    greet = doc["paths"]["/greet"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert greet["properties"]["name"] == {"type": "string", "minLength": 1, "maxLength": 20}
+    assert greet["required"] == ["name"]
+    assert doc["paths"]["/invert"]["post"]["requestBody"]["content"]["multipart/form-data"]
+
+
+def test_health_and_meta_answer_while_a_command_runs(server):
+    done = {}
+
+    def long():
+        done["r"] = server.session.post(server.url + "/slow", json={"seconds": 2}, timeout=30)
+
+    t = threading.Thread(target=long)
+    t.start()
+    time.sleep(0.3)
+    s = requests.Session()
+    start = time.monotonic()
+    assert s.get(server.url + "/healthcheck", timeout=5).json()["status"] == "RUNNING"
+    assert s.get(server.url + "/meta", timeout=5).status_code == 200
+    assert time.monotonic() - start < 0.5
+    t.join()
+    assert done["r"].status_code == 200
+
+
+def test_one_request_at_a_time_reaches_the_model(server):
+    results = []
+
+    def call():
+        s = requests.Session()
+        r = s.post(server.url + "/slow", json={"seconds": 0.4}, timeout=30)
+        results.append((time.monotonic(), r.json()["thread"]))
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ends = sorted(t - start for t, _ in results)
+    # Serialized: the three finish about 0.4 s apart, the last after ~1.2 s.
+    assert ends[-1] >= 1.1
+    assert ends[1] - ends[0] >= 0.3
+    assert len({name for _, name in results}) == 1
+
+
+def test_garbage_on_the_socket_does_not_stop_the_server(server):
+    host, port = server.url.rsplit("/", 1)[-1].split(":")
+    for junk in (
+        b"\x00\x01\x02garbage\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /greet HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    ):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(junk)
+            try:
+                sock.recv(1024)
+            except OSError:
+                pass
+    assert server.get("/healthcheck").json()["status"] == "RUNNING"
+
+
+def test_setup_route_reruns_setup_with_options(server):
+    r = server.post("/setup", json={"greeting": "hi"})
+    assert r.status_code == 200 and r.json() == {"success": True}
+    assert server.post("/greet", json={"name": "Bo"}).json() == {"message": "hi, Bo"}
+    r = server.post("/setup", json={"greeting": 5})
+    assert r.status_code == 400 and r.json()["field"] == "greeting"
+    r = server.post("/setup", json={"nope": 1})
+    assert r.status_code == 400 and r.json()["field"] == "nope"
+    # Bad options leave the running model alone.
+    assert server.post("/greet", json={"name": "Bo"}).json() == {"message": "hi, Bo"}
+    # A setup that raises: SETUP_FAILED, commands 503 until a good setup.
+    r = server.post("/setup", json={"fail": True})
+    assert r.status_code == 500 and "asked to fail" in r.json()["error"]
+    assert server.get("/healthcheck").json() == {"status": "SETUP_FAILED"}
+    r = server.post("/greet", json={"name": "Bo"})
+    assert r.status_code == 503 and "POST /setup" in r.json()["error"]
+    assert server.post("/setup").json() == {"success": True}
+    assert server.post("/greet", json={"name": "Bo"}).json() == {"message": "hello, Bo"}
+
+
+# -- run() and its environment -----------------------------------------------------------------------
+
+SLOW_SETUP = """
+import time, modelcloud
+from modelcloud import text
+
+@modelcloud.setup
+def setup():
+    time.sleep(0.2)
+    return 'm'
+
+@modelcloud.command('echo', inputs={'s': text()}, outputs={'s': text()})
+def echo(model, inputs):
+    return inputs['s']
+
+if __name__ == '__main__':
+    modelcloud.run(port=1, host='127.0.0.1')
+"""
+
+
+def test_environment_overrides_arguments(model_server):
+    s = model_server(SLOW_SETUP, env={"ALGOLINK_HOST": "127.0.0.1", "ALGOLINK_DEBUG": "1"})
+    assert "Starting model server at http://127.0.0.1:" in s.output
+    assert s.post("/echo", json={"s": "a"}).json() == {"s": "a"}
+
+
+def test_meta_env_prints_manifest_and_exits(model_server):
+    s = model_server(APP, env={"ALGOLINK_META": "1"}, wait=False)
+    assert s.wait_exit() == 0
+    manifest = json.loads(s.output)
+    assert manifest["metadata"]["name"] == "test-model"
+    assert "Setting up model" not in s.output
+
+
+def test_failing_setup_exits_1_with_the_error(model_server):
+    s = model_server(APP, env={"ALGOLINK_MODEL_OPTIONS": '{"fail": true}'}, wait=False)
+    assert s.wait_exit() == 1
+    assert "Setting up model..." in s.output
+    assert "asked to fail" in s.output
+    assert "Starting model server" not in s.output
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"ALGOLINK_MODEL_OPTIONS": "{bad"}, "ALGOLINK_MODEL_OPTIONS is not valid JSON"),
+        ({"ALGOLINK_MODEL_OPTIONS": '{"greeting": 3}'}, "Option 'greeting' must be text"),
+        ({"ALGOLINK_MODEL_OPTIONS": '{"unknown": 3}'}, "Unknown setup option 'unknown'"),
+        ({"ALGOLINK_PORT": "http"}, "ALGOLINK_PORT='http' is not a whole number"),
+    ],
+)
+def test_bad_configuration_is_named(model_server, env, words):
+    s = model_server(APP, env=env, wait=False)
+    assert s.wait_exit() != 0
+    assert words in s.output
+
+
+def test_model_options_env_reaches_setup(model_server):
+    s = model_server(APP, env={"ALGOLINK_MODEL_OPTIONS": '{"greeting": "hey"}'})
+    assert s.post("/greet", json={"name": "A"}).json() == {"message": "hey, A"}
+
+
+def test_port_in_use_is_a_clear_error(model_server):
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        s = model_server(APP, env={"ALGOLINK_PORT": str(port)}, wait=False)
+        assert s.wait_exit() == 1
+        assert f"Port {port}" in s.output and "already in use" in s.output
+
+
+def test_debug_includes_traceback(model_server):
+    s = model_server(APP, env={"ALGOLINK_DEBUG": "1"})
+    body = s.post("/boom").json()
+    assert "Traceback" in body["traceback"] and "the model broke" in body["error"]
+
+
+def test_sigterm_stops_gracefully_after_inflight_request(model_server):
+    s = model_server(APP)
+    result = {}
+
+    def call():
+        result["r"] = requests.post(s.url + "/slow", json={"seconds": 1}, timeout=30)
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.3)
+    s.proc.terminate()
+    t.join()
+    assert result["r"].status_code == 200
+    assert s.wait_exit() == 0
+    assert "Model server stopped." in s.output
+
+
+SEED_SHAPE = """
+import modelcloud
+from modelcloud.data_types import image, text
+
+labels = {'0': 'dark', '1': 'light'}
+
+@modelcloud.setup
+def setup():
+    return lambda img: int(sum(img.convert('L').getdata()) / (img.width * img.height) > 127)
+
+@modelcloud.command('classify', inputs={ 'photo': image() }, outputs={ 'label': text() })
+def classify(model, input):
+    img = input['photo']
+    label = labels[str(model(img))]
+    return { 'label': label }
+
+if __name__ == '__main__':
+    modelcloud.run()
+"""
+
+
+def test_seed_shape_runs_and_classifies(model_server):
+    s = model_server(SEED_SHAPE)
+    light = s.post("/classify", json={"photo": png_b64(color=(250, 250, 250), fmt="JPEG")})
+    dark = s.post(
+        "/classify",
+        json={"photo": "data:image/jpeg;base64," + png_b64(color=(5, 5, 5), fmt="JPEG")},
+    )
+    assert light.json() == {"label": "light"}
+    assert dark.json() == {"label": "dark"}
+
+
+def test_queue_is_bounded_and_answers_503(model_server):
+    s = model_server(APP, env={"ALGOLINK_MAX_QUEUE": "2"})
+    codes = []
+
+    def call():
+        codes.append(requests.post(s.url + "/slow", json={"seconds": 0.5}, timeout=30).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes.count(200) >= 2 and 503 in codes
+    wait_until(lambda: s.get("/healthcheck").json()["status"] == "RUNNING")
