@@ -1,6 +1,44 @@
 """AlgoLink for Jupyter: serve notebook functions from the kernel, export them as bundles, run the hub.
 
-The runtime SDK a ``cloud_model.py`` imports is the sibling package :mod:`modelcloud`.
+``%load_ext algolink_jupyter`` in a notebook adds the ``%%algolink_setup``, ``%%algolink_command`` and
+``%algolink`` magics. The runtime SDK a ``cloud_model.py`` imports is the sibling package :mod:`modelcloud`.
+This module stays light: the command line and the hub import it without IPython.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional
+
 __version__ = "0.1.0"
+
+_integration: Any = None
+
+
+def serving_info() -> Optional[dict]:
+    """``{"url", "token", "commands"}`` of this kernel's server, or None while it is not serving."""
+    from .kernel import serving_info as info
+
+    return info()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext algolink_jupyter``: register the magics; declarations now set up and serve at once."""
+    global _integration
+    from .kernel import Integration
+    from .magics import AlgoLinkMagics, show_form
+
+    ipython.register_magics(AlgoLinkMagics)
+    if _integration is None:
+        _integration = Integration(show_form)
+    _integration.install()
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext algolink_jupyter``: stop serving and stop reacting to declarations."""
+    global _integration
+    from .kernel import get_server
+
+    if _integration is not None:
+        _integration.uninstall()
+        _integration = None
+    get_server().stop()

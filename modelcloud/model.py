@@ -115,6 +115,9 @@ class Registry:
         self.setup_error: Optional[str] = None
         self.started_at = time.time()
         self.last_command_at: Optional[float] = None
+        #: Called as listener(kind, name) after a setup ("setup") or command ("command") is declared;
+        #: the notebook kernel uses it to set up and serve at once.
+        self.listeners: list = []
         self.served = False  # set by run(): `algolink serve` then knows the script served itself
         self._setup_lock = threading.Lock()
         self._options_ctx = DecodeContext(allow_paths=True, keep_files=True)
@@ -137,6 +140,7 @@ class Registry:
             self.setup_takes_options = takes
             self.options = opts
             self.base_dir = _declaring_dir(f)
+            self._notify("setup", f.__name__)
             return f
 
         return register(fn) if fn is not None else register
@@ -175,6 +179,7 @@ class Registry:
                 _spec_types("outputs", where, outputs),
                 description,
             )
+            self._notify("command", cmd_name)
             return fn
 
         return register
@@ -214,6 +219,10 @@ class Registry:
             fields["images"] = list(images)
         self.metadata.update({k: v for k, v in fields.items() if v is not None})
         return dict(self.metadata)
+
+    def _notify(self, kind: str, name: str) -> None:
+        for listener in list(self.listeners):
+            listener(kind, name)
 
     # -- describing ------------------------------------------------------------------------------------
     def manifest(self) -> dict:
@@ -269,7 +278,7 @@ class Registry:
                 raise InputError(f"Option {name!r} {e.message}.", field=name) from None
         return opts
 
-    def run_setup(self, raw_options: Optional[dict] = None, debug: bool = False) -> None:
+    def run_setup(self, raw_options: Optional[dict] = None) -> None:
         """Build the model. Bad options raise InputError and leave the current model in place; a setup
         function that raises leaves the status SETUP_FAILED and raises SetupError."""
         with self._setup_lock:
@@ -288,8 +297,7 @@ class Registry:
                 self.model = None
                 self.setup_error = f"{type(e).__name__}: {e}"
                 raise SetupError(
-                    f"Setup failed: {self.setup_error}",
-                    traceback=traceback.format_exc() if debug else None,
+                    f"Setup failed: {self.setup_error}", traceback=traceback.format_exc()
                 ) from e
             self.model = model
             self.status = RUNNING
@@ -337,14 +345,14 @@ class Registry:
                 raise InputError(f"Input {name!r} {e.message}.", field=name) from None
         return inputs
 
-    def call(self, cmd: Command, inputs: dict, debug: bool = False) -> dict:
+    def call(self, cmd: Command, inputs: dict) -> dict:
         """Run the command on checked inputs and serialize its outputs."""
         try:
             result = cmd.fn(self.model, inputs)
         except BaseException as e:
             raise InferenceError(
                 f"Error during inference: {type(e).__name__}: {e}",
-                traceback=traceback.format_exc() if debug else None,
+                traceback=traceback.format_exc(),
             ) from e
         finally:
             self.last_command_at = time.time()
@@ -377,16 +385,14 @@ class Registry:
                 ) from e
         return out
 
-    def run_command(
-        self, name: str, raw: Any, ctx: Optional[DecodeContext] = None, debug: bool = False
-    ) -> dict:
+    def run_command(self, name: str, raw: Any, ctx: Optional[DecodeContext] = None) -> dict:
         """Everything a request does, in-process: check readiness and inputs, call, serialize."""
         cmd = self.get_command(name)
         self.check_ready()
         ctx = ctx or DecodeContext()
         try:
             inputs = self.parse_inputs(cmd, raw, ctx)
-            return self.call(cmd, inputs, debug=debug)
+            return self.call(cmd, inputs)
         finally:
             ctx.cleanup()
 

@@ -111,7 +111,7 @@ def run(
     )
     print("Setting up model...", flush=True)
     try:
-        registry.run_setup(settings["model_options"], debug=True)
+        registry.run_setup(settings["model_options"])
     except InputError as e:
         print(f"Setup failed: {e.message}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -9,10 +9,12 @@ at a time reaches the model (safe for a GPU) and the rest wait in a bounded queu
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -36,20 +38,25 @@ _TEXT_FIELDS = {"text", "category", "image", "file", "directory", "segmentation"
 
 
 class ServerStats:
-    """Counters the notebook's ``%algolink status`` shows."""
+    """Counters and a log of recent errors, which the notebook's ``%algolink status`` shows."""
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.last_error: Optional[str] = None
+        self.log: collections.deque = collections.deque(maxlen=500)
         self.lock = threading.Lock()
 
-    def record(self, error: Optional[str] = None) -> None:
+    def record(self, error: Optional[str] = None, detail: Optional[str] = None) -> None:
         with self.lock:
             self.requests += 1
             if error is not None:
                 self.errors += 1
                 self.last_error = error
+                self.note(error + ("\n" + detail if detail else ""))
+
+    def note(self, text: str) -> None:
+        self.log.append((time.time(), text))
 
 
 class ModelServer:
@@ -66,6 +73,7 @@ class ModelServer:
         concurrency: int = 1,
         max_queue: int = DEFAULT_MAX_QUEUE,
         cors_origin: str = "*",
+        thread_name_prefix: str = "modelcloud",
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -76,7 +84,9 @@ class ModelServer:
         self.max_pixels = max_pixels
         self.max_queue = max_queue
         self.cors_origin = cors_origin
-        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="modelcloud")
+        self.executor = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix=thread_name_prefix
+        )
         self.pending = 0
         self.stats = ServerStats()
 
@@ -152,7 +162,10 @@ class BaseHandler(tornado.web.RequestHandler):
         body = e.to_json()
         if not self.modelserver.debug:
             body.pop("traceback", None)
-        self.modelserver.stats.record(e.message)
+        self.modelserver.stats.record(
+            f"{self.request.method} {self.request.path}: {e.status} {e.message}",
+            getattr(e, "traceback", None),
+        )
         if e.status >= 500:
             log.warning("%s %s: %s", self.request.method, self.request.path, e.message)
         if e.status == 503:
@@ -312,7 +325,7 @@ class SetupHandler(BodyHandler):
         server = self.modelserver
         try:
             options = self.parse_body(server.registry.options)
-            await server.submit(server.registry.run_setup, options, server.debug)
+            await server.submit(server.registry.run_setup, options)
         except ModelCloudError as e:
             self.send_model_error(e)
             return
@@ -360,7 +373,7 @@ class CommandHandler(BodyHandler):
         try:
             server.registry.check_ready()
             inputs = server.registry.parse_inputs(cmd, raw, ctx)
-            return server.registry.call(cmd, inputs, debug=server.debug)
+            return server.registry.call(cmd, inputs)
         finally:
             ctx.cleanup()
 

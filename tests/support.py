@@ -102,3 +102,58 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+class Kernel:
+    """A real IPython kernel (jupyter_client) with helpers to run code and collect what it shows."""
+
+    def __init__(self, cwd: Path, env: Optional[dict] = None):
+        from jupyter_client.manager import start_new_kernel
+
+        full_env = {**os.environ, **(env or {})}
+        self.km, self.kc = start_new_kernel(
+            kernel_name="python3", cwd=str(cwd), env=full_env, startup_timeout=60
+        )
+
+    def execute(self, code: str) -> str:
+        """Send code without waiting; returns the message id."""
+        return self.kc.execute(code)
+
+    def collect(self, msg_id: str, timeout: float = 60) -> dict:
+        """Everything the cell produced: stdout/stderr text, errors, display data."""
+        out = {"stdout": "", "stderr": "", "error": None, "displays": [], "result": None}
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(deadline - time.monotonic(), 0.1))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind == "error":
+                out["error"] = f"{content['ename']}: {content['evalue']}"
+            elif kind == "display_data":
+                out["displays"].append(content["data"])
+            elif kind == "execute_result":
+                out["result"] = content["data"].get("text/plain")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return out
+
+    def run(self, code: str, timeout: float = 60, check: bool = True) -> dict:
+        out = self.collect(self.execute(code), timeout)
+        if check and out["error"]:
+            raise AssertionError(f"cell failed: {out['error']}\n{out['stdout']}{out['stderr']}")
+        return out
+
+    def eval(self, expr: str):
+        """The value of a JSON-serializable expression in the kernel."""
+        import json
+
+        out = self.run(f"import json as _j; print(_j.dumps({expr}))")
+        return json.loads(out["stdout"].strip().splitlines()[-1])
+
+    def shutdown(self) -> None:
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.km.shutdown_kernel(now=False)

@@ -1,0 +1,191 @@
+"""``%%algolink_setup``, ``%%algolink_command`` and ``%algolink ...``: sugar over ``modelcloud``'s decorators.
+
+A magic cell defines one function. The cell runs in the notebook's namespace (so the function is there to
+call and to edit), then the function is declared to the kernel's registry exactly as the decorator would.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import html
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import HTML, display
+
+from . import kernel
+from .spec import SpecError, parse_spec
+
+SUBCOMMANDS = ("serve", "status", "stop", "test")
+
+
+def _unquote(text: Any) -> Any:
+    """IPython's argument splitting keeps quotes: "a=text" arrives with them."""
+    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _parse_spec(text: str, where: str) -> dict:
+    try:
+        return parse_spec(_unquote(text), where)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
+@magics_class
+class AlgoLinkMagics(Magics):
+    def _define(self, cell: str, magic: str) -> Callable:
+        """Run the cell in the user's namespace and return the one function it defines."""
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError as e:
+            raise UsageError(
+                f"%%{magic}: the cell has a syntax error on line {e.lineno}: {e.msg}."
+            ) from None
+        names = [
+            n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        if len(names) != 1:
+            found = (
+                f"defines {len(names)} functions ({', '.join(names)})"
+                if names
+                else "defines no function"
+            )
+            example = (
+                "def setup(opts):" if magic == "algolink_setup" else "def classify(model, inputs):"
+            )
+            raise UsageError(
+                f"%%{magic}: the cell {found}; it must define exactly one, like `{example}` "
+                "(put helpers in another cell)."
+            )
+        shell = self.shell
+        filename = shell.compile.cache(cell) if hasattr(shell.compile, "cache") else f"<{magic}>"
+        exec(
+            compile(cell, filename, "exec"), shell.user_ns
+        )  # the cell's own code, as a cell would run
+        fn = shell.user_ns[names[0]]
+        return fn
+
+    @magic_arguments()
+    @argument(
+        "--options",
+        default="",
+        help="setup options as name=TYPE pairs, e.g. \"checkpoint=file(extension='.pkl')\"",
+    )
+    @cell_magic
+    def algolink_setup(self, line: str, cell: str) -> None:
+        """Declare the cell's function as the model's setup and run it now; the model stays in the kernel."""
+        args = parse_argstring(self.algolink_setup, line)
+        options = _parse_spec(args.options, "--options")
+        fn = self._define(cell, "algolink_setup")
+        fn.__algolink_magic__ = {"magic": "algolink_setup", "line": line}
+        kernel.registry.setup(fn, options=options or None)
+
+    @magic_arguments()
+    @argument("name", help="the command's name: its URL path")
+    @argument(
+        "--inputs", default="", help='inputs as name=TYPE pairs, e.g. "photo=image(width=224)"'
+    )
+    @argument("--outputs", default="", help='outputs as name=TYPE pairs, e.g. "label=text"')
+    @argument("--description", default=None, help="what the command does")
+    @cell_magic
+    def algolink_command(self, line: str, cell: str) -> None:
+        """Declare the cell's function as a command and serve it at once (re-running swaps it in place)."""
+        args = parse_argstring(self.algolink_command, line)
+        inputs = _parse_spec(args.inputs, "--inputs")
+        outputs = _parse_spec(args.outputs, "--outputs")
+        fn = self._define(cell, "algolink_command")
+        fn.__algolink_magic__ = {"magic": "algolink_command", "line": line}
+        try:
+            kernel.registry.command(
+                _unquote(args.name),
+                inputs=inputs,
+                outputs=outputs,
+                description=_unquote(args.description),
+            )(fn)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"%%algolink_command: {e}") from None
+
+    @line_magic
+    def algolink(self, line: str) -> Any:
+        """%algolink serve|status|stop|test NAME: run `%algolink SUBCOMMAND -h` for each one's options."""
+        sub, _, rest = line.strip().partition(" ")
+        if sub not in SUBCOMMANDS:
+            raise UsageError(
+                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME."
+                if sub
+                else "%algolink: say what to do: serve, status, stop or test NAME."
+            )
+        return getattr(self, f"_{sub}")(rest)
+
+    @magic_arguments(name="algolink serve")
+    @argument("--port", type=int, default=0, help="port (default: any free port)")
+    @argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    def _serve(self, rest: str) -> None:
+        args = parse_argstring(self._serve, rest)
+        server = kernel.get_server()
+        if kernel.registry.setup_fn is None and kernel.registry.status != "RUNNING":
+            kernel.registry.set_model(None)
+        try:
+            info = server.start(host=_unquote(args.host), port=args.port)
+        except kernel.ServingError as e:
+            raise UsageError(str(e)) from None
+        commands = ", ".join(info["commands"]) or "none yet"
+        print(f"Serving at {info['url']} (commands: {commands})")
+        print(f"Token: {info['token']}")
+        print(f"Try: curl -H 'Authorization: token {info['token']}' {info['url']}/meta")
+
+    @magic_arguments(name="algolink status")
+    def _status(self, rest: str) -> None:
+        parse_argstring(self._status, rest)
+        server = kernel.get_server()
+        registry = kernel.registry
+        stats = server.stats
+        print(
+            f"Model: {registry.status}"
+            + (f" ({registry.setup_error})" if registry.setup_error else "")
+        )
+        if registry.model is not None:
+            print(f"  {kernel.describe_model(registry.model)}")
+        print(f"Server: {'serving at ' + server.url if server.running else 'stopped'}")
+        print(f"Commands: {', '.join(sorted(registry.commands)) or 'none'}")
+        print(f"Requests served: {stats.requests}, errors: {stats.errors}")
+        if stats.last_error:
+            print(f"Last error: {stats.last_error}")
+        if stats.log:
+            print("Log (latest last):")
+            for ts, text in list(stats.log)[-30:]:
+                stamp = datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+                for i, part in enumerate(text.splitlines() or [""]):
+                    print(f"  {stamp if i == 0 else ' ' * 8} {part}")
+
+    @magic_arguments(name="algolink stop")
+    def _stop(self, rest: str) -> None:
+        parse_argstring(self._stop, rest)
+        print("Stopped serving." if kernel.get_server().stop() else "Not serving.")
+
+    @magic_arguments(name="algolink test")
+    @argument("name", help="the command to try")
+    def _test(self, rest: str) -> None:
+        args = parse_argstring(self._test, rest)
+        args.name = _unquote(args.name)
+        if args.name not in kernel.registry.commands:
+            known = ", ".join(sorted(kernel.registry.commands)) or "none"
+            raise UsageError(
+                f"%algolink test: there is no command {args.name!r}; the commands are: {known}."
+            )
+        show_form(args.name)
+
+
+def show_form(name: str) -> None:
+    """Display the test form of a command below the running cell."""
+    try:
+        from .widgets.test_form import for_command
+    except ImportError:  # widgets unavailable: say where to call it instead
+        display(HTML(f"<code>{html.escape(name)}</code> is served."))
+        return
+    display(for_command(kernel.registry, name))

@@ -1,0 +1,113 @@
+"""The ``--inputs`` / ``--outputs`` / ``--options`` specs of the magics: ``name=TYPE, name=TYPE(...)``.
+
+Parsed with :mod:`ast`, never ``eval``: a TYPE is a data type name or a call of one whose arguments are
+literals (numbers, strings, lists, dicts, ``None``/``True``/``False``) or other data types
+(``array(item_type=text(max_length=5))``). Anything else is an error that points at the offending part.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any
+
+from modelcloud import data_types
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message quotes the offending part."""
+
+
+def _segment(spec: str, node: ast.AST) -> str:
+    text = ast.get_source_segment(spec, node)
+    return text if text is not None else spec
+
+
+def _type_from(spec: str, node: ast.AST, where: str) -> data_types.BaseType:
+    types = ", ".join(sorted(data_types.TYPES))
+    if isinstance(node, ast.Name):
+        cls = data_types.TYPES.get(node.id)
+        if cls is None:
+            raise SpecError(f"{where}: unknown type {node.id!r}; the types are {types}.")
+        return _construct(cls, [], {}, spec, node, where)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        cls = data_types.TYPES.get(node.func.id)
+        if cls is None:
+            raise SpecError(
+                f"{where}: unknown type {node.func.id!r} in {_segment(spec, node)!r}; the types are {types}."
+            )
+        args = [_value(spec, a, where) for a in node.args]
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise SpecError(f"{where}: '**' is not allowed in {_segment(spec, node)!r}.")
+            kwargs[kw.arg] = _value(spec, kw.value, where)
+        return _construct(cls, args, kwargs, spec, node, where)
+    raise SpecError(
+        f"{where}: {_segment(spec, node)!r} is not a data type; write a type name such as text "
+        "or a call such as number(min=0, max=1)."
+    )
+
+
+def _construct(
+    cls: Any, args: list, kwargs: dict, spec: str, node: ast.AST, where: str
+) -> data_types.BaseType:
+    params = inspect.signature(cls).parameters
+    for name in kwargs:
+        if name not in params:
+            raise SpecError(
+                f"{where}: {cls.type_name} has no argument {name!r} (in {_segment(spec, node)!r}); "
+                f"its arguments are {', '.join(params)}."
+            )
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{where}: {_segment(spec, node)!r}: {e}") from None
+
+
+def _value(spec: str, node: ast.AST, where: str) -> Any:
+    """A literal, or a nested data type."""
+    if isinstance(node, (ast.Call, ast.Name)) and (
+        (isinstance(node, ast.Name) and node.id in data_types.TYPES)
+        or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
+    ):
+        return _type_from(spec, node, where)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_value(spec, e, where) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        raise SpecError(
+            f"{where}: {_segment(spec, node)!r} is not a literal value (numbers, strings, lists, dicts, "
+            "None, True, False)."
+        ) from None
+
+
+def parse_spec(spec: str, where: str = "spec") -> dict:
+    """``"photo=image(width=224), k=number(default=3)"`` -> ``{"photo": image(...), "k": number(...)}``."""
+    spec = (spec or "").strip()
+    if not spec:
+        return {}
+    source = f"_({spec})"
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as e:
+        col = max((e.offset or 1) - 3, 0)
+        raise SpecError(
+            f"{where}: cannot parse {spec!r} near {spec[col : col + 20]!r}: write name=TYPE pairs separated "
+            'by commas, like "photo=image(width=224), label=text".'
+        ) from None
+    call = tree.body
+    assert isinstance(call, ast.Call)
+    if call.args:
+        bad = ast.get_source_segment(source, call.args[0])
+        raise SpecError(f'{where}: {bad!r} has no name: write name=TYPE, like "label=text".')
+    out: dict = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            raise SpecError(f"{where}: '**' is not allowed; write name=TYPE pairs.")
+        if kw.arg in out:
+            raise SpecError(f"{where}: {kw.arg!r} is given twice.")
+        out[kw.arg] = _type_from(source, kw.value, f"{where} {kw.arg!r}")
+    return out
