@@ -25,6 +25,9 @@ from modelcloud.server import ModelServer, ServerStats, describe_listen_error
 from . import announce
 
 THREAD_PREFIX = "algolink-"
+#: While serving, the GIL is handed over at least this often (Python's default is 5 ms). A request needs
+#: the GIL a few times; with a pure-Python loop running in a cell, each hand-over waits up to this long.
+SWITCH_INTERVAL = 0.001
 
 
 class ServingError(RuntimeError):
@@ -75,6 +78,7 @@ class KernelServer:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._modelserver: Optional[ModelServer] = None
         self._routers: list = []
+        self._saved_switch_interval: Optional[float] = None
 
     @property
     def running(self) -> bool:
@@ -112,6 +116,9 @@ class KernelServer:
                 thread.join(5)
                 raise ServingError(failure[0])
             self._thread = thread
+            if sys.getswitchinterval() > SWITCH_INTERVAL:
+                self._saved_switch_interval = sys.getswitchinterval()
+                sys.setswitchinterval(SWITCH_INTERVAL)
             self._route_output()
             self._announce()
             return self.info()
@@ -169,6 +176,9 @@ class KernelServer:
         if self.kernel_id:
             announce.remove(self.kernel_id)
         self._unroute_output()
+        if self._saved_switch_interval is not None and sys.getswitchinterval() == SWITCH_INTERVAL:
+            sys.setswitchinterval(self._saved_switch_interval)
+        self._saved_switch_interval = None
         self.stats.note("stopped")
         return True
 
