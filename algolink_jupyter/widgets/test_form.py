@@ -1,0 +1,577 @@
+"""The test form shown under every command cell (and by ``%algolink test NAME``).
+
+The form is a pure function of a command's spec (``Command.to_dict()``: name, description, inputs and
+outputs as type dicts): one editor per input, a Run button, the outputs rendered by type, the latency and
+errors as a sentence. Every editor turns its widget's value into the WIRE value an HTTP client would send
+(a data URI for an image, ``{"filename", "data"}`` for a file, JSON for the rest), and ``run`` takes
+those, so the form exercises the same validation as a request. Nothing here needs a browser: tests set
+widget values (or ``set_state`` as the frontend does), ``click()`` the buttons and read the widgets.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import mimetypes
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import ipywidgets as widgets
+import numpy as np
+
+from modelcloud.data_types import decode_base64
+from modelcloud.errors import InferenceError, InputError, ModelCloudError
+
+from .. import examples
+
+#: What an editor returns when its input should not be sent at all (no file chosen, an empty JSON
+#: box): the registry then uses the input's default or says that it is missing, as it would over HTTP.
+OMIT: Any = object()
+
+_INVALID_CLASS = "algolink-invalid"
+_INVALID_BORDER = "2px solid #d93025"
+_ERROR_STYLE = "color: #b3261e; margin: 4px 0"
+
+_IMAGE_TYPES = ("image", "segmentation")
+_UPLOAD_TYPES = ("image", "segmentation", "file", "directory")
+_SCALAR_OUTPUTS = ("text", "number", "boolean", "category")
+_ARCHIVES = ".zip,.tar,.tar.gz,.tgz"
+_CHANNELS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def _is_whole(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+
+
+def _format_latency(seconds: float) -> str:
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 1000 else f"{seconds:.2f} s"
+
+
+def _decimals(step: float) -> int:
+    """How many decimals a slider shows for ``step`` (0.25 -> 2, 1 -> 0, 1e-3 -> 3)."""
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _sample(t: dict) -> Any:
+    """A valid-looking wire value to prefill a JSON editor with, or OMIT when there is none."""
+    if t.get("default") is not None:
+        return t["default"]
+    kind = t.get("type")
+    if kind == "text":
+        return "x" * (t.get("minLength") or 0)
+    if kind == "number":
+        for key in ("min", "max"):
+            if t.get(key) is not None:
+                return t[key]
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "category":
+        return (t.get("oneOf") or [None])[0]
+    if kind == "vector":
+        return [0] * int(t.get("length") or 0)
+    if kind == "image_point":
+        return [0.5, 0.5]
+    if kind == "image_bounding_box":
+        return [0.25, 0.25, 0.75, 0.75]
+    if kind == "image_landmarks":
+        return [[0.5, 0.5] for _ in range(int(t.get("length") or 0))]
+    if kind == "array":
+        item = _sample(t.get("itemType") or {})
+        return [] if item is OMIT else [item] * int(t.get("minLength") or 0)
+    return OMIT
+
+
+def _hint(t: dict) -> str:
+    """A short note of what the type accepts, shown beside the input's name."""
+    kind = t.get("type")
+    parts: list = []
+    if kind == "text":
+        lo, hi = t.get("minLength") or 0, t.get("maxLength")
+        if hi is not None:
+            parts.append(f"{lo} to {hi} characters" if lo else f"at most {hi} characters")
+        elif lo:
+            parts.append(f"at least {lo} characters")
+    elif kind == "number":
+        lo, hi, step = t.get("min"), t.get("max"), t.get("step")
+        if lo is not None and hi is not None:
+            parts.append(f"{lo:g} to {hi:g}")
+        elif lo is not None:
+            parts.append(f"at least {lo:g}")
+        elif hi is not None:
+            parts.append(f"at most {hi:g}")
+        if step is not None:
+            parts.append(f"step {step:g}")
+    elif kind in _IMAGE_TYPES:
+        if kind == "image":
+            parts.append(_CHANNELS.get(t.get("channels"), ""))
+        w, h = t.get("width"), t.get("height")
+        if w and h:
+            parts.append(f"{w}x{h} pixels")
+        else:
+            for key, what in (("width", "wide"), ("height", "high")):
+                if t.get(key):
+                    parts.append(f"{t[key]} pixels {what}")
+            for key, what in (
+                ("minWidth", "at least {} pixels wide"),
+                ("minHeight", "at least {} pixels high"),
+                ("maxWidth", "at most {} pixels wide"),
+                ("maxHeight", "at most {} pixels high"),
+            ):
+                if t.get(key):
+                    parts.append(what.format(t[key]))
+    elif kind == "file" and t.get("extension"):
+        parts.append(" or ".join(t["extension"]) + " file")
+    elif kind == "directory":
+        parts.append("a .zip or .tar.gz of the directory")
+    elif kind == "vector":
+        parts.append(f"{t.get('length')} numbers, JSON")
+    elif kind == "array":
+        item = (t.get("itemType") or {}).get("type", "any")
+        lo, hi = t.get("minLength") or 0, t.get("maxLength")
+        size = f"{lo} to {hi} " if hi is not None else (f"at least {lo} " if lo else "")
+        parts.append(f"a JSON list of {size}{item} values")
+    elif kind == "image_point":
+        parts.append("[x, y] from 0 to 1, JSON")
+    elif kind == "image_bounding_box":
+        parts.append("[xmin, ymin, xmax, ymax] from 0 to 1, JSON")
+    elif kind == "image_landmarks":
+        labels = t.get("labels")
+        named = f": {', '.join(labels)}" if labels else ""
+        parts.append(f"{t.get('length')} points [x, y] from 0 to 1, JSON{named}")
+    elif kind == "any":
+        parts.append("any JSON value")
+    return ", ".join(p for p in parts if p)
+
+
+def _legend(t: dict) -> str:
+    """Colour swatches of a segmentation's labels."""
+    colors = t.get("labelToColor") or {}
+    items = []
+    for label, i in (t.get("labelToId") or {}).items():
+        r, g, b = colors.get(label, [0, 0, 0])
+        items.append(
+            f'<span style="white-space: nowrap; margin-right: 8px">'
+            f'<span style="display: inline-block; width: 10px; height: 10px; '
+            f'background: rgb({r},{g},{b}); border: 1px solid #888"></span> '
+            f"{_esc(label)} = {i}</span>"
+        )
+    return " ".join(items)
+
+
+def _data_uri_bytes(uri: str) -> tuple:
+    """``(bytes, image format)`` of an image data URI, as ``widgets.Image`` wants them."""
+    data, mime = decode_base64(uri)
+    fmt = mime.split("/", 1)[1] if mime.startswith("image/") else "png"
+    return data, fmt
+
+
+# -- editors: one per input, widget value -> wire value ---------------------------------------------------
+class _Editor:
+    """The widgets of one input and how its value goes on the wire."""
+
+    def __init__(self, name: str, t: dict, widget: widgets.Widget, extras: Optional[list] = None):
+        self.name = name
+        self.type = t
+        self.widget = widget
+        self.extras = extras or []
+
+    def wire(self) -> Any:
+        return self.widget.value
+
+
+class _NumberEditor(_Editor):
+    def wire(self) -> Any:
+        value = self.widget.value
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)  # what a browser's JSON.stringify sends for a whole number
+        return value
+
+
+class _JSONEditor(_Editor):
+    def wire(self) -> Any:
+        text = self.widget.value.strip()
+        if not text:
+            return OMIT
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            where = f" (line {e.lineno}, column {e.colno})" if hasattr(e, "lineno") else ""
+            example = _sample(self.type)
+            like = f", like {json.dumps(example)[:60]}" if example is not OMIT else ""
+            raise InputError(
+                f"Input {self.name!r} is not valid JSON{where}: write it as JSON{like}.",
+                field=self.name,
+            ) from None
+
+
+class _UploadEditor(_Editor):
+    def __init__(self, name: str, t: dict, widget: widgets.FileUpload, preview: widgets.Widget):
+        super().__init__(name, t, widget, [preview])
+        self.preview = preview
+        widget.observe(self._show_preview, names="value")
+
+    def _uploaded(self) -> Optional[dict]:
+        value = self.widget.value
+        return value[-1] if value else None
+
+    @staticmethod
+    def _mime(upload: dict) -> str:
+        guessed = mimetypes.guess_type(upload.get("name") or "")[0]
+        return upload.get("type") or guessed or "application/octet-stream"
+
+    def _show_preview(self, _change: Any = None) -> None:
+        upload = self._uploaded()
+        if upload is None:
+            if isinstance(self.preview, widgets.Image):
+                self.preview.value = b""
+                self.preview.layout.display = "none"
+            else:
+                self.preview.value = ""
+            return
+        content = bytes(upload["content"])
+        if isinstance(self.preview, widgets.Image):
+            mime = self._mime(upload)
+            self.preview.format = mime.split("/", 1)[1] if mime.startswith("image/") else "png"
+            self.preview.value = content
+            self.preview.layout.display = ""
+        else:
+            self.preview.value = f"{_esc(upload.get('name') or 'upload')} ({len(content):,} bytes)"
+
+    def wire(self) -> Any:
+        upload = self._uploaded()
+        if upload is None:
+            return OMIT
+        content = bytes(upload["content"])
+        if self.type.get("type") in _IMAGE_TYPES:
+            return f"data:{self._mime(upload)};base64,{base64.b64encode(content).decode('ascii')}"
+        return {
+            "filename": upload.get("name") or "upload",
+            "data": base64.b64encode(content).decode("ascii"),
+        }
+
+
+def _slider_or_box(name: str, t: dict) -> widgets.Widget:
+    lo, hi, step, default = t.get("min"), t.get("max"), t.get("step"), t.get("default")
+    start = default if default is not None else (lo if lo is not None else (hi or 0))
+    common = {"continuous_update": False}
+    if lo is not None and hi is not None:
+        if step is not None and all(_is_whole(v) for v in (lo, hi, step, start)):
+            return widgets.IntSlider(
+                value=int(start), min=int(lo), max=int(hi), step=int(step), **common
+            )
+        step = step if step is not None else (hi - lo) / 100 or 1
+        return widgets.FloatSlider(
+            value=float(start),
+            min=float(lo),
+            max=float(hi),
+            step=float(step),
+            readout_format=f".{min(_decimals(step), 6)}f",
+            **common,
+        )
+    # Without both bounds a box takes any number; the registry checks min, max and step on Run.
+    box = widgets.FloatText(value=float(start), **common)
+    if step is not None:
+        box.step = float(step)
+    return box
+
+
+def _editor(name: str, t: dict) -> _Editor:
+    kind = t.get("type")
+    default = t.get("default")
+    if kind in _UPLOAD_TYPES:
+        if kind in _IMAGE_TYPES:
+            accept = "image/*"
+            preview: widgets.Widget = widgets.Image(
+                format="png", layout=widgets.Layout(max_width="320px", display="none")
+            )
+        else:
+            accept = ",".join(t.get("extension") or []) if kind == "file" else _ARCHIVES
+            preview = widgets.HTML()
+        upload = widgets.FileUpload(accept=accept, multiple=False, description="Upload")
+        return _UploadEditor(name, t, upload, preview)
+    if kind == "text":
+        return _Editor(
+            name,
+            t,
+            widgets.Textarea(
+                value=default if isinstance(default, str) else "",
+                placeholder=_hint(t) or "text",
+                rows=2,
+                layout=widgets.Layout(width="100%"),
+            ),
+        )
+    if kind == "number":
+        return _NumberEditor(name, t, _slider_or_box(name, t))
+    if kind == "boolean":
+        return _Editor(name, t, widgets.Checkbox(value=bool(default), indent=False))
+    if kind == "category":
+        choices = list(t.get("oneOf") or [])
+        return _Editor(
+            name,
+            t,
+            widgets.Dropdown(options=choices, value=default if default in choices else choices[0]),
+        )
+    # vector, array, the geometry types, any and whatever comes later: JSON.
+    sample = _sample(t)
+    rows = 2 if kind in ("vector", "image_point", "image_bounding_box") else 4
+    box = widgets.Textarea(
+        value="" if sample is OMIT else json.dumps(sample),
+        placeholder=_hint(t) or "JSON",
+        rows=rows,
+        layout=widgets.Layout(width="100%"),
+    )
+    editor = _JSONEditor(name, t, box)
+    if kind == "vector":
+        random = widgets.Button(description="Random", tooltip="Sample N(samplingMean, samplingStd)")
+
+        def draw(_button: Any) -> None:
+            mean, std = t.get("samplingMean", 0), t.get("samplingStd", 1)
+            z = np.random.default_rng().normal(mean, std, int(t.get("length") or 0))
+            box.value = json.dumps([round(float(v), 4) for v in z])
+
+        random.on_click(draw)
+        editor.extras.append(random)
+    return editor
+
+
+# -- outputs -------------------------------------------------------------------------------------------
+def _output_widget(t: dict, value: Any) -> widgets.Widget:
+    kind = t.get("type")
+    if kind in _IMAGE_TYPES and isinstance(value, str):
+        try:
+            data, fmt = _data_uri_bytes(value)
+            return widgets.Image(value=data, format=fmt, layout=widgets.Layout(max_width="480px"))
+        except ModelCloudError:
+            pass  # not a data URI after all: show it as JSON below
+    if kind in _SCALAR_OUTPUTS:
+        if kind == "text":
+            return widgets.HTML(f'<div style="white-space: pre-wrap">{_esc(value)}</div>')
+        return widgets.HTML(f"<code>{_esc(json.dumps(value))}</code>")
+    if kind in ("file", "directory") and isinstance(value, str) and value.startswith("data:"):
+        size = len(value.split(",", 1)[-1]) * 3 // 4
+        return widgets.HTML(
+            f'<a download="{kind}" href="{html.escape(value)}">Download the {kind}</a> '
+            f"(about {size:,} bytes)"
+        )
+    return widgets.HTML(f"<pre>{_esc(json.dumps(value, indent=2, ensure_ascii=False))}</pre>")
+
+
+# -- the form --------------------------------------------------------------------------------------------
+class CommandForm(widgets.VBox):
+    """A command's test form. Build it with :func:`build_form` or :func:`for_command`.
+
+    ``input_widgets``: input name -> the widget that holds its value; ``run_button``, ``save_button``;
+    ``output_box`` and ``output_widgets`` (output name -> widget, after a successful run); ``latency``;
+    ``error`` (HTML, empty when fine) with ``error_message`` and ``error_field``; ``last_inputs`` and
+    ``last_outputs``, the wire values of the last successful run; ``saved`` says where the example went.
+    """
+
+    def __init__(
+        self,
+        spec: dict,
+        run: Callable[[dict], dict],
+        save: Optional[Callable[[dict, dict], Any]] = None,
+    ):
+        self.spec = spec
+        self._run = run
+        self._save = save
+        self._editors = {t["name"]: _editor(t["name"], t) for t in spec.get("inputs") or []}
+        self.input_widgets: dict = {name: e.widget for name, e in self._editors.items()}
+        self.previews: dict = {
+            name: e.preview for name, e in self._editors.items() if isinstance(e, _UploadEditor)
+        }
+        self.output_widgets: dict = {}
+        self.last_inputs: Optional[dict] = None
+        self.last_outputs: Optional[dict] = None
+        self.error_message = ""
+        self.error_field: Optional[str] = None
+        self._marked: list = []
+
+        title = f"<b>{_esc(spec.get('name', ''))}</b>"
+        if spec.get("description"):
+            title += f" &mdash; {_esc(spec['description'])}"
+        rows = [widgets.HTML(title)]
+        for name, editor in self._editors.items():
+            rows.append(self._input_row(name, editor))
+        if not self._editors:
+            rows.append(widgets.HTML("<i>This command takes no inputs.</i>"))
+
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.save_button = widgets.Button(
+            description="Save as example",
+            icon="save",
+            disabled=True,
+            tooltip="Record these inputs and outputs; export replays them to verify the bundle",
+        )
+        if save is None:
+            self.save_button.layout.display = "none"
+        self.latency = widgets.Label("")
+        self.saved = widgets.HTML("")
+        self.error = widgets.HTML("")
+        self.output_box = widgets.VBox([])
+        self.run_button.on_click(lambda _b: self.run())
+        self.save_button.on_click(lambda _b: self.save_example())
+        rows += [
+            widgets.HBox([self.run_button, self.save_button, self.latency]),
+            self.error,
+            self.output_box,
+            self.saved,
+        ]
+        super().__init__(rows)
+        self.add_class("algolink-test-form")
+
+    @staticmethod
+    def _input_row(name: str, editor: _Editor) -> widgets.Widget:
+        t = editor.type
+        hint = _hint(t)
+        label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
+        if hint:
+            label += f' <span style="color: #666">{_esc(hint)}</span>'
+        if t.get("description"):
+            label += f"<br><span>{_esc(t['description'])}</span>"
+            editor.widget.tooltip = t["description"]
+        parts: list = [widgets.HTML(label), editor.widget, *editor.extras]
+        if t.get("type") == "segmentation" and t.get("labelToId"):
+            parts.append(widgets.HTML(_legend(t)))
+        return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px 0"))
+
+    # -- actions -----------------------------------------------------------------------------------
+    def wire_inputs(self) -> dict:
+        """The inputs as an HTTP client would POST them; raises InputError for JSON that does not parse."""
+        raw = {}
+        for name, editor in self._editors.items():
+            value = editor.wire()
+            if value is not OMIT:
+                raw[name] = value
+        return raw
+
+    def run(self) -> None:
+        """What the Run button does: call the command and show its outputs, or the error."""
+        self._clear_error()
+        self.saved.value = ""
+        self.run_button.disabled = True
+        self.run_button.description = "Running..."
+        self.latency.value = ""
+        started = None
+        try:
+            raw = self.wire_inputs()
+            started = time.perf_counter()
+            outputs = self._run(raw)
+            elapsed = time.perf_counter() - started
+        except Exception as e:  # shown in the form: a click handler has nowhere else to report
+            if started is not None:
+                self.latency.value = _format_latency(time.perf_counter() - started)
+            self._show_error(e)
+            self._show_outputs(None)
+            self.save_button.disabled = True
+            return
+        finally:
+            self.run_button.disabled = False
+            self.run_button.description = "Run"
+        self.latency.value = _format_latency(elapsed)
+        self.last_inputs, self.last_outputs = raw, outputs
+        self._show_outputs(outputs)
+        self.save_button.disabled = self._save is None
+
+    def save_example(self) -> Optional[Any]:
+        """What "Save as example" does: record the last successful run's inputs and outputs."""
+        if self._save is None or self.last_inputs is None or self.save_button.disabled:
+            return None
+        try:
+            where = self._save(self.last_inputs, self.last_outputs)
+        except Exception as e:
+            self._show_error(e)
+            return None
+        self.save_button.disabled = True  # once per run: a second click would only duplicate it
+        self.saved.value = f"Saved as an example: <code>{_esc(where)}</code>"
+        return where
+
+    # -- display -----------------------------------------------------------------------------------
+    def _show_outputs(self, outputs: Optional[dict]) -> None:
+        self.output_widgets = {}
+        if outputs is None:
+            self.output_box.children = ()
+            return
+        types = {t["name"]: t for t in self.spec.get("outputs") or []}
+        if not isinstance(outputs, dict):
+            outputs = {"output": outputs}
+        rows = []
+        for name in [*types, *(k for k in outputs if k not in types)]:
+            if name not in outputs:
+                continue
+            t = types.get(name, {"type": "any"})
+            w = _output_widget(t, outputs[name])
+            self.output_widgets[name] = w
+            label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
+            rows.append(widgets.VBox([widgets.HTML(label), w]))
+        if not rows:
+            rows.append(widgets.HTML("<i>Done: this command has no outputs.</i>"))
+        self.output_box.children = tuple(rows)
+
+    def _show_error(self, e: Exception) -> None:
+        if isinstance(e, ModelCloudError):
+            message, field = e.message, e.field
+        else:
+            message, field = f"{type(e).__name__}: {e}", None
+        self.error_message, self.error_field = message, field
+        body = f'<div class="algolink-error" style="{_ERROR_STYLE}">{_esc(message)}</div>'
+        tb = getattr(e, "traceback", None) if isinstance(e, InferenceError) else None
+        if tb:
+            body += f"<details><summary>Traceback</summary><pre>{_esc(tb)}</pre></details>"
+        self.error.value = body
+        widget = self.input_widgets.get(field) if field else None
+        if widget is not None:
+            widget.add_class(_INVALID_CLASS)
+            widget.layout.border = _INVALID_BORDER
+            self._marked.append(widget)
+
+    def _clear_error(self) -> None:
+        self.error.value = ""
+        self.error_message, self.error_field = "", None
+        for widget in self._marked:
+            widget.remove_class(_INVALID_CLASS)
+            widget.layout.border = None
+        self._marked = []
+
+
+def build_form(
+    spec: dict,
+    run: Callable[[dict], dict],
+    save: Optional[Callable[[dict, dict], Any]] = None,
+) -> CommandForm:
+    """The test form of the command ``spec`` describes; a pure function of the spec.
+
+    ``run(raw_inputs) -> outputs`` takes and returns wire values and raises ``ModelCloudError`` on a bad
+    input or a failing command; ``save(inputs, outputs)`` records an example (no Save button without it).
+    """
+    return CommandForm(spec, run, save)
+
+
+def for_command(
+    registry: Any,
+    name: str,
+    examples_dir: Union[str, Path] = examples.DEFAULT_DIR,
+) -> CommandForm:
+    """The form of ``registry``'s command ``name``, run in-process through the same checks as HTTP.
+
+    The command is looked up on every Run, so a re-declared command runs its new function.
+    """
+    spec = registry.get_command(name).to_dict()
+
+    def run(raw: dict) -> dict:
+        return registry.run_command(name, raw)
+
+    def save(inputs: dict, outputs: dict) -> Path:
+        return examples.save(name, inputs, outputs, examples_dir)
+
+    return build_form(spec, run, save)
