@@ -34,6 +34,7 @@ test: lint
 
 bench: $(INSTALLED)
 	$(PY) bench/serve_overhead.py
+	$(PY) bench/kernel_serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
