@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-examples/digits/models/digits.pt: examples/digits/train.py | $(INSTALLED)
+examples/digits/models/digits.pt: examples/digits/train.py examples/digits/model.py | $(INSTALLED)
 	$(PY) examples/digits/train.py
 
 ## Serve the digits classifier at http://localhost:9000 (train it first when its weights are missing).

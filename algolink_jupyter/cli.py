@@ -52,9 +52,13 @@ def bundle_port(entry: Path) -> Optional[int]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     entry = find_entrypoint(args.path)
-    port = args.port if args.port is not None else bundle_port(entry)
-    if port is not None:
-        os.environ["ALGOLINK_PORT"] = str(port)
+    # --port wins, then ALGOLINK_PORT (as for `python cloud_model.py`), then the bundle's algolink.yml.
+    if args.port is not None:
+        os.environ["ALGOLINK_PORT"] = str(args.port)
+    elif not os.environ.get("ALGOLINK_PORT"):
+        port = bundle_port(entry)
+        if port is not None:
+            os.environ["ALGOLINK_PORT"] = str(port)
     if args.host:
         os.environ["ALGOLINK_HOST"] = args.host
     if args.debug:
