@@ -42,3 +42,14 @@ def unload_ipython_extension(ipython: Any) -> None:
         _integration.uninstall()
         _integration = None
     get_server().stop()
+
+
+def _jupyter_server_extension_points() -> list:
+    """The Jupyter server extension (enabled on install by jupyter-config): see algolink_jupyter.serverext."""
+    return [{"module": "algolink_jupyter.serverext"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from .serverext import _load_jupyter_server_extension as load
+
+    load(serverapp)

@@ -53,12 +53,11 @@ def bundle_port(entry: Path) -> Optional[int]:
 def cmd_serve(args: argparse.Namespace) -> int:
     entry = find_entrypoint(args.path)
     # --port wins, then ALGOLINK_PORT (as for `python cloud_model.py`), then the bundle's algolink.yml.
+    yml_port = bundle_port(entry)  # read even when unused: a broken algolink.yml is reported
     if args.port is not None:
         os.environ["ALGOLINK_PORT"] = str(args.port)
-    elif not os.environ.get("ALGOLINK_PORT"):
-        port = bundle_port(entry)
-        if port is not None:
-            os.environ["ALGOLINK_PORT"] = str(port)
+    elif not os.environ.get("ALGOLINK_PORT") and yml_port is not None:
+        os.environ["ALGOLINK_PORT"] = str(yml_port)
     if args.host:
         os.environ["ALGOLINK_HOST"] = args.host
     if args.debug:

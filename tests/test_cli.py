@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -86,3 +87,21 @@ def test_serve_errors_name_the_path(tmp_path):
     s = serve([str(tmp_path / "bad")], cwd=tmp_path)
     assert s.wait_exit() == 2
     assert "not valid YAML" in s.output
+
+
+def test_environment_port_wins_over_algolink_yml(tmp_path):
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "cloud_model.py").write_text(textwrap.dedent(MODEL))
+    with socket.socket() as taken:  # the yml names a port that is in use: it must not be tried
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        (bundle / "algolink.yml").write_text(f"port: {taken.getsockname()[1]}\n")
+        s = serve([str(bundle)], cwd=tmp_path, env={"ALGOLINK_PORT": "0"}).wait_started()
+        try:
+            assert s.post("/upper", json={"s": "x"}).json() == {"s": "X"}
+        finally:
+            s.stop()
+        s = serve([str(bundle)], cwd=tmp_path, env={"ALGOLINK_PORT": ""})
+        assert s.wait_exit() == 1
+        assert "already in use" in s.output

@@ -14,8 +14,19 @@ PREFIX = "algolink-kernel-"
 
 
 def runtime_dir() -> Path:
+    """Where announcements go: beside the kernel's connection file when it was started by a Jupyter
+    server (that is the server's runtime directory, even with --ServerApp.runtime_dir), else Jupyter's
+    runtime directory."""
     from jupyter_core.paths import jupyter_runtime_dir
 
+    try:
+        from ipykernel.connect import get_connection_file
+
+        connection = Path(get_connection_file())
+        if connection.name.startswith("kernel-") and connection.parent.is_dir():
+            return connection.parent
+    except Exception:
+        pass
     return Path(jupyter_runtime_dir())
 
 

@@ -197,6 +197,7 @@ class KernelServer:
                 "port": self.port,
                 "token": self.token,
                 "commands": sorted(self.registry.commands),
+                "max_body_size": self._modelserver.max_body_size if self._modelserver else None,
             },
         )
 
