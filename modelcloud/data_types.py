@@ -20,11 +20,13 @@ import base64
 import binascii
 import builtins
 import io
+import json
 import math
 import mimetypes
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import warnings
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .errors import ValidationError
 
@@ -62,6 +64,9 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 50_000_000
 
 _MISSING: Any = object()
+
+#: The largest magnitude a ``vector`` element may have: the model gets float32.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -108,6 +113,8 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a very large integer"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
@@ -117,6 +124,8 @@ def _describe(value: Any) -> str:
         return f"a list of {len(value)} items"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, UploadedFile):
+        return f"the file part {value.filename!r}"
     return f"a {type(value).__name__}"
 
 
@@ -129,7 +138,13 @@ def _is_number(value: Any) -> bool:
 def _check_finite(value: Any, what: str = "") -> float:
     if not _is_number(value):
         raise ValidationError(f"must be a number{what}, got {_describe(value)}")
-    if not math.isfinite(float(value)):
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        raise ValidationError(
+            f"must be a number within float range{what}, got {_describe(value)}"
+        ) from None
+    if not finite:
         raise ValidationError(f"must be a finite number{what}, got {value!r}")
     return value
 
@@ -241,8 +256,44 @@ class any(BaseType):  # noqa: A001 - the contract names it ``any``
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
         super().__init__(description, default)
 
+    def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> Any:
+        if isinstance(value, UploadedFile):
+            # A multipart file part reads like a form field: JSON when it parses, else the text.
+            try:
+                value = value.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError("must be JSON or UTF-8 text, got a binary file") from None
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                pass
+        if _nesting_depth(value) > _MAX_ANY_DEPTH:
+            # Deeper values would exhaust the recursion limit when the model's answer is encoded.
+            raise ValidationError(
+                f"must not nest lists and objects more than {_MAX_ANY_DEPTH} deep"
+            )
+        return value
+
     def serialize(self, value: Any) -> Any:
         return _to_json(value)
+
+
+#: How deeply an ``any`` input may nest lists and objects.
+_MAX_ANY_DEPTH = 100
+
+
+def _nesting_depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` goes (without recursion; stops past the limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (list, tuple, dict)):
+            deepest = builtins.max(deepest, depth)
+            if deepest > _MAX_ANY_DEPTH:
+                break
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _to_json(value: Any) -> Any:
@@ -284,6 +335,7 @@ class text(BaseType):
     ):
         if min_length is None:
             min_length = 0
+        _check_length_args("text", min_length, max_length)
         if min_length < 0 or (max_length is not None and max_length < min_length):
             raise ValueError(
                 f"text: need 0 <= min_length <= max_length, got {min_length}, {max_length}"
@@ -370,6 +422,10 @@ class number(BaseType):
         if self.step is not None:
             base = self.min if self.min is not None else 0
             k = (value - base) / self.step
+            if not math.isfinite(k):
+                raise ValidationError(
+                    f"is too far from {base} to be a multiple of {self.step}, got {value}"
+                )
             if abs(k - round(k)) > 1e-9 * builtins.max(1.0, abs(k)):
                 raise ValidationError(
                     f"must be a multiple of {self.step} from {base} (like {base + math.floor(k) * self.step:g}"
@@ -398,6 +454,12 @@ class number(BaseType):
         if self.has_default:
             schema["default"] = self.default
         return schema
+
+
+def _check_length_args(type_name: str, min_length: Any, max_length: Any) -> None:
+    for name, v in (("min_length", min_length), ("max_length", max_length)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+            raise ValueError(f"{type_name}: {name} must be a whole number, got {v!r}")
 
 
 def _check_finite_arg(type_name: str, name: str, v: Any) -> None:
@@ -470,7 +532,6 @@ class category(BaseType):
     def to_dict(self) -> dict:
         d = super().to_dict()
         d["oneOf"] = self.choices
-        d["default"] = self.default if self.has_default else self.choices[0]
         return d
 
     def json_schema(self) -> dict:
@@ -508,6 +569,10 @@ class vector(BaseType):
     ):
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
             raise ValueError(f"vector: length must be a positive integer, got {length!r}")
+        _check_finite_arg("vector", "sampling_mean", sampling_mean)
+        _check_finite_arg("vector", "sampling_std", sampling_std)
+        if sampling_std < 0:
+            raise ValueError(f"vector: sampling_std must not be negative, got {sampling_std!r}")
         self.length = length
         self.sampling_mean = sampling_mean
         self.sampling_std = sampling_std
@@ -527,6 +592,11 @@ class vector(BaseType):
             raise ValidationError(f"must have exactly {self.length} numbers, got {len(value)}")
         for i, v in enumerate(value):
             _check_finite(v, f" at index {i}")
+            if abs(v) > _FLOAT32_MAX:  # would become inf in the float32 array the model gets
+                raise ValidationError(
+                    f"must hold numbers between -{_FLOAT32_MAX:.4g} and {_FLOAT32_MAX:.4g} "
+                    f"at index {i}, got {_describe(v)}"
+                )
         return np.asarray(value, dtype=np.float32)
 
     def serialize(self, value: Any) -> list:
@@ -563,13 +633,13 @@ def _open_image(data: bytes, ctx: DecodeContext) -> Image.Image:
     """Decode image bytes, refusing anything over the pixel limit before its pixels are decoded."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, truncated reads, ...
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise ValidationError(
             f"has more than {ctx.max_pixels:,} pixels, over the limit: send a smaller image"
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except Exception:  # UnidentifiedImageError, and whatever a format plugin raises on bad bytes
         raise ValidationError(
             "is not an image that can be read: send PNG, JPEG, GIF, BMP, TIFF or WebP bytes"
         ) from None
@@ -605,11 +675,39 @@ def _array_to_pil(value: Any) -> Image.Image:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise TypeError(f"an image output must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
     if arr.dtype != np.uint8:
+        scale = arr.dtype.kind in "fb"  # floats (and booleans) in [0, 1]; integers are pixel values
         arr = arr.astype(np.float64)
-        if arr.size and np.nanmax(arr) <= 1.0:
+        if scale and arr.size and np.nanmax(arr) <= 1.0:
             arr = arr * 255.0
         arr = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
     return Image.fromarray(arr)
+
+
+def _convert(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode``; through RGB when Pillow has no direct conversion (LAB -> L, say)."""
+    if img.mode == mode:
+        return img
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha and mode in ("L", "RGB"):
+        # Dropping alpha would show whatever colour transparent pixels happen to hold (often black):
+        # lay the picture on white paper instead, as a viewer shows it.
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        img = img.convert("RGB")
+        if mode == "RGB":
+            return img
+    try:
+        return img.convert(mode)
+    except ValueError:
+        pass
+    try:
+        return img.convert("RGB").convert(mode)
+    except ValueError:
+        raise ValidationError(
+            f"is in the colour mode {img.mode}, which cannot be converted to {mode}"
+        ) from None
 
 
 class _SizedImage(BaseType):
@@ -630,8 +728,8 @@ class _SizedImage(BaseType):
         self.max_width, self.max_height = max_width, max_height
         self.width, self.height = width, height
 
-    def _check_size(self, img: Image.Image) -> None:
-        w, h = img.size
+    def _check_size(self, size: tuple) -> None:
+        w, h = size
         if (
             self.width is not None
             and self.height is not None
@@ -675,7 +773,7 @@ class _SizedImage(BaseType):
 
 class image(_SizedImage):
     """An image, given to the model as a ``PIL.Image`` in the declared number of channels
-    (1: ``L``, 3: ``RGB``, 4: ``RGBA``). Clients send a data URI (``data:image/png;base64,...``), bare
+    (1: ``L``, 3: ``RGB``, 4: ``RGBA``; a transparent picture is laid on white). Clients send a data URI (``data:image/png;base64,...``), bare
     base64, or a multipart file part. A command may return a ``PIL.Image``, a ``numpy`` array
     (HxW, HxWxC, or CxHxW as torch keeps them; floats in [0, 1] are scaled) or a torch tensor; it is sent
     as a data URI in ``default_output_format`` (JPEG for RGB, PNG otherwise, when not given).
@@ -724,14 +822,12 @@ class image(_SizedImage):
             img = value
         else:
             img = _open_image(_image_bytes(value), ctx)
-            img = ImageOps.exif_transpose(img) or img
-        self._check_size(img)
-        mode = _CHANNEL_MODES[self.channels]
-        if img.mode != mode:
-            if img.mode in ("P", "LA", "PA") and mode == "RGB":
-                img = img.convert("RGBA")
-            img = img.convert(mode)
-        return img
+            try:
+                img = ImageOps.exif_transpose(img) or img
+            except Exception:  # a damaged orientation tag: keep the image as stored
+                pass
+        self._check_size(img.size)
+        return _convert(img, _CHANNEL_MODES[self.channels])
 
     def serialize(self, value: Any) -> str:
         img = value if isinstance(value, Image.Image) else _array_to_pil(value)
@@ -804,8 +900,9 @@ class segmentation(_SizedImage):
             raise ValueError("segmentation: two labels share an id in label_to_id")
         self.label_to_id = dict(label_to_id)
         if label_to_color is None:
-            colors = _default_colors(len(label_to_id))
-            label_to_color = {label: colors[k] for k, label in enumerate(label_to_id)}
+            label_to_color = {}
+        if not isinstance(label_to_color, dict):
+            raise ValueError("segmentation: label_to_color must be a dict of label -> [r, g, b]")
         for label, color in label_to_color.items():
             if label not in self.label_to_id:
                 raise ValueError(
@@ -819,7 +916,15 @@ class segmentation(_SizedImage):
                 raise ValueError(
                     f"segmentation: the colour of {label!r} must be [r, g, b] in 0..255"
                 )
-        self.label_to_color = {k: list(v) for k, v in label_to_color.items()}
+        used = {tuple(c) for c in label_to_color.values()}
+        if len(used) != len(label_to_color):
+            raise ValueError("segmentation: two labels share a colour in label_to_color")
+        # Labels without a colour get distinct default ones, so that every label can be painted.
+        spare = (c for c in _default_colors(len(label_to_id) + len(used)) if tuple(c) not in used)
+        self.label_to_color = {
+            label: list(label_to_color[label]) if label in label_to_color else next(spare)
+            for label in self.label_to_id
+        }
         if default_label is None:
             default_label = next(iter(self.label_to_id))
         if default_label not in self.label_to_id:
@@ -836,6 +941,23 @@ class segmentation(_SizedImage):
             palette[3 * i : 3 * i + 3] = self.label_to_color.get(label, [0, 0, 0])
         return palette
 
+    def _label_ids(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` as a uint8 array; anything but whole numbers of known label ids raises."""
+        if ids.ndim != 2:
+            raise ValidationError(
+                f"must be a single-channel map of label ids, got shape {ids.shape}"
+            )
+        if ids.dtype != np.uint8:
+            if ids.dtype.kind not in "biuf":
+                raise ValidationError(f"must hold label ids, got an array of {ids.dtype}")
+            if ids.size and not (
+                ids.min() >= 0 and ids.max() <= 255 and np.array_equal(ids, np.round(ids))
+            ):
+                raise ValidationError("must hold whole-number label ids between 0 and 255")
+            ids = ids.astype(np.uint8)
+        self._check_ids(ids)
+        return ids
+
     def _check_ids(self, ids: np.ndarray) -> None:
         bad = np.unique(ids[~self._ids[ids]])
         if bad.size:
@@ -848,20 +970,16 @@ class segmentation(_SizedImage):
         ctx = ctx or DecodeContext()
         if isinstance(value, np.ndarray):
             ids = value
+            if ids.ndim == 2:
+                self._check_size((ids.shape[1], ids.shape[0]))
         else:
             img = value if isinstance(value, Image.Image) else _open_image(_image_bytes(value), ctx)
-            self._check_size(img)
+            self._check_size(img.size)
             if img.mode in ("L", "P"):
                 ids = np.asarray(img, dtype=np.uint8)
             else:
-                ids = self._colors_to_ids(np.asarray(img.convert("RGB"), dtype=np.uint8))
-        if ids.ndim != 2:
-            raise ValidationError(
-                f"must be a single-channel map of label ids, got shape {ids.shape}"
-            )
-        ids = ids.astype(np.uint8, copy=False)
-        self._check_ids(ids)
-        return ids
+                ids = self._colors_to_ids(np.asarray(_convert(img, "RGB"), dtype=np.uint8))
+        return self._label_ids(ids)
 
     def _colors_to_ids(self, rgb: np.ndarray) -> np.ndarray:
         key = (
@@ -890,13 +1008,8 @@ class segmentation(_SizedImage):
             ids = np.asarray(value if value.mode in ("L", "P") else value.convert("L"))
         else:
             ids = np.asarray(_as_array(value))
-        if ids.ndim != 2:
-            raise TypeError(
-                f"a segmentation output must be an HxW array of label ids, got {ids.shape}"
-            )
-        ids = ids.astype(np.uint8)
         try:
-            self._check_ids(ids)
+            ids = self._label_ids(ids)
         except ValidationError as e:
             raise TypeError(f"a segmentation output {e.message}") from None
         img = Image.frombytes(
@@ -1024,15 +1137,30 @@ class image_landmarks(BaseType):
     ):
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
             raise ValueError(f"image_landmarks: length must be a positive integer, got {length!r}")
-        if labels is not None and (
-            len(labels) != length or not builtins.all(isinstance(x, str) for x in labels)
-        ):
-            raise ValueError(f"image_landmarks: labels must be {length} strings, one per landmark")
+        if labels is not None:
+            if (
+                not isinstance(labels, (list, tuple))
+                or len(labels) != length
+                or not builtins.all(isinstance(x, str) for x in labels)
+                or len(set(labels)) != length
+            ):
+                raise ValueError(
+                    f"image_landmarks: labels must be a list of {length} distinct strings, "
+                    "one per landmark"
+                )
+            labels = list(labels)
         if connections is not None:
             if labels is None:
                 raise ValueError("image_landmarks: connections need labels to name the landmarks")
+            if not isinstance(connections, (list, tuple)):
+                raise ValueError("image_landmarks: connections must be a list of label pairs")
             for pair in connections:
-                if len(pair) != 2 or pair[0] not in labels or pair[1] not in labels:
+                if (
+                    not isinstance(pair, (list, tuple))
+                    or len(pair) != 2
+                    or pair[0] not in labels
+                    or pair[1] not in labels
+                ):
                     raise ValueError(
                         f"image_landmarks: connection {pair!r} must be a pair of labels from {labels}"
                     )
@@ -1096,6 +1224,7 @@ class array(BaseType):
             )
         if min_length is None:
             min_length = 0
+        _check_length_args("array", min_length, max_length)
         if min_length < 0 or (max_length is not None and max_length < min_length):
             raise ValueError(
                 f"array: need 0 <= min_length <= max_length, got {min_length}, {max_length}"
@@ -1160,8 +1289,9 @@ def _normalize_extensions(extension: Any) -> Optional[list]:
 
 
 def _safe_name(name: str) -> str:
-    name = os.path.basename(name.replace("\\", "/")).strip() or "upload"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[-120:]
+    name = os.path.basename(name.replace("\\", "/")).strip()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[-120:]
+    return name if name.strip(".") else "upload"  # "." and ".." name directories
 
 
 class _PathType(BaseType):
@@ -1173,6 +1303,8 @@ class _PathType(BaseType):
                 f"must be the {self.type_name}'s content (a base64 data URI or a multipart file part), "
                 "not a path on the server"
             )
+        if "\x00" in value:  # no path holds one, and os.path raises ValueError on it
+            raise ValidationError(f"is not a valid path: it holds a NUL character, got {value!r}")
         path = os.path.expanduser(value)
         if not os.path.isabs(path) and ctx.base_dir and not os.path.exists(path):
             path = os.path.join(ctx.base_dir, path)
@@ -1280,6 +1412,18 @@ _MAX_ARCHIVE_BYTES = 2 * 1024**3
 
 def _extract_archive(data: bytes, dest: str) -> None:
     """Unpack a zip or tar archive into ``dest``, refusing absolute paths, ``..``, links and bombs."""
+    try:
+        _unpack_archive(data, dest)
+    except ValidationError:
+        raise
+    except Exception as e:  # damaged data, an unsupported or encrypted entry, entries that clash
+        raise ValidationError(
+            f"is an archive that cannot be unpacked ({type(e).__name__}): "
+            "send a whole .zip or .tar.gz of the directory"
+        ) from None
+
+
+def _unpack_archive(data: bytes, dest: str) -> None:
     buf = io.BytesIO(data)
     dest_real = os.path.realpath(dest)
 
@@ -1302,6 +1446,10 @@ def _extract_archive(data: bytes, dest: str) -> None:
                 raise ValidationError("is an archive that unpacks to too many files or bytes")
             for info in infos:
                 path = target(info.filename)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise ValidationError(
+                        f"is an archive with a link {info.filename!r}: not allowed"
+                    )
                 if info.is_dir():
                     os.makedirs(path, exist_ok=True)
                     continue

@@ -6,6 +6,7 @@ both drive it.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
 import re
@@ -120,7 +121,8 @@ class Registry:
         self.listeners: list = []
         self.served = False  # set by run(): `algolink serve` then knows the script served itself
         self._setup_lock = threading.Lock()
-        self._options_ctx = DecodeContext(allow_paths=True, keep_files=True)
+        self._options_ctx = DecodeContext()  # the files the current model's options were written to
+        atexit.register(self._options_ctx_cleanup)
 
     # -- declaring ---------------------------------------------------------------------------------------
     def setup(self, fn: Optional[Callable] = None, *, options: Optional[dict] = None) -> Any:
@@ -220,6 +222,9 @@ class Registry:
         self.metadata.update({k: v for k, v in fields.items() if v is not None})
         return dict(self.metadata)
 
+    def _options_ctx_cleanup(self) -> None:
+        self._options_ctx.cleanup()
+
     def _notify(self, kind: str, name: str) -> None:
         for listener in list(self.listeners):
             listener(kind, name)
@@ -249,8 +254,9 @@ class Registry:
         return cmd
 
     # -- setup -----------------------------------------------------------------------------------------
-    def parse_options(self, raw: Optional[dict]) -> dict:
-        """Options checked against their types; missing ones get their default, or None."""
+    def parse_options(self, raw: Optional[dict], ctx: DecodeContext) -> dict:
+        """Options checked against their types; missing ones get their default, or None. Defaults are
+        the code's own, so a default path is always allowed; ``ctx.allow_paths`` governs given values."""
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -263,26 +269,35 @@ class Registry:
             raise InputError(
                 f"Unknown setup option {unknown[0]!r}; the options are: {known}.", field=unknown[0]
             )
-        ctx = self._options_ctx
         ctx.base_dir = self.base_dir
+        defaults_ctx = DecodeContext(allow_paths=True, base_dir=self.base_dir, keep_files=True)
         opts = {}
         for name, t in self.options.items():
             try:
                 if raw.get(name) is not None:
                     opts[name] = t.deserialize(raw[name], ctx)
                 elif t.has_default:
-                    opts[name] = t.default_value(ctx)
+                    opts[name] = t.default_value(defaults_ctx)
                 else:
                     opts[name] = None
             except ValidationError as e:
                 raise InputError(f"Option {name!r} {e.message}.", field=name) from None
         return opts
 
-    def run_setup(self, raw_options: Optional[dict] = None) -> None:
+    def run_setup(self, raw_options: Optional[dict] = None, allow_paths: bool = True) -> None:
         """Build the model. Bad options raise InputError and leave the current model in place; a setup
-        function that raises leaves the status SETUP_FAILED and raises SetupError."""
+        function that raises leaves the status SETUP_FAILED and raises SetupError.
+
+        ``allow_paths``: option values may name files on this machine. True for the operator's own
+        channels (``run(model_options=...)``, ``ALGOLINK_MODEL_OPTIONS``); False for ``POST /setup``, where
+        a client must send a file's content. Files written for one setup are removed by the next."""
         with self._setup_lock:
-            opts = self.parse_options(raw_options)
+            ctx = DecodeContext(allow_paths=allow_paths)
+            try:
+                opts = self.parse_options(raw_options, ctx)
+            except BaseException:
+                ctx.cleanup()
+                raise
             self.status = STARTING
             self.setup_error = None
             try:
@@ -293,12 +308,15 @@ class Registry:
                 else:
                     model = self.setup_fn()
             except BaseException as e:
+                ctx.cleanup()
                 self.status = SETUP_FAILED
                 self.model = None
                 self.setup_error = f"{type(e).__name__}: {e}"
                 raise SetupError(
                     f"Setup failed: {self.setup_error}", traceback=traceback.format_exc()
                 ) from e
+            self._options_ctx.cleanup()
+            self._options_ctx = ctx
             self.model = model
             self.status = RUNNING
 

@@ -285,7 +285,7 @@ class BodyHandler(BaseHandler):
                 if t is not None and t.type_name not in _TEXT_FIELDS:
                     try:
                         value = json.loads(value)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         pass
                 raw[name] = value
             for name, parts in files.items():
@@ -325,7 +325,7 @@ class SetupHandler(BodyHandler):
         server = self.modelserver
         try:
             options = self.parse_body(server.registry.options)
-            await server.submit(server.registry.run_setup, options)
+            await server.submit(server.registry.run_setup, options, False)
         except ModelCloudError as e:
             self.send_model_error(e)
             return

@@ -6,6 +6,7 @@ import base64
 import gzip
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -510,3 +511,42 @@ def test_queue_is_bounded_and_answers_503(model_server):
         t.join()
     assert codes.count(200) >= 2 and 503 in codes
     wait_until(lambda: s.get("/healthcheck").json()["status"] == "RUNNING")
+
+
+FILE_OPTION = """
+import os, modelcloud
+from modelcloud import file, text
+
+@modelcloud.setup(options={'weights': file(extension='.txt', default='weights.txt')})
+def setup(opts):
+    return opts['weights']
+
+@modelcloud.command('weights', inputs={}, outputs={'path': text(), 'content': text()})
+def weights(model, inputs):
+    return {'path': model, 'content': open(model).read()}
+
+if __name__ == '__main__':
+    modelcloud.run()
+"""
+
+
+def test_file_option_paths_only_from_the_operator(model_server, tmp_path):
+    (tmp_path / "weights.txt").write_text("default weights")
+    secret = tmp_path / "other.txt"
+    secret.write_text("operator's file")
+    s = model_server(
+        FILE_OPTION, env={"ALGOLINK_MODEL_OPTIONS": json.dumps({"weights": str(secret)})}
+    )
+    assert s.post("/weights").json()["content"] == "operator's file"
+    # Over HTTP a client may not name files on the server; it sends the content instead.
+    r = s.post("/setup", json={"weights": str(secret)})
+    assert r.status_code == 400 and r.json()["field"] == "weights"
+    assert "not a path on the server" in r.json()["error"]
+    uri = "data:text/plain;base64," + base64.b64encode(b"uploaded weights").decode()
+    assert s.post("/setup", json={"weights": uri}).json() == {"success": True}
+    first = s.post("/weights").json()
+    assert first["content"] == "uploaded weights" and first["path"].endswith(".txt")
+    # The next setup removes the files the previous one was given.
+    assert s.post("/setup").json() == {"success": True}
+    assert s.post("/weights").json()["content"] == "default weights"
+    assert not os.path.exists(first["path"])
