@@ -65,6 +65,8 @@ class Command:
     inputs: dict
     outputs: dict
     description: Optional[str] = None
+    #: Consecutive runs that were fast: the server runs a command that stays fast on its I/O loop.
+    fast_runs: int = 0
 
     def to_dict(self) -> dict:
         return {

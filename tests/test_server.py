@@ -550,3 +550,37 @@ def test_file_option_paths_only_from_the_operator(model_server, tmp_path):
     assert s.post("/setup").json() == {"success": True}
     assert s.post("/weights").json()["content"] == "default weights"
     assert not os.path.exists(first["path"])
+
+
+ADAPTIVE = """
+import time, threading, modelcloud
+from modelcloud import number, text
+
+@modelcloud.command('work', inputs={'seconds': number(min=0, max=5)}, outputs={'thread': text()})
+def work(model, inputs):
+    time.sleep(inputs['seconds'])
+    return threading.current_thread().name
+
+if __name__ == '__main__':
+    modelcloud.run()
+"""
+
+
+def test_fast_commands_run_on_the_loop_and_slow_ones_go_back_to_the_worker(model_server):
+    s = model_server(ADAPTIVE)
+    threads = [s.post("/work", json={"seconds": 0}).json()["thread"] for _ in range(30)]
+    assert threads[0].startswith("modelcloud")  # first runs on the worker thread
+    assert threads[-1] == "MainThread"  # once proven fast, on the I/O loop
+    assert s.post("/work", json={"seconds": 0.3}).json()["thread"] == "MainThread"  # not known yet
+    # That one slow run sends the command back to the worker: /healthcheck answers during the next.
+    result = {}
+    t = threading.Thread(
+        target=lambda: result.update(r=requests.post(s.url + "/work", json={"seconds": 1.5}))
+    )
+    t.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    assert requests.get(s.url + "/healthcheck", timeout=5).json()["status"] == "RUNNING"
+    assert time.monotonic() - start < 0.5
+    t.join()
+    assert result["r"].json()["thread"].startswith("modelcloud")
