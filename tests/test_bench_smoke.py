@@ -20,6 +20,7 @@ ROWS = [
     "echo c=16 p99 latency",
     "classify 224x224 JPEG p50",
     "classify 224x224 JPEG p99",
+    "classify p50 vs bare Tornado",
     "idle RSS after start-up",
     "idle RSS after load",
 ]
