@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from support import ServerProcess
 
 ALGOLINK = str(Path(sys.executable).parent / "algolink")
@@ -21,8 +23,20 @@ def upper(model, inputs):
 """
 
 
+_started: list = []
+
+
 def serve(args: list, cwd: Path, env: dict | None = None) -> ServerProcess:
-    return ServerProcess([ALGOLINK, "serve", *args], cwd=cwd, env=env)
+    server = ServerProcess([ALGOLINK, "serve", *args], cwd=cwd, env=env)
+    _started.append(server)
+    return server
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers():
+    yield
+    while _started:
+        _started.pop().stop()
 
 
 def test_serve_a_bundle_folder_without_main_block(tmp_path):
