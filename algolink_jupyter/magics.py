@@ -19,7 +19,7 @@ from IPython.display import HTML, display
 from . import kernel
 from .spec import SpecError, parse_spec
 
-SUBCOMMANDS = ("serve", "status", "stop", "test")
+SUBCOMMANDS = ("serve", "status", "stop", "test", "export")
 
 
 def _unquote(text: Any) -> Any:
@@ -112,13 +112,13 @@ class AlgoLinkMagics(Magics):
 
     @line_magic
     def algolink(self, line: str) -> Any:
-        """%algolink serve|status|stop|test NAME: run `%algolink SUBCOMMAND -h` for each one's options."""
+        """%algolink serve|status|stop|test NAME|export DIR: run `%algolink SUBCOMMAND -h` for each one's options."""
         sub, _, rest = line.strip().partition(" ")
         if sub not in SUBCOMMANDS:
             raise UsageError(
-                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME."
+                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME, export DIR."
                 if sub
-                else "%algolink: say what to do: serve, status, stop or test NAME."
+                else "%algolink: say what to do: serve, status, stop, test NAME or export DIR."
             )
         return getattr(self, f"_{sub}")(rest)
 
@@ -179,6 +179,23 @@ class AlgoLinkMagics(Magics):
                 f"%algolink test: there is no command {args.name!r}; the commands are: {known}."
             )
         show_form(args.name)
+
+    @magic_arguments(name="algolink export")
+    @argument("directory", help="the bundle folder to write (an earlier export there is replaced)")
+    @argument(
+        "--verify",
+        action="store_true",
+        help="then run the bundle in a fresh environment and replay the saved examples",
+    )
+    @argument("--port", type=int, help="the port the bundle serves on, written to algolink.yml")
+    def _export(self, rest: str) -> None:
+        args = parse_argstring(self._export, rest)
+        from .export import ExportError, export
+
+        try:
+            export(_unquote(args.directory), verify=args.verify, port=args.port, shell=self.shell)
+        except ExportError as e:
+            raise UsageError(f"%algolink export: {e}") from None
 
 
 def show_form(name: str) -> None:
