@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench clean postgres
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,21 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## PostgreSQL for the hub's API tests: Debian's package when initdb is on neither PATH nor the
+## usual /usr/lib/postgresql/<version>/bin (the tests start their own server as a non-root user).
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
+
 ## The whole suite: lint, then every test.
-test: lint
+test: lint postgres
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
 	$(PY) bench/serve_overhead.py
 	$(PY) bench/kernel_serving.py
+	$(PY) bench/hub.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -78,6 +78,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     raise CLIError(f"{entry} declares no @modelcloud.command: there is nothing to serve.")
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError
+    from .export.notebook import export_notebook
+
+    try:
+        export_notebook(
+            args.notebook,
+            args.output,
+            verify=args.verify,
+            timeout=args.timeout,
+            kernel_name=args.kernel,
+            port=args.port,
+        )
+    except ExportError as e:
+        print(f"algolink: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="algolink", description="Serve, export and publish models with AlgoLink."
@@ -100,6 +119,36 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--debug", action="store_true", help="send tracebacks with errors")
     serve.set_defaults(func=cmd_serve)
+
+    export = sub.add_parser(
+        "export",
+        help="run a notebook in a fresh kernel and export its commands as a bundle",
+        description=(
+            "Run NOTEBOOK from top to bottom in a fresh kernel (in the notebook's folder), then export "
+            "its setup and commands from that kernel as a bundle, as %%algolink export does."
+        ),
+    )
+    export.add_argument("notebook", help="the .ipynb notebook")
+    export.add_argument("-o", "--output", required=True, help="the bundle folder to write")
+    export.add_argument(
+        "--verify",
+        action="store_true",
+        help="then run the bundle in a fresh environment and replay its saved examples",
+    )
+    export.add_argument(
+        "--port", type=int, help="the port the bundle serves on, written to algolink.yml"
+    )
+    export.add_argument(
+        "--timeout", type=float, default=600, help="seconds each cell may run (default 600)"
+    )
+    export.add_argument(
+        "--kernel", default="python3", help="the kernel to run it with (default python3)"
+    )
+    export.set_defaults(func=cmd_export)
+
+    from algolink_jupyter.hub.client import add_commands as add_hub_commands
+
+    add_hub_commands(sub)  # hub, register, publish, logs, status
     return parser
 
 

@@ -1,0 +1,12 @@
+"""The REST API under ``/api/v1``: one module per resource, each ending with its ``default_handlers``."""
+
+from __future__ import annotations
+
+from . import groups, projects, services, tokens, versions
+from .base import APIHandler, NotFoundHandler
+
+default_handlers: list = []
+for _module in (projects, groups, services, versions, tokens):
+    default_handlers.extend(_module.default_handlers)
+
+__all__ = ["APIHandler", "NotFoundHandler", "default_handlers"]

@@ -1,0 +1,378 @@
+"""The base of every API handler: tokens, JSON in and out, one error shape, and the row -> JSON models.
+
+Errors are always ``{"error": "<one sentence>"}``. ``find_*`` helpers answer 404 with a sentence that
+names what is missing; ``*_model`` functions turn rows into the JSON the API returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from typing import Any, Optional
+
+from tornado import web
+from tornado.log import app_log
+
+from .. import orm
+
+NAME_RULE = "letters, digits, '_' and '-'"
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_VERSION = re.compile(r"^[A-Za-z0-9.+-]+$")
+MAX_NAME = 64
+
+
+class APIError(web.HTTPError):
+    """An error a user can cause: its message is the answer's ``error`` sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status)
+        self.message = message
+
+
+def check_name(kind: str, value: Any) -> str:
+    """A project, group, service or token name, or a 400 that says which rule it broke."""
+    if value is None or value == "":
+        raise APIError(400, f"The {kind} name is missing: give a name of {NAME_RULE}.")
+    if not isinstance(value, str):
+        raise APIError(400, f"The {kind} name must be text of {NAME_RULE}, got {value!r}.")
+    if any(c.isspace() for c in value):
+        raise APIError(
+            400,
+            f"The {kind} name {value!r} has a space: a name allows no spaces, only {NAME_RULE}.",
+        )
+    if not _NAME.match(value):
+        bad = next(c for c in value if not re.match(r"[A-Za-z0-9_-]", c))
+        raise APIError(
+            400, f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}."
+        )
+    if len(value) > MAX_NAME:
+        raise APIError(
+            400, f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters."
+        )
+    return value
+
+
+def check_version_string(value: Any) -> str:
+    """A project's version string (``1.0``, ``2024-05``): no ``_``, no spaces."""
+    if value is None or value == "":
+        raise APIError(400, "The version is missing: give a version such as '1.0'.")
+    if not isinstance(value, str):
+        value = str(value) if isinstance(value, (int, float)) else value
+        if not isinstance(value, str):
+            raise APIError(400, f"The version must be text such as '1.0', got {value!r}.")
+    if "_" in value:
+        raise APIError(
+            400, f"The version {value!r} has '_': a version string allows no '_' (use '.' or '-')."
+        )
+    if any(c.isspace() for c in value):
+        raise APIError(400, f"The version {value!r} has a space: a version allows no spaces.")
+    if not _VERSION.match(value) or len(value) > MAX_NAME:
+        raise APIError(
+            400,
+            f"The version {value!r} is not allowed: use letters, digits, '.', '+' and '-' "
+            f"(at most {MAX_NAME} characters).",
+        )
+    return value
+
+
+def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
+    return None if t is None else t.isoformat(timespec="seconds") + "Z"
+
+
+class APIHandler(web.RequestHandler):
+    """JSON in and out under ``/api/v1``; a token on every call that changes state."""
+
+    #: Whether GET needs a token too (the token list does).
+    read_needs_token = False
+
+    @property
+    def hub(self) -> Any:
+        return self.settings["hub"]
+
+    @property
+    def db(self) -> Any:
+        if not hasattr(self, "_db"):
+            self._db = self.hub.session()
+        return self._db
+
+    def on_finish(self) -> None:
+        if hasattr(self, "_db"):
+            self._db.close()
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    # --- authentication -------------------------------------------------------------------------
+
+    def get_token(self) -> Optional[str]:
+        auth = self.request.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() in ("token", "bearer") and value.strip():
+            return value.strip()
+        return self.get_query_argument("token", None)
+
+    def prepare(self) -> None:
+        self.token_name: Optional[str] = None
+        token = self.get_token()
+        if token:
+            self.token_name = self.hub.check_token(token)
+            if self.token_name is None:
+                raise APIError(403, "The token is not valid: it is unknown or was revoked.")
+        needs = self.request.method not in ("GET", "HEAD", "OPTIONS") or self.read_needs_token
+        if needs and self.token_name is None:
+            raise APIError(
+                401,
+                "This call needs a token: send 'Authorization: token <token>' (the admin token is "
+                "in the hub's data folder, file admin_token).",
+            )
+
+    # --- JSON -----------------------------------------------------------------------------------
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def json_body(self) -> dict:
+        """The request's JSON object; an empty body is ``{}``."""
+        raw = self.request.body
+        if not raw or not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            raise APIError(400, f"The body is not valid JSON ({e}): send a JSON object.") from None
+        if not isinstance(data, dict):
+            raise APIError(400, 'The body must be a JSON object such as {"name": "demo"}.')
+        return data
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, APIError):
+            message = exc.message
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif status_code == 405:
+            message = f"{self.request.method} is not allowed on {self.request.path}."
+        elif status_code == 413:
+            message = "The upload is too large for this hub."
+        elif status_code >= 500:
+            message = "The hub failed to answer this request; its log says why."
+        else:
+            message = self._reason
+        self.finish(json.dumps({"error": message}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, APIError):
+            app_log.info(
+                "%s %s: %d %s",
+                self.request.method,
+                self.request.uri,
+                value.status_code,
+                value.message,
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    # --- finding rows ---------------------------------------------------------------------------
+
+    def find_project(self, name: str) -> orm.Project:
+        project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
+        if project is None:
+            raise APIError(
+                404, f"There is no project {name!r}: create it with POST /api/v1/projects."
+            )
+        return project
+
+    def find_group(self, project: orm.Project, name: str) -> orm.Group:
+        for group in project.groups:
+            if group.name == name:
+                return group
+        raise APIError(
+            404,
+            f"Project {project.name!r} has no group {name!r}: create it with "
+            f"POST /api/v1/projects/{project.name}/groups.",
+        )
+
+    def find_service(self, project_name: str, name: str) -> orm.Service:
+        project = self.find_project(project_name)
+        for service in project.services:
+            if service.name == name:
+                return service
+        raise APIError(
+            404,
+            f"Project {project.name!r} has no service {name!r}: register it with "
+            f"POST /api/v1/projects/{project.name}/services.",
+        )
+
+    def find_version(self, service: orm.Service, number: Any) -> orm.Version:
+        n = parse_version_number(number)
+        version = service.version(n)
+        if version is None:
+            have = ", ".join(str(v.number) for v in service.versions) or "none"
+            raise APIError(
+                404,
+                f"{service.project.name}/{service.name} has no version {number}: "
+                f"its versions are {have}.",
+            )
+        return version
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return f"{self.request.protocol}://{self.request.host}{path}"
+
+
+def parse_version_number(value: Any) -> int:
+    """A service version number (1, 2, ...) from JSON or a URL (``vN`` names API versions)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        hint = (
+            " (v1, v2, ... are API versions, used in /serve URLs)" if text[:1] in ("v", "V") else ""
+        )
+        raise APIError(
+            400, f"The version {value!r} is not a version number: give 1, 2, 3, ...{hint}."
+        )
+    return int(text)
+
+
+def project_model(project: orm.Project, detail: bool = False) -> dict:
+    model = {
+        "name": project.name,
+        "type": project.type,
+        "version": project.version,
+        "description": project.description,
+        "created": isotime(project.created),
+        "groups": [g.name for g in project.groups],
+    }
+    if detail:
+        model["groups"] = [group_model(g) for g in project.groups]
+        model["services"] = [service_summary(s) for s in project.services]
+    return model
+
+
+def group_model(group: orm.Group) -> dict:
+    return {
+        "name": group.name,
+        "project": group.project.name,
+        "created": isotime(group.created),
+        "services": [s.name for s in group.services],
+    }
+
+
+def effective_metadata(service: orm.Service, version: Optional[orm.Version]) -> dict:
+    """What the bundle's ``modelcloud.meta(...)`` says, overridden by the metadata given at
+    registration (the service's), overridden by the metadata given with this version."""
+    manifest = (version.manifest if version is not None else None) or {}
+    merged = dict(manifest.get("metadata") or {})
+    merged.update(service.meta or {})
+    if version is not None:
+        merged.update(version.meta or {})
+    return merged
+
+
+def current_version(service: orm.Service) -> Optional[orm.Version]:
+    """The published version, or else the newest one."""
+    return service.version(service.published_version) or (
+        service.versions[-1] if service.versions else None
+    )
+
+
+def version_model(version: orm.Version, base: str = "") -> dict:
+    service = version.service
+    path = (
+        f"/api/v1/projects/{service.project.name}/services/{service.name}/versions/{version.number}"
+    )
+    return {
+        "number": version.number,
+        "status": version.status,
+        "error": version.error or None,
+        "api_version": f"v{version.api_version}" if version.api_version else None,
+        "bundle_hash": version.bundle_hash,
+        "manifest": version.manifest,
+        "metadata": effective_metadata(service, version),
+        "gallery": gallery_model(version, base),
+        "port": version.port,
+        "created": isotime(version.created),
+        "published_by": version.published_by,
+        "published_at": isotime(version.published_at),
+        "logs": base + path + "/logs",
+    }
+
+
+def service_summary(service: orm.Service) -> dict:
+    return {
+        "name": service.name,
+        "group": service.group.name,
+        "status": service.status,
+        "published_version": service.published_version,
+        "public": service.public,
+    }
+
+
+def gallery_model(version: Optional[orm.Version], base: str = "") -> list:
+    return [
+        {"name": image["name"], "url": f"{base}/gallery/{image['file']}"}
+        for image in ((version.gallery or []) if version is not None else [])
+    ]
+
+
+def service_model(service: orm.Service, base: str = "") -> dict:
+    version = current_version(service)
+    published = service.version(service.published_version)
+    project = service.project.name
+    serve = f"{base}/serve/{project}/{service.name}/"
+    model = {
+        "name": service.name,
+        "project": project,
+        "group": service.group.name,
+        "status": service.status,
+        "message": service.message or None,
+        "port": service.port,
+        "public": service.public,
+        "published_version": service.published_version,
+        "api_version": f"v{published.api_version}" if published and published.api_version else None,
+        "metadata": effective_metadata(service, version),
+        "manifest": version.manifest if version else None,
+        "gallery": gallery_model(version, base),
+        "versions": [version_model(v, base) for v in service.versions],
+        "created": isotime(service.created),
+        "urls": {
+            "serve": serve,
+            "api": f"{serve}v{published.api_version}/"
+            if published and published.api_version
+            else None,
+            "api_versions": {
+                f"v{v.api_version}": f"{serve}v{v.api_version}/"
+                for v in service.versions
+                if v.api_version
+            },
+            "logs": f"{base}/api/v1/projects/{project}/services/{service.name}/versions/"
+            f"{version.number}/logs"
+            if version
+            else None,
+        },
+    }
+    return model
+
+
+def token_model(token: orm.Token) -> dict:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created": isotime(token.created),
+        "last_used": isotime(token.last_used),
+        "revoked": token.revoked_at is not None,
+    }
+
+
+class NotFoundHandler(APIHandler):
+    """Any path no route matches: a JSON 404."""
+
+    def prepare(self) -> None:
+        raise APIError(
+            404, f"There is no {self.request.path} on this hub: the API lives under /api/v1."
+        )

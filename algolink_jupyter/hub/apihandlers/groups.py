@@ -1,0 +1,39 @@
+"""Groups (分组) of a project: ``/api/v1/projects/{project}/groups[/{group}]``."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from .. import orm
+from .base import APIError, APIHandler, check_name, group_model
+
+
+class GroupListAPIHandler(APIHandler):
+    def get(self, project_name: str) -> None:
+        project = self.find_project(project_name)
+        self.write_json([group_model(g) for g in project.groups])
+
+    def post(self, project_name: str) -> None:
+        project = self.find_project(project_name)
+        name = check_name("group", self.json_body().get("name"))
+        group = orm.Group(project=project, name=name)
+        self.db.add(group)
+        try:
+            self.db.commit()
+        except IntegrityError:
+            self.db.rollback()
+            raise APIError(
+                409, f"Project {project_name!r} already has a group {name!r}: choose another name."
+            ) from None
+        self.write_json(group_model(group), 201)
+
+
+class GroupAPIHandler(APIHandler):
+    def get(self, project_name: str, name: str) -> None:
+        self.write_json(group_model(self.find_group(self.find_project(project_name), name)))
+
+
+default_handlers = [
+    (r"/api/v1/projects/([^/]+)/groups", GroupListAPIHandler),
+    (r"/api/v1/projects/([^/]+)/groups/([^/]+)", GroupAPIHandler),
+]

@@ -1,0 +1,277 @@
+"""The hub's configuration and start-up: ``algolink hub [--host] [--port] [--data] [--db]``.
+
+On start the hub upgrades its database to the newest schema (Alembic), makes or reuses the admin token
+(``<data>/admin_token``, mode 600, printed as ``Admin token: <token>`` the first time), serves the API,
+the gallery and ``/serve``, and brings back every service that was online when it stopped.
+
+The data folder holds everything: ``hub.sqlite`` (unless ``--db`` names PostgreSQL), ``bundles/<sha256>``
+(bundles by content), ``envs/`` (built environments, shared by bundles that need the same one),
+``services/<project>/<service>/<version>/`` (build and run logs), ``gallery/`` (images by content) and
+``tmp/`` (uploads being unpacked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from . import orm
+from .apihandlers import default_handlers as api_handlers
+from .apihandlers.base import NotFoundHandler
+from .builder import Builder
+from .proxy import HubServer, UpstreamPool
+from .publisher import Publisher
+from .runner import Runner, free_port
+from .settings import DEFAULT_PORT, add_arguments
+
+log = logging.getLogger("algolink.hub")
+
+ADMIN = "admin"
+
+
+class StartError(RuntimeError):
+    """The hub cannot start; the message says why."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ALGOLINK_HUB_DATA") or "~/.algolink/hub").expanduser()
+
+
+class RootHandler(web.RequestHandler):
+    """``GET /``: where things are (the web pages come later)."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(
+            json.dumps(
+                {
+                    "name": "AlgoLink hub",
+                    "api": "/api/v1",
+                    "projects": "/api/v1/projects",
+                    "serve": "/serve/{project}/{service}/{command}",
+                }
+            )
+        )
+
+
+class APIRootHandler(RootHandler):
+    pass
+
+
+class GalleryHandler(web.StaticFileHandler):
+    """Gallery images, stored by content: cached for a year."""
+
+    def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+        return self.CACHE_MAX_AGE
+
+
+class Hub:
+    """One hub: its settings, database, builder, runner, publisher and HTTP server."""
+
+    def __init__(
+        self,
+        *,
+        data: Optional[Path] = None,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        db_url: Optional[str] = None,
+        service_host: str = "127.0.0.1",
+        max_upload_bytes: int = 1 << 30,
+        max_bundle_bytes: int = 2 << 30,
+        max_bundle_files: int = 20_000,
+        health_timeout: float = 120.0,
+        manifest_timeout: float = 60.0,
+        uv: Optional[str] = None,
+    ) -> None:
+        self.data = Path(data or default_data_dir()).expanduser().resolve()
+        self.host = host
+        self.port = port
+        self.db_url = db_url or f"sqlite:///{self.data / 'hub.sqlite'}"
+        self.service_host = service_host
+        self.max_upload_bytes = max_upload_bytes
+        self.max_bundle_bytes = max_bundle_bytes
+        self.max_bundle_files = max_bundle_files
+        self.health_timeout = health_timeout
+        self.manifest_timeout = manifest_timeout
+        self.uv = uv
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self.admin_token: Optional[str] = None
+
+    # --- database and tokens ----------------------------------------------------------------------
+
+    def init_db(self) -> None:
+        self.engine = orm.make_engine(self.db_url)
+        orm.upgrade(self.engine)
+        self.session = orm.session_factory(self.engine)
+
+    def init_admin_token(self) -> None:
+        """Reuse ``<data>/admin_token``, or make one, print it once and keep it (mode 600)."""
+        path = self.data / "admin_token"
+        token = path.read_text().strip() if path.is_file() else ""
+        first = not token
+        if first:
+            token = orm.new_token()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+        os.chmod(path, 0o600)
+        hashed = orm.hash_token(token)
+        with self.session() as db:
+            for row in db.query(orm.Token).filter_by(name=ADMIN, revoked_at=None):
+                if row.hashed != hashed:  # the file was replaced: the old admin token goes
+                    row.revoked_at = orm.utcnow()
+            row = db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
+            if row is None:
+                db.add(orm.Token(name=ADMIN, hashed=hashed, prefix=token[:4]))
+            elif row.revoked_at is not None:
+                row.revoked_at = None
+            db.commit()
+        self.admin_token = token
+        if first:
+            print(f"Admin token: {token}", flush=True)
+        else:
+            print(f"Admin token: in {path}", flush=True)
+
+    def create_token(self, db: Any, name: str) -> tuple[str, orm.Token]:
+        token = orm.new_token()
+        row = orm.Token(name=name, hashed=orm.hash_token(token), prefix=token[:4])
+        db.add(row)
+        db.commit()
+        return token, row
+
+    def check_token(self, token: str) -> Optional[str]:
+        """The name of a valid token, or None. Cached in memory; ``last_used`` kept per minute."""
+        hashed = orm.hash_token(token)
+        now = time.monotonic()
+        cached = self._tokens.get(hashed)
+        if cached is not None and now - cached[1] < 60:
+            return cached[0]
+        with self.session() as db:
+            row = db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
+            if row is None or row.revoked_at is not None:
+                return None
+            row.last_used = orm.utcnow()
+            db.commit()
+            self._tokens[hashed] = (row.name, now)
+            return row.name
+
+    def forget_token(self, hashed: str) -> None:
+        self._tokens.pop(hashed, None)
+
+    # --- the rest -------------------------------------------------------------------------------
+
+    def free_port(self) -> int:
+        return free_port()
+
+    def init_components(self) -> None:
+        for sub in ("bundles", "envs", "services", "gallery", "tmp"):
+            (self.data / sub).mkdir(parents=True, exist_ok=True)
+        for leftover in (self.data / "tmp").iterdir():  # uploads cut short by a stop
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.builder = Builder(self.data / "envs", uv=self.uv)
+        self.publisher = Publisher(self)
+        self.runner = Runner(on_state=self.publisher.on_state)
+        self.upstreams = UpstreamPool()
+
+    def make_app(self) -> web.Application:
+        handlers = [
+            (r"/", RootHandler),
+            (r"/api/v1/?", APIRootHandler),
+            *api_handlers,
+            (r"/gallery/(.*)", GalleryHandler, {"path": str(self.data / "gallery")}),
+        ]
+        return web.Application(handlers, hub=self, default_handler_class=NotFoundHandler)
+
+    def listen(self) -> None:
+        self.http_server = HTTPServer(
+            HubServer(self, self.make_app()), max_body_size=self.max_upload_bytes
+        )
+        try:
+            sockets = bind_sockets(self.port, self.host)
+        except OSError as e:
+            raise StartError(
+                f"cannot listen on {self.host}:{self.port}: {e.strerror or e}"
+            ) from None
+        self.port = sockets[0].getsockname()[1]
+        self.http_server.add_sockets(sockets)
+
+    async def start(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.init_db()
+        self.init_admin_token()
+        self.init_components()
+        self.listen()
+        await self.publisher.restore()
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        print(
+            f"AlgoLink hub running at http://{host}:{self.port}/ (data in {self.data})", flush=True
+        )
+
+    async def stop(self) -> None:
+        """Stop serving and stop the service processes, keeping their status for the next start."""
+        self.http_server.stop()
+        await self.publisher.stop_all()
+        self.upstreams.close()
+        self.engine.dispose()
+
+    async def run(self) -> None:
+        await self.start()
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
+        await stopped.wait()
+        print("Stopping the hub and its services...", flush=True)
+        await self.stop()
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    hub = Hub(
+        data=Path(args.data) if args.data else None,
+        host=args.host,
+        port=args.port,
+        db_url=args.db,
+        service_host=args.service_host,
+        health_timeout=args.health_timeout,
+    )
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        asyncio.run(hub.run())
+    except StartError as e:
+        print(f"algolink hub: {e}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as e:
+        url = make_url(orm.normalize_url(hub.db_url)).render_as_string(hide_password=True)
+        print(f"algolink hub: cannot use the database {url}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = argparse.ArgumentParser(prog="algolink hub", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,922 @@
+"""Bundle -> isolated Python environment, built with uv, with its build log streamed as it is written.
+
+An environment is identified by a key: a hash of the requested Python, ``requirements.txt``, the build
+steps and the ``modelcloud`` runtime it carries. Bundles with the same key share one environment,
+built once under ``<envs_root>/<key>/`` and marked complete only when its build succeeded; a lock file
+per key makes concurrent builds of the same key wait for each other instead of corrupting it.
+
+Every environment gets the ``modelcloud`` runtime (this repository's package, copied into its
+site-packages, with tornado, pillow, numpy and pyyaml installed by uv) unless the bundle vendors its
+own ``modelcloud/``. Build steps run with the bundle as working directory and the environment's
+``bin/`` first on PATH, where ``pip`` is uv's pip bound to the environment. Every install honours the
+machine's pip configuration (index URLs, find-links, constraints, trusted hosts: pip's config files and
+``PIP_*`` variables), translated to uv's ``UV_*`` variables. uv never downloads a Python here: the
+requested version must be on the machine, and a build that asks for another lists those that are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import configparser
+import contextlib
+import datetime
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from .bundles import BundleConfig, bundle_hash, read_config
+
+__all__ = [
+    "BuildError",
+    "Builder",
+    "Environment",
+    "MODELCLOUD_REQUIREMENTS",
+    "PythonInstall",
+    "entrypoint_argv",
+    "pip_config",
+    "read_manifest",
+    "uv_settings",
+]
+
+#: What the modelcloud runtime imports (contract section 1), installed into every environment.
+MODELCLOUD_REQUIREMENTS = ("tornado>=6.3", "pillow>=10.0", "numpy>=1.24", "pyyaml>=6.0")
+#: The oldest Python the modelcloud runtime runs on (a bundle that vendors its own may go lower).
+MIN_PYTHON = (3, 9)
+COMPLETE_MARKER = ".algolink-complete"
+_KEY_FORMAT = 1
+_INSTALL_STEP = re.compile(r"^\s*(pip3?|python3?(\.\d+)?\s+-m\s+pip|uv\s+pip)\s+install\b")
+_PYTHON_M_PIP = re.compile(r"(^|[;&|(]\s*)python3?(\.\d+)?\s+-m\s+pip\b")
+_SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~{}\n]")
+
+
+class BuildError(RuntimeError):
+    """A build that failed; the message says why (with the tail of the log) and what to do."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A built environment: its key, its folder, its Python executable and its ``bin/`` folder."""
+
+    key: str
+    path: Path
+    python: Path
+    bin_dir: Path
+
+    @classmethod
+    def at(cls, key: str, path: Path) -> Environment:
+        path = Path(path)
+        return cls(key=key, path=path, python=path / "bin" / "python", bin_dir=path / "bin")
+
+    def process_env(self, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+        """The environment variables of a process that runs in this environment.
+
+        The hub's own variables, less ``PYTHONPATH``, ``PYTHONHOME`` and every ``ALGOLINK_*`` (the hub's
+        settings and tokens are not the service's business), with ``bin/`` first on PATH,
+        ``VIRTUAL_ENV`` set, output unbuffered, then ``extra``.
+        """
+        drop = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "__PYVENV_LAUNCHER__"}
+        env = {
+            k: v for k, v in os.environ.items() if k not in drop and not k.startswith("ALGOLINK_")
+        }
+        env["PATH"] = str(self.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)
+        env["VIRTUAL_ENV"] = str(self.path)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra or {})
+        return env
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / COMPLETE_MARKER).is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# pip's configuration, translated for uv
+
+
+def _pip_config_files(environ: dict[str, str]) -> list[Path]:
+    """pip's configuration files, lowest priority first (as ``pip config debug`` lists them)."""
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file == os.devnull:
+        return []
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(Path("/etc/pip.conf"))  # global
+    if not (config_file and os.path.exists(config_file)):
+        home = Path(environ.get("HOME") or os.path.expanduser("~"))
+        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]  # user
+    files.append(Path(sys.base_prefix) / "pip.conf")  # site (the hub's interpreter)
+    if sys.prefix != sys.base_prefix:
+        files.append(Path(sys.prefix) / "pip.conf")
+    if config_file:
+        files.append(Path(config_file))
+    return files
+
+
+def pip_config(environ: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The settings pip's ``install`` would use: its config files, then ``PIP_*`` variables.
+
+    Keys are pip's long option names (``index-url``, ``extra-index-url``, ``find-links``,
+    ``constraint``, ``no-index``, ``trusted-host``, ``cert``, ``timeout``, ``pre``). Files are read in
+    pip's order (global, user, site, ``PIP_CONFIG_FILE``), the ``[global]`` section and then
+    ``[install]`` of each; a ``PIP_<NAME>`` variable wins over all of them.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    settings: dict[str, str] = {}
+    for path in _pip_config_files(environ):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                for name, value in parser.items(section):
+                    settings[name.replace("_", "-").lower()] = value
+    for name, value in environ.items():
+        if name.startswith("PIP_") and name != "PIP_CONFIG_FILE":
+            settings[name[4:].replace("_", "-").lower()] = value
+    if "default-timeout" in settings and "timeout" not in settings:
+        settings["timeout"] = settings["default-timeout"]
+    return settings
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def uv_settings(
+    pip: Optional[dict[str, str]] = None, environ: Optional[dict[str, str]] = None
+) -> tuple[dict[str, str], list[str]]:
+    """pip's settings as ``(UV_* environment variables, extra flags for uv pip install)``.
+
+    ``index-url`` -> ``UV_DEFAULT_INDEX``, ``extra-index-url`` -> ``UV_INDEX``, ``find-links`` ->
+    ``UV_FIND_LINKS``, ``constraint`` -> ``UV_CONSTRAINT``, ``trusted-host`` -> ``UV_INSECURE_HOST``,
+    ``cert`` -> ``SSL_CERT_FILE``, ``timeout`` -> ``UV_HTTP_TIMEOUT``, ``pre`` -> ``UV_PRERELEASE``,
+    ``no-index`` -> the ``--no-index`` flag. uv's index strategy is set to ``unsafe-best-match``,
+    which is pip's: the best version across every index and find-links location, so a wheel on
+    local disk (say a CPU build of torch) is chosen as pip would choose it. ``UV_PYTHON_DOWNLOADS`` is
+    ``never``. A ``UV_*`` variable the hub was started with is kept as it is.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    pip = pip_config(environ) if pip is None else pip
+    out: dict[str, str] = {"UV_PYTHON_DOWNLOADS": "never", "UV_INDEX_STRATEGY": "unsafe-best-match"}
+    flags: list[str] = []
+
+    def words(key: str) -> list[str]:
+        return pip.get(key, "").split()
+
+    if pip.get("index-url", "").strip():
+        out["UV_DEFAULT_INDEX"] = pip["index-url"].strip()
+    if words("extra-index-url"):
+        out["UV_INDEX"] = " ".join(words("extra-index-url"))
+    if words("find-links"):
+        out["UV_FIND_LINKS"] = ",".join(words("find-links"))
+    if words("constraint"):
+        out["UV_CONSTRAINT"] = " ".join(words("constraint"))
+    if words("trusted-host"):
+        out["UV_INSECURE_HOST"] = " ".join(words("trusted-host"))
+    if pip.get("cert", "").strip():
+        out["SSL_CERT_FILE"] = pip["cert"].strip()
+    if pip.get("timeout", "").strip():
+        with contextlib.suppress(ValueError):
+            out["UV_HTTP_TIMEOUT"] = str(max(1, int(float(pip["timeout"]))))
+    if _truthy(pip.get("pre", "")):
+        out["UV_PRERELEASE"] = "allow"
+    if _truthy(pip.get("no-index", "")):
+        flags.append("--no-index")
+    for name in list(out):
+        if name in environ:  # set explicitly for the hub: that wins
+            del out[name]
+    return out, flags
+
+
+_PIP_SHIM = '''\
+#!{python}
+"""pip for this AlgoLink environment: uv's pip interface, bound to this environment.
+
+Written by the AlgoLink hub's builder. It is fast, and it honours the hub's pip configuration, which
+the builder passes on as UV_* variables. Options of pip that uv does not know are dropped.
+"""
+import os
+import sys
+
+UV = {uv!r}
+ENV = {env!r}
+INSTALL_FLAGS = {flags!r}
+DROP = {{"--no-cache-dir", "--disable-pip-version-check", "--no-warn-script-location",
+        "--no-input", "--no-color", "-y", "--yes", "--user"}}
+DROP_VALUE = {{"--progress-bar", "--root-user-action", "--cache-dir", "--retries"}}
+
+args = []
+rest = iter(sys.argv[1:])
+for arg in rest:
+    if arg in DROP or arg.split("=", 1)[0] in DROP_VALUE and "=" in arg:
+        continue
+    if arg in DROP_VALUE:
+        next(rest, None)
+        continue
+    args.append(arg)
+if args and args[0] in ("install", "sync"):
+    args[1:1] = INSTALL_FLAGS
+os.environ["VIRTUAL_ENV"] = ENV
+os.environ.pop("PYTHONHOME", None)
+os.execv(UV, [UV, "pip", *args])
+'''
+
+
+# --------------------------------------------------------------------------------------------------
+# Pythons on this machine
+
+
+@dataclass(frozen=True)
+class PythonInstall:
+    """A Python interpreter on this machine that uv can build an environment with."""
+
+    version: str  # e.g. "3.11.7"
+    path: Path
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return _version_tuple(self.version)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for p in text.split("."):
+        m = re.match(r"\d+", p)
+        if not m:
+            break
+        parts.append(int(m.group()))
+    return tuple(parts)
+
+
+def _own_python() -> Optional[PythonInstall]:
+    """The Python the hub runs on (its base interpreter when the hub runs in a virtualenv)."""
+    major, minor, micro = sys.version_info[:3]
+    candidates = [
+        getattr(sys, "_base_executable", None),
+        os.path.join(sys.base_prefix, "bin", f"python{major}.{minor}"),
+        sys.executable,
+    ]
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return PythonInstall(f"{major}.{minor}.{micro}", Path(c))
+    return None
+
+
+def _pyenv_pythons(environ: dict[str, str]) -> list[PythonInstall]:
+    """CPython versions installed by pyenv (its shims only run the selected one, so uv misses them)."""
+    root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = []
+    if root.is_dir():
+        for d in root.iterdir():
+            if not re.match(r"^\d+\.\d+(\.\d+)?$", d.name):
+                continue
+            major_minor = ".".join(d.name.split(".")[:2])
+            exe = d / "bin" / f"python{major_minor}"
+            if exe.is_file() and os.access(exe, os.X_OK):
+                found.append(PythonInstall(d.name, exe))
+    return found
+
+
+def _uv_pythons(uv: str, env: dict[str, str]) -> list[PythonInstall]:
+    try:
+        out = subprocess.run(
+            [uv, "python", "list", "--only-installed", "--output-format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        entries = json.loads(out.stdout or "[]")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    found = []
+    for e in entries:
+        if not isinstance(e, dict) or e.get("implementation", "cpython") != "cpython":
+            continue
+        version, path = e.get("version"), e.get("path")
+        if isinstance(version, str) and isinstance(path, str) and "/shims/" not in path:
+            found.append(PythonInstall(version, Path(path)))
+    return found
+
+
+def _matches(request: str, version: str) -> bool:
+    want = _version_tuple(request)
+    return _version_tuple(version)[: len(want)] == want
+
+
+# --------------------------------------------------------------------------------------------------
+# Processes
+
+
+def entrypoint_argv(entrypoint: str, env: Environment) -> list[str]:
+    """The argv that runs an entrypoint in ``env``: the command itself, or ``/bin/sh -c`` for shell syntax.
+
+    A plain command (``python cloud_model.py --flag``) is run directly, its program looked up on the
+    environment's PATH, so that signals reach the service itself; one with pipes, ``&&``, variables or
+    quotes goes through the shell.
+    """
+    if _SHELL_CHARS.search(entrypoint):
+        return ["/bin/sh", "-c", entrypoint]
+    argv = shlex.split(entrypoint)
+    if not argv:
+        raise BuildError("The entrypoint is empty: set entrypoint: in algolink.yml.")
+    if "=" in argv[0]:  # VAR=value command ...: the shell's syntax
+        return ["/bin/sh", "-c", entrypoint]
+    if "/" not in argv[0]:
+        path = str(env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)
+        argv[0] = shutil.which(argv[0], path=path) or argv[0]
+    return argv
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when it no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+async def terminate(proc: asyncio.subprocess.Process, timeout: float = 10.0) -> Optional[int]:
+    """SIGTERM the process's group (it was started in a session of its own), SIGKILL after ``timeout``.
+
+    Whatever is left of the group after the leader exited is killed too. Returns the exit status.
+    """
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    signal_group(proc.pid, signal.SIGKILL)  # children that outlived the leader
+    return proc.returncode
+
+
+async def read_lines(stream: asyncio.StreamReader):
+    """Lines of a process's output as they come (decoded leniently; over-long lines are split)."""
+    buf = b""
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0:
+                if len(buf) > 65536:
+                    yield buf.decode("utf-8", "replace")
+                    buf = b""
+                break
+            line, buf = buf[:cut], buf[cut + 1 :]
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    if buf:
+        yield buf.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _tail(lines: Any, n: int = 8, width: int = 2000) -> str:
+    text = "\n".join(line for line in list(lines)[-n:] if line.strip()).strip()
+    return text[-width:]
+
+
+class _BuildLog:
+    """The build log: each line stamped with the wall-clock time and flushed as soon as it is written."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.start = time.monotonic()
+        self.tail: collections.deque[str] = collections.deque(maxlen=60)
+
+    def line(self, text: str) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        self.file.write(f"[{stamp}] {text}\n")
+        self.file.flush()
+
+    def header(self, text: str) -> None:
+        self.line(f"==> {text}")
+
+    def output(self, text: str) -> None:
+        self.tail.append(text)
+        self.line(f"    {text}")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The builder
+
+
+def _modelcloud_dir() -> Path:
+    import modelcloud
+
+    return Path(modelcloud.__file__).resolve().parent
+
+
+def _find_uv() -> Optional[str]:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        pass
+    for candidate in (Path(sys.executable).parent / "uv", Path(sys.prefix) / "bin" / "uv"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("uv")
+
+
+class Builder:
+    """Builds and caches the environments of bundles under ``envs_root``.
+
+    ``uv`` is the uv executable (default: the one of the ``uv`` package, else ``uv`` on PATH).
+    ``build_timeout`` bounds one whole build, in seconds.
+    """
+
+    def __init__(
+        self, envs_root: Path, *, uv: Optional[str] = None, build_timeout: float = 1800.0
+    ) -> None:
+        self.envs_root = Path(envs_root)
+        self._uv = uv
+        self.build_timeout = build_timeout
+        self._runtime_hash: Optional[str] = None
+        self._pythons: Optional[list[PythonInstall]] = None
+        self._pythons_at = 0.0
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def uv(self) -> str:
+        if self._uv is None:
+            self._uv = _find_uv()
+        if not self._uv:
+            raise BuildError(
+                "uv is not installed: install it beside the hub (pip install uv) or pass its path "
+                "as Builder(uv=...)."
+            )
+        return self._uv
+
+    def runtime_hash(self) -> str:
+        """The hash of the ``modelcloud`` package the hub copies into environments."""
+        if self._runtime_hash is None:
+            self._runtime_hash = bundle_hash(_modelcloud_dir())
+        return self._runtime_hash
+
+    def env_key(self, config: BundleConfig, bundle_dir: Path) -> str:
+        """The key of the environment a bundle needs: ``py<version>-<hash>``.
+
+        The hash covers the requested Python (and CUDA), the bytes of ``requirements.txt``, the build
+        steps, and the modelcloud runtime (this hub's copy, or "vendored"). Bundles with the same key
+        share one environment.
+        """
+        bundle_dir = Path(bundle_dir)
+        req = bundle_dir / "requirements.txt"
+        parts = {
+            "format": _KEY_FORMAT,
+            "python": config.python,
+            "cuda": config.cuda,
+            "build_steps": list(config.build_steps),
+            "requirements": hashlib.sha256(req.read_bytes()).hexdigest() if req.is_file() else None,
+            "runtime": "vendored" if _vendors_modelcloud(bundle_dir) else self.runtime_hash(),
+            "runtime_requirements": list(MODELCLOUD_REQUIREMENTS),
+        }
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        return f"py{config.python}-{digest[:20]}"
+
+    def available_pythons(self, refresh: bool = False) -> list[PythonInstall]:
+        """The Pythons on this machine, one per version, oldest first (cached; ``refresh`` looks again).
+
+        The hub's own interpreter, pyenv's versions, and those ``uv python list --only-installed``
+        finds (on PATH and uv-managed). Nothing is ever downloaded.
+        """
+        stale = time.monotonic() - self._pythons_at > 30  # a refresh at most every 30 s
+        if self._pythons is None or (refresh and stale):
+            env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+            found: dict[str, PythonInstall] = {}
+            own = _own_python()
+            for p in ([own] if own else []) + _pyenv_pythons(env) + _uv_pythons(self.uv, env):
+                found.setdefault(p.version, p)
+            self._pythons = sorted(found.values(), key=lambda p: p.version_tuple)
+            self._pythons_at = time.monotonic()
+        return self._pythons
+
+    def find_python(self, request: str, *, vendored: bool = False) -> PythonInstall:
+        """The interpreter for ``request`` ("3.11" or "3.11.7"), or a BuildError listing the others."""
+        own = _own_python()
+        if own and _matches(request, own.version):
+            return own
+        for refresh in (False, True):
+            matching = [p for p in self.available_pythons(refresh) if _matches(request, p.version)]
+            if matching:
+                return matching[-1]
+        usable = [
+            p.version
+            for p in self.available_pythons()
+            if vendored or p.version_tuple[:2] >= MIN_PYTHON
+        ]
+        listed = ", ".join(usable) if usable else "none"
+        raise BuildError(
+            f"Python {request} is not available on this hub (it never downloads one): the Pythons "
+            f"it can build with are {listed}; set python: in algolink.yml to one of them."
+        )
+
+    # -- building ------------------------------------------------------------------------------
+
+    async def build(self, bundle_dir: Path, config: BundleConfig, log_path: Path) -> Environment:
+        """Build (or reuse) the environment ``bundle_dir`` needs; the log streams to ``log_path``.
+
+        An environment already built with the same key is reused at once; its build steps that are
+        not package installs (``python train.py --if-missing``, say) are run again, because their
+        work may live in the bundle folder rather than in the environment. Otherwise: a venv for
+        the requested Python (uv, never downloading one), the modelcloud runtime, then each build
+        step. A failure removes the half-built environment and raises :class:`BuildError` with the
+        tail of the log; the log's last line says how the build ended and how long it took.
+        """
+        bundle_dir = Path(bundle_dir).resolve()
+        log = _BuildLog(Path(log_path))
+        key = self.env_key(config, bundle_dir)
+        env = Environment.at(key, self.envs_root / key)
+        log.header(f"Building the environment of {bundle_dir} (key {key})")
+        for warning in config.warnings:
+            log.line(f"Warning: {warning}")
+        try:
+            try:
+                await self._build_locked(env, bundle_dir, config, log)
+            except asyncio.CancelledError:
+                log.line(f"Build cancelled after {log.elapsed:.1f} s.")
+                raise
+            except BuildError as e:
+                log.line(f"Build failed after {log.elapsed:.1f} s: {str(e).splitlines()[0]}")
+                raise
+            except Exception as e:
+                log.line(f"Build failed after {log.elapsed:.1f} s: {e}")
+                raise BuildError(f"The build failed unexpectedly: {e}") from e
+            log.line(f"Build succeeded in {log.elapsed:.1f} s: environment {key} is ready.")
+            return env
+        finally:
+            log.close()
+
+    async def _build_locked(
+        self, env: Environment, bundle_dir: Path, config: BundleConfig, log: _BuildLog
+    ) -> None:
+        deadline = time.monotonic() + self.build_timeout
+        bundle_steps = [s for s in config.build_steps if not _INSTALL_STEP.match(s)]
+        if env.complete and not bundle_steps:  # the fast path: nothing to wait for or to run
+            log.header(f"Reusing environment {env.key}, built before")
+            return
+        self.envs_root.mkdir(parents=True, exist_ok=True)
+        async with _FileLock(self.envs_root / f"{env.key}.lock", log):
+            if env.complete:
+                log.header(f"Reusing environment {env.key}, built before")
+                for i, step in enumerate(bundle_steps, 1):
+                    log.header(
+                        f"Bundle step {i}/{len(bundle_steps)} (run for every bundle): {step}"
+                    )
+                    await self._run_step(env, bundle_dir, step, i, len(bundle_steps), log, deadline)
+                return
+            if env.path.exists():
+                log.header("Removing an incomplete environment left by an earlier build")
+                await asyncio.to_thread(shutil.rmtree, env.path, True)
+            try:
+                await self._create(env, bundle_dir, config, log, deadline)
+            except BaseException:
+                await asyncio.shield(asyncio.to_thread(shutil.rmtree, env.path, True))
+                raise
+
+    async def _create(
+        self,
+        env: Environment,
+        bundle_dir: Path,
+        config: BundleConfig,
+        log: _BuildLog,
+        deadline: float,
+    ) -> None:
+        uv = self.uv
+        vendored = _vendors_modelcloud(bundle_dir)
+        if config.cuda:
+            log.line(
+                f"Note: the bundle asks for CUDA {config.cuda}; packages are installed as "
+                "requirements.txt pins them (the hub adds no CUDA index)."
+            )
+        want = _version_tuple(config.python)
+        if not vendored and want[:2] < MIN_PYTHON:
+            usable = [p.version for p in self.available_pythons() if p.version_tuple >= MIN_PYTHON]
+            raise BuildError(
+                f"Python {config.python} is too old for the modelcloud runtime, which needs "
+                f"{'.'.join(map(str, MIN_PYTHON))} or newer: the Pythons this hub can build with are "
+                f"{', '.join(usable) or 'none'}; set python: in algolink.yml to one of them."
+            )
+        python = await asyncio.to_thread(self.find_python, config.python, vendored=vendored)
+        uv_env, install_flags = uv_settings()
+        base_env = {**env.process_env(), **uv_env}
+        log.header(f"Creating a virtual environment with Python {python.version} ({python.path})")
+        rc = await self._run(
+            [uv, "venv", "--no-python-downloads", "--python", str(python.path), str(env.path)],
+            cwd=self.envs_root,
+            env=base_env,
+            log=log,
+            deadline=deadline,
+        )
+        if rc != 0:
+            raise BuildError(
+                f"uv could not create a Python {config.python} environment (exit status {rc}): "
+                f"{_tail(log.tail, 4)}"
+            )
+        _write_pip_shim(env, uv, install_flags)
+        if vendored:
+            log.header("The bundle vendors its own modelcloud/: the hub's runtime is not installed")
+        else:
+            log.header(
+                "Installing the modelcloud runtime and what it needs: "
+                + ", ".join(MODELCLOUD_REQUIREMENTS)
+            )
+            rc = await self._run(
+                [uv, "pip", "install", "--python", str(env.python), *install_flags]
+                + list(MODELCLOUD_REQUIREMENTS),
+                cwd=bundle_dir,
+                env=base_env,
+                log=log,
+                deadline=deadline,
+            )
+            if rc != 0:
+                raise BuildError(
+                    f"The modelcloud runtime's packages could not be installed (exit status {rc}): "
+                    f"{_tail(log.tail)}"
+                )
+            await asyncio.to_thread(_copy_runtime, env)
+            log.line(f"    copied modelcloud {_runtime_version()} into the environment")
+        steps = list(config.build_steps)
+        for i, step in enumerate(steps, 1):
+            log.header(f"Build step {i}/{len(steps)}: {step}")
+            await self._run_step(env, bundle_dir, step, i, len(steps), log, deadline)
+        marker = {
+            "key": env.key,
+            "python": python.version,
+            "python_path": str(python.path),
+            "build_steps": steps,
+            "vendored_modelcloud": vendored,
+            "built": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        }
+        tmp = env.path / f"{COMPLETE_MARKER}.tmp"
+        tmp.write_text(json.dumps(marker, indent=1) + "\n")
+        os.replace(tmp, env.path / COMPLETE_MARKER)
+
+    async def _run_step(
+        self,
+        env: Environment,
+        bundle_dir: Path,
+        step: str,
+        index: int,
+        count: int,
+        log: _BuildLog,
+        deadline: float,
+    ) -> None:
+        uv_env, _flags = uv_settings()
+        command = _PYTHON_M_PIP.sub(lambda m: m.group(1) + "pip", step)
+        rc = await self._run(
+            ["/bin/sh", "-c", command],
+            cwd=bundle_dir,
+            env=env.process_env(uv_env),
+            log=log,
+            deadline=deadline,
+        )
+        if rc != 0:
+            raise BuildError(
+                f"Build step {index} of {count} (`{step}`) failed with exit status {rc}; "
+                f"fix it and publish again. The log ends with:\n{_tail(log.tail)}"
+            )
+
+    async def _run(
+        self, argv: list[str], *, cwd: Path, env: dict[str, str], log: _BuildLog, deadline: float
+    ) -> int:
+        """Run one command of the build, its output into the log as it comes; its exit status."""
+        log.tail.clear()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        async def pump() -> None:
+            assert proc.stdout is not None
+            async for line in read_lines(proc.stdout):
+                log.output(line)
+
+        pumping = asyncio.ensure_future(pump())
+        try:
+            remaining = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(proc.wait(), max(remaining, 0.01))
+            except asyncio.TimeoutError:
+                await terminate(proc, 5)
+                raise BuildError(
+                    f"The build took longer than {self.build_timeout:.0f} s and was stopped: "
+                    "make its steps faster, or raise the hub's build timeout."
+                ) from None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pumping), 5)  # the last lines
+        finally:
+            if proc.returncode is None:
+                await asyncio.shield(terminate(proc, 5))
+            signal_group(proc.pid, signal.SIGKILL)  # what the step left running in the background
+            pumping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pumping
+        return proc.returncode if proc.returncode is not None else -1
+
+    async def read_manifest(
+        self, env: Environment, bundle_dir: Path, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """The bundle's manifest: see :func:`read_manifest`."""
+        return await read_manifest(env, bundle_dir, timeout)
+
+
+def _vendors_modelcloud(bundle_dir: Path) -> bool:
+    return (Path(bundle_dir) / "modelcloud" / "__init__.py").is_file()
+
+
+def _runtime_version() -> str:
+    import modelcloud
+
+    return getattr(modelcloud, "__version__", "0")
+
+
+def _site_packages(env: Environment) -> Path:
+    out = subprocess.run(
+        [str(env.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env.process_env(),
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        raise BuildError(
+            f"The new environment's Python does not start: {out.stderr.strip()[-500:]}"
+        )
+    return Path(out.stdout.strip())
+
+
+def _copy_runtime(env: Environment) -> None:
+    """Copy this hub's modelcloud package into the environment, with a dist-info so pip sees it."""
+    site = _site_packages(env)
+    target = site / "modelcloud"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(
+        _modelcloud_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    version = _runtime_version()
+    info = site / f"modelcloud-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    requires = "".join(f"Requires-Dist: {r}\n" for r in MODELCLOUD_REQUIREMENTS)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: modelcloud\nVersion: {version}\n"
+        "Summary: The AlgoLink model runtime, installed by the AlgoLink hub.\n" + requires
+    )
+    (info / "INSTALLER").write_text("algolink-hub\n")
+    files = [p.relative_to(site).as_posix() for p in sorted(target.rglob("*")) if p.is_file()]
+    files += [f"{info.name}/METADATA", f"{info.name}/INSTALLER", f"{info.name}/RECORD"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
+
+def _write_pip_shim(env: Environment, uv: str, install_flags: list[str]) -> None:
+    text = _PIP_SHIM.format(python=env.python, uv=uv, env=str(env.path), flags=install_flags)
+    for name in ("pip", "pip3"):
+        path = env.bin_dir / name
+        path.write_text(text)
+        path.chmod(0o755)
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file, awaited without blocking the event loop.
+
+    flock locks belong to the open file, so two builds in one process exclude each other as two
+    processes do; the kernel drops the lock if the hub dies.
+    """
+
+    def __init__(self, path: Path, log: _BuildLog):
+        self.path = path
+        self.log = log
+        self.fd = -1
+
+    async def __aenter__(self) -> _FileLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(self.fd)
+                    raise
+            if not waited:
+                self.log.header("Waiting for another build of the same environment to finish")
+                waited = True
+            try:
+                await asyncio.sleep(0.1)
+            except BaseException:
+                os.close(self.fd)
+                raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+# --------------------------------------------------------------------------------------------------
+# The manifest
+
+
+async def read_manifest(
+    env: Environment, bundle_dir: Path, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Run the bundle's entrypoint in ``env`` with ``ALGOLINK_META=1`` and return the manifest it prints.
+
+    The entrypoint imports the model code and prints the manifest as JSON without setting the model
+    up. A non-zero exit, no JSON on stdout, or more than ``timeout`` seconds is a :class:`BuildError`
+    whose message ends with the tail of stderr.
+    """
+    bundle_dir = Path(bundle_dir)
+    entrypoint = read_config(bundle_dir).entrypoint
+    argv = entrypoint_argv(entrypoint, env)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(bundle_dir),
+            env=env.process_env({"ALGOLINK_META": "1"}),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise BuildError(f"The entrypoint `{entrypoint}` cannot be started: {e}.") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        await terminate(proc, 2)
+        raise BuildError(
+            f"`{entrypoint}` with ALGOLINK_META=1 printed no manifest within {timeout:g} s: load "
+            "models in the setup function, not when cloud_model.py is imported."
+        ) from None
+    finally:
+        if proc.returncode is None:
+            await asyncio.shield(terminate(proc, 2))
+        signal_group(proc.pid, signal.SIGKILL)
+    stderr = _tail(err.decode("utf-8", "replace").splitlines(), 12)
+    if proc.returncode != 0:
+        raise BuildError(
+            f"`{entrypoint}` with ALGOLINK_META=1 exited with status {proc.returncode} instead of "
+            f"printing the manifest; fix the error it reports:\n{stderr}"
+        )
+    text = out.decode("utf-8", "replace")
+    manifest = _last_json_object(text)
+    if manifest is None:
+        raise BuildError(
+            f"`{entrypoint}` with ALGOLINK_META=1 printed no manifest: make sure cloud_model.py "
+            "ends with `if __name__ == '__main__': modelcloud.run()`."
+            + (f"\n{stderr}" if stderr else "")
+        )
+    return manifest
+
+
+def _last_json_object(text: str) -> Optional[dict[str, Any]]:
+    """The JSON object a process printed: its whole output, or its last line that is one."""
+    with contextlib.suppress(ValueError):
+        value = json.loads(text)
+        if isinstance(value, dict):
+            return value
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    return value
+    return None

@@ -1,0 +1,212 @@
+"""The hub's tables (SQLAlchemy 2), the engine and sessions, and the schema's migrations.
+
+The schema is owned by the Alembic migrations in ``alembic/`` beside this module: ``upgrade()`` brings a
+database to the newest one on every start. A change to these classes needs a migration of its own
+(``alembic revision --autogenerate`` with the ``alembic.ini`` in this folder); a test checks that the
+migrations and the classes agree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+HERE = Path(__file__).resolve().parent
+
+
+def utcnow() -> datetime.datetime:
+    """Now, in UTC, without tzinfo (SQLite keeps none; every time in the database is UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64), default="model")
+    version: Mapped[str] = mapped_column(String(64), default="1.0")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+    groups: Mapped[list[Group]] = relationship(
+        back_populates="project", order_by="Group.name", cascade="all, delete-orphan"
+    )
+    services: Mapped[list[Service]] = relationship(
+        back_populates="project", order_by="Service.name", cascade="all, delete-orphan"
+    )
+
+
+class Group(Base):
+    """A 分组: services of one project gathered under a name."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="groups")
+    services: Mapped[list[Service]] = relationship(back_populates="group", order_by="Service.name")
+
+
+class Service(Base):
+    """A 模型服务: its versions, the one published, and what the hub knows of its state.
+
+    ``status`` is ``registered``, ``building``, ``starting``, ``online``, ``failed`` or ``offline``;
+    ``meta`` (the ``metadata`` column) holds the metadata given at registration, which wins over what
+    the bundle's ``modelcloud.meta(...)`` says.
+    """
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    port: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    message: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    #: The number of the version that is (or was last) online.
+    published_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="services")
+    group: Mapped[Group] = relationship(back_populates="services")
+    versions: Mapped[list[Version]] = relationship(
+        back_populates="service", order_by="Version.number", cascade="all, delete-orphan"
+    )
+
+    def version(self, number: Optional[int]) -> Optional[Version]:
+        for v in self.versions:
+            if v.number == number:
+                return v
+        return None
+
+
+class Version(Base):
+    """One bundle of a service. ``api_version`` is N of ``vN``, given when it is first published."""
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("service_id", "number"),
+        UniqueConstraint("service_id", "api_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    bundle_hash: Mapped[str] = mapped_column(String(128))
+    manifest: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    #: Gallery images, ``[{"name": "lemon.jpg", "file": "<sha256>.jpg"}]``; files in <data>/gallery.
+    gallery: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    error: Mapped[str] = mapped_column(Text, default="")
+    api_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    port: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    published_by: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    published_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+
+    service: Mapped[Service] = relationship(back_populates="versions")
+
+
+class Token(Base):
+    """An API token. Only its SHA-256 is kept: the token itself is shown once, when it is made."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    hashed: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256 random bits, so a plain SHA-256 is enough (and lets the database index it)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_hex(20)
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean the psycopg (3) driver, which the hub depends on."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite in WAL mode with foreign keys on."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """``alembic upgrade head`` on this engine's database."""
+    from alembic import command
+
+    cfg = alembic_config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)

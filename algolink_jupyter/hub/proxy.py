@@ -1,0 +1,351 @@
+"""``/serve/{project}/{service}[/v{N}]/{command}``: requests forwarded to the service's process.
+
+This is the hub's hot path, so it is served below ``tornado.web``: :class:`HubServer` hands requests
+for ``/serve/`` to a :class:`ServeRequest` and everything else to the application. The route comes
+from the publisher's in-memory table, never from the database. The request goes to the service over
+a pool of keep-alive connections (:class:`UpstreamPool`), written as one block, and the answer comes
+back as it arrives: the head with the first bytes of the body in one write, then the rest, each piece
+read from the service only once the last one is sent (a slow client holds the service back instead
+of filling the hub's memory). Only the framing of the answer is parsed (``Content-Length`` or
+chunked); its bytes pass through unchanged.
+
+Why not ``AsyncHTTPClient`` in a ``RequestHandler``: libcurl's or the simple client's machinery plus
+a handler cost the hub more than a millisecond a request on a small machine; this costs a fraction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+from collections.abc import Awaitable
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from tornado import httputil
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.log import app_log
+from tornado.tcpclient import TCPClient
+
+#: Headers that belong to one connection, not to the request or answer they travel with.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: Not sent on to a service: hop-by-hop ones, the hub's token, and what is set here again.
+DROP_REQUEST = HOP_BY_HOP | {"authorization", "host", "content-length", "expect"}
+MAX_HEAD = 65536
+CHUNK = 65536
+_VERSIONED = re.compile(r"^/v(\d+)(/.*)$")
+
+
+class UpstreamPool:
+    """Keep-alive HTTP/1.1 connections to the services, reused request after request."""
+
+    def __init__(self, max_idle: int = 64) -> None:
+        self.max_idle = max_idle
+        self._idle: dict[tuple[str, int], collections.deque] = collections.defaultdict(
+            collections.deque
+        )
+        self._tcp = TCPClient()
+
+    async def _connect(self, address: tuple[str, int]) -> tuple[IOStream, bool]:
+        idle = self._idle.get(address)
+        while idle:
+            stream = idle.pop()
+            if not stream.closed():
+                return stream, True
+        stream = await self._tcp.connect(*address)
+        stream.set_nodelay(True)
+        return stream, False
+
+    async def exchange(self, address: tuple[str, int], request: bytes, serve: ServeRequest) -> None:
+        """Send ``request`` and let ``serve`` relay the answer. Raises StreamClosedError or OSError
+        when the service cannot be reached or breaks off its answer."""
+        for attempt in (1, 2):
+            stream, reused = await self._connect(address)
+            try:
+                stream.write(request)
+                keep = await serve.relay(stream)
+            except StreamClosedError:
+                stream.close()
+                if reused and attempt == 1 and not serve.started:
+                    continue  # the service had closed this idle connection: once more, afresh
+                raise
+            idle = self._idle[address]
+            if keep and not stream.closed() and len(idle) < self.max_idle:
+                idle.append(stream)
+            else:
+                stream.close()
+            return
+
+    def forget(self, url: Optional[str]) -> None:
+        """Close the idle connections to a service that stopped."""
+        if url:
+            for stream in self._idle.pop(address_of(url), ()):
+                stream.close()
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for stream in idle:
+                stream.close()
+        self._idle.clear()
+        self._tcp.close()
+
+
+def address_of(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+class ServeRequest(httputil.HTTPMessageDelegate):
+    """One ``/serve`` request: route, token, then the relay to the service and back."""
+
+    def __init__(self, hub: Any, connection: Any) -> None:
+        self.hub = hub
+        self.connection = connection
+        self.body: list = []
+        self.started = False  # the service's answer has begun
+
+    # --- the request, as Tornado's HTTP/1 server reads it -----------------------------------------
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        self.start_line, self.headers = start_line, headers
+
+    def data_received(self, chunk: bytes) -> None:
+        self.body.append(chunk)
+
+    def on_connection_close(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        asyncio.ensure_future(self.forward()).add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        app_log.error("/serve failed", exc_info=task.exception())
+        if not self.started:
+            self.error(500, "The hub failed to forward this request; its log says why.")
+        else:
+            self.connection.close()
+
+    # --- answers of the hub's own ------------------------------------------------------------------
+
+    def error(self, status: int, message: str, retry_after: Optional[int] = None) -> None:
+        body = json.dumps({"error": message}).encode()
+        head = (
+            f"HTTP/1.1 {status} {httputil.responses.get(status, 'Error')}\r\n"
+            "Content-Type: application/json; charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            + (f"Retry-After: {retry_after}\r\n" if retry_after else "")
+            + "\r\n"
+        )
+        self.connection.write(head.encode() + body)
+        self.connection.finish()
+
+    # --- forwarding -------------------------------------------------------------------------------
+
+    async def forward(self) -> None:
+        raw_path, _, query = self.start_line.path.partition("?")
+        parts = raw_path.split("/", 4)  # '', 'serve', project, service, rest
+        if len(parts) < 4 or not parts[2] or not parts[3]:
+            return self.error(404, "Use /serve/{project}/{service}/{command}.")
+        project, service = parts[2], parts[3]
+        path = "/" + (parts[4] if len(parts) > 4 else "")
+        api = None
+        m = _VERSIONED.match(path)
+        if m:
+            api, path = int(m.group(1)), m.group(2)
+        name = f"{project}/{service}"
+        route = self.hub.publisher.routes.get((project, service))
+        if route is None:
+            return self.error(404, f"There is no service {name} on this hub.")
+        if not route.public:
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() not in ("token", "bearer") or not token.strip():
+                return self.error(
+                    401,
+                    f"{name} is not public: send 'Authorization: token <token>' with the request.",
+                )
+            if self.hub.check_token(token.strip()) is None:
+                return self.error(403, "The token is not valid: it is unknown or was revoked.")
+        if route.url is None:
+            if route.status == "starting":
+                return self.error(503, f"{name} is starting: try again in a moment.", 2)
+            return self.error(
+                503, f"{name} is not online (its status is {route.status}): publish it first."
+            )
+        if api is not None and api != route.api_version:
+            online = f"the online one is v{route.api_version}"
+            if api in route.api_versions:
+                reason = f"v{api} of {name} is no longer online; {online}"
+            else:
+                reason = f"{name} has no API version v{api}; {online}"
+            return self.error(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
+
+        address = address_of(route.url)
+        method = self.start_line.method
+        body = b"".join(self.body)
+        context = self.connection.context
+        lines = [
+            f"{method} {path}{'?' + query if query else ''} HTTP/1.1",
+            f"Host: {address[0]}:{address[1]}",
+        ]
+        lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        lines += [
+            f"X-Forwarded-For: {getattr(context, 'remote_ip', '') or ''}",
+            f"X-Forwarded-Proto: {getattr(context, 'protocol', 'http')}",
+            f"X-Forwarded-Prefix: /serve/{name}{f'/v{api}' if api else ''}",
+        ]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
+
+        key, publisher = route.key, self.hub.publisher
+        publisher.inflight[key] += 1
+        try:
+            await self.hub.upstreams.exchange(address, request, self)
+        except (StreamClosedError, OSError) as e:
+            if not self.started:
+                return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
+            self.connection.close()  # it broke off mid-answer: so do we
+            return
+        finally:
+            publisher.inflight[key] -= 1
+        self.connection.finish()
+
+    async def relay(self, stream: IOStream) -> bool:
+        """Read the service's answer from ``stream`` and send it on; True when ``stream`` can be
+        used again."""
+        while True:
+            raw = await stream.read_until(b"\r\n\r\n", max_bytes=MAX_HEAD)
+            status_line, _, rest = raw.decode("latin1").partition("\r\n")
+            version, _, status = status_line.partition(" ")
+            code = int(status[:3])
+            if not 100 <= code < 200:
+                break  # a 1xx answer is followed by the real one
+        self.started = True
+        length: Optional[int] = None
+        chunked = False
+        keep = version == "HTTP/1.1"
+        head = [f"HTTP/1.1 {status}"]
+        for line in rest.split("\r\n"):
+            field, _, value = line.partition(":")
+            name = field.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif name == "connection" and "close" in value.lower():
+                keep = False
+            if name and name not in HOP_BY_HOP:
+                head.append(line)
+        send = self.connection.write
+        if self.start_line.method == "HEAD" or code in (204, 304):
+            send(_head(head))
+            return keep
+        if length is not None and not chunked:
+            first = await stream.read_bytes(length, partial=True) if length else b""
+            remaining = length - len(first)
+            sent = send(_head(head) + first)
+            while remaining:
+                await sent
+                chunk = await stream.read_bytes(min(remaining, CHUNK), partial=True)
+                remaining -= len(chunk)
+                sent = send(chunk)
+            return keep
+        rechunk = chunked and self.start_line.version == "HTTP/1.1"
+        if rechunk:
+            head.append("Transfer-Encoding: chunked")
+        else:  # the body ends when the connection does
+            head.append("Connection: close")
+        await send(_head(head))
+        if chunked:
+            while True:
+                size = int((await stream.read_until(b"\r\n", max_bytes=1024)).split(b";")[0], 16)
+                if size == 0:
+                    while await stream.read_until(b"\r\n", max_bytes=MAX_HEAD) != b"\r\n":
+                        pass  # trailers
+                    break
+                data = (await stream.read_bytes(size + 2))[:-2]
+                await send(b"%x\r\n%s\r\n" % (size, data) if rechunk else data)
+            if rechunk:
+                send(b"0\r\n\r\n")
+            else:
+                self.close_after()
+            return keep
+        try:  # no framing: the service's body runs until it closes the connection
+            while True:
+                await send(await stream.read_bytes(CHUNK, partial=True))
+        except StreamClosedError:
+            pass
+        self.close_after()
+        return False
+
+    def close_after(self) -> None:
+        """This answer ends with the connection (it had no framing the client could follow)."""
+        asyncio.get_running_loop().call_soon(self.connection.close)
+
+
+def _head(lines: list) -> bytes:
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
+
+
+class HubServer(httputil.HTTPServerConnectionDelegate):
+    """The hub's HTTP entry: ``/serve/...`` to :class:`ServeRequest`, the rest to the Tornado
+    application."""
+
+    def __init__(self, hub: Any, app: Any) -> None:
+        self.hub = hub
+        self.app = app
+
+    def start_request(self, server_conn: object, request_conn: Any) -> httputil.HTTPMessageDelegate:
+        return _Dispatch(self, server_conn, request_conn)
+
+    def on_close(self, server_conn: object) -> None:
+        self.app.on_close(server_conn)
+
+
+class _Dispatch(httputil.HTTPMessageDelegate):
+    def __init__(self, server: HubServer, server_conn: object, request_conn: Any) -> None:
+        self.server, self.server_conn, self.request_conn = server, server_conn, request_conn
+        self.target: Optional[httputil.HTTPMessageDelegate] = None
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Optional[Awaitable[None]]:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        if start_line.path.startswith("/serve/"):
+            self.target = ServeRequest(self.server.hub, self.request_conn)
+        else:
+            self.target = self.server.app.start_request(self.server_conn, self.request_conn)
+        return self.target.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Optional[Awaitable[None]]:
+        assert self.target is not None
+        return self.target.data_received(chunk)
+
+    def finish(self) -> None:
+        assert self.target is not None
+        self.target.finish()
+
+    def on_connection_close(self) -> None:
+        if self.target is not None:
+            self.target.on_connection_close()

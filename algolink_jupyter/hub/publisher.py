@@ -1,0 +1,454 @@
+"""Publishing: a version's bundle -> its environment -> a healthy process -> the route, with no downtime.
+
+One publish at a time per service (an asyncio lock; a second one waits its turn). The steps:
+
+1. ``building``: the version's environment (reused when the same one was built before) and, the first
+   time, its manifest (``ALGOLINK_META=1``) and gallery;
+2. ``starting``: a process on the service's port (another free one while the old version holds it),
+   health-checked until ``RUNNING``;
+3. ``online``: the route to ``/serve/{project}/{service}/`` switches to the new process, the version
+   gets its API version (``v1``, ``v2``, ...), then the old process is stopped once the requests it
+   is answering have finished.
+
+A failed build or start marks the version ``failed`` and leaves the old version online. The route
+table lives in memory (the ``/serve`` hot path never reads the database) and is rebuilt on start-up,
+when every service that was online is brought back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from . import orm
+from .bundles import read_config
+
+log = logging.getLogger("algolink.hub")
+
+#: Statuses of a version or service in which its process runs (or is being brought back).
+RUNNING = ("online", "starting")
+#: Images a gallery may hold, by the format Pillow reads.
+IMAGE_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp"}
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Route:
+    """Where ``/serve/{project}/{service}/...`` goes, kept in memory."""
+
+    public: bool = False
+    status: str = "registered"
+    #: The process of the published version: runner key, URL and API version N.
+    key: Optional[str] = None
+    url: Optional[str] = None
+    api_version: Optional[int] = None
+    api_versions: set = field(default_factory=set)
+
+
+def process_key(project: str, service: str, number: int) -> str:
+    return f"{project}/{service}/{number}"
+
+
+def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def store_image(data: bytes, gallery_root: Path, name: str, keep: bool = True) -> dict:
+    """Keep an image in the content-addressed gallery; a ValueError says why it is not one.
+
+    With ``keep=False`` it is only checked.
+    """
+    import io
+
+    from PIL import Image
+
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"The image {name!r} is over {MAX_IMAGE_BYTES // 2**20} MB: make it smaller."
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            img.verify()
+    except Exception:
+        raise ValueError(
+            f"{name!r} is not an image Pillow can read: give a PNG, JPEG, GIF or WebP file."
+        ) from None
+    if fmt not in IMAGE_EXTENSIONS:
+        raise ValueError(f"{name!r} is a {fmt} image: give a PNG, JPEG, GIF or WebP file.")
+    filename = hashlib.sha256(data).hexdigest() + IMAGE_EXTENSIONS[fmt]
+    if not keep:
+        return {"name": Path(name).name, "file": filename}
+    gallery_root.mkdir(parents=True, exist_ok=True)
+    target = gallery_root / filename
+    if not target.exists():
+        tmp = target.with_suffix(".tmp" + str(os.getpid()))
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return {"name": Path(name).name, "file": filename}
+
+
+class Publisher:
+    """Builds, starts, swaps and stops service versions for one hub."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.inflight: collections.Counter = collections.Counter()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._prepared: dict[int, asyncio.Task] = {}
+        self._tasks: set = set()
+        #: runner key -> (service id, version number) for the processes this hub started.
+        self._keys: dict[str, tuple[int, int]] = {}
+
+    # --- small helpers ----------------------------------------------------------------------------
+
+    def lock(self, service_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(service_id, asyncio.Lock())
+
+    def spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def version_dir(self, project: str, service: str, number: int) -> Path:
+        path = self.hub.data / "services" / project / service / str(number)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_paths(self, project: str, service: str, number: int) -> tuple[Path, Path]:
+        folder = self.version_dir(project, service, number)
+        return folder / "build.log", folder / "run.log"
+
+    def note(self, path: Path, text: str) -> None:
+        """A line from the hub itself in a build log (written while no build writes to it)."""
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"[{time.strftime('%H:%M:%S')}] ==> {text}\n")
+
+    def route(self, service: orm.Service) -> Route:
+        key = (service.project.name, service.name)
+        route = self.routes.get(key)
+        if route is None:
+            route = self.routes[key] = Route()
+        route.public = service.public
+        route.status = service.status
+        route.api_versions = {v.api_version for v in service.versions if v.api_version}
+        return route
+
+    def load_routes(self) -> None:
+        with self.hub.session() as db:
+            for service in db.query(orm.Service):
+                self.route(service)
+
+    # --- preparing a version: environment, manifest, gallery --------------------------------------
+
+    def prepare(self, version_id: int) -> asyncio.Task:
+        """The task that builds this version's environment and reads its manifest (one at a time)."""
+        task = self._prepared.get(version_id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._prepared[version_id] = self.spawn(self._prepare(version_id))
+            # Its failure is kept on the version (and in the build log); publishing tries again.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    def preparing(self, version_id: int) -> bool:
+        task = self._prepared.get(version_id)
+        return task is not None and not task.done()
+
+    async def _prepare(self, version_id: int) -> tuple[Any, Any, Path]:
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            project, name, number = service.project.name, service.name, version.number
+            need_manifest = version.manifest is None
+            bundle_dir = self.hub.data / "bundles" / version.bundle_hash
+        build_log, _ = self.log_paths(project, name, number)
+        try:
+            config = read_config(bundle_dir)
+            env = await self.hub.builder.build(bundle_dir, config, build_log)
+            if need_manifest:
+                manifest = await self.hub.builder.read_manifest(
+                    env, bundle_dir, self.hub.manifest_timeout
+                )
+                with self.hub.session() as db:
+                    version = db.get(orm.Version, version_id)
+                    version.manifest = manifest
+                    images = (manifest.get("metadata") or {}).get("images") or []
+                    images = (version.service.meta or {}).get("images", images)
+                    images = (version.meta or {}).get("images", images)
+                    found = self._bundle_images(bundle_dir, images, build_log)
+                    version.gallery = found + [g for g in version.gallery or [] if g not in found]
+                    version.error = ""
+                    db.commit()
+        except Exception as e:
+            message = str(e) or type(e).__name__
+            self.note(build_log, f"failed: {message}")
+            with self.hub.session() as db:
+                version = db.get(orm.Version, version_id)
+                version.error = message
+                db.commit()
+            raise
+        return env, config, bundle_dir
+
+    def _bundle_images(self, bundle_dir: Path, images: Any, build_log: Path) -> list:
+        found = []
+        for rel in images if isinstance(images, list) else []:
+            path = (bundle_dir / str(rel)).resolve()
+            if not path.is_relative_to(bundle_dir.resolve()) or not path.is_file():
+                self.note(build_log, f"gallery image {rel!r} is not in the bundle; left out")
+                continue
+            try:
+                found.append(store_image(path.read_bytes(), self.hub.data / "gallery", str(rel)))
+            except ValueError as e:
+                self.note(build_log, f"gallery image left out: {e}")
+        return found
+
+    # --- publishing -------------------------------------------------------------------------------
+
+    def request_publish(self, db: Any, service: orm.Service, version: orm.Version, by: str) -> bool:
+        """Mark the version as building and start its publish; False when there is nothing to do."""
+        route = self.routes.get((service.project.name, service.name))
+        if version.status in ("building", "starting") or (
+            version.status == "online"
+            and service.published_version == version.number
+            and route is not None
+            and route.key is not None
+        ):
+            return False
+        version.status = "building"
+        version.error = ""
+        if service.status not in RUNNING:
+            service.status = "building"
+            service.message = ""
+        db.commit()
+        self.route(service)
+        self.spawn(self._publish(service.id, version.id, by))
+        return True
+
+    async def _publish(self, service_id: int, version_id: int, by: Optional[str]) -> None:
+        async with self.lock(service_id):
+            try:
+                await self._start_version(service_id, version_id, by)
+            except Exception as e:
+                message = str(e) or type(e).__name__
+                log.warning("publish failed: %s", message)
+                self._failed(service_id, version_id, message)
+
+    async def _start_version(self, service_id: int, version_id: int, by: Optional[str]) -> None:
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            project, name, number = (
+                version.service.project.name,
+                version.service.name,
+                version.number,
+            )
+        build_log, run_log = self.log_paths(project, name, number)
+        # Built at registration already (that build's log stays); built again after a hub restart.
+        env, config, bundle_dir = await self.prepare(version_id)
+        self.note(build_log, f"publishing version {number} of {project}/{name}")
+
+        key = process_key(project, name, number)
+        route = self.routes.setdefault((project, name), Route())
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            version.status = "starting"
+            if service.status not in RUNNING or route.key is None:
+                service.status = "starting"
+            old = service.version(service.published_version)
+            old_port = old.port if old is not None and route.key is not None else None
+            wanted = service.port or config.port
+            port = wanted if wanted and wanted != old_port and port_is_free(wanted) else None
+            if port is None:
+                port = self.hub.free_port()
+                if wanted:
+                    self.note(build_log, f"port {wanted} is busy: this version starts on {port}")
+            version.port = port
+            db.commit()
+            self.route(service)
+        self._keys[key] = (service_id, number)
+        try:
+            await self.hub.runner.start(
+                key,
+                env,
+                bundle_dir,
+                config,
+                port,
+                run_log,
+                extra_env={"ALGOLINK_HOST": self.hub.service_host},
+                health_timeout=self.hub.health_timeout,
+            )
+        except BaseException:
+            if key != route.key:
+                self._keys.pop(key, None)
+                await self.hub.runner.stop(key)
+            raise
+        await self._swap(service_id, version_id, key, by)
+
+    async def _swap(self, service_id: int, version_id: int, key: str, by: Optional[str]) -> None:
+        """The new process is healthy: route to it, then stop the old one once it is idle."""
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            route = self.route(service)
+            old_key = route.key if route.key != key else None
+            old_url = route.url
+            old = service.version(service.published_version)
+            if old is not None and old.id != version.id and old.status in RUNNING:
+                old.status = "offline"
+            if version.api_version is None:
+                version.api_version = 1 + max(
+                    (v.api_version or 0 for v in service.versions), default=0
+                )
+            if by is not None:
+                version.published_by = by
+                version.published_at = orm.utcnow()
+            version.status = "online"
+            version.error = ""
+            service.published_version = version.number
+            service.status = "online"
+            service.message = ""
+            _, run_log = self.log_paths(service.project.name, service.name, version.number)
+            self.note(  # before the commit: a log follower stops at "online"
+                run_log,
+                f"online as v{version.api_version}: "
+                f"/serve/{service.project.name}/{service.name}/v{version.api_version}/",
+            )
+            db.commit()
+            route = self.route(service)
+            route.key, route.url, route.api_version = (
+                key,
+                self.hub.runner.url(key),
+                version.api_version,
+            )
+        if old_key is not None:
+            await self.drain(old_key)
+            self._keys.pop(old_key, None)
+            await self.hub.runner.stop(old_key)
+            self.hub.upstreams.forget(old_url)
+
+    async def drain(self, key: str, timeout: float = 30) -> None:
+        """Wait until no request routed to ``key`` is still being answered."""
+        deadline = time.monotonic() + timeout
+        while self.inflight[key] > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def _failed(self, service_id: int, version_id: int, message: str) -> None:
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            version.status = "failed"
+            version.error = message
+            route = self.route(service)
+            if route.key is not None and service.published_version != version.number:
+                service.status = "online"  # the old version keeps serving
+                service.message = f"Publishing version {version.number} failed: {message}"
+            else:
+                service.status = "failed"
+                service.message = message
+            db.commit()
+            self.route(service)
+
+    async def offline(self, service_id: int) -> None:
+        """Stop serving: no new requests reach the process; it stops once idle."""
+        async with self.lock(service_id):
+            with self.hub.session() as db:
+                service = db.get(orm.Service, service_id)
+                route = self.route(service)
+                key, url = route.key, route.url
+                route.key, route.url, route.api_version = None, None, None
+                for version in service.versions:
+                    if version.status in RUNNING:
+                        version.status = "offline"
+                service.status = "offline"
+                service.message = ""
+                db.commit()
+                self.route(service)
+            if key is not None:
+                await self.drain(key)
+                self._keys.pop(key, None)
+                await self.hub.runner.stop(key)
+                self.hub.upstreams.forget(url)
+
+    # --- the runner's reports ---------------------------------------------------------------------
+
+    def on_state(self, key: str, state: str, message: Optional[str] = None) -> None:
+        """A published process restarted, came back or gave up (publishing reports its own steps)."""
+        ids = self._keys.get(key)
+        if ids is None:
+            return
+        service_id, number = ids
+        with self.hub.session() as db:
+            service = db.get(orm.Service, service_id)
+            if service is None:
+                return
+            route = self.route(service)
+            if route.key != key:
+                return
+            version = service.version(number)
+            if state == "restarting":
+                self.hub.upstreams.forget(route.url)
+                route.url = None  # answered 503 "starting" meanwhile
+                version.status = service.status = "starting"
+                service.message = f"Restarting after the process stopped: {message or 'no reason'}"
+            elif state == "online":
+                version.status = service.status = "online"
+                service.message = ""
+                route.url = self.hub.runner.url(key) or route.url
+            elif state == "failed":
+                version.status = service.status = "failed"
+                version.error = service.message = message or "The process kept crashing."
+                self._keys.pop(key, None)
+                self.hub.upstreams.forget(route.url)
+                route.key = route.url = route.api_version = None
+            else:
+                return
+            db.commit()
+            self.route(service)
+
+    # --- start-up and shut-down -------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Bring back every service that was online; mark publishes cut short by a stop as failed."""
+        with self.hub.session() as db:
+            to_start = []
+            for version in db.query(orm.Version).filter(
+                orm.Version.status.in_(("building", "starting", "online"))
+            ):
+                service = version.service
+                if service.published_version == version.number and service.status in RUNNING:
+                    version.status = service.status = "starting"
+                    to_start.append((service.id, version.id))
+                else:
+                    version.status = "failed"
+                    version.error = (
+                        "The hub stopped while publishing this version: publish it again."
+                    )
+                    if service.status in ("building", "starting"):
+                        service.status = "failed"
+                        service.message = version.error
+            db.commit()
+        self.load_routes()
+        for service_id, version_id in to_start:
+            self.spawn(self._publish(service_id, version_id, None))
+
+    async def stop_all(self) -> None:
+        """On shut-down: stop the processes but keep their status, so the next start restores them."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.hub.runner.stop_all()

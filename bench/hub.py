@@ -1,0 +1,331 @@
+"""What the hub costs: register-to-online time, and the latency ``/serve`` adds, against baselines.
+
+Run by ``make bench`` (about half a minute; ``--quick`` takes a few seconds less and is what the smoke
+test runs). From one run it prints a table and writes ``bench/results/hub.json``:
+
+1. Register-to-online for a small Pillow-only bundle: ``POST .../services`` (upload) + ``POST
+   .../publish`` until the version is ``online``, on a hub with an empty environment cache (a fresh
+   data folder: uv builds the environment; uv's own download cache is the machine's) and then with a
+   warm one (a second service with the same requirements: the environment is reused). The baseline is
+   the service's own start-up in that environment: ``python cloud_model.py`` until ``/healthcheck``
+   says RUNNING. Target: warm under 5 s.
+2. Latency of a no-op ``echo`` command through ``/serve/{project}/{service}/echo`` against the same
+   service called directly on its port: p50 and p99 over sequential keep-alive requests (one
+   connection each, measured in alternating rounds so that a noisy machine moves both sides alike).
+   Target: the hub adds under 1 ms at p50.
+
+Targets are printed next to the figures; nothing fails when one is missed: this reports, it does not pin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO / "bench" / "results" / "hub.json"
+QUICK_OUTPUT = REPO / "bench" / "results" / "hub.quick.json"
+RUNNING = re.compile(r"AlgoLink hub running at http://([^:/\s]+):(\d+)/")
+TARGET_WARM_S = 5.0
+TARGET_ADDED_P50_MS = 1.0
+
+try:
+    import PIL
+
+    PILLOW = PIL.__version__
+except ImportError:  # pragma: no cover
+    PILLOW = "11.0.0"
+
+MODEL = """
+import modelcloud
+from modelcloud.data_types import text
+from PIL import Image  # noqa: F401  (a Pillow-only bundle)
+
+
+@modelcloud.setup
+def setup():
+    return {tag!r}
+
+
+@modelcloud.command("echo", inputs={{"text": text()}}, outputs={{"text": text()}})
+def echo(model, inputs):
+    return inputs["text"]
+
+
+if __name__ == "__main__":
+    modelcloud.run()
+"""
+
+
+def bundle(tag: str) -> bytes:
+    files = {
+        "cloud_model.py": MODEL.format(tag=tag).encode(),
+        "requirements.txt": f"pillow=={PILLOW}\n".encode(),
+        "algolink.yml": b"entrypoint: python cloud_model.py\n"
+        b"build_steps:\n  - pip install -r requirements.txt\n",
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port: int, token: Optional[str] = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"token {token}"} if token else {}
+
+    def call(self, method: str, path: str, body: Any = None, headers: Optional[dict] = None) -> Any:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        self.conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 400:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:500]!r}")
+        return json.loads(data) if data else None
+
+
+class HubProcess:
+    def __init__(self, data: Path) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "algolink_jupyter.cli",
+                "hub",
+                "--port",
+                "0",
+                "--data",
+                str(data),
+            ],
+            cwd=str(REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.port = 0
+        started = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                m = RUNNING.search(line)
+                if m:
+                    self.port = int(m.group(2))
+                    started.set()
+            started.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not started.wait(60) or not self.port:
+            raise SystemExit("the hub did not start")
+        self.token = (data / "admin_token").read_text().strip()
+        self.api = Client(self.port, self.token)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+
+
+def multipart(fields: dict, name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "algolinkbench"
+    out = io.BytesIO()
+    for k, v in fields.items():
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        )
+    out.write(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="b.tar.gz"\r\n'
+        "Content-Type: application/gzip\r\n\r\n".encode()
+    )
+    out.write(data + f"\r\n--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def register_to_online(hub: HubProcess, name: str) -> tuple[float, dict]:
+    body, content_type = multipart({"name": name, "group": "g"}, "bundle", bundle(name))
+    start = time.perf_counter()
+    hub.api.call("POST", "/api/v1/projects/bench/services", body, {"Content-Type": content_type})
+    hub.api.call("POST", f"/api/v1/projects/bench/services/{name}/publish", {})
+    while True:
+        service = hub.api.call("GET", f"/api/v1/projects/bench/services/{name}")
+        version = service["versions"][-1]
+        if version["status"] == "online":
+            return time.perf_counter() - start, version
+        if version["status"] == "failed":
+            raise SystemExit(f"{name} failed to publish: {version['error']}")
+        time.sleep(0.02)
+
+
+def direct_start(data: Path, service: str, port: int) -> float:
+    """The baseline: the same service started by hand in its built environment, until RUNNING."""
+    envs = [p for p in (data / "envs").iterdir() if (p / "bin" / "python").exists()]
+    version = data / "services" / "bench" / service / "1"
+    bundle_dir = next(
+        line.split(" in ", 1)[1].strip()
+        for line in (version / "run.log").read_text().splitlines()
+        if "==> Starting `" in line
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")}
+    env.update({"ALGOLINK_PORT": str(port), "ALGOLINK_HOST": "127.0.0.1"})
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(envs[0] / "bin" / "python"), "cloud_model.py"],
+        cwd=bundle_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                status = Client(port).call("GET", "/healthcheck")["status"]
+                if status == "RUNNING":
+                    return time.perf_counter() - start
+            except (OSError, http.client.HTTPException):
+                pass
+            if proc.poll() is not None:
+                raise SystemExit("the service did not start by hand")
+            time.sleep(0.005)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def latencies(client: Client, path: str, n: int) -> list:
+    body = json.dumps({"text": "hello"}).encode()
+    headers = {"Content-Type": "application/json"}
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.call("POST", path, body, headers)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def pct(values: list, p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (the smoke test)")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    rounds, per_round = (2, 300) if args.quick else (6, 1500)
+    output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+
+    with tempfile.TemporaryDirectory(prefix="algolink-bench-hub-") as tmp:
+        data = Path(tmp) / "data"
+        hub = HubProcess(data)
+        try:
+            hub.api.call("POST", "/api/v1/projects", {"name": "bench"})
+            hub.api.call("POST", "/api/v1/projects/bench/groups", {"name": "g"})
+            empty, _ = register_to_online(hub, "cold")
+            warm, version = register_to_online(hub, "warm")
+            baseline_start = statistics.median(
+                direct_start(data, "warm", free_port()) for _ in range(1 if args.quick else 3)
+            )
+
+            hub_client = Client(hub.port, hub.token)
+            direct_client = Client(version["port"])
+            latencies(hub_client, "/serve/bench/warm/echo", 200)  # warm-up both paths
+            latencies(direct_client, "/echo", 200)
+            via, direct = [], []
+            for i in range(rounds):
+                sides = [
+                    (via, hub_client, "/serve/bench/warm/echo"),
+                    (direct, direct_client, "/echo"),
+                ]
+                for values, client, path in sides if i % 2 == 0 else sides[::-1]:
+                    values.extend(latencies(client, path, per_round))
+        finally:
+            hub.stop()
+
+    rows = [
+        {
+            "figure": "register-to-online, empty cache",
+            "ours": empty,
+            "baseline": baseline_start,
+            "unit": "s",
+            "target": "",
+        },
+        {
+            "figure": "register-to-online, warm cache",
+            "ours": warm,
+            "baseline": baseline_start,
+            "unit": "s",
+            "target": f"< {TARGET_WARM_S:g} s",
+        },
+        {
+            "figure": "/serve echo p50 latency",
+            "ours": pct(via, 50),
+            "baseline": pct(direct, 50),
+            "unit": "ms",
+            "target": f"adds < {TARGET_ADDED_P50_MS:g} ms",
+        },
+        {
+            "figure": "/serve echo p99 latency",
+            "ours": pct(via, 99),
+            "baseline": pct(direct, 99),
+            "unit": "ms",
+            "target": "",
+        },
+    ]
+    added = rows[2]["ours"] - rows[2]["baseline"]
+    print(f"\n{'figure':<34}{'hub':>10}{'baseline':>11}{'ratio':>8}  target")
+    for r in rows:
+        r["ratio"] = r["ours"] / r["baseline"] if r["baseline"] else None
+        fmt = "{:.2f}" if r["unit"] == "s" else "{:.3f}"
+        ours, base = (
+            fmt.format(r["ours"]) + " " + r["unit"],
+            fmt.format(r["baseline"]) + " " + r["unit"],
+        )
+        print(f"{r['figure']:<34}{ours:>10}{base:>11}{r['ratio']:>7.2f}x  {r['target']}")
+    met_warm = "met" if warm < TARGET_WARM_S else "MISSED"
+    met_p50 = "met" if added < TARGET_ADDED_P50_MS else "MISSED"
+    print(
+        f"\nbaseline for register-to-online: the service started by hand in its environment until "
+        f"RUNNING.\nthe hub adds {added:.3f} ms at p50 ({met_p50}); warm register-to-online "
+        f"{warm:.2f} s ({met_warm}); {len(via)} requests per side."
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps({"rows": rows, "added_p50_ms": added, "requests_per_side": len(via)}, indent=1)
+        + "\n"
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
