@@ -342,6 +342,12 @@ def test_serve_streams_and_passes_everything_through(hub, tmp_path):
     assert head.status_code == 200 and head.headers["Content-Length"] == str(3 * 2**20)
     assert head.content == b""
     assert s.get(hub.url + "/serve/proxy/raw/nothing-here", timeout=10).status_code == 404
+    # A body over the /serve limit is refused without being held, and the hub keeps serving.
+    from algolink_jupyter.hub.proxy import MAX_SERVE_BODY
+
+    r = s.post(hub.url + "/serve/proxy/raw/echo", data=b"o" * (MAX_SERVE_BODY + 1), timeout=60)
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    assert s.post(hub.url + "/serve/proxy/raw/echo", data=b"x", timeout=10).json()["length"] == 1
     # Many requests on the hub's pooled connections, then the same after the service restarts.
     for _ in range(50):
         assert s.post(hub.url + "/serve/proxy/raw/echo", data=b"x", timeout=10).status_code == 200

@@ -107,6 +107,11 @@ def address_of(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
+#: The largest request body /serve forwards (the model server's own default limit): request bodies are
+#: held in memory until they are sent on, so this bounds what one request can make the hub hold.
+MAX_SERVE_BODY = 64 * 1024 * 1024
+
+
 class ServeRequest(httputil.HTTPMessageDelegate):
     """One ``/serve`` request: route, token, then the relay to the service and back."""
 
@@ -114,6 +119,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.hub = hub
         self.connection = connection
         self.body: list = []
+        self.size = 0  # bytes of the request body seen; past MAX_SERVE_BODY they are dropped
         self.started = False  # the service's answer has begun
 
     # --- the request, as Tornado's HTTP/1 server reads it -----------------------------------------
@@ -127,6 +133,10 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.start_line, self.headers = start_line, headers
 
     def data_received(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_SERVE_BODY:
+            self.body = []  # read to the end (so the client gets the 413), but hold none of it
+            return
         self.body.append(chunk)
 
     def on_connection_close(self) -> None:
@@ -161,6 +171,11 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     # --- forwarding -------------------------------------------------------------------------------
 
     async def forward(self) -> None:
+        if self.size > MAX_SERVE_BODY:
+            return self.error(
+                413,
+                f"The body is over the limit of {MAX_SERVE_BODY:,} bytes for /serve: send a smaller file.",
+            )
         raw_path, _, query = self.start_line.path.partition("?")
         parts = raw_path.split("/", 4)  # '', 'serve', project, service, rest
         if len(parts) < 4 or not parts[2] or not parts[3]:
