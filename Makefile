@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean postgres
+.PHONY: run test lint format install bench clean postgres chromium
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,14 +34,22 @@ postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
 
+## Debian's Chromium (and a CJK font) for the hub's browser tests, driven by Playwright; never
+## `playwright install`.
+chromium:
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    chromium fonts-wqy-microhei; }
+
 ## The whole suite: lint, then every test.
-test: lint postgres
+test: lint postgres chromium
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
 	$(PY) bench/serve_overhead.py
 	$(PY) bench/kernel_serving.py
 	$(PY) bench/hub.py
+	$(PY) bench/hub_pages.py
 	$(PY) bench/export.py
 
 clean:

@@ -32,6 +32,8 @@ from . import orm
 from .apihandlers import default_handlers as api_handlers
 from .apihandlers.base import NotFoundHandler
 from .builder import Builder
+from .handlers.pages import app_settings as page_settings
+from .handlers.pages import page_handlers
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
 from .runner import Runner, free_port
@@ -51,9 +53,12 @@ def default_data_dir() -> Path:
 
 
 class RootHandler(web.RequestHandler):
-    """``GET /``: where things are (the web pages come later)."""
+    """``GET /``: the web UI for a browser (``Accept: text/html``), else where things are (JSON)."""
 
     def get(self) -> None:
+        if "text/html" in self.request.headers.get("Accept", "") and type(self) is RootHandler:
+            self.redirect("/projects")
+            return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(
             json.dumps(
@@ -191,9 +196,15 @@ class Hub:
             (r"/", RootHandler),
             (r"/api/v1/?", APIRootHandler),
             *api_handlers,
+            *page_handlers,
             (r"/gallery/(.*)", GalleryHandler, {"path": str(self.data / "gallery")}),
         ]
-        return web.Application(handlers, hub=self, default_handler_class=NotFoundHandler)
+        return web.Application(
+            handlers,
+            hub=self,
+            default_handler_class=NotFoundHandler,
+            **page_settings(self.data),
+        )
 
     def listen(self) -> None:
         self.http_server = HTTPServer(

@@ -1,0 +1,1 @@
+"""The hub's web pages (server-rendered, Tornado templates): see :mod:`.pages`."""

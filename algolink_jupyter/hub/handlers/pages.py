@@ -1,0 +1,495 @@
+"""The hub's web UI: server-rendered pages on the hub's Tornado, in English and 简体中文.
+
+Sign-in takes an API token and keeps a signed cookie (the token's hash, never the token); every form
+carries Tornado's XSRF token, checked here for the page handlers only, so the REST API under
+``/api/v1`` keeps working with ``Authorization: token``. Markdown descriptions are rendered with
+raw HTML escaped and then sanitised (bleach); every other user string is escaped by the templates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote, urlencode
+
+from sqlalchemy.exc import IntegrityError
+from tornado import web
+from tornado.escape import json_encode
+
+from .. import orm
+from ..apihandlers.base import (
+    APIError,
+    check_name,
+    check_version_string,
+    current_version,
+    service_model,
+)
+from ..apihandlers.services import ServiceListAPIHandler
+from . import i18n
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = str(HERE / "templates")
+STATIC = str(HERE / "static")
+
+COOKIE = "algolink-session"
+SESSION_DAYS = 7
+PROJECT_TYPES = ("model", "dataset", "application", "other")
+SETTLED = ("registered", "online", "failed", "offline")
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+ALLOWED_TAGS = [
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5",
+    "h6", "hr", "i", "img", "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th",
+    "thead", "tr", "ul",
+]  # fmt: skip
+ALLOWED_ATTRS = {"a": ["href", "title"], "img": ["src", "alt", "title"], "code": ["class"]}
+
+
+def render_markdown(text: Any) -> str:
+    """Markdown to HTML that is safe to embed: raw HTML escaped, then sanitised."""
+    import bleach
+    import mistune
+
+    html = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(str(text or ""))
+    return bleach.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRS,
+        protocols=["http", "https", "mailto"],
+        strip=True,
+    )
+
+
+def safe_url(url: Any) -> Optional[str]:
+    """An http(s) URL or a site path, else None (no ``javascript:`` links)."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if re.match(r"^https?://", url, re.I) or (url.startswith("/") and not url.startswith("//")):
+        return url
+    return None
+
+
+def cookie_secret(data: Path) -> bytes:
+    """The secret that signs session cookies: ``<data>/cookie_secret`` (mode 600), made once."""
+    path = Path(data) / "cookie_secret"
+    if path.is_file() and path.read_text().strip():
+        os.chmod(path, 0o600)
+        return path.read_text().strip().encode()
+    secret = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+    return secret.encode()
+
+
+def app_settings(data: Path) -> dict:
+    """What the Tornado application needs for the pages (the API ignores these)."""
+    return {
+        "cookie_secret": cookie_secret(data),
+        "static_path": STATIC,
+        "static_url_prefix": "/static/",
+    }
+
+
+class FormError(Exception):
+    """A refused form: re-render the page with this (translated) message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PageHandler(web.RequestHandler):
+    """A page: language, sign-in, XSRF on every POST, and safe headers."""
+
+    needs_user = True
+
+    @property
+    def hub(self) -> Any:
+        return self.settings["hub"]
+
+    @property
+    def db(self) -> Any:
+        if not hasattr(self, "_db"):
+            self._db = self.hub.session()
+        return self._db
+
+    def on_finish(self) -> None:
+        if hasattr(self, "_db"):
+            self._db.close()
+
+    def get_template_path(self) -> str:
+        return TEMPLATES
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        self.lang = i18n.pick(
+            self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
+        )
+        self.t = i18n.translator(self.lang)
+        self.set_header("Content-Language", self.lang.replace("_", "-"))
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            self.check_xsrf_cookie()
+        if self.needs_user and self.current_user is None:
+            if self.request.method in ("GET", "HEAD"):
+                self.redirect("/login?" + urlencode({"next": self.request.uri}))
+                return
+            raise web.HTTPError(403)
+
+    def get_current_user(self) -> Optional[str]:
+        hashed = self.get_signed_cookie(COOKIE, max_age_days=SESSION_DAYS)
+        if not hashed:
+            return None
+        row = self.db.query(orm.Token).filter_by(hashed=hashed.decode()).one_or_none()
+        if row is None or row.revoked_at is not None:
+            return None
+        return row.name
+
+    def get_template_namespace(self) -> dict:
+        ns = super().get_template_namespace()
+        here = self.request.uri or "/"
+        ns.update(
+            t=self.t,
+            lang=self.lang,
+            languages=i18n.LANGUAGES,
+            switch_url=lambda code: "/lang?" + urlencode({"to": code, "next": here}),
+            user=self.current_user,
+            json_encode=json_encode,
+            status_label=lambda status: (
+                self.t("status_" + status)
+                if ("status_" + status) in i18n.MESSAGES["en"]
+                else status
+            ),
+            quote=lambda s: quote(str(s), safe=""),
+            error=None,
+        )
+        return ns
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        t = getattr(self, "t", None) or i18n.translator(i18n.DEFAULT)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, APIError):
+            message = exc.message
+        elif status_code == 403 and exc is not None and "xsrf" in str(exc).lower():
+            message = t("forbidden_xsrf")
+        elif status_code == 403:
+            message = t("sign_in_needed")
+        elif status_code == 404:
+            message = t("not_found")
+        else:
+            message = t("error")
+        if not hasattr(self, "t"):
+            self.lang, self.t = i18n.DEFAULT, t
+        self.render("error.html", status=status_code, message=message)
+
+    def validated(self, kind: str, value: str) -> str:
+        try:
+            return check_version_string(value) if kind == "version" else check_name(kind, value)
+        except APIError:
+            raise FormError(self.t("version_bad" if kind == "version" else "name_bad")) from None
+
+    def find_project(self, name: str) -> orm.Project:
+        project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
+        if project is None:
+            raise web.HTTPError(404)
+        return project
+
+    def find_service(self, project_name: str, name: str) -> orm.Service:
+        project = self.find_project(project_name)
+        for service in project.services:
+            if service.name == name:
+                return service
+        raise web.HTTPError(404)
+
+    def base_url(self) -> str:
+        return f"{self.request.protocol}://{self.request.host}"
+
+
+class LoginPage(PageHandler):
+    needs_user = False
+
+    def get(self) -> None:
+        self.render("login.html", next=self.next_url())
+
+    def next_url(self) -> str:
+        target = self.get_argument("next", "/projects")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            return "/projects"
+        return target
+
+    def post(self) -> None:
+        token = self.get_body_argument("token", "").strip()
+        name = self.hub.check_token(token) if token else None
+        if name is None:
+            self.set_status(403)
+            self.render("login.html", next=self.next_url(), error=self.t("token_bad"))
+            return
+        self.set_signed_cookie(
+            COOKIE,
+            orm.hash_token(token),
+            expires_days=SESSION_DAYS,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
+        self.redirect(self.next_url())
+
+
+class LogoutPage(PageHandler):
+    needs_user = False
+
+    def post(self) -> None:
+        self.clear_cookie(COOKIE)
+        self.redirect("/login")
+
+
+class LanguageSwitch(PageHandler):
+    needs_user = False
+
+    def get(self) -> None:
+        code = self.get_argument("to", "")
+        if code in i18n.LANGUAGES:
+            self.set_cookie("lang", code, expires_days=365, samesite="Lax")
+        target = self.get_argument("next", "/projects")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/projects"
+        self.redirect(target)
+
+
+class ProjectsPage(PageHandler):
+    def get(self, error: Optional[str] = None, form: Optional[dict] = None) -> None:
+        projects = self.db.query(orm.Project).order_by(orm.Project.name).all()
+        self.render(
+            "projects.html",
+            projects=projects,
+            types=PROJECT_TYPES,
+            error=error,
+            form=form or {},
+        )
+
+    def post(self) -> None:
+        form = {
+            k: self.get_body_argument(k, "") for k in ("name", "type", "version", "description")
+        }
+        try:
+            name = self.validated("project", form["name"])
+            version = self.validated("version", form["version"] or "1.0")
+            kind = form["type"] if form["type"] in PROJECT_TYPES else "model"
+            project = orm.Project(
+                name=name, type=kind, version=version, description=form["description"]
+            )
+            self.db.add(project)
+            try:
+                self.db.commit()
+            except IntegrityError:
+                self.db.rollback()
+                raise FormError(self.t("exists", name=name)) from None
+        except FormError as e:
+            self.set_status(400)
+            self.get(error=e.message, form=form)
+            return
+        self.redirect(f"/projects/{quote(name, safe='')}")
+
+
+class ProjectPage(PageHandler):
+    def get(self, name: str, error: Optional[str] = None) -> None:
+        project = self.find_project(name)
+        by_group: dict = {g.id: [] for g in project.groups}
+        for service in project.services:
+            by_group.setdefault(service.group_id, []).append(service)
+        self.render("project.html", project=project, by_group=by_group, error=error)
+
+
+class GroupCreate(PageHandler):
+    def post(self, name: str) -> None:
+        project = self.find_project(name)
+        try:
+            group_name = self.validated("group", self.get_body_argument("name", ""))
+            self.db.add(orm.Group(project=project, name=group_name))
+            try:
+                self.db.commit()
+            except IntegrityError:
+                self.db.rollback()
+                raise FormError(self.t("exists", name=group_name)) from None
+        except FormError as e:
+            self.set_status(400)
+            ProjectPage.get(self, name, error=e.message)  # type: ignore[arg-type]
+            return
+        self.redirect(f"/projects/{quote(name, safe='')}")
+
+
+class RegisterAction(PageHandler, ServiceListAPIHandler):
+    """注册: the registration form (a bundle upload or a folder on the hub's machine), checked by
+    the same code as ``POST /api/v1/projects/{project}/services``."""
+
+    META_FIELDS = ("tagline", "description", "license", "performance_notes")
+
+    def form(self) -> dict:
+        fields = {
+            k: self.get_body_argument(k, "").strip()
+            for k in ("name", "group", "port", "path", "links", *self.META_FIELDS)
+        }
+        meta = {k: fields[k] for k in self.META_FIELDS if fields[k]}
+        links = []
+        for line in fields["links"].splitlines():
+            title, sep, url = line.strip().rpartition(" ")
+            if url:
+                links.append({"title": title.strip() or url, "url": url})
+        if links:
+            meta["links"] = links
+        return {
+            "name": fields["name"],
+            "group": fields["group"],
+            "port": fields["port"],
+            "path": fields["path"],
+            "metadata": meta,
+        }
+
+    async def post(self, project_name: str) -> None:  # type: ignore[override]
+        form = self.form()
+        try:
+            self.validated("service", form["name"])
+            await ServiceListAPIHandler.post(self, project_name)
+        except FormError as e:
+            self.render_refusal(project_name, e.message)
+        except APIError as e:
+            self.render_refusal(project_name, self.t("bad_form", message=e.message))
+
+    def render_refusal(self, project_name: str, message: str) -> None:
+        self.db.rollback()
+        self.set_status(400)
+        ProjectPage.get(self, project_name, error=message)  # type: ignore[arg-type]
+
+    def answer_service(self, service: orm.Service, status: int = 200, **extra: Any) -> None:
+        self.redirect(
+            f"/projects/{quote(service.project.name, safe='')}/services/"
+            f"{quote(service.name, safe='')}"
+        )
+
+
+class ServicePage(PageHandler):
+    def get(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name)
+        model = service_model(service, self.base_url())
+        meta = model["metadata"] or {}
+        links = []
+        for link in meta.get("links") or []:
+            if isinstance(link, dict):
+                title, url = link.get("title") or link.get("url"), link.get("url")
+            else:
+                title, url = link, link
+            links.append({"title": str(title), "url": safe_url(url)})
+        specs = [c for c in ((model.get("manifest") or {}).get("commands") or []) if c.get("name")]
+        commands = [c["name"] for c in specs]
+        endpoint = model["urls"]["serve"]
+        curl = None
+        if specs:
+            body = json.dumps({i["name"]: "..." for i in specs[0].get("inputs") or []})
+            auth = "" if service.public else " -H 'Authorization: token <token>'"
+            curl = (
+                f"curl -X POST {endpoint}{specs[0]['name']}{auth} "
+                f"-H 'Content-Type: application/json' -d '{body}'"
+            )
+        version = current_version(service)
+        self.render(
+            "service.html",
+            service=service,
+            model=model,
+            meta=meta,
+            description_html=render_markdown(meta.get("description") or ""),
+            links=links,
+            commands=commands,
+            specs=specs,
+            endpoint=endpoint,
+            curl=curl,
+            api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
+            log_url=model["urls"]["logs"],
+            version=version,
+            labels={
+                s: self.t("status_" + s)
+                for s in ("registered", "building", "starting", "online", "failed", "offline")
+            },
+        )
+
+
+class PublishAction(PageHandler):
+    def post(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name)
+        if service.versions:
+            self.hub.publisher.request_publish(
+                self.db, service, service.versions[-1], self.current_user
+            )
+        self.redirect(f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}")
+
+
+class OfflineAction(PageHandler):
+    async def post(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name)
+        await self.hub.publisher.offline(service.id)
+        self.redirect(f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}")
+
+
+class TryAction(PageHandler):
+    """试用: the service page's "try it" form, relayed to the published version's process (a
+    signed-in user and the XSRF header, so a non-public service needs no token in the browser)."""
+
+    async def post(self, project_name: str, name: str, command: str) -> None:
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+        service = self.find_service(project_name, name)
+        route = self.hub.publisher.route(service)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if service.status != "online" or not route.url:
+            self.set_status(409)
+            self.finish({"error": self.t("not_published")})
+            return
+        headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
+        try:
+            answer = await AsyncHTTPClient().fetch(
+                f"{route.url.rstrip('/')}/{quote(command, safe='')}",
+                method="POST",
+                body=self.request.body,
+                headers=headers,
+                request_timeout=300,
+                raise_error=False,
+            )
+        except (OSError, HTTPClientError) as e:
+            self.set_status(502)
+            self.finish({"error": str(e)})
+            return
+        self.set_status(answer.code if answer.code >= 200 else 502)
+        self.finish(answer.body or b"{}")
+
+
+page_handlers = [
+    (r"/login", LoginPage),
+    (r"/logout", LogoutPage),
+    (r"/lang", LanguageSwitch),
+    (r"/projects/?", ProjectsPage),
+    (r"/projects/([^/]+)", ProjectPage),
+    (r"/projects/([^/]+)/groups", GroupCreate),
+    (r"/projects/([^/]+)/services", RegisterAction),
+    (r"/projects/([^/]+)/services/([^/]+)", ServicePage),
+    (r"/projects/([^/]+)/services/([^/]+)/publish", PublishAction),
+    (r"/projects/([^/]+)/services/([^/]+)/offline", OfflineAction),
+    (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
+]
+
+__all__ = ["app_settings", "page_handlers", "render_markdown"]

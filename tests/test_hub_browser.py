@@ -1,0 +1,146 @@
+"""The hub's web UI in a real browser: Playwright driving Debian's Chromium (headless, --no-sandbox)
+walks the seed's flow against a real hub: sign in, 新建项目, 分组, register a 模型服务, 上线 with
+the button turning green, the language switch, and script injection rendered inert. Screenshots go to
+``test-artifacts/browser/`` (or ``$ALGOLINK_TEST_ARTIFACTS``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hub_process import REPO, Hub, make_bundle
+
+pytestmark = pytest.mark.timeout(300)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+EVIL = "<script>window.pwned = 1; alert(1)</script>"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "browser"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    h = Hub(tmp_path_factory.mktemp("hub-browser")).start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
+    bundle = make_bundle(tmp_path / "echo")
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dialogs: list = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_default_timeout(30_000)
+
+    page.goto(hub.url + "/")
+    assert "/login" in page.url
+    page.fill("#token", hub.token)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/projects")
+    page.screenshot(path=str(artifacts / "01-projects-empty.png"), full_page=True)
+
+    # Rules checked as the user types.
+    page.fill("#p-name", "has space")
+    assert page.eval_on_selector("#p-name", "e => e.validity.valid") is False
+    assert "only letters" in page.eval_on_selector("#p-name", "e => e.validationMessage")
+    page.fill("#p-name", "vision")
+    assert page.eval_on_selector("#p-name", "e => e.validity.valid") is True
+    page.fill("#p-version", "1_0")
+    assert page.eval_on_selector("#p-version", "e => e.validity.valid") is False
+    page.fill("#p-version", "1.0")
+    page.select_option("#p-type", "model")
+    page.fill("#p-desc", "Image models " + EVIL)
+    page.click("#new-project button[type=submit]")
+    page.wait_for_url("**/projects/vision")
+
+    page.fill("#g-name", "classify")
+    page.click("#new-group button[type=submit]")
+    page.wait_for_url("**/projects/vision")
+    assert "classify" in page.inner_text("#groups")
+
+    page.fill("#s-name", "echo")
+    page.fill("#s-path", str(bundle))
+    page.fill("#s-tagline", "Says it back")
+    page.fill("#s-description", "# Echo\n\nIt **echoes**. " + EVIL)
+    page.fill("#s-license", "MIT")
+    page.fill("#s-links", "Code https://example.org/echo")
+    page.click("#register-form button[type=submit]")
+    page.wait_for_url("**/projects/vision/services/echo")
+    assert page.inner_text("h1#service-name") == "echo"
+    assert page.inner_text("#license") == "MIT"
+    assert page.locator("#description h1").inner_text() == "Echo"
+    assert "<script>" in page.inner_text("#description")  # shown as text, not run
+    assert page.evaluate("window.pwned") is None and dialogs == []
+    page.screenshot(path=str(artifacts / "02-service-registered.png"), full_page=True)
+
+    # 上线: the button turns green once the service is online (the page polls the service JSON).
+    page.click("#publish")
+    page.wait_for_selector("#publish.online", timeout=180_000)
+    assert page.inner_text("#status") == "Online"
+    color = page.eval_on_selector("#publish", "e => getComputedStyle(e).backgroundColor")
+    assert color == "rgb(31, 157, 85)"
+    page.reload()
+    assert "curl -X POST" in page.inner_text("#curl")
+    # Try it: the form generated from the manifest runs the command.
+    page.fill("#try-echo-text", "hello " + EVIL)
+    page.click("#try form.try-form button[type=submit]")
+    page.wait_for_selector("#try .try-output .value")
+    assert page.inner_text("#try .try-output .value") == "v1:hello " + EVIL
+    assert page.evaluate("window.pwned") is None and dialogs == []
+    page.wait_for_function("document.getElementById('log').textContent.length > 0")
+    page.screenshot(path=str(artifacts / "03-service-online.png"), full_page=True)
+
+    # The language switch: the same page in Chinese.
+    page.click("a.lang-switch[hreflang=zh-CN]")
+    page.wait_for_url("**/projects/vision/services/echo")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert page.inner_text("#publish") == "上线" and page.inner_text("#status") == "已上线"
+    assert "退出登录" in page.inner_text("header")
+    page.screenshot(path=str(artifacts / "04-service-zh.png"), full_page=True)
+
+    # A phone-sized screen.
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
+    )
+    mobile = phone.new_page()
+    mobile.goto(hub.url + "/projects/vision")
+    width = mobile.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
+    mobile.screenshot(path=str(artifacts / "05-project-phone.png"), full_page=True)
+    phone.close()
+
+    page.goto(hub.url + "/projects")
+    assert "<script>" in page.inner_text("#projects")
+    assert page.evaluate("window.pwned") is None and dialogs == []
+    page.click("#sign-out")
+    page.wait_for_url("**/login")
+    context.close()
