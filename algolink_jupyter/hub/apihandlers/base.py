@@ -80,11 +80,8 @@ def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
     return None if t is None else t.isoformat(timespec="seconds") + "Z"
 
 
-class APIHandler(web.RequestHandler):
-    """JSON in and out under ``/api/v1``; a token on every call that changes state."""
-
-    #: Whether GET needs a token too (the token list does).
-    read_needs_token = False
+class HubHandler(web.RequestHandler):
+    """What every hub handler has, API or page: the hub, and a database session closed at the end."""
 
     @property
     def hub(self) -> Any:
@@ -99,6 +96,13 @@ class APIHandler(web.RequestHandler):
     def on_finish(self) -> None:
         if hasattr(self, "_db"):
             self._db.close()
+
+
+class APIHandler(HubHandler):
+    """JSON in and out under ``/api/v1``; a token on every call that changes state."""
+
+    #: Whether GET needs a token too (the token list does).
+    read_needs_token = False
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")

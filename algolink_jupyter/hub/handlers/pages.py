@@ -23,6 +23,7 @@ from tornado.escape import json_encode
 from .. import orm
 from ..apihandlers.base import (
     APIError,
+    HubHandler,
     check_name,
     check_version_string,
     current_version,
@@ -110,24 +111,10 @@ class FormError(Exception):
         self.message = message
 
 
-class PageHandler(web.RequestHandler):
+class PageHandler(HubHandler):
     """A page: language, sign-in, XSRF on every POST, and safe headers."""
 
     needs_user = True
-
-    @property
-    def hub(self) -> Any:
-        return self.settings["hub"]
-
-    @property
-    def db(self) -> Any:
-        if not hasattr(self, "_db"):
-            self._db = self.hub.session()
-        return self._db
-
-    def on_finish(self) -> None:
-        if hasattr(self, "_db"):
-            self._db.close()
 
     def get_template_path(self) -> str:
         return TEMPLATES
