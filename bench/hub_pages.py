@@ -2,8 +2,8 @@
 
 Starts a real hub (``algolink hub`` as a subprocess, via ``tests/hub_process.py``), registers 100
 services of a small echo bundle in 5 groups of one project, waits until their manifests are read, signs
-in and times ``/projects``, the project page and a service page (median and p90 of ``--repeat`` GETs
-over one keep-alive session). Baseline, same run: ``GET /api/v1/projects/{project}``, the API's JSON of
+in and times ``/projects``, the project page, a service page, its model card editor and ``/tokens``
+(median and p90 of ``--repeat`` GETs over one keep-alive session). Baseline, same run: ``GET /api/v1/projects/{project}``, the API's JSON of
 the same project. Writes ``bench/results/hub_pages.json``.
 Run: ``.venv/bin/python bench/hub_pages.py [--services 100] [--repeat 50]``.
 """
@@ -77,6 +77,8 @@ def main() -> int:
                 ("projects page", "/projects"),
                 ("project page (100 services)", "/projects/bench"),
                 ("service page", "/projects/bench/services/svc042"),
+                ("model card editor", "/projects/bench/services/svc042/edit"),
+                ("tokens page", "/tokens"),
                 ("baseline: API project JSON", "/api/v1/projects/bench"),
             ):
                 row = {"page": name, "path": path, **timed(s, hub.url + path, args.repeat)}
@@ -84,7 +86,7 @@ def main() -> int:
                 print(f"{name:32s} median {row['median_ms']:6.1f} ms   p90 {row['p90_ms']:6.1f} ms")
         finally:
             hub.stop()
-    ok = all(r["median_ms"] < TARGET_MS for r in rows[:3])
+    ok = all(r["median_ms"] < TARGET_MS for r in rows if not r["page"].startswith("baseline"))
     print(f"target: every page under {TARGET_MS:.0f} ms (median): {'met' if ok else 'NOT met'}")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -386,6 +386,7 @@ def test_logs_follow_streams_until_online(hub, bundles):
 def test_the_schema_is_the_migrations(hub):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     from algolink_jupyter.hub import orm
 
@@ -393,7 +394,8 @@ def test_the_schema_is_the_migrations(hub):
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == "0001"
+            head = ScriptDirectory.from_config(orm.alembic_config(engine)).get_current_head()
+            assert context.get_current_revision() == head
             assert compare_metadata(context, orm.Base.metadata) == []
             if engine.dialect.name == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

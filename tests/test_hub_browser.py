@@ -116,8 +116,37 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     page.wait_for_selector("#try .try-output .value")
     assert page.inner_text("#try .try-output .value") == "v1:hello " + EVIL
     assert page.evaluate("window.pwned") is None and dialogs == []
-    page.wait_for_function("document.getElementById('log').textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('log').textContent.length > 0")
+    # The log is streamed (?follow=1), appended as it is written, not polled.
+    page.wait_for_function("() => document.getElementById('log').dataset.streaming === '1'")
     page.screenshot(path=str(artifacts / "03-service-online.png"), full_page=True)
+
+    # Edit the model card: the preview renders as typed (sanitised), the page shows what was saved.
+    page.click("#edit")
+    page.wait_for_url("**/projects/vision/services/echo/edit")
+    page.fill("#e-tagline", "Edited in the browser")
+    page.fill("#e-description", "## Edited\n\nNow *with* a preview. " + EVIL)
+    page.wait_for_function(
+        "() => (document.querySelector('#e-preview h2') || {}).textContent === 'Edited'"
+    )
+    page.screenshot(path=str(artifacts / "06-edit-model-card.png"), full_page=True)
+    page.click("#edit-form button[type=submit]")
+    page.wait_for_url("**/projects/vision/services/echo")
+    assert page.locator("#description h2").inner_text() == "Edited"
+    assert page.inner_text(".tagline") == "Edited in the browser"
+    assert page.evaluate("window.pwned") is None and dialogs == []
+
+    # Tokens: a new token's secret is shown once, on the answer page only.
+    page.click("#nav-tokens")
+    page.wait_for_url("**/tokens")
+    page.fill("#t-name", "ci")
+    page.click("#new-token button[type=submit]")
+    secret = page.inner_text("#token-secret").strip()
+    assert len(secret) == 40, secret
+    page.screenshot(path=str(artifacts / "07-token-created.png"), full_page=True)
+    page.goto(hub.url + "/tokens")
+    assert "ci" in page.inner_text("#tokens") and secret not in page.content()
+    page.goto(hub.url + "/projects/vision/services/echo")
 
     # The language switch: the same page in Chinese.
     page.click("a.lang-switch[hreflang=zh-CN]")
@@ -126,6 +155,9 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     assert page.inner_text("#publish") == "上线" and page.inner_text("#status") == "已上线"
     assert "退出登录" in page.inner_text("header")
     page.screenshot(path=str(artifacts / "04-service-zh.png"), full_page=True)
+    page.click("#nav-tokens")
+    page.wait_for_url("**/tokens")
+    assert page.inner_text("h1") == "API 令牌" and "吊销" in page.inner_text("#tokens")
 
     # A phone-sized screen.
     phone = browser.new_context(
@@ -136,6 +168,11 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     width = mobile.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
     mobile.screenshot(path=str(artifacts / "05-project-phone.png"), full_page=True)
+    for path in ("/projects/vision/services/echo", "/tokens"):
+        mobile.goto(hub.url + path)
+        width = mobile.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    mobile.screenshot(path=str(artifacts / "08-tokens-phone.png"), full_page=True)
     phone.close()
 
     page.goto(hub.url + "/projects")

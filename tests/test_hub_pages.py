@@ -7,6 +7,8 @@ import re
 import stat
 import statistics
 import time
+from html import unescape
+from pathlib import Path
 
 import pytest
 import requests
@@ -302,7 +304,7 @@ def test_register_a_service_from_the_page_by_upload_and_by_folder(hub, tmp_path)
     r = post_form(
         zh, hub, "/projects/regproj", "/projects/regproj/services", name="np", group="nlp"
     )
-    assert r.status_code == 400 and "表单被拒绝" in r.text and "No bundle" in r.text
+    assert r.status_code == 400 and "没有提供服务包" in r.text and "No bundle" not in r.text
     r = post_form(
         zh,
         hub,
@@ -376,3 +378,288 @@ def test_a_revoked_token_ends_its_sessions(hub):
     assert hub.api("DELETE", f"/api/v1/tokens/{made['id']}").status_code in (200, 204)
     r = s.get(hub.url + "/projects", allow_redirects=False, timeout=30)
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+
+
+def test_errors_of_the_shared_logic_are_translated_and_name_the_input(hub, tmp_path):
+    zh = sign_in(hub, "zh-CN,zh;q=0.9")
+    r = post_form(zh, hub, "/projects", "/projects", name="坏 名字", version="1.0")
+    assert r.status_code == 400
+    assert "项目名称“坏 名字”包含空格" in r.text and "has a space" not in r.text
+    r = post_form(zh, hub, "/projects", "/projects", name="a/b", version="1.0")
+    assert r.status_code == 400 and "项目名称“a/b”包含“/”" in r.text
+    r = post_form(zh, hub, "/projects", "/projects", name="okay", version="1 0")
+    assert r.status_code == 400 and "版本“1 0”包含空格" in r.text
+    en = sign_in(hub)
+    r = post_form(en, hub, "/projects", "/projects", name="bad name", version="1.0")
+    assert r.status_code == 400
+    assert "The project name 'bad name' has a space" in unescape(r.text)
+    # The REST API keeps its English sentence.
+    r = hub.post("/api/v1/projects", json={"name": "bad name", "type": "model", "version": "1"})
+    assert r.status_code == 400 and "The project name 'bad name' has a space" in r.json()["error"]
+    hub.ensure_group("errs", "g")
+    r = post_form(zh, hub, "/projects/errs", "/projects/errs/groups", name="x y")
+    assert r.status_code == 400 and "分组名称“x y”包含空格" in r.text
+    missing = tmp_path / "nowhere"
+    r = post_form(
+        zh,
+        hub,
+        "/projects/errs",
+        "/projects/errs/services",
+        name="s1",
+        group="g",
+        path=str(missing),
+    )
+    assert r.status_code == 400 and f"“{missing}”不是 hub 所在机器上的目录" in r.text
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "other.txt").write_text("x")
+    r = post_form(
+        zh, hub, "/projects/errs", "/projects/errs/services", name="s1", group="g", path=str(empty)
+    )
+    assert r.status_code == 400 and "服务包顶层没有 cloud_model.py" in r.text
+    r = post_form(
+        zh, hub, "/projects/errs", "/projects/errs/services", name="s1", group="nope", path="/x"
+    )
+    assert r.status_code == 400 and "项目“errs”没有分组“nope”" in r.text
+    token = xsrf(zh, hub.url + "/projects/errs")
+    r = zh.post(
+        hub.url + "/projects/errs/services",
+        data={"_xsrf": token, "name": "s2", "group": "g"},
+        files={"bundle": ("b.tar.gz", b"not an archive at all")},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 400 and "上传的文件不是 .tar.gz" in r.text
+    assert hub.get("/api/v1/projects/errs/services/s2").status_code == 404
+    r = post_form(
+        zh,
+        hub,
+        "/projects/errs",
+        "/projects/errs/services",
+        name="s3",
+        group="g",
+        path=str(make_bundle(tmp_path / "echo")),
+        port=hub.url.rsplit(":", 1)[1],
+    )
+    assert r.status_code == 400 and f"端口 {hub.url.rsplit(':', 1)[1]} 是 hub 自己的端口" in r.text
+
+
+def test_upload_a_version_publish_it_and_roll_back_from_the_page(hub, tmp_path):
+    hub.ensure_group("vers", "g")
+    r = hub.register("vers", "g", "echo", make_bundle(tmp_path / "v1", "v1"))
+    assert r.status_code == 201, r.text
+    s = sign_in(hub)
+    page = "/projects/vers/services/echo"
+    html = s.get(hub.url + page, timeout=30).text
+    assert 'id="version-form"' in html and 'name="version" value="1"' in html
+    # A new version by folder path.
+    r = post_form(s, hub, page, page + "/versions", path=str(make_bundle(tmp_path / "v2", "v2")))
+    assert r.status_code == 302 and r.headers["Location"] == page + "#versions"
+    assert [v["number"] for v in hub.service("vers", "echo")["versions"]] == [1, 2]
+    # And by upload.
+    token = xsrf(s, hub.url + page)
+    r = s.post(
+        hub.url + page + "/versions",
+        data={"_xsrf": token},
+        files={"bundle": ("v3.tar.gz", pack(make_bundle(tmp_path / "v3", "v3")))},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert r.status_code == 302, r.text
+    assert [v["number"] for v in hub.service("vers", "echo")["versions"]] == [1, 2, 3]
+    # Refused, in Chinese, and nothing added.
+    zh = sign_in(hub, "zh-CN")
+    r = post_form(zh, hub, page, page + "/versions")
+    assert r.status_code == 400 and "没有提供服务包" in r.text and 'id="version-form"' in r.text
+    assert len(hub.service("vers", "echo")["versions"]) == 3
+    # Without the XSRF token: refused.
+    r = s.post(hub.url + page + "/versions", data={"path": str(tmp_path / "v2")}, timeout=30)
+    assert r.status_code == 403
+    # Publish version 2 from the versions table, then roll back to version 1.
+    r = post_form(s, hub, page, page + "/publish", version="2")
+    assert r.status_code == 302
+    hub.wait_version("vers", "echo", 2, timeout=240)
+    html = s.get(hub.url + page, timeout=30).text
+    assert re.search(r'data-log="[^"]*/versions/2/logs"', html)  # the log shown live
+    assert hub.serve("vers/echo/echo", json={"text": "hi"}).json() == {"text": "v2:hi"}
+    html = s.get(hub.url + page, timeout=30).text
+    assert "Roll back" in html and 'name="version" value="1"' in html
+    r = post_form(s, hub, page, page + "/publish", version="1")
+    assert r.status_code == 302
+    hub.wait_version("vers", "echo", 1, timeout=240)
+    html = s.get(hub.url + page, timeout=30).text
+    assert re.search(r'data-log="[^"]*/versions/1/logs"', html)
+    assert hub.service("vers", "echo")["published_version"] == 1
+    assert hub.serve("vers/echo/echo", json={"text": "hi"}).json() == {"text": "v1:hi"}
+    assert hub.version("vers", "echo", 1)["published_by"] == "admin"
+    r = post_form(s, hub, page, page + "/publish", version="9")
+    assert r.status_code == 404
+
+
+def test_a_failed_publish_is_explained_in_the_page_language(hub, tmp_path):
+    hub.ensure_group("fails", "g")
+    bundle = make_bundle(tmp_path / "bad", setup="raise RuntimeError('no weights here')")
+    assert hub.register("fails", "g", "broken", bundle).status_code == 201
+    assert hub.publish("fails", "broken").status_code in (200, 202)
+    hub.wait_version("fails", "broken", 1, status="failed", timeout=240)
+    zh = sign_in(hub, "zh-CN").get(hub.url + "/projects/fails/services/broken", timeout=30).text
+    assert "版本 1 上线失败：请查看下方的构建和运行日志" in zh and "详细信息" in zh
+    en = sign_in(hub).get(hub.url + "/projects/fails/services/broken", timeout=30).text
+    assert "Publishing version 1 failed: read the build and run log below" in en
+
+
+def test_edit_the_model_card_with_preview_and_gallery(hub, tmp_path):
+    hub.ensure_group("cards", "g")
+    assert hub.register("cards", "g", "echo", make_bundle(tmp_path / "echo")).status_code == 201
+    wait_for(lambda: hub.service("cards", "echo")["manifest"], 240, 0.5, "the manifest")
+    s = sign_in(hub)
+    page = "/projects/cards/services/echo"
+    form = s.get(hub.url + page + "/edit", timeout=30).text
+    assert 'value="Echoes text"' in form  # the bundle's modelcloud.meta(...) as the start
+    assert 'id="e-name" value="echo" disabled' in form
+    assert "Code https://example.org/echo" in form
+    # The preview is the page's own sanitised rendering.
+    token = XSRF.search(form).group(1)
+    r = s.post(hub.url + "/preview", data={"_xsrf": token, "text": "**b** " + EVIL}, timeout=30)
+    assert r.status_code == 200 and "<strong>b</strong>" in r.text and "<script>" not in r.text
+    assert s.post(hub.url + "/preview", data={"text": "x"}, timeout=30).status_code == 403
+    r = s.post(
+        hub.url + page + "/edit",
+        data={
+            "_xsrf": token,
+            "tagline": "Edited tagline " + EVIL,
+            "description": "## Edited\n\n" + EVIL,
+            "license": "BSD-3-Clause",
+            "performance_notes": "2 ms on CPU",
+            "links": "Docs https://example.org/docs\nPaper https://example.org/paper",
+        },
+        files={"images": ("new.png", png_bytes((0, 0, 255)))},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 302 and r.headers["Location"] == page
+    service = hub.service("cards", "echo")
+    meta = service["metadata"]
+    assert meta["license"] == "BSD-3-Clause" and meta["tagline"] == "Edited tagline " + EVIL
+    assert meta["links"][1] == {"title": "Paper", "url": "https://example.org/paper"}
+    assert service["gallery"][0]["name"] == "new.png"
+    html = s.get(hub.url + page, timeout=30).text
+    assert "<h2>Edited</h2>" in html and "<script>alert" not in html
+    assert "Edited tagline &lt;script&gt;" in html and "2 ms on CPU" in html
+    assert 'href="https://example.org/docs"' in html
+    # A bad image is refused in the page's language and nothing changes.
+    zh = sign_in(hub, "zh-CN")
+    token = xsrf(zh, hub.url + page + "/edit")
+    r = zh.post(
+        hub.url + page + "/edit",
+        data={"_xsrf": token, "tagline": "lost?", "license": "MIT"},
+        files={"images": ("fake.png", b"not an image")},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 400 and "“fake.png”不是 hub 可以显示的图片" in r.text
+    assert 'value="lost?"' in r.text  # what was typed is kept
+    assert hub.service("cards", "echo")["metadata"]["license"] == "BSD-3-Clause"
+    r = zh.post(hub.url + page + "/edit", data={"tagline": "x"}, allow_redirects=False)
+    assert r.status_code == 403
+    assert browser().get(hub.url + page + "/edit", allow_redirects=False).status_code == 302
+
+
+def test_patch_a_service_metadata_through_the_api(hub, tmp_path):
+    hub.ensure_group("patch", "g")
+    assert hub.register("patch", "g", "echo", make_bundle(tmp_path / "echo")).status_code == 201
+    path = "/api/v1/projects/patch/services/echo"
+    r = hub.api("PATCH", path, json={"metadata": {"tagline": "Via API", "license": "GPL-3.0"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["metadata"]["tagline"] == "Via API"
+    assert hub.service("patch", "echo")["metadata"]["license"] == "GPL-3.0"
+    r = hub.api("PATCH", path, json={"metadata": {"tagline": 5}})
+    assert r.status_code == 400 and "'tagline' must be text" in r.json()["error"]
+    r = hub.api("PATCH", path, json={"metadata": {"links": "https://x"}})
+    assert r.status_code == 400 and "links" in r.json()["error"]
+    r = hub.api("PATCH", path, json={"metadata": ["x"]})
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]
+    r = requests.patch(hub.url + path, json={"metadata": {"tagline": "anon"}}, timeout=30)
+    assert r.status_code == 401
+    assert hub.service("patch", "echo")["metadata"]["tagline"] == "Via API"
+
+
+SECRET = re.compile(r'id="token-secret">([0-9a-f]+)<')
+
+
+def test_tokens_page_shows_a_secret_once_and_revokes(hub):
+    s = sign_in(hub)
+    listing = s.get(hub.url + "/tokens", timeout=30)
+    assert listing.status_code == 200 and 'href="/tokens"' in listing.text
+    assert "admin" in listing.text and hub.token not in listing.text
+    r = post_form(s, hub, "/tokens", "/tokens", name="bob")
+    assert r.status_code == 201
+    secret = SECRET.search(r.text).group(1)
+    assert r.headers["Cache-Control"] == "no-store"
+    # The secret works for the API, and is never shown again.
+    r = requests.post(
+        hub.url + "/api/v1/projects",
+        json={"name": "bobs", "type": "model", "version": "1"},
+        headers={"Authorization": f"token {secret}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    listing = s.get(hub.url + "/tokens", timeout=30).text
+    assert "bob" in listing and secret not in listing and secret[:4] + "…" in listing
+    assert 'id="token-secret"' not in listing
+    row = re.search(r'<tr id="token-(\d+)"><td>bob</td>', listing)
+    assert row, listing
+    # Bob signs in with it; the admin revokes it: Bob's session ends, the API refuses it.
+    bob = browser()
+    token = xsrf(bob, hub.url + "/login")
+    r = bob.post(hub.url + "/login", data={"_xsrf": token, "token": secret}, timeout=30)
+    assert "Signed in as bob" in bob.get(hub.url + "/projects", timeout=30).text
+    r = post_form(s, hub, "/tokens", f"/tokens/{row.group(1)}/revoke")
+    assert r.status_code == 200 and "Token bob is revoked" in r.text
+    assert re.search(rf'<tr id="token-{row.group(1)}">.*?Revoked', r.text, re.S)
+    r = bob.get(hub.url + "/projects", allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+    r = requests.get(
+        hub.url + "/api/v1/tokens", headers={"Authorization": f"token {secret}"}, timeout=30
+    )
+    assert r.status_code == 403
+    # Refusals, in the page's language; the admin token cannot be revoked here.
+    zh = sign_in(hub, "zh-CN")
+    r = post_form(zh, hub, "/tokens", "/tokens", name="bad name")
+    assert r.status_code == 400 and "令牌名称“bad name”包含空格" in r.text
+    r = post_form(zh, hub, "/tokens", "/tokens", name="admin")
+    assert r.status_code == 400 and "保留给 hub 的管理员令牌" in r.text
+    admin_id = re.search(r'<tr id="token-(\d+)"><td>admin</td>', listing).group(1)
+    r = post_form(zh, hub, "/tokens", f"/tokens/{admin_id}/revoke")
+    assert r.status_code == 400 and "不能在这里吊销管理员令牌" in r.text
+    assert hub.get("/api/v1/tokens").status_code == 200
+    r = post_form(zh, hub, "/tokens", "/tokens/99999/revoke")
+    assert r.status_code == 404
+    # Without the XSRF token nothing is made.
+    r = s.post(hub.url + "/tokens", data={"name": "sneaky"}, timeout=30)
+    assert r.status_code == 403
+    assert "sneaky" not in s.get(hub.url + "/tokens", timeout=30).text
+    # A user revoking their own token is signed out at once.
+    r = post_form(s, hub, "/tokens", "/tokens", name="carol")
+    carol_secret = SECRET.search(r.text).group(1)
+    carol = browser()
+    token = xsrf(carol, hub.url + "/login")
+    carol.post(hub.url + "/login", data={"_xsrf": token, "token": carol_secret}, timeout=30)
+    listing = carol.get(hub.url + "/tokens", timeout=30).text
+    carol_id = re.search(r'<tr id="token-(\d+)"><td>carol</td>', listing).group(1)
+    r = post_form(carol, hub, "/tokens", f"/tokens/{carol_id}/revoke")
+    assert r.status_code == 302 and r.headers["Location"] == "/login"
+
+
+def test_every_page_string_is_in_english_and_chinese():
+    from algolink_jupyter.hub.handlers import i18n
+
+    root = Path(i18n.__file__).parent
+    used = set()
+    for path in [*(root / "templates").glob("*.html"), *root.glob("*.py")]:
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+)["']\s*[,)]""", path.read_text()))
+    assert {"name_hint", "token_created", "edit_metadata", "rollback"} <= used
+    for lang in ("en", "zh_CN"):
+        missing = sorted(k for k in used if k not in i18n.MESSAGES[lang])
+        assert not missing, f"{lang} lacks {missing}"
+    assert set(i18n.MESSAGES["en"]) == set(i18n.MESSAGES["zh_CN"])

@@ -6,8 +6,9 @@ the gallery and ``/serve``, and brings back every service that was online when i
 
 The data folder holds everything: ``hub.sqlite`` (unless ``--db`` names PostgreSQL), ``bundles/<sha256>``
 (bundles by content), ``envs/`` (built environments, shared by bundles that need the same one),
-``services/<project>/<service>/<version>/`` (build and run logs), ``gallery/`` (images by content) and
-``tmp/`` (uploads being unpacked).
+``services/<project>/<service>/<version>/`` (build and run logs), ``gallery/`` (images by content),
+``files/`` (setup options' files by content), ``uploads/`` (option files being uploaded, kept across
+restarts so they resume) and ``tmp/`` (uploads being unpacked).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Hub:
         max_upload_bytes: int = 1 << 30,
         max_bundle_bytes: int = 2 << 30,
         max_bundle_files: int = 20_000,
+        max_option_file_bytes: int = 8 << 30,
         health_timeout: float = 120.0,
         manifest_timeout: float = 60.0,
         uv: Optional[str] = None,
@@ -109,6 +111,8 @@ class Hub:
         self.max_upload_bytes = max_upload_bytes
         self.max_bundle_bytes = max_bundle_bytes
         self.max_bundle_files = max_bundle_files
+        #: The largest file a setup option may take (uploads stream to disk; 8 GiB by default).
+        self.max_option_file_bytes = max_option_file_bytes
         self.health_timeout = health_timeout
         self.manifest_timeout = manifest_timeout
         self.uv = uv
@@ -262,6 +266,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         db_url=args.db,
         service_host=args.service_host,
         health_timeout=args.health_timeout,
+        max_option_file_bytes=int(getattr(args, "max_file_size", 8192) * 2**20),
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

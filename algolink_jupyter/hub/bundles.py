@@ -50,7 +50,13 @@ _CUDA = re.compile(r"^\d+(\.\d+){0,2}$")
 
 
 class BundleError(ValueError):
-    """A bundle or archive the hub cannot take; the message says why and what to do."""
+    """A bundle or archive the hub cannot take; the message says why and what to do. ``key`` and
+    ``params`` name the sentence for the web pages' translations (``e_<key>`` in the hub's i18n)."""
+
+    def __init__(self, message: str, key: Optional[str] = None, **params: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,7 +185,8 @@ def _unpack_tar(archive: Path, dest: Path, limits: _Limits) -> None:
         tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as e:
         raise BundleError(
-            f"{archive.name} is not a .tar.gz, .tgz, .tar or .zip archive ({e}): upload one of those."
+            f"{archive.name} is not a .tar.gz, .tgz, .tar or .zip archive ({e}): upload one of those.",
+            "not_archive",
         ) from None
     with tf:
         try:
@@ -269,7 +276,8 @@ def bundle_root(folder: Path) -> Path:
         return children[0]
     raise BundleError(
         f"The bundle has no {ENTRY_NAME} at its top: put the service's {ENTRY_NAME} at the top of "
-        "the bundle folder (or in its only subfolder) and pack it again."
+        "the bundle folder (or in its only subfolder) and pack it again.",
+        "no_entry",
     )
 
 

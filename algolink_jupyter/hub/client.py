@@ -31,12 +31,70 @@ SKIP = {"__pycache__", ".git", ".venv", "venv", ".ipynb_checkpoints", ".mypy_cac
 SETTLED = ("online", "failed", "offline")
 
 
+def config_path() -> Path:
+    """The user's AlgoLink config: ``$ALGOLINK_CONFIG``, else ``$XDG_CONFIG_HOME/algolink/config.json``,
+    else ``~/.config/algolink/config.json``."""
+    explicit = os.environ.get("ALGOLINK_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "algolink" / "config.json"
+
+
+def load_config() -> dict:
+    """``{"hub_url": ..., "token": ...}`` from the config file; ``{}`` when there is none.
+
+    A file that is not a JSON object is a :class:`CLIError` that names it, not a silent default.
+    """
+    path = config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise CLIError(f"Cannot read the AlgoLink config {path} ({e}): fix or remove it.") from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise CLIError(
+            f"The AlgoLink config {path} is not valid JSON ({e}): write it as "
+            '{"hub_url": "http://127.0.0.1:8800", "token": "..."}.'
+        ) from None
+    if not isinstance(data, dict):
+        raise CLIError(
+            f'The AlgoLink config {path} must be a JSON object like {{"hub_url": "...", "token": "..."}}.'
+        )
+    return data
+
+
+def hub_settings() -> tuple[Optional[str], Optional[str], str]:
+    """``(url, token, where)``: each from the environment (``ALGOLINK_HUB_URL``, ``ALGOLINK_TOKEN``)
+    when set, else from the user's config file; ``where`` says which, for messages."""
+    url, token = os.environ.get("ALGOLINK_HUB_URL"), os.environ.get("ALGOLINK_TOKEN")
+    where = "the environment"
+    if not url or not token:
+        config = load_config()
+        if not url and config.get("hub_url"):
+            url, where = str(config["hub_url"]), str(config_path())
+        if not token and config.get("token"):
+            token = str(config["token"])
+    return url or None, token or None, where
+
+
 class HubClient:
-    """JSON over HTTP to one hub, errors turned into :class:`CLIError` sentences."""
+    """JSON over HTTP to one hub, errors turned into :class:`CLIError` sentences.
+
+    The hub's URL and token come from the arguments, else the environment (``ALGOLINK_HUB_URL``,
+    ``ALGOLINK_TOKEN``), else the user's config file (:func:`config_path`).
+    """
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None) -> None:
-        self.url = (url or os.environ.get("ALGOLINK_HUB_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token if token is not None else os.environ.get("ALGOLINK_TOKEN")
+        if url is None or token is None:
+            found_url, found_token, _ = hub_settings()
+            url = url or found_url
+            token = token if token is not None else found_token
+        self.url = (url or DEFAULT_URL).rstrip("/")
+        self.token = token
 
     def open(
         self,
@@ -136,8 +194,78 @@ def multipart(fields: dict, files: list) -> tuple[bytes, str]:
 # --- commands -------------------------------------------------------------------------------------
 
 
+def ensure_project_group(client: HubClient, project: str, group: str) -> None:
+    """Create the project and the group when the hub has not got them yet."""
+    quoted = urllib.parse.quote(project)
+    try:
+        client.call("GET", f"/api/v1/projects/{quoted}")
+    except HubRequestError as e:
+        if e.status != 404:
+            raise
+        client.call("POST", "/api/v1/projects", {"name": project})
+        print(f"Created project {project}.")
+    try:
+        client.call("GET", f"/api/v1/projects/{quoted}/groups/{urllib.parse.quote(group)}")
+    except HubRequestError as e:
+        if e.status != 404:
+            raise
+        client.call("POST", f"/api/v1/projects/{quoted}/groups", {"name": group})
+        print(f"Created group {group} in {project}.")
+
+
+def register_dev(
+    client: HubClient,
+    project: str,
+    group: str,
+    name: str,
+    url: str,
+    token: Optional[str] = None,
+    public: bool = False,
+) -> dict:
+    """Register (or reconnect) a development-mode service backed by the model server at ``url``;
+    the service's JSON. The project and group are created when missing."""
+    ensure_project_group(client, project, group)
+    body: dict = {"name": name, "group": group, "dev_url": url}
+    if token:
+        body["dev_token"] = token
+    if public:
+        body["public"] = "true"
+    return client.call("POST", f"/api/v1/projects/{urllib.parse.quote(project)}/services", body)
+
+
+def dev_service_lines(client: HubClient, service: dict) -> list:
+    """What to print once a development service is connected: its page and its /serve URL."""
+    project, name = service["project"], service["name"]
+    page = f"{client.url}/projects/{urllib.parse.quote(project)}/services/" + urllib.parse.quote(
+        name
+    )
+    commands = ", ".join(c["name"] for c in (service.get("manifest") or {}).get("commands", []))
+    return [
+        f"Connected {project}/{name} in development mode to {service['dev_url']} "
+        f"(commands: {commands or 'none yet'}).",
+        f"Service page: {page}",
+        f"Serve URL: {service['urls']['serve']}<command>",
+    ]
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     client = HubClient()
+    if args.dev:
+        if args.bundle:
+            raise CLIError(
+                f"Give either a bundle ({args.bundle}) or --dev URL, not both: --dev connects a "
+                "running model server instead of uploading a bundle."
+            )
+        service = register_dev(
+            client, args.project, args.group, args.name, args.dev, args.dev_token, args.public
+        )
+        print("\n".join(dev_service_lines(client, service)))
+        return 0
+    if not args.bundle:
+        raise CLIError(
+            "Give the bundle to register (a folder, .tar.gz or .zip), or --dev URL to connect a "
+            "running model server in development mode."
+        )
     bundle = Path(args.bundle).expanduser()
     if bundle.is_dir():
         if not (bundle / "cloud_model.py").is_file():
@@ -148,20 +276,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     else:
         raise CLIError(f"{args.bundle} does not exist: give a bundle folder, .tar.gz or .zip.")
     project = urllib.parse.quote(args.project)
-    try:
-        client.call("GET", f"/api/v1/projects/{project}")
-    except HubRequestError as e:
-        if e.status != 404:
-            raise
-        client.call("POST", "/api/v1/projects", {"name": args.project})
-        print(f"Created project {args.project}.")
-    try:
-        client.call("GET", f"/api/v1/projects/{project}/groups/{urllib.parse.quote(args.group)}")
-    except HubRequestError as e:
-        if e.status != 404:
-            raise
-        client.call("POST", f"/api/v1/projects/{project}/groups", {"name": args.group})
-        print(f"Created group {args.group} in {args.project}.")
+    ensure_project_group(client, args.project, args.group)
     fields: dict = {"name": args.name, "group": args.group}
     if args.port is not None:
         fields["port"] = args.port
@@ -262,6 +377,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         project, name = split_service(args.service)
         s = client.call("GET", service_path(project, name))
         print(f"{project}/{name}: {s['status']}" + (f" ({s['message']})" if s["message"] else ""))
+        if s.get("mode") == "development":
+            state = "answering" if s["reachable"] else "NOT answering"
+            print(f"  development mode: served by {s['dev_url']} ({state})")
+            access = "public" if s["public"] else "token"
+            print(f"  group {s['group']}, {access}, at {s['urls']['serve']}")
+            if s.get("dev_message"):
+                print(f"  {s['dev_message']}")
+            return 0
         print(f"  group {s['group']}, port {s['port']}, {'public' if s['public'] else 'token'}")
         if s["urls"]["api"]:
             print(f"  serving {s['api_version']} at {s['urls']['serve']}")
@@ -312,10 +435,17 @@ def add_commands(sub: Any) -> None:
     reg = sub.add_parser(
         "register",
         help="register a bundle as a service on the hub",
-        description="Upload a bundle folder (or .tar.gz/.zip) as version 1 of a new service; the "
-        "project and group are created when missing. " + env_note,
+        description="Upload a bundle folder (or .tar.gz/.zip) as version 1 of a new service, or "
+        "with --dev URL connect a running model server in development mode (again: reconnect); "
+        "the project and group are created when missing. " + env_note,
     )
-    reg.add_argument("bundle", help="a bundle folder, .tar.gz or .zip")
+    reg.add_argument("bundle", nargs="?", help="a bundle folder, .tar.gz or .zip")
+    reg.add_argument(
+        "--dev",
+        metavar="URL",
+        help="development mode: connect the model server running at URL instead of a bundle",
+    )
+    reg.add_argument("--dev-token", metavar="TOKEN", help="the token the --dev server needs")
     reg.add_argument("--project", required=True)
     reg.add_argument("--group", required=True)
     reg.add_argument("--name", required=True, help="the service's name")
@@ -344,3 +474,7 @@ def add_commands(sub: Any) -> None:
     status = sub.add_parser("status", help="show services and their status", description=env_note)
     status.add_argument("service", nargs="?", metavar="PROJECT/SERVICE")
     status.set_defaults(func=cmd_status)
+
+    from .client_options import add_options_command
+
+    add_options_command(sub)  # options P/S --set name=value --upload name=FILE

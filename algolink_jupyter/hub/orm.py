@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -97,6 +98,14 @@ class Service(Base):
     #: The number of the version that is (or was last) online.
     published_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    #: Development mode (migration 0003): the URL of a model server running elsewhere (a notebook
+    #: kernel, ``python cloud_model.py``), the token it needs, the manifest its ``/meta`` gave last,
+    #: and the last check of it. Such a service has no versions and is never published.
+    dev_url: Mapped[Optional[str]] = mapped_column(String(2048), nullable=True)
+    dev_token: Mapped[Optional[str]] = mapped_column(String(256), nullable=True)
+    dev_manifest: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
+    dev_checked_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    dev_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="services")
     group: Mapped[Group] = relationship(back_populates="services")
@@ -135,8 +144,35 @@ class Version(Base):
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     published_by: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     published_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    #: The values of the setup options this version gives (``{name: value}``; a ``file`` or
+    #: ``directory`` value is ``{"file": "<sha256>", "filename": "x.pt"}``), or None: the defaults.
+    options: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
 
     service: Mapped[Service] = relationship(back_populates="versions")
+
+
+class StoredFile(Base):
+    """An uploaded option file, kept once by content at ``<data>/files/<sha256>``."""
+
+    __tablename__ = "files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Upload(Base):
+    """An upload in progress for one option of a service; its bytes so far are
+    ``<data>/uploads/<id>.part``, so a cut upload resumes where the file ends."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    option: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Token(Base):

@@ -205,6 +205,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             return self.error(
                 503, f"{name} is not online (its status is {route.status}): publish it first."
             )
+        if route.dev:
+            return await self.forward_dev(route, name, path, query, api)
         if api is not None and api != route.api_version:
             online = f"the online one is v{route.api_version}"
             if api in route.api_versions:
@@ -242,6 +244,44 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             return
         finally:
             publisher.inflight[key] -= 1
+        self.connection.finish()
+
+    async def forward_dev(
+        self, route: Any, name: str, path: str, query: str, api: Optional[int]
+    ) -> None:
+        """Development mode: on to the developer's own server (with the token it needs, which the
+        caller never sees), or a sentence when that server is gone."""
+        if api is not None:
+            return self.error(
+                404,
+                f"{name} is in development mode and has no API versions: use /serve/{name}/ "
+                "without /v{N}.",
+            )
+        url = route.url.rstrip("/")
+        prefix = urlsplit(url).path.rstrip("/")
+        address = address_of(url)
+        method = self.start_line.method
+        body = b"".join(self.body)
+        lines = [
+            f"{method} {prefix}{path}{'?' + query if query else ''} HTTP/1.1",
+            f"Host: {address[0]}:{address[1]}",
+        ]
+        lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        if route.dev_token:
+            lines.append(f"Authorization: token {route.dev_token}")
+        lines.append(f"X-Forwarded-Prefix: /serve/{name}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
+        try:
+            await self.hub.upstreams.exchange(address, request, self)
+        except (StreamClosedError, OSError):
+            if not self.started:
+                from .devmode import not_answering
+
+                return self.error(502, not_answering(url))
+            self.connection.close()
+            return
         self.connection.finish()
 
     async def relay(self, stream: IOStream) -> bool:

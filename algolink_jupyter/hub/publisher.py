@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 from . import orm
 from .bundles import read_config
+from .options import model_options_env
 
 log = logging.getLogger("algolink.hub")
 
@@ -51,6 +52,9 @@ class Route:
     url: Optional[str] = None
     api_version: Optional[int] = None
     api_versions: set = field(default_factory=set)
+    #: Development mode (devmode.py): ``url`` is the developer's server and this its token.
+    dev: bool = False
+    dev_token: Optional[str] = None
 
 
 def process_key(project: str, service: str, number: int) -> str:
@@ -148,6 +152,9 @@ class Publisher:
         route.public = service.public
         route.status = service.status
         route.api_versions = {v.api_version for v in service.versions if v.api_version}
+        route.dev = bool(service.dev_url)
+        if route.dev:
+            route.url, route.dev_token, route.key = service.dev_url, service.dev_token, None
         return route
 
     def load_routes(self) -> None:
@@ -279,8 +286,19 @@ class Publisher:
                 if wanted:
                     self.note(build_log, f"port {wanted} is busy: this version starts on {port}")
             version.port = port
+            manifest, values = version.manifest, version.options
             db.commit()
             self.route(service)
+        extra_env = {"ALGOLINK_HOST": self.hub.service_host}
+        model_options = await asyncio.to_thread(
+            model_options_env,
+            self.hub.data,
+            self.version_dir(project, name, number),
+            manifest,
+            values,
+        )
+        if model_options is not None:  # the version's setup options, files as local paths
+            extra_env["ALGOLINK_MODEL_OPTIONS"] = model_options
         self._keys[key] = (service_id, number)
         try:
             await self.hub.runner.start(
@@ -290,7 +308,7 @@ class Publisher:
                 config,
                 port,
                 run_log,
-                extra_env={"ALGOLINK_HOST": self.hub.service_host},
+                extra_env=extra_env,
                 health_timeout=self.hub.health_timeout,
             )
         except BaseException:

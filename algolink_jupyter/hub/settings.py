@@ -35,3 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="seconds a new service process has to become healthy (120)",
     )
+    parser.add_argument(
+        "--max-file-size",
+        type=float,
+        default=8192,
+        metavar="MB",
+        help="the largest file a setup option may take, in MB (8192)",
+    )

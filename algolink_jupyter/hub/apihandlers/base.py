@@ -23,32 +23,60 @@ MAX_NAME = 64
 
 
 class APIError(web.HTTPError):
-    """An error a user can cause: its message is the answer's ``error`` sentence."""
+    """An error a user can cause: its message is the answer's ``error`` sentence (English, for the
+    API). ``key`` and ``params`` let the web pages say the same sentence in the page's language
+    (``algolink_jupyter/hub/handlers/i18n.py``, message ``e_<key>``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, key: Optional[str] = None, **params: Any) -> None:
         super().__init__(status)
         self.message = message
+        self.key = key
+        self.params = params
 
 
 def check_name(kind: str, value: Any) -> str:
     """A project, group, service or token name, or a 400 that says which rule it broke."""
     if value is None or value == "":
-        raise APIError(400, f"The {kind} name is missing: give a name of {NAME_RULE}.")
+        raise APIError(
+            400,
+            f"The {kind} name is missing: give a name of {NAME_RULE}.",
+            "name_missing",
+            kind=kind,
+        )
     if not isinstance(value, str):
-        raise APIError(400, f"The {kind} name must be text of {NAME_RULE}, got {value!r}.")
+        raise APIError(
+            400,
+            f"The {kind} name must be text of {NAME_RULE}, got {value!r}.",
+            "name_type",
+            kind=kind,
+            value=repr(value),
+        )
     if any(c.isspace() for c in value):
         raise APIError(
             400,
             f"The {kind} name {value!r} has a space: a name allows no spaces, only {NAME_RULE}.",
+            "name_space",
+            kind=kind,
+            value=value,
         )
     if not _NAME.match(value):
         bad = next(c for c in value if not re.match(r"[A-Za-z0-9_-]", c))
         raise APIError(
-            400, f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}."
+            400,
+            f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}.",
+            "name_char",
+            kind=kind,
+            value=value,
+            bad=bad,
         )
     if len(value) > MAX_NAME:
         raise APIError(
-            400, f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters."
+            400,
+            f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters.",
+            "name_long",
+            kind=kind,
+            value=value,
+            max=MAX_NAME,
         )
     return value
 
@@ -56,22 +84,40 @@ def check_name(kind: str, value: Any) -> str:
 def check_version_string(value: Any) -> str:
     """A project's version string (``1.0``, ``2024-05``): no ``_``, no spaces."""
     if value is None or value == "":
-        raise APIError(400, "The version is missing: give a version such as '1.0'.")
+        raise APIError(
+            400, "The version is missing: give a version such as '1.0'.", "version_missing"
+        )
     if not isinstance(value, str):
         value = str(value) if isinstance(value, (int, float)) else value
         if not isinstance(value, str):
-            raise APIError(400, f"The version must be text such as '1.0', got {value!r}.")
+            raise APIError(
+                400,
+                f"The version must be text such as '1.0', got {value!r}.",
+                "version_type",
+                value=repr(value),
+            )
     if "_" in value:
         raise APIError(
-            400, f"The version {value!r} has '_': a version string allows no '_' (use '.' or '-')."
+            400,
+            f"The version {value!r} has '_': a version string allows no '_' (use '.' or '-').",
+            "version_underscore",
+            value=value,
         )
     if any(c.isspace() for c in value):
-        raise APIError(400, f"The version {value!r} has a space: a version allows no spaces.")
+        raise APIError(
+            400,
+            f"The version {value!r} has a space: a version allows no spaces.",
+            "version_space",
+            value=value,
+        )
     if not _VERSION.match(value) or len(value) > MAX_NAME:
         raise APIError(
             400,
             f"The version {value!r} is not allowed: use letters, digits, '.', '+' and '-' "
             f"(at most {MAX_NAME} characters).",
+            "version_bad",
+            value=value,
+            max=MAX_NAME,
         )
     return value
 
@@ -198,6 +244,9 @@ class APIHandler(HubHandler):
             404,
             f"Project {project.name!r} has no group {name!r}: create it with "
             f"POST /api/v1/projects/{project.name}/groups.",
+            "group_missing",
+            project=project.name,
+            name=name,
         )
 
     def find_service(self, project_name: str, name: str) -> orm.Service:
@@ -302,6 +351,7 @@ def version_model(version: orm.Version, base: str = "") -> dict:
         "created": isotime(version.created),
         "published_by": version.published_by,
         "published_at": isotime(version.published_at),
+        "options": version.options or {},
         "logs": base + path + "/logs",
     }
 
@@ -358,7 +408,15 @@ def service_model(service: orm.Service, base: str = "") -> dict:
             if version
             else None,
         },
+        "mode": "bundle",
     }
+    if service.dev_url:  # development mode: a live server elsewhere, no versions (devmode.py)
+        from ..devmode import dev_model
+
+        merged = dict((service.dev_manifest or {}).get("metadata") or {})
+        merged.update(service.meta or {})
+        model.update(dev_model(service), manifest=service.dev_manifest, metadata=merged)
+        model["urls"]["api"] = serve
     return model
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from sqlalchemy.exc import IntegrityError
 from tornado.ioloop import IOLoop
 
-from .. import orm
+from .. import devmode, orm
 from ..bundles import BundleError, bundle_root, read_config, store, unpack_archive
 from ..publisher import store_image
 from .base import (
@@ -49,11 +49,37 @@ class BundleReceiver(APIHandler):
             try:
                 raw = json.loads(raw)
             except ValueError as e:
-                raise APIError(400, f"The metadata field is not valid JSON ({e}).") from None
+                raise APIError(
+                    400, f"The metadata field is not valid JSON ({e}).", "metadata_json"
+                ) from None
         if not isinstance(raw, dict):
             raise APIError(
                 400,
                 'The metadata must be a JSON object such as {"tagline": "...", "license": "MIT"}.',
+                "metadata_type",
+            )
+        for key in ("name", "tagline", "description", "license", "performance_notes"):
+            if key in raw and raw[key] is not None and not isinstance(raw[key], str):
+                raise APIError(
+                    400,
+                    f"The metadata field {key!r} must be text, got {raw[key]!r}.",
+                    "metadata_text",
+                    field=key,
+                )
+        links = raw.get("links")
+        if links is not None and (
+            not isinstance(links, list)
+            or not all(
+                isinstance(link, str)
+                or (isinstance(link, dict) and isinstance(link.get("url"), str))
+                for link in links
+            )
+        ):
+            raise APIError(
+                400,
+                'The metadata field \'links\' must be a list such as [{"title": "Paper", '
+                '"url": "https://..."}].',
+                "metadata_links",
             )
         return raw
 
@@ -67,10 +93,18 @@ class BundleReceiver(APIHandler):
             port = -1
         if isinstance(raw, bool) or not 1024 <= port <= 65535:
             raise APIError(
-                400, f"The port must be a whole number between 1024 and 65535, got {raw!r}."
+                400,
+                f"The port must be a whole number between 1024 and 65535, got {raw!r}.",
+                "port_bad",
+                value=str(raw),
             )
         if port == self.hub.port:
-            raise APIError(409, f"Port {port} is the hub's own port: choose another one.")
+            raise APIError(
+                409,
+                f"Port {port} is the hub's own port: choose another one.",
+                "port_hub",
+                port=port,
+            )
         return port
 
     def images(self, keep: bool = True) -> list:
@@ -82,7 +116,7 @@ class BundleReceiver(APIHandler):
                     store_image(part.body, self.hub.data / "gallery", part.filename, keep=keep)
                 )
             except ValueError as e:
-                raise APIError(400, str(e)) from None
+                raise APIError(400, str(e), "image_bad", name=part.filename) from None
         return stored
 
     async def receive_bundle(self, form: dict) -> tuple[str, Any]:
@@ -94,6 +128,7 @@ class BundleReceiver(APIHandler):
                 400,
                 "No bundle: upload it as the multipart file field 'bundle' (.tar.gz or .zip), or "
                 "give 'path', a bundle folder on the hub's machine.",
+                "no_bundle",
             )
         hub = self.hub
 
@@ -115,7 +150,9 @@ class BundleReceiver(APIHandler):
                     if not folder.is_absolute() or not folder.is_dir():
                         raise BundleError(
                             f"{path} is not a folder on the hub's machine: give the absolute path "
-                            "of a bundle folder, or upload the bundle as a .tar.gz or .zip file."
+                            "of a bundle folder, or upload the bundle as a .tar.gz or .zip file.",
+                            "folder_bad",
+                            path=str(path),
                         )
                     root = bundle_root(folder)
                 config = read_config(root)
@@ -127,7 +164,11 @@ class BundleReceiver(APIHandler):
         try:
             return await IOLoop.current().run_in_executor(None, receive)
         except BundleError as e:
-            raise APIError(400, f"The bundle was refused: {e}") from None
+            key = getattr(e, "key", None)
+            params = dict(getattr(e, "params", None) or {}, detail=str(e))
+            raise APIError(
+                400, f"The bundle was refused: {e}", key or "bundle_refused", **params
+            ) from None
 
     def answer_service(self, service: orm.Service, status: int = 200, **extra: Any) -> None:
         self.db.expire_all()
@@ -147,11 +188,16 @@ class ServiceListAPIHandler(BundleReceiver):
         project = self.find_project(project_name)
         name = check_name("service", form.get("name"))
         group = self.find_group(project, check_name("group", form.get("group")))
+        if form.get("dev_url"):  # development mode: a running server instead of a bundle
+            return await self.register_dev(project, group, name, form)
         if any(s.name == name for s in project.services):
             raise APIError(
                 409,
                 f"Project {project.name!r} already has a service {name!r}: upload a new version "
                 f"with POST /api/v1/projects/{project.name}/services/{name}/versions.",
+                "service_exists",
+                project=project.name,
+                name=name,
             )
         port = self.port_field(form)
         if port is not None:
@@ -182,11 +228,57 @@ class ServiceListAPIHandler(BundleReceiver):
         except IntegrityError:
             self.db.rollback()
             raise APIError(
-                409, f"Project {project.name!r} already has a service {name!r}."
+                409,
+                f"Project {project.name!r} already has a service {name!r}.",
+                "service_exists",
+                project=project.name,
+                name=name,
             ) from None
         self.hub.publisher.route(service)
         self.hub.publisher.prepare(version.id)
         self.answer_service(service, 201)
+
+    async def register_dev(
+        self, project: orm.Project, group: orm.Group, name: str, form: dict
+    ) -> None:
+        """A development-mode service from ``dev_url`` (and ``dev_token``): 201 when new; for a
+        development service of that name already there, its URL and token are replaced (200)."""
+        try:
+            url = devmode.check_url(form.get("dev_url"))
+            token = str(form.get("dev_token") or "").strip() or None
+            manifest = await devmode.fetch_manifest(url, token, devmode.REGISTER_TIMEOUT)
+        except devmode.DevServerError as e:
+            raise APIError(400, str(e), e.key, **e.params) from None
+        service = next((s for s in project.services if s.name == name), None)
+        if service is not None and not service.dev_url:
+            raise APIError(
+                409,
+                f"{project.name}/{name} is a published service, not a development one: choose "
+                "another name for the development service.",
+            )
+        created = service is None
+        if created:
+            service = orm.Service(project=project, name=name, meta={}, message="")
+            self.db.add(service)
+        service.group = group
+        service.status = devmode.STATUS
+        service.dev_url, service.dev_token, service.dev_manifest = url, token, manifest
+        service.dev_error, service.dev_checked_at = None, orm.utcnow()
+        if "public" in form:
+            service.public = str(form.get("public", "")).lower() in _TRUE
+        metadata = self.metadata_field(form)
+        if metadata:
+            service.meta = metadata
+        try:
+            self.db.commit()
+        except IntegrityError:
+            self.db.rollback()
+            raise APIError(
+                409, f"Project {project.name!r} already has a service {name!r}."
+            ) from None
+        self.hub.upstreams.forget(url)
+        self.hub.publisher.route(service)
+        self.answer_service(service, 201 if created else 200)
 
     def check_port_unused(self, port: int) -> None:
         other = self.db.query(orm.Service).filter_by(port=port).first()
@@ -195,6 +287,9 @@ class ServiceListAPIHandler(BundleReceiver):
                 409,
                 f"Port {port} is already the port of {other.project.name}/{other.name}: choose "
                 "another one, or leave it out and the hub assigns a free one.",
+                "port_taken",
+                port=port,
+                other=f"{other.project.name}/{other.name}",
             )
 
     def unused_port(self) -> int:
@@ -205,8 +300,23 @@ class ServiceListAPIHandler(BundleReceiver):
                 return port
 
 
+def refuse_dev(service: orm.Service, what: str) -> None:
+    """A development-mode service is never published: a 409 sentence for ``what``."""
+    if service.dev_url:
+        raise APIError(
+            409,
+            f"{service.project.name}/{service.name} is in development mode (served by "
+            f"{service.dev_url}) and cannot {what}: export the model as a bundle and register "
+            "it under another name to publish it.",
+        )
+
+
 class ServiceAPIHandler(BundleReceiver):
-    def get(self, project_name: str, name: str) -> None:
+    async def get(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name)
+        if service.dev_url:  # is the development server still there? (a short check)
+            await devmode.refresh(self.hub, service.id)
+            self.db.expire_all()
         self.write_json(service_model(self.find_service(project_name, name), self.url("")))
 
     def patch(self, project_name: str, name: str) -> None:
@@ -238,6 +348,7 @@ class PublishAPIHandler(BundleReceiver):
     def post(self, project_name: str, name: str) -> None:
         """上线: build, start and health-check a version (the newest when none is given); 202."""
         service = self.find_service(project_name, name)
+        refuse_dev(service, "be published")
         if not service.versions:  # pragma: no cover - registration always makes version 1
             raise APIError(400, f"{project_name}/{name} has no version to publish.")
         number = self.json_body().get("version")
@@ -257,6 +368,7 @@ class OfflineAPIHandler(BundleReceiver):
     async def post(self, project_name: str, name: str) -> None:
         """Stop serving the service (its versions and settings stay)."""
         service = self.find_service(project_name, name)
+        refuse_dev(service, "be taken offline (stop the development server instead)")
         await self.hub.publisher.offline(service.id)
         self.answer_service(service)
 
@@ -266,6 +378,12 @@ class ServiceLogsRedirect(BundleReceiver):
         """The logs of the published version, or else of the newest one."""
         service = self.find_service(project_name, name)
         version = current_version(service)
+        if version is None:  # a development-mode service: its log is the server's own console
+            raise APIError(
+                404,
+                f"{project_name}/{name} has no versions and so no log: it is in development mode, "
+                "so read the log where its server runs.",
+            )
         query = f"?{self.request.query}" if self.request.query else ""
         self.redirect(
             f"/api/v1/projects/{project_name}/services/{name}/versions/{version.number}/logs{query}"

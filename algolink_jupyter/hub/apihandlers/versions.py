@@ -16,7 +16,7 @@ from tornado.iostream import StreamClosedError
 
 from .. import orm
 from .base import APIError, APIHandler, version_model
-from .services import BundleReceiver
+from .services import BundleReceiver, refuse_dev
 
 _TRUE = {"1", "true", "yes", "on"}
 POLL = 0.2
@@ -31,6 +31,7 @@ class VersionListAPIHandler(BundleReceiver):
     async def post(self, project_name: str, name: str) -> None:
         """A new bundle for the service: its next version (published separately)."""
         service = self.find_service(project_name, name)
+        refuse_dev(service, "take a bundle")
         form = self.form()
         metadata = self.metadata_field(form)
         self.images(keep=False)

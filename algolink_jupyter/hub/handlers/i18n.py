@@ -53,6 +53,26 @@ MESSAGES: dict = {
         "status_online": "Online",
         "status_failed": "Failed",
         "status_offline": "Offline",
+        "status_development": "Development",
+        "dev_badge": "Development mode",
+        "dev_served_by": "Served live by",
+        "dev_note": "A model server running on your own machine, not a published version: it is "
+        "never built or published here, and it answers only while that server runs.",
+        "dev_unreachable": "The development server at {url} is not answering: start it again (or "
+        "run %algolink connect again in the notebook) and reconnect.",
+        "dev_new": "Connect a development server",
+        "dev_url": "Model server URL",
+        "dev_token": "Its token (if it needs one)",
+        "dev_connect": "Connect",
+        "e_dev_unreachable": "The development server at {url} is not answering: start it again "
+        "and connect it again.",
+        "e_dev_url_missing": "The model server URL is missing: give the address your model server "
+        "prints, such as http://127.0.0.1:9000.",
+        "e_dev_url_bad": "{url} is not a model server URL: give an http:// or https:// address "
+        "such as http://127.0.0.1:9000, without a query.",
+        "e_dev_refused": "The development server at {url} refused the hub: give the token it needs.",
+        "e_dev_not_manifest": "{url} did not answer like a model server: give the URL of a running "
+        "AlgoLink model server.",
         "metadata": "About this model",
         "license": "License",
         "performance": "Performance",
@@ -134,6 +154,23 @@ MESSAGES: dict = {
         "status_online": "已上线",
         "status_failed": "失败",
         "status_offline": "已下线",
+        "status_development": "开发中",
+        "dev_badge": "开发模式",
+        "dev_served_by": "实时服务来自",
+        "dev_note": "这是运行在你自己机器上的模型服务器，而不是已发布的版本：它不会在这里构建或上线，"
+        "只有在该服务器运行时才会应答。",
+        "dev_unreachable": "位于 {url} 的开发服务器没有应答：请重新启动它（或在笔记本中再次运行 "
+        "%algolink connect）并重新连接。",
+        "dev_new": "连接开发服务器",
+        "dev_url": "模型服务器地址",
+        "dev_token": "它的令牌（如需要）",
+        "dev_connect": "连接",
+        "e_dev_unreachable": "位于 {url} 的开发服务器没有应答：请重新启动它并再次连接。",
+        "e_dev_url_missing": "缺少模型服务器地址：请填写模型服务器打印的地址，例如 http://127.0.0.1:9000。",
+        "e_dev_url_bad": "{url} 不是模型服务器地址：请填写 http:// 或 https:// 地址，例如 "
+        "http://127.0.0.1:9000，不要带查询参数。",
+        "e_dev_refused": "位于 {url} 的开发服务器拒绝了中心的请求：请填写它需要的令牌。",
+        "e_dev_not_manifest": "{url} 的应答不像模型服务器：请填写正在运行的 AlgoLink 模型服务器的地址。",
         "metadata": "模型信息",
         "license": "许可证",
         "performance": "性能说明",
@@ -205,3 +242,233 @@ def translator(lang: str):
         return text.format(**kw) if kw else text
 
     return t
+
+
+# The sentences of errors raised by the hub's shared logic (``APIError(..., key, **params)`` and
+# ``BundleError``), message ``e_<key>``, and the pages for versions, the model card and tokens.
+MORE: dict = {
+    "en": {
+        "kind_project": "project",
+        "kind_group": "group",
+        "kind_service": "service",
+        "kind_token": "token",
+        "e_name_missing": "The {kind} name is missing: give a name of letters, digits, _ and -.",
+        "e_name_type": "The {kind} name must be text, got {value}: give a name of letters, "
+        "digits, _ and -.",
+        "e_name_space": "The {kind} name '{value}' has a space: a name allows only letters, "
+        "digits, _ and -, no spaces.",
+        "e_name_char": "The {kind} name '{value}' has '{bad}': a name allows only letters, "
+        "digits, _ and -.",
+        "e_name_long": "The {kind} name '{value}' is too long: a name has at most {max} "
+        "characters.",
+        "e_version_missing": "The version is missing: give a version such as '1.0'.",
+        "e_version_type": "The version must be text such as '1.0', got {value}.",
+        "e_version_underscore": "The version '{value}' has '_': a version allows no '_' (use "
+        "'.' or '-').",
+        "e_version_space": "The version '{value}' has a space: a version allows no spaces.",
+        "e_version_bad": "The version '{value}' is not allowed: use letters, digits, '.', '+' "
+        "and '-' (at most {max} characters).",
+        "e_group_missing": "Project '{project}' has no group '{name}': create the group first.",
+        "e_metadata_json": "The metadata is not valid JSON: send a JSON object.",
+        "e_metadata_type": "The metadata must be an object with fields such as tagline and "
+        "license.",
+        "e_metadata_text": "The field '{field}' must be text: type it as plain text.",
+        "e_metadata_links": "The links must be a list of a title and a URL each: write one "
+        "link a line.",
+        "e_port_bad": "The port '{value}' is not allowed: give a whole number between 1024 and "
+        "65535.",
+        "e_port_hub": "Port {port} is the hub's own port: choose another one.",
+        "e_port_taken": "Port {port} is already the port of {other}: choose another one, or "
+        "leave it empty and the hub assigns a free one.",
+        "e_image_bad": "'{name}' is not an image the hub can show: give a PNG, JPEG, GIF or "
+        "WebP file under 20 MB.",
+        "e_no_bundle": "No bundle was given: upload a .tar.gz or .zip file, or give a bundle "
+        "folder on the hub's machine.",
+        "e_folder_bad": "'{path}' is not a folder on the hub's machine: give the absolute path "
+        "of a bundle folder, or upload the bundle.",
+        "e_no_entry": "The bundle has no cloud_model.py at its top: put cloud_model.py at the "
+        "top of the bundle folder and pack it again.",
+        "e_not_archive": "The uploaded file is not a .tar.gz, .tgz, .tar or .zip archive: "
+        "upload one of those.",
+        "e_bundle_refused": "The bundle was refused ({detail}): fix it and upload it again.",
+        "e_service_exists": "Project '{project}' already has a service '{name}': choose another "
+        "name, or upload a new version on that service's page.",
+        "e_token_admin": "The token name 'admin' is kept for the hub's admin token: choose "
+        "another name.",
+        "e_try_unreachable": "The service did not answer: read its log below, then try again.",
+        "publish_failed": "Publishing version {version} failed: read the build and run log "
+        "below, fix the bundle and upload a new version.",
+        "service_failed": "The service failed: read the build and run log below.",
+        "service_restarting": "The service's process stopped and is being restarted: read the "
+        "log below.",
+        "details": "Details",
+        "tokens": "Tokens",
+        "api_tokens": "API tokens",
+        "new_token": "New token",
+        "token_name_help": "A name to recognise it by, for example ci or alice.",
+        "prefix": "Starts with",
+        "last_used": "Last used",
+        "never": "never",
+        "active": "Active",
+        "revoked": "Revoked",
+        "revoke": "Revoke",
+        "token_created": "Token {name} is created. Copy it now: the hub shows it only this once.",
+        "token_revoked": "Token {name} is revoked: it no longer works and its sessions have ended.",
+        "admin_not_revocable": "The admin token cannot be revoked here: delete the admin_token "
+        "file in the hub's data folder and restart the hub to replace it.",
+        "token_unknown": "There is no token {id}: reload the tokens page.",
+        "to_tokens": "Back to the tokens",
+        "upload_version": "Upload a new version",
+        "upload": "Upload",
+        "version_help": "A new version is built at once and served only once you publish it.",
+        "rollback": "Roll back",
+        "current": "serving",
+        "edit_metadata": "Edit the model card",
+        "save": "Save",
+        "cancel": "Cancel",
+        "preview": "Preview",
+        "name_fixed": "The name is fixed: register a new service to use another one.",
+        "images_replace": "New gallery images (they replace the current ones; leave empty to "
+        "keep them)",
+    },
+    "zh_CN": {
+        "kind_project": "项目",
+        "kind_group": "分组",
+        "kind_service": "服务",
+        "kind_token": "令牌",
+        "e_name_missing": "{kind}名称为空：请填写由字母、数字、_ 和 - 组成的名称。",
+        "e_name_type": "{kind}名称必须是文本，收到的是 {value}：请填写由字母、数字、_ 和 - 组成的"
+        "名称。",
+        "e_name_space": "{kind}名称“{value}”包含空格：名称只能包含字母、数字、_ 和 -，不能有空格。",
+        "e_name_char": "{kind}名称“{value}”包含“{bad}”：名称只能包含字母、数字、_ 和 -。",
+        "e_name_long": "{kind}名称“{value}”太长：名称最多 {max} 个字符。",
+        "e_version_missing": "版本为空：请填写版本，例如“1.0”。",
+        "e_version_type": "版本必须是文本，例如“1.0”，收到的是 {value}。",
+        "e_version_underscore": "版本“{value}”包含“_”：版本不允许下划线（请用“.”或“-”）。",
+        "e_version_space": "版本“{value}”包含空格：版本不能有空格。",
+        "e_version_bad": "版本“{value}”不合法：只能使用字母、数字、“.”、“+”和“-”（最多 {max} 个"
+        "字符）。",
+        "e_group_missing": "项目“{project}”没有分组“{name}”：请先创建该分组。",
+        "e_metadata_json": "元数据不是合法的 JSON：请提交一个 JSON 对象。",
+        "e_metadata_type": "元数据必须是一个对象，包含一句话简介、许可证等字段。",
+        "e_metadata_text": "字段“{field}”必须是文本：请填写纯文本。",
+        "e_metadata_links": "链接必须是由标题和网址组成的列表：请每行写一个链接。",
+        "e_port_bad": "端口“{value}”不可用：端口必须是 1024 到 65535 之间的整数。",
+        "e_port_hub": "端口 {port} 是 hub 自己的端口：请换一个端口。",
+        "e_port_taken": "端口 {port} 已被 {other} 使用：请换一个端口，或留空由系统自动分配。",
+        "e_image_bad": "“{name}”不是 hub 可以显示的图片：请上传不超过 20 MB 的 PNG、JPEG、GIF 或 "
+        "WebP 文件。",
+        "e_no_bundle": "没有提供服务包：请上传 .tar.gz 或 .zip 文件，或填写 hub 所在机器上的服务"
+        "目录。",
+        "e_folder_bad": "“{path}”不是 hub 所在机器上的目录：请填写服务目录的绝对路径，或上传服务包。",
+        "e_no_entry": "服务包顶层没有 cloud_model.py：请把 cloud_model.py 放在服务目录的顶层后重新"
+        "打包。",
+        "e_not_archive": "上传的文件不是 .tar.gz、.tgz、.tar 或 .zip 压缩包：请上传这几种格式之一。",
+        "e_bundle_refused": "服务包被拒绝（{detail}）：请修正后重新上传。",
+        "e_service_exists": "项目“{project}”已有服务“{name}”：请换一个名称，或在该服务的页面上传"
+        "新版本。",
+        "e_token_admin": "令牌名称“admin”保留给 hub 的管理员令牌：请换一个名称。",
+        "e_try_unreachable": "服务没有响应：请查看下方日志后重试。",
+        "publish_failed": "版本 {version} 上线失败：请查看下方的构建和运行日志，修正服务包后上传"
+        "新版本。",
+        "service_failed": "服务运行失败：请查看下方的构建和运行日志。",
+        "service_restarting": "服务进程已停止，正在重新启动：请查看下方日志。",
+        "details": "详细信息",
+        "tokens": "令牌",
+        "api_tokens": "API 令牌",
+        "new_token": "新建令牌",
+        "token_name_help": "用来识别它的名称，例如 ci 或 alice。",
+        "prefix": "开头",
+        "last_used": "最近使用",
+        "never": "从未",
+        "active": "有效",
+        "revoked": "已吊销",
+        "revoke": "吊销",
+        "token_created": "已创建令牌 {name}。请立即复制：hub 只显示这一次。",
+        "token_revoked": "令牌 {name} 已吊销：它不再可用，使用它的登录会话也已结束。",
+        "admin_not_revocable": "不能在这里吊销管理员令牌：请删除 hub 数据目录中的 admin_token "
+        "文件并重启 hub 来更换它。",
+        "token_unknown": "没有编号为 {id} 的令牌：请刷新令牌页面。",
+        "to_tokens": "返回令牌列表",
+        "upload_version": "上传新版本",
+        "upload": "上传",
+        "version_help": "新版本会立即构建，只有点击“上线”后才会对外服务。",
+        "rollback": "回滚",
+        "current": "服务中",
+        "edit_metadata": "编辑模型信息",
+        "save": "保存",
+        "cancel": "取消",
+        "preview": "预览",
+        "name_fixed": "名称不可修改：如需其他名称，请注册新的服务。",
+        "images_replace": "新的图库图片（会替换现有图片；留空则保留）",
+    },
+}
+for _lang, _table in MORE.items():
+    MESSAGES[_lang].update(_table)
+
+
+# Setup options and their uploaded files (templates/_options.html, static/options.js).
+MESSAGES["en"].update(
+    {
+        "opt_title": "Setup options",
+        "opt_unknown": "The options are not known yet: they are read from the bundle once it is "
+        "built.",
+        "opt_none": "This model declares no setup options.",
+        "opt_help": "Values and files for setup(). Saving makes a new version from version "
+        "{version} with these values; publish it like any other, and publish an older one to go "
+        "back.",
+        "opt_default": "Default",
+        "opt_limits": "Rules",
+        "opt_value": "Value",
+        "opt_extensions": "files: {ext}",
+        "opt_current_file": "Now: {name} ({sha})",
+        "opt_publish_now": "Publish the new version at once",
+        "opt_save": "Save as a new version",
+        "opt_uploading": "Uploading…",
+        "opt_saved": "Version {version} has the new options.",
+        "opt_refused": "Not saved: {message}",
+        "opt_nothing": "Nothing to save: set a value or choose a file first.",
+        "opt_resuming": "The connection broke: resuming the upload where it stopped.",
+        "e_opt_unknown_option": "There is no setup option '{option}': this service's options are "
+        "{known}.",
+        "e_opt_not_file": "The setup option '{option}' takes no file: set its value instead.",
+        "e_opt_extension": "The setup option '{option}' takes files ending in {ext}, got "
+        "'{filename}': choose a file with one of those extensions.",
+        "e_opt_rule": "The value of option '{option}' {reason}: give a value that fits its rule.",
+        "e_opt_no_file": "The file of option '{option}' is not on the hub: upload it again.",
+        "e_opt_too_large": "The file '{filename}' for option '{option}' is {size}, over the hub's "
+        "limit of {limit}: choose a smaller file.",
+        "e_opt_not_known": "The options of version {version} are not known yet: wait until its "
+        "bundle is built, then try again.",
+    }
+)
+MESSAGES["zh_CN"].update(
+    {
+        "opt_title": "设置项",
+        "opt_unknown": "尚不知道设置项：服务包构建完成后才会读取。",
+        "opt_none": "该模型没有声明设置项。",
+        "opt_help": "setup() 的取值和文件。保存后会以版本 {version} 为基础生成一个带有这些取值的新版本；"
+        "像其他版本一样上线即可，上线旧版本即可回退。",
+        "opt_default": "默认值",
+        "opt_limits": "规则",
+        "opt_value": "取值",
+        "opt_extensions": "文件：{ext}",
+        "opt_current_file": "当前：{name}（{sha}）",
+        "opt_publish_now": "立即上线新版本",
+        "opt_save": "保存为新版本",
+        "opt_uploading": "正在上传……",
+        "opt_saved": "版本 {version} 已使用新的设置项。",
+        "opt_refused": "未保存：{message}",
+        "opt_nothing": "没有可保存的内容：请先填写取值或选择文件。",
+        "opt_resuming": "连接中断：正在从中断处继续上传。",
+        "e_opt_unknown_option": "没有名为 '{option}' 的设置项：该服务的设置项是 {known}。",
+        "e_opt_not_file": "设置项 '{option}' 不接受文件：请直接填写它的取值。",
+        "e_opt_extension": "设置项 '{option}' 只接受扩展名为 {ext} 的文件，收到的是 '{filename}'："
+        "请选择扩展名正确的文件。",
+        "e_opt_rule": "设置项 '{option}' 的取值不符合规则（{reason}）：请按规则填写。",
+        "e_opt_no_file": "设置项 '{option}' 的文件不在 hub 上：请重新上传。",
+        "e_opt_too_large": "设置项 '{option}' 的文件 '{filename}' 大小为 {size}，超过了 hub 的上限 "
+        "{limit}：请选择更小的文件。",
+        "e_opt_not_known": "尚不知道版本 {version} 的设置项：请等服务包构建完成后再试。",
+    }
+)

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from tornado import web
 from tornado.escape import json_encode
 
-from .. import orm
+from ...markdown import render_markdown
+from .. import devmode, orm
 from ..apihandlers.base import (
     APIError,
     HubHandler,
@@ -45,28 +46,6 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-
-ALLOWED_TAGS = [
-    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5",
-    "h6", "hr", "i", "img", "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th",
-    "thead", "tr", "ul",
-]  # fmt: skip
-ALLOWED_ATTRS = {"a": ["href", "title"], "img": ["src", "alt", "title"], "code": ["class"]}
-
-
-def render_markdown(text: Any) -> str:
-    """Markdown to HTML that is safe to embed: raw HTML escaped, then sanitised."""
-    import bleach
-    import mistune
-
-    html = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(str(text or ""))
-    return bleach.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRS,
-        protocols=["http", "https", "mailto"],
-        strip=True,
-    )
 
 
 def safe_url(url: Any) -> Optional[str]:
@@ -173,7 +152,7 @@ class PageHandler(HubHandler):
         t = getattr(self, "t", None) or i18n.translator(i18n.DEFAULT)
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, APIError):
-            message = exc.message
+            message = self.error_text(exc) if hasattr(self, "t") else exc.message
         elif status_code == 403 and exc is not None and "xsrf" in str(exc).lower():
             message = t("forbidden_xsrf")
         elif status_code == 403:
@@ -186,11 +165,22 @@ class PageHandler(HubHandler):
             self.lang, self.t = i18n.DEFAULT, t
         self.render("error.html", status=status_code, message=message)
 
+    def error_text(self, error: Exception) -> str:
+        """An error of the hub's shared logic (``APIError`` or ``BundleError`` with a ``key``) as
+        one sentence in the page's language; the API keeps its English ``message``."""
+        key = getattr(error, "key", None)
+        if key and "e_" + key in i18n.MESSAGES["en"]:
+            params = dict(getattr(error, "params", None) or {})
+            if "kind" in params:
+                params["kind"] = self.t("kind_" + str(params["kind"]))
+            return self.t("e_" + key, **params)
+        return self.t("bad_form", message=getattr(error, "message", None) or str(error))
+
     def validated(self, kind: str, value: str) -> str:
         try:
             return check_version_string(value) if kind == "version" else check_name(kind, value)
-        except APIError:
-            raise FormError(self.t("version_bad" if kind == "version" else "name_bad")) from None
+        except APIError as e:
+            raise FormError(self.error_text(e)) from None
 
     def find_project(self, name: str) -> orm.Project:
         project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
@@ -347,6 +337,9 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
             "port": fields["port"],
             "path": fields["path"],
             "metadata": meta,
+            # development mode (devmode.py): the project page's "connect" form
+            "dev_url": self.get_body_argument("dev_url", "").strip(),
+            "dev_token": self.get_body_argument("dev_token", "").strip(),
         }
 
     async def post(self, project_name: str) -> None:  # type: ignore[override]
@@ -357,7 +350,7 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
         except FormError as e:
             self.render_refusal(project_name, e.message)
         except APIError as e:
-            self.render_refusal(project_name, self.t("bad_form", message=e.message))
+            self.render_refusal(project_name, self.error_text(e))
 
     def render_refusal(self, project_name: str, message: str) -> None:
         self.db.rollback()
@@ -372,7 +365,16 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
 
 
 class ServicePage(PageHandler):
-    def get(self, project_name: str, name: str) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]
+        super().prepare()
+        if self._finished or self.request.method != "GET" or len(self.path_args) != 2:
+            return
+        service = self.find_service(*self.path_args)
+        if service.dev_url:  # development mode: is its server still there? (devmode.py)
+            await devmode.refresh(self.hub, service.id)
+            self.db.expire_all()
+
+    def get(self, project_name: str, name: str, error: Optional[str] = None) -> None:
         service = self.find_service(project_name, name)
         model = service_model(service, self.base_url())
         meta = model["metadata"] or {}
@@ -395,8 +397,27 @@ class ServicePage(PageHandler):
                 f"-H 'Content-Type: application/json' -d '{body}'"
             )
         version = current_version(service)
+        # The log shown live: the version being built or started, else the current one.
+        active = [v for v in service.versions if v.status in ("building", "starting")]
+        log_url = model["urls"]["logs"]
+        if active:
+            log_url = next(v["logs"] for v in model["versions"] if v["number"] == active[-1].number)
+        problem = None
+        if service.message:  # the publisher's English sentence, said in the page's language
+            failed = [v.number for v in service.versions if v.status == "failed"]
+            named = re.match(r"Publishing version (\d+) failed", service.message)
+            if service.message.startswith("Restarting"):
+                problem = self.t("service_restarting")
+            elif named:
+                problem = self.t("publish_failed", version=named.group(1))
+            elif failed and failed[-1] != service.published_version:
+                problem = self.t("publish_failed", version=failed[-1])
+            else:
+                problem = self.t("service_failed")
         self.render(
             "service.html",
+            error=error,
+            problem=problem,
             service=service,
             model=model,
             meta=meta,
@@ -407,7 +428,7 @@ class ServicePage(PageHandler):
             endpoint=endpoint,
             curl=curl,
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
-            log_url=model["urls"]["logs"],
+            log_url=log_url,
             version=version,
             labels={
                 s: self.t("status_" + s)
@@ -418,10 +439,15 @@ class ServicePage(PageHandler):
 
 class PublishAction(PageHandler):
     def post(self, project_name: str, name: str) -> None:
+        """上线 the newest version, or the one the versions table names (an older one: rollback)."""
         service = self.find_service(project_name, name)
+        number = self.get_body_argument("version", "")
+        chosen = [v for v in service.versions if str(v.number) == number.strip()]
+        if number and not chosen:
+            raise web.HTTPError(404)
         if service.versions:
             self.hub.publisher.request_publish(
-                self.db, service, service.versions[-1], self.current_user
+                self.db, service, (chosen or service.versions)[-1], self.current_user
             )
         self.redirect(f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}")
 
@@ -443,11 +469,15 @@ class TryAction(PageHandler):
         service = self.find_service(project_name, name)
         route = self.hub.publisher.route(service)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        if service.status != "online" or not route.url:
+        if not route.dev and (service.status != "online" or not route.url):
             self.set_status(409)
             self.finish({"error": self.t("not_published")})
             return
         headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
+        if (
+            route.dev and route.dev_token
+        ):  # development mode: the token the developer's server needs
+            headers["Authorization"] = f"token {route.dev_token}"
         try:
             answer = await AsyncHTTPClient().fetch(
                 f"{route.url.rstrip('/')}/{quote(command, safe='')}",
@@ -457,9 +487,12 @@ class TryAction(PageHandler):
                 request_timeout=300,
                 raise_error=False,
             )
-        except (OSError, HTTPClientError) as e:
+        except (OSError, HTTPClientError):
             self.set_status(502)
-            self.finish({"error": str(e)})
+            if route.dev:
+                self.finish({"error": self.t("dev_unreachable", url=route.url)})
+                return
+            self.finish({"error": self.t("e_try_unreachable")})
             return
         self.set_status(answer.code if answer.code >= 200 else 502)
         self.finish(answer.body or b"{}")
@@ -478,5 +511,9 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/offline", OfflineAction),
     (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
 ]
+
+from .manage import manage_handlers  # noqa: E402 - manage.py builds on the handlers above
+
+page_handlers += manage_handlers
 
 __all__ = ["app_settings", "page_handlers", "render_markdown"]

@@ -58,40 +58,108 @@
     });
   });
 
+  // The model card editor: the description's preview, sanitised by the hub as the page is.
+  document.querySelectorAll("textarea[data-preview]").forEach(function (area) {
+    var out = document.getElementById(area.dataset.preview);
+    var timer = null;
+    function render() {
+      var body = new URLSearchParams();
+      body.set("text", area.value);
+      body.set("_xsrf", area.form.querySelector("input[name=_xsrf]").value);
+      fetch("/preview", { method: "POST", body: body, credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.text() : "";
+      }).then(function (html) { out.innerHTML = html; }).catch(function () {});
+    }
+    area.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(render, 250); });
+    render();
+  });
+
   var box = document.getElementById("service");
   if (!box) return;
   var labels = JSON.parse(box.dataset.labels || "{}");
   var status = document.getElementById("status");
   var publish = document.getElementById("publish");
   var log = document.getElementById("log");
-  var settled = ["registered", "online", "failed", "offline"];
+  var settled = ["registered", "online", "failed", "offline", "development"];
   function show(s) {
     status.className = "status status-" + s;
     status.textContent = labels[s] || s;
-    publish.classList.toggle("online", s === "online");
+    if (publish) publish.classList.toggle("online", s === "online");
   }
-  function refreshLog() {
-    if (!box.dataset.log || !log) return;
-    fetch(box.dataset.log, { credentials: "same-origin" }).then(function (r) {
-      return r.ok ? r.text() : "";
-    }).then(function (text) {
-      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-      log.textContent = text;
-      if (atEnd) log.scrollTop = log.scrollHeight;
-    }).catch(function () {});
+  function showVersions(svc) {
+    (svc.versions || []).forEach(function (v) {
+      var el = document.querySelector('#versions [data-version="' + v.number + '"]');
+      if (!el) return;
+      el.className = "status status-" + v.status;
+      el.textContent = labels[v.status] || v.status;
+    });
+  }
+  function activeLog(svc) {
+    var active = (svc.versions || []).filter(function (v) {
+      return v.status === "building" || v.status === "starting";
+    });
+    return active.length ? active[active.length - 1].logs : svc.urls && svc.urls.logs;
+  }
+  function busy(svc) {
+    return settled.indexOf(svc.status) < 0 || (svc.versions || []).some(function (v) {
+      return v.status === "building" || v.status === "starting";
+    });
+  }
+  // The build and run log, live: ?follow=1 streams it as it is written; lines are appended.
+  var streaming = null;
+  function append(text) {
+    if (!text) return;
+    var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.appendChild(document.createTextNode(text));
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  }
+  function stream(url) {
+    if (!url || !log) return;
+    streaming = url;
+    var live = window.ReadableStream && window.TextDecoder;
+    var sep = url.indexOf("?") < 0 ? "?" : "&";
+    fetch(live ? url + sep + "follow=1" : url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { streaming = null; return; }
+      log.textContent = "";
+      log.dataset.streaming = live ? "1" : "0";
+      if (!live || !r.body) {
+        return r.text().then(function (text) { append(text); streaming = null; });
+      }
+      var reader = r.body.getReader();
+      var decoder = new TextDecoder();
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) {
+            append(decoder.decode());
+            if (streaming === url) streaming = null;
+            log.dataset.streaming = "0";
+            return;
+          }
+          append(decoder.decode(chunk.value, { stream: true }));
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () { if (streaming === url) streaming = null; });
   }
   function poll() {
     fetch(box.dataset.api, { credentials: "same-origin" }).then(function (r) {
       return r.json();
     }).then(function (svc) {
       show(svc.status);
-      if (svc.urls && svc.urls.logs) box.dataset.log = svc.urls.logs;
-      refreshLog();
-      if (settled.indexOf(svc.status) < 0) setTimeout(poll, 1000);
+      showVersions(svc);
+      var url = activeLog(svc);
+      if (url && (url !== box.dataset.log || (!streaming && busy(svc)))) {
+        box.dataset.log = url;
+        stream(url);
+      }
+      if (busy(svc)) setTimeout(poll, 1000);
     }).catch(function () { setTimeout(poll, 3000); });
   }
-  refreshLog();
-  if (settled.indexOf(status.className.replace("status status-", "")) < 0) poll();
+  stream(box.dataset.log);
+  var initial = status.className.replace("status status-", "");
+  if (settled.indexOf(initial) < 0 ||
+      document.querySelector("#versions .status-building, #versions .status-starting")) poll();
   var forms = document.querySelectorAll("#service form");
   forms.forEach(function (f) {
     f.addEventListener("submit", function () { setTimeout(poll, 500); });

@@ -1,0 +1,196 @@
+"""The service page's actions after registration, and the tokens page.
+
+- 上传新版本: a new version from a bundle upload or a folder on the hub's machine (the same code as
+  ``POST .../versions``); publishing any version, an older one too, is ``PublishAction``.
+- 编辑模型信息: the model card (tagline, Markdown description with a preview, license, performance
+  notes, links, gallery images); the name is fixed. What is saved wins over the bundle's
+  ``modelcloud.meta(...)`` and over metadata uploaded with a version.
+- 令牌: list (name, first characters, created, last used, revoked), create (the secret is on the
+  answer page only, never again) and revoke (its sessions end at once: the cookie names the token).
+
+Every handler is a page handler: signed-in user, XSRF on POST, the page's language.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import quote
+
+from .. import orm
+from ..apihandlers.base import APIError, current_version, effective_metadata
+from ..apihandlers.services import BundleReceiver
+from ..apihandlers.versions import VersionListAPIHandler
+from ..publisher import store_image
+from .pages import FormError, PageHandler, ServicePage, render_markdown
+
+META_TEXT = ("tagline", "description", "license", "performance_notes")
+ADMIN = "admin"
+
+
+def service_path(project: str, name: str) -> str:
+    return f"/projects/{quote(project, safe='')}/services/{quote(name, safe='')}"
+
+
+def parse_links(text: str) -> list:
+    """One link a line: a title, a space, then the URL (a bare URL is its own title)."""
+    links = []
+    for line in text.splitlines():
+        title, _, url = line.strip().rpartition(" ")
+        if url:
+            links.append({"title": title.strip() or url, "url": url})
+    return links
+
+
+def links_text(links: Any) -> str:
+    lines = []
+    for link in links or []:
+        if isinstance(link, dict) and link.get("url"):
+            title = link.get("title") or ""
+            lines.append(f"{title} {link['url']}".strip() if title != link["url"] else link["url"])
+        elif isinstance(link, str):
+            lines.append(link)
+    return "\n".join(lines)
+
+
+class VersionUploadAction(PageHandler, VersionListAPIHandler):
+    """上传新版本: the service's next version, by upload or folder path; refusals on the page."""
+
+    def get(self, project_name: str, name: str) -> None:  # type: ignore[override]
+        self.redirect(service_path(project_name, name))
+
+    async def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
+        try:
+            await VersionListAPIHandler.post(self, project_name, name)
+        except APIError as e:
+            self.db.rollback()
+            self.set_status(400)
+            ServicePage.get(self, project_name, name, error=self.error_text(e))  # type: ignore[arg-type]
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        project, name = self.path_args[0], self.path_args[1]
+        self.redirect(service_path(project, name) + "#versions")
+
+
+class MetadataEditPage(PageHandler):
+    """编辑模型信息: the model card, checked like a registration's metadata."""
+
+    def get(
+        self, project_name: str, name: str, error: Optional[str] = None, form: Optional[dict] = None
+    ) -> None:
+        service = self.find_service(project_name, name)
+        if form is None:
+            meta = effective_metadata(service, current_version(service))
+            form = {k: str(meta.get(k) or "") for k in META_TEXT}
+            form["links"] = links_text(meta.get("links"))
+        version = current_version(service)
+        gallery = [image["name"] for image in (version.gallery or [])] if version else []
+        self.render(
+            "service_edit.html",
+            service=service,
+            form=form,
+            gallery=gallery,
+            back=service_path(project_name, name),
+            error=error,
+        )
+
+    def post(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name)
+        form = {k: self.get_body_argument(k, "").strip() for k in (*META_TEXT, "links")}
+        edited: dict = {k: form[k] for k in META_TEXT}
+        edited["links"] = parse_links(form["links"])
+        try:
+            try:
+                BundleReceiver.metadata_field(self, {"metadata": edited})  # type: ignore[arg-type]
+            except APIError as e:
+                raise FormError(self.error_text(e)) from None
+            parts = self.request.files.get("images", [])
+            images = []
+            for keep in (False, True):  # all checked before any is stored
+                images = []
+                for part in parts:
+                    try:
+                        images.append(
+                            store_image(
+                                part.body, self.hub.data / "gallery", part.filename, keep=keep
+                            )
+                        )
+                    except ValueError:
+                        raise FormError(self.t("e_image_bad", name=part.filename)) from None
+        except FormError as e:
+            self.set_status(400)
+            self.get(project_name, name, error=e.message, form=form)
+            return
+        service.meta = {**(service.meta or {}), **edited}
+        for version in service.versions:  # the card saved here wins over a version's metadata
+            if version.meta and set(version.meta) & set(edited):
+                version.meta = {k: v for k, v in version.meta.items() if k not in edited}
+        version = current_version(service)
+        if images and version is not None:
+            version.gallery = images
+        self.db.commit()
+        self.redirect(service_path(project_name, name))
+
+
+class MarkdownPreview(PageHandler):
+    """The description's preview: the same sanitised HTML the service page shows."""
+
+    def post(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(render_markdown(self.get_body_argument("text", "")))
+
+
+class TokensPage(PageHandler):
+    """令牌: list, create (shown once, on this answer only), revoke."""
+
+    def get(
+        self,
+        error: Optional[str] = None,
+        created: Optional[dict] = None,
+        notice: Optional[str] = None,
+    ) -> None:
+        tokens = self.db.query(orm.Token).order_by(orm.Token.id).all()
+        self.render(
+            "tokens.html", tokens=tokens, error=error, created=created, notice=notice, admin=ADMIN
+        )
+
+    def post(self) -> None:
+        try:
+            name = self.validated("token", self.get_body_argument("name", "").strip())
+            if name == ADMIN:
+                raise FormError(self.t("e_token_admin"))
+        except FormError as e:
+            self.set_status(400)
+            self.get(error=e.message)
+            return
+        token, row = self.hub.create_token(self.db, name)
+        self.set_status(201)
+        self.get(created={"name": row.name, "token": token, "id": row.id})
+
+
+class TokenRevokeAction(PageHandler):
+    def post(self, token_id: str) -> None:
+        row = self.db.get(orm.Token, int(token_id))
+        if row is None or row.revoked_at is not None:
+            self.set_status(404)
+            TokensPage.get(self, error=self.t("token_unknown", id=token_id))  # type: ignore[arg-type]
+            return
+        if row.name == ADMIN:
+            self.set_status(400)
+            TokensPage.get(self, error=self.t("admin_not_revocable"))  # type: ignore[arg-type]
+            return
+        row.revoked_at = orm.utcnow()
+        self.db.commit()
+        self.hub.forget_token(row.hashed)
+        if self.get_current_user() is None:  # its own session: it has just ended
+            self.redirect("/login")
+            return
+        TokensPage.get(self, notice=self.t("token_revoked", name=row.name))  # type: ignore[arg-type]
+
+
+manage_handlers = [
+    (r"/projects/([^/]+)/services/([^/]+)/versions", VersionUploadAction),
+    (r"/projects/([^/]+)/services/([^/]+)/edit", MetadataEditPage),
+    (r"/preview", MarkdownPreview),
+    (r"/tokens/?", TokensPage),
+    (r"/tokens/(\d+)/revoke", TokenRevokeAction),
+]
