@@ -371,6 +371,8 @@ class KernelProxyHandler(AlgoLinkHandler):
 
 
 def setup_handlers(serverapp: Any) -> None:
+    from .hub import HubServicesHandler
+
     web_app = serverapp.web_app
     base_url = web_app.settings.get("base_url", "/")
     web_app.settings["algolink_runtime_dir"] = str(serverapp.runtime_dir)
@@ -379,6 +381,7 @@ def setup_handlers(serverapp: Any) -> None:
         ".*$",
         [
             (url_path_join(base_url, r"algolink/api/endpoints/?"), EndpointsHandler),
+            (url_path_join(base_url, r"algolink/api/hub/services/?"), HubServicesHandler),
             (
                 url_path_join(base_url, r"algolink/kernels/(?P<kernel_id>[^/]+)(?:/(?P<path>.*))?"),
                 KernelProxyHandler,

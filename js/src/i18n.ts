@@ -1,0 +1,175 @@
+/**
+ * Every string the extension shows, in English and 简体中文 (the hub's two languages, with its words for
+ * the service statuses). The language follows JupyterLab's (Settings > Language): a `zh` language code
+ * gives Chinese, anything else English. A message is an id, so that neither language can miss one;
+ * `{0}`, `{1}` are filled in by `t`.
+ */
+
+export type Lang = 'en' | 'zh';
+
+const MESSAGES = {
+  'ext-no-json': {
+    en: 'The AlgoLink server extension answered {0} without JSON: restart JupyterLab.',
+    zh: 'AlgoLink 服务器扩展返回了 {0}，但不是 JSON：请重启 JupyterLab。'
+  },
+  'ext-status': {
+    en: 'The AlgoLink server extension answered {0}: restart JupyterLab.',
+    zh: 'AlgoLink 服务器扩展返回了 {0}：请重启 JupyterLab。'
+  },
+  'hub-unconfigured': {
+    en: 'Set ALGOLINK_HUB_URL and ALGOLINK_TOKEN to see the hub here.',
+    zh: '请设置 ALGOLINK_HUB_URL 和 ALGOLINK_TOKEN，以便在这里查看中心。'
+  },
+  'status-none': { en: 'AlgoLink: not serving', zh: 'AlgoLink：未在服务' },
+  'status-one': { en: 'AlgoLink: 1 command', zh: 'AlgoLink：1 个命令' },
+  'status-many': { en: 'AlgoLink: {0} commands', zh: 'AlgoLink：{0} 个命令' },
+  'status-title-none': {
+    en: "This notebook's kernel does not serve: run AlgoLink: Serve this notebook",
+    zh: '此笔记本的内核尚未提供服务：请运行“AlgoLink：服务此笔记本”'
+  },
+  'status-title': {
+    en: "This notebook's kernel serves {0} command(s): see the AlgoLink panel",
+    zh: '此笔记本的内核提供 {0} 个命令：详见 AlgoLink 面板'
+  },
+  'serve-unseen': {
+    en: 'The kernel serves, but Jupyter does not see it yet: it will appear in the AlgoLink panel.',
+    zh: '内核已在服务，但 Jupyter 还没有看到它：稍后会出现在 AlgoLink 面板中。'
+  },
+  'serve-none': {
+    en: 'The kernel serves no command yet: define one with %%algolink_command, then run it.',
+    zh: '内核还没有提供任何命令：请用 %%algolink_command 定义一个命令，然后运行它。'
+  },
+  'serve-one': {
+    en: 'Serving 1 command ({0}): see the AlgoLink panel for the URLs and curl lines.',
+    zh: '正在提供 1 个命令（{0}）：URL 和 curl 命令见 AlgoLink 面板。'
+  },
+  'serve-many': {
+    en: 'Serving {0} commands ({1}): see the AlgoLink panel for the URLs and curl lines.',
+    zh: '正在提供 {0} 个命令（{1}）：URL 和 curl 命令见 AlgoLink 面板。'
+  },
+  'serve-failed': {
+    en: 'Could not serve this notebook: {0}',
+    zh: '无法为此笔记本提供服务：{0}'
+  },
+  'load-failed': {
+    en: "Could not load AlgoLink in this notebook's kernel: {0}",
+    zh: '无法在此笔记本的内核中加载 AlgoLink：{0}'
+  },
+  'no-kernel': {
+    en: 'The notebook has no kernel: start one (Kernel > Restart Kernel), then retry.',
+    zh: '此笔记本没有内核：请先启动一个（内核 > 重启内核），然后重试。'
+  },
+  'open-first-serve': {
+    en: 'Open a notebook first, then run AlgoLink: Serve this notebook.',
+    zh: '请先打开一个笔记本，然后运行“AlgoLink：服务此笔记本”。'
+  },
+  'open-first-publish': {
+    en: 'Open a notebook first, then run AlgoLink: Publish this notebook.',
+    zh: '请先打开一个笔记本，然后运行“AlgoLink：发布此笔记本”。'
+  },
+  'cmd-serve': { en: 'AlgoLink: Serve this notebook', zh: 'AlgoLink：服务此笔记本' },
+  'cmd-serve-caption': {
+    en: "Serve the current notebook's commands from its kernel (%algolink serve)",
+    zh: '由内核提供当前笔记本的命令（%algolink serve）'
+  },
+  'cmd-publish': { en: 'AlgoLink: Publish this notebook', zh: 'AlgoLink：发布此笔记本' },
+  'cmd-publish-caption': {
+    en: 'Add a %algolink publish cell at the end of the notebook and run it',
+    zh: '在笔记本末尾添加一个 %algolink publish 单元格并运行它'
+  },
+  'cmd-refresh': { en: 'AlgoLink: Refresh the panel', zh: 'AlgoLink：刷新面板' },
+  'cmd-open': { en: 'AlgoLink: Show the panel', zh: 'AlgoLink：显示面板' },
+  'endpoints-error': {
+    en: 'Cannot list the kernel endpoints ({0}): check that the algolink_jupyter server extension is enabled (jupyter server extension list).',
+    zh: '无法列出内核端点（{0}）：请检查 algolink_jupyter 服务器扩展是否已启用（jupyter server extension list）。'
+  },
+  'hub-request-error': {
+    en: "Cannot ask the Jupyter server for the hub's services ({0}): check that JupyterLab still runs.",
+    zh: '无法向 Jupyter 服务器查询中心的模型服务（{0}）：请检查 JupyterLab 是否仍在运行。'
+  },
+  refresh: { en: 'Refresh', zh: '刷新' },
+  'refresh-title': {
+    en: 'Ask for the kernel endpoints and the hub services again',
+    zh: '重新获取内核端点和中心的模型服务'
+  },
+  'kernel-title': { en: "This notebook's kernel", zh: '此笔记本的内核' },
+  'open-notebook': {
+    en: 'Open a notebook to see what its kernel serves.',
+    zh: '打开一个笔记本，查看它的内核提供了什么。'
+  },
+  'serves-nothing': {
+    en: "This notebook's kernel serves no command yet: define one with %%algolink_command, then serve it.",
+    zh: '此笔记本的内核还没有提供任何命令：请用 %%algolink_command 定义一个命令，然后提供服务。'
+  },
+  'serve-button': { en: 'Serve this notebook', zh: '服务此笔记本' },
+  'other-kernels': { en: 'Other serving kernels', zh: '其他正在服务的内核' },
+  'kernel-of': { en: '{0} (kernel {1})', zh: '{0}（内核 {1}）' },
+  'no-notebook': { en: 'a kernel without a notebook', zh: '没有笔记本的内核' },
+  'no-commands': {
+    en: 'Serving, but no command is defined yet.',
+    zh: '正在服务，但还没有定义任何命令。'
+  },
+  'spec-title': {
+    en: "{0} (the command's spec, through Jupyter)",
+    zh: '{0}（命令说明，经由 Jupyter）'
+  },
+  'copy-curl': { en: 'Copy curl', zh: '复制 curl' },
+  'copy-curl-title': {
+    en: 'Copy a curl line that calls {0} through Jupyter',
+    zh: '复制一条经由 Jupyter 调用 {0} 的 curl 命令'
+  },
+  copied: { en: 'Copied', zh: '已复制' },
+  'curl-title': {
+    en: 'Set JUPYTER_TOKEN to your Jupyter token first',
+    zh: '请先把 JUPYTER_TOKEN 设为你的 Jupyter 令牌'
+  },
+  'hub-title': { en: 'Hub', zh: '中心' },
+  'asking-hub': { en: 'Asking the hub…', zh: '正在查询中心…' },
+  'no-services': {
+    en: 'The hub has no service yet: publish this notebook (AlgoLink: Publish this notebook).',
+    zh: '中心还没有模型服务：请发布此笔记本（AlgoLink：发布此笔记本）。'
+  },
+  'service-page-title': { en: "The service's page on the hub", zh: '该模型服务在中心的页面' },
+  version: { en: 'version {0}', zh: '版本 {0}' },
+  api: { en: 'API', zh: 'API' },
+  'status-registered': { en: 'Registered', zh: '已注册' },
+  'status-building': { en: 'Building', zh: '构建中' },
+  'status-starting': { en: 'Starting', zh: '启动中' },
+  'status-online': { en: 'Online', zh: '已上线' },
+  'status-failed': { en: 'Failed', zh: '失败' },
+  'status-offline': { en: 'Offline', zh: '已下线' }
+} as const;
+
+export type MessageId = keyof typeof MESSAGES;
+
+/** Every message id, for tests. */
+export const MESSAGE_IDS = Object.keys(MESSAGES) as MessageId[];
+
+let current: Lang = 'en';
+
+/** The language of a JupyterLab language code: `zh`, `zh-CN`, `zh_CN` are Chinese, the rest English. */
+export function languageOf(code: string | null | undefined): Lang {
+  return code && /^zh([-_]|$)/i.test(code) ? 'zh' : 'en';
+}
+
+export function setLanguage(lang: Lang): void {
+  current = lang;
+}
+
+export function language(): Lang {
+  return current;
+}
+
+/** A message in the current language (or `lang`), with `{0}`, `{1}`, ... filled in. */
+export function t(id: MessageId, args: (string | number)[] = [], lang: Lang = current): string {
+  const template: string = MESSAGES[id][lang];
+  return template.replace(/\{(\d+)\}/g, (whole, i) =>
+    Number(i) < args.length ? String(args[Number(i)]) : whole
+  );
+}
+
+/** The label of a hub service status, as the hub's pages say it; an unknown one as it is. */
+export function statusLabel(status: string, lang: Lang = current): string {
+  const id = `status-${status}`;
+  return id in MESSAGES ? t(id as MessageId, [], lang) : status;
+}

@@ -1,0 +1,263 @@
+/**
+ * The "AlgoLink" left sidebar panel: the serving kernels with their commands and a copy-curl button each,
+ * and the hub's services with their status and links to their pages.
+ *
+ * Stable hooks for tests: `#algolink-panel`, `[data-section="kernel"|"other-kernels"|"hub"]`,
+ * `.algolink-endpoint[data-kernel-id]`, `.algolink-command[data-command]`, `.algolink-copy-curl`,
+ * `.algolink-curl` (the last copied line), `.algolink-service[data-project][data-service][data-status]`.
+ */
+import { Clipboard } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import {
+  commandUrl,
+  curlLine,
+  endpointOf,
+  HubState,
+  IEndpoint,
+  notebookName,
+  statusClass
+} from './model';
+import { statusLabel, t } from './i18n';
+import { AlgoLinkStore } from './store';
+
+export interface IPanelOptions {
+  store: AlgoLinkStore;
+  /** The kernel id of the current notebook, if any. */
+  currentKernelId: () => string | null;
+  /** Whether a notebook is open and current. */
+  hasNotebook: () => boolean;
+  /** Runs "AlgoLink: Serve this notebook". */
+  serve: () => void;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+export class AlgoLinkPanel extends Widget {
+  constructor(options: IPanelOptions) {
+    super();
+    this._options = options;
+    this.id = 'algolink-panel';
+    this.addClass('algolink-panel');
+    this.title.caption = 'AlgoLink';
+    options.store.changed.connect(this.render, this);
+    this.render();
+  }
+
+  dispose(): void {
+    this._options.store.changed.disconnect(this.render, this);
+    super.dispose();
+  }
+
+  /** Draws the panel again from the store, when anything it shows changed. */
+  render(): void {
+    const { store, currentKernelId, hasNotebook } = this._options;
+    const signature = JSON.stringify([
+      store.endpoints,
+      store.endpointsError,
+      store.hub,
+      currentKernelId(),
+      hasNotebook(),
+      [...this._curls]
+    ]);
+    if (signature === this._signature) {
+      return;
+    }
+    this._signature = signature;
+    const root = this.node;
+    root.replaceChildren();
+
+    const header = el('div', 'algolink-header');
+    header.appendChild(el('h2', 'algolink-title', 'AlgoLink'));
+    const refresh = el('button', 'jp-Button algolink-refresh', t('refresh'));
+    refresh.title = t('refresh-title');
+    refresh.onclick = () => void store.refresh();
+    header.appendChild(refresh);
+    root.appendChild(header);
+
+    root.appendChild(this.kernelSection());
+    const others = this.otherKernelsSection();
+    if (others) {
+      root.appendChild(others);
+    }
+    root.appendChild(this.hubSection(store.hub));
+  }
+
+  private kernelSection(): HTMLElement {
+    const { store, currentKernelId, hasNotebook, serve } = this._options;
+    const section = el('section', 'algolink-section');
+    section.dataset.section = 'kernel';
+    section.appendChild(el('h3', 'algolink-section-title', t('kernel-title')));
+    if (store.endpointsError) {
+      section.appendChild(el('p', 'algolink-message algolink-error', store.endpointsError));
+      return section;
+    }
+    const endpoint = endpointOf(store.endpoints, currentKernelId());
+    if (endpoint) {
+      section.appendChild(this.endpointBlock(endpoint));
+      return section;
+    }
+    if (!hasNotebook()) {
+      section.appendChild(el('p', 'algolink-message', t('open-notebook')));
+      return section;
+    }
+    section.appendChild(el('p', 'algolink-message', t('serves-nothing')));
+    const button = el('button', 'jp-Button algolink-serve', t('serve-button'));
+    button.onclick = () => serve();
+    section.appendChild(button);
+    return section;
+  }
+
+  private otherKernelsSection(): HTMLElement | null {
+    const { store, currentKernelId } = this._options;
+    const current = currentKernelId();
+    const others = store.endpoints.filter(e => e.kernel_id !== current);
+    if (!others.length) {
+      return null;
+    }
+    const section = el('section', 'algolink-section');
+    section.dataset.section = 'other-kernels';
+    section.appendChild(el('h3', 'algolink-section-title', t('other-kernels')));
+    others.forEach(e => section.appendChild(this.endpointBlock(e)));
+    return section;
+  }
+
+  private endpointBlock(endpoint: IEndpoint): HTMLElement {
+    const block = el('div', 'algolink-endpoint');
+    block.dataset.kernelId = endpoint.kernel_id;
+    const name = el('div', 'algolink-notebook', notebookName(endpoint.notebook));
+    name.title = t('kernel-of', [endpoint.notebook ?? '', endpoint.kernel_id]);
+    block.appendChild(name);
+    if (!endpoint.commands.length) {
+      block.appendChild(el('p', 'algolink-message', t('no-commands')));
+      return block;
+    }
+    const list = el('ul', 'algolink-commands');
+    for (const command of endpoint.commands) {
+      const url = commandUrl(this._options.store.origin(), endpoint, command);
+      const item = el('li', 'algolink-command');
+      item.dataset.command = command;
+      const link = el('a', 'algolink-command-name', command);
+      link.href = url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.title = t('spec-title', [url]);
+      item.appendChild(link);
+      const copy = el('button', 'jp-Button algolink-copy-curl', t('copy-curl'));
+      copy.title = t('copy-curl-title', [command]);
+      copy.dataset.command = command;
+      copy.onclick = () => void this.copyCurl(endpoint, command, url, copy);
+      item.appendChild(copy);
+      const copied = this._curls.get(`${endpoint.kernel_id}/${command}`);
+      if (copied) {
+        const pre = el('pre', 'algolink-curl', copied);
+        pre.title = t('curl-title');
+        item.appendChild(pre);
+      }
+      list.appendChild(item);
+    }
+    block.appendChild(list);
+    return block;
+  }
+
+  private async copyCurl(
+    endpoint: IEndpoint,
+    command: string,
+    url: string,
+    button: HTMLButtonElement
+  ): Promise<void> {
+    const inputs = await this._options.store.commandInputs(endpoint, command);
+    const line = curlLine(url, inputs);
+    Clipboard.copyToSystem(line);
+    // Shown under the command until the panel is closed, so that it can be read and copied by hand.
+    this._curls.set(`${endpoint.kernel_id}/${command}`, line);
+    this.render();
+    const again = this.node.querySelector<HTMLElement>(
+      `.algolink-endpoint[data-kernel-id="${CSS.escape(endpoint.kernel_id)}"] ` +
+        `.algolink-copy-curl[data-command="${CSS.escape(command)}"]`
+    );
+    const shown = again ?? button;
+    shown.textContent = t('copied');
+    window.setTimeout(() => {
+      shown.textContent = t('copy-curl');
+    }, 2000);
+  }
+
+  private hubSection(hub: HubState | null): HTMLElement {
+    const section = el('section', 'algolink-section');
+    section.dataset.section = 'hub';
+    section.appendChild(el('h3', 'algolink-section-title', t('hub-title')));
+    if (hub === null) {
+      section.appendChild(el('p', 'algolink-message', t('asking-hub')));
+      return section;
+    }
+    if (hub.kind !== 'services') {
+      const cls = hub.kind === 'error' ? 'algolink-message algolink-error' : 'algolink-message';
+      const message = el('p', cls, hub.message);
+      message.dataset.state = hub.kind;
+      section.appendChild(message);
+      return section;
+    }
+    const link = el('a', 'algolink-hub-link', hub.hubUrl);
+    link.href = hub.hubUrl + '/';
+    link.target = '_blank';
+    link.rel = 'noopener';
+    section.appendChild(link);
+    if (!hub.services.length) {
+      section.appendChild(el('p', 'algolink-message', t('no-services')));
+      return section;
+    }
+    const list = el('ul', 'algolink-services');
+    for (const service of hub.services) {
+      const item = el('li', 'algolink-service');
+      item.dataset.project = service.project;
+      item.dataset.service = service.name;
+      item.dataset.status = service.status;
+      const page = el('a', 'algolink-service-name', `${service.project}/${service.name}`);
+      page.href = service.page_url;
+      page.target = '_blank';
+      page.rel = 'noopener';
+      page.title = t('service-page-title');
+      item.appendChild(page);
+      const badge = el(
+        'span',
+        `algolink-status-badge algolink-status-${statusClass(service.status)}`,
+        statusLabel(service.status)
+      );
+      item.appendChild(badge);
+      if (service.published_version !== null) {
+        item.appendChild(
+          el('span', 'algolink-version', t('version', [service.published_version]))
+        );
+      }
+      if (service.api_url) {
+        const api = el('a', 'algolink-service-api', t('api'));
+        api.href = service.api_url;
+        api.target = '_blank';
+        api.rel = 'noopener';
+        api.title = service.api_url;
+        item.appendChild(api);
+      }
+      list.appendChild(item);
+    }
+    section.appendChild(list);
+    return section;
+  }
+
+  private _options: IPanelOptions;
+  private _signature = '';
+  private _curls = new Map<string, string>();
+}

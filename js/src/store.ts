@@ -1,0 +1,127 @@
+/**
+ * What the panel and the status bar show, asked from the AlgoLink server extension: the serving kernels
+ * (every few seconds and on demand) and the hub's services (less often, and on demand).
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { t } from './i18n';
+import { HubState, IEndpoint, IInputSpec, parseEndpoints, parseHubState, parseInputs } from './model';
+
+/** How often the kernel endpoints are asked for, in milliseconds. */
+export const ENDPOINTS_INTERVAL = 5000;
+/** How often the hub's services are asked for, in milliseconds. */
+export const HUB_INTERVAL = 15000;
+
+export class AlgoLinkStore {
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+  }
+
+  /** The serving kernels of this Jupyter server. */
+  endpoints: IEndpoint[] = [];
+  /** The hub's services, or why they cannot be shown; null before the first answer. */
+  hub: HubState | null = null;
+  /** Why the endpoints could not be asked for, or null. */
+  endpointsError: string | null = null;
+
+  readonly settings: ServerConnection.ISettings;
+
+  /** Emitted after every answer. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Ask for the endpoints every ENDPOINTS_INTERVAL and for the hub every HUB_INTERVAL. */
+  start(): void {
+    void this.refresh();
+    this._timers.push(
+      window.setInterval(() => {
+        if (!document.hidden) {
+          void this.refreshEndpoints();
+        }
+      }, ENDPOINTS_INTERVAL),
+      window.setInterval(() => {
+        if (!document.hidden) {
+          void this.refreshHub();
+        }
+      }, HUB_INTERVAL)
+    );
+  }
+
+  dispose(): void {
+    this._timers.forEach(t => window.clearInterval(t));
+    this._timers = [];
+  }
+
+  /** Both lists, now. */
+  async refresh(): Promise<void> {
+    await Promise.all([this.refreshEndpoints(), this.refreshHub()]);
+  }
+
+  async refreshEndpoints(): Promise<void> {
+    try {
+      const response = await this.request('algolink/api/endpoints');
+      if (!response.ok) {
+        throw new Error(`${response.status} ${response.statusText}`);
+      }
+      this.endpoints = parseEndpoints(await response.json());
+      this.endpointsError = null;
+    } catch (e) {
+      this.endpoints = [];
+      this.endpointsError = t('endpoints-error', [String(e)]);
+    }
+    this._changed.emit();
+  }
+
+  async refreshHub(): Promise<void> {
+    try {
+      const response = await this.request('algolink/api/hub/services');
+      let payload: unknown = null;
+      try {
+        payload = await response.json();
+      } catch {
+        payload = null;
+      }
+      this.hub = parseHubState(payload, response.status);
+    } catch (e) {
+      this.hub = {
+        kind: 'error',
+        message: t('hub-request-error', [String(e)])
+      };
+    }
+    this._changed.emit();
+  }
+
+  /** The inputs of a command, from its spec through the kernel's proxy; [] when it cannot be read. */
+  async commandInputs(endpoint: IEndpoint, command: string): Promise<IInputSpec[]> {
+    try {
+      const url = URLExt.join(endpoint.url, encodeURIComponent(command));
+      const response = await ServerConnection.makeRequest(
+        url.startsWith('/') ? URLExt.join(this.origin(), url) : url,
+        { method: 'GET' },
+        this.settings
+      );
+      return response.ok ? parseInputs(await response.json()) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The page's origin, e.g. http://localhost:8888. */
+  origin(): string {
+    return new URL(this.settings.baseUrl, window.location.href).origin;
+  }
+
+  private request(path: string): Promise<Response> {
+    return ServerConnection.makeRequest(
+      URLExt.join(this.settings.baseUrl, path),
+      { method: 'GET' },
+      this.settings
+    );
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _timers: number[] = [];
+}

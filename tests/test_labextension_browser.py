@@ -1,0 +1,242 @@
+"""The JupyterLab extension in a real JupyterLab, driven by Playwright on Debian's Chromium (headless,
+--no-sandbox), with a real hub configured through the environment JupyterLab starts from.
+
+A notebook defines a command; the palette's "AlgoLink: Serve this notebook" serves it; the status bar
+says "AlgoLink: 1 command"; the AlgoLink panel lists it, its "Copy curl" line runs for real in a shell and
+gets the command's answer through Jupyter; the hub section lists the hub's service with its status and a
+link to its page; "AlgoLink: Publish this notebook" adds and runs a ``%algolink publish`` cell.
+Screenshots go to ``test-artifacts/labextension/`` (or ``$ALGOLINK_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from hub_process import REPO, Hub, free_port, make_bundle, wait_for
+
+from algolink_jupyter.kernel import announce
+
+pytestmark = pytest.mark.timeout(420)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
+BIN = Path(sys.executable).parent
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
+
+CELLS = [
+    "%load_ext algolink_jupyter",
+    '%%algolink_command shout --inputs "words=text" --outputs "loud=text"\n'
+    "def shout(model, inputs):\n"
+    '    return {"loud": inputs["words"].upper() + "!"}',
+]
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    path = (
+        Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "labextension"
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    h = Hub(tmp_path_factory.mktemp("hub-lab")).start()
+    h.ensure_group("lab-demo", "vision")
+    r = h.register("lab-demo", "vision", "echo", make_bundle(tmp_path_factory.mktemp("b") / "echo"))
+    assert r.status_code == 201, r.text
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, hub):
+    """``jupyter lab`` on a free port, with the hub's URL and token in its environment."""
+    root = tmp_path_factory.mktemp("lab")
+    home = tmp_path_factory.mktemp("lab-home")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(root / "demo.ipynb"))
+    port, token = free_port(), uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "ALGOLINK_HUB_URL": hub.url,
+        "ALGOLINK_TOKEN": hub.token,
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = open(home / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.allow_root=True",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=str(root),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None
+
+    wait_for(up, timeout=120, what="jupyter lab")
+    assert proc.poll() is None, (home / "lab.log").read_text()
+    yield {"url": url, "token": token, "log": home / "lab.log", "runtime": home / "runtime"}
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def run_palette(page, label: str) -> None:
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator("#modal-command-palette input")
+    palette.fill(label)
+    page.locator("#modal-command-palette .lm-CommandPalette-item", has_text=label).first.click()
+
+
+def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        errors: list = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{lab['url']}/lab/tree/demo.ipynb?reset&token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+            )
+
+            # The panel is in the left sidebar; before serving it says how to serve.
+            page.click(".jp-SideBar .lm-TabBar-tab[data-id='algolink-panel']")
+            kernel_section = page.locator("#algolink-panel [data-section='kernel']")
+            kernel_section.get_by_text("serves no command yet").wait_for()
+            kernel_section.locator("button.algolink-serve").wait_for()
+
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
+                ".every(e => /\\[\\d+\\]/.test(e.textContent))",
+                timeout=120_000,
+            )
+            run_palette(page, "AlgoLink: Serve this notebook")
+
+            page.locator(".Toastify__toast", has_text="Serving 1 command (shout)").wait_for()
+            status = page.locator("#algolink-status")
+            status.get_by_text("AlgoLink: 1 command").wait_for()
+            assert status.get_attribute("data-count") == "1"
+
+            command = kernel_section.locator(".algolink-command[data-command='shout']")
+            command.wait_for()
+            command.locator("button.algolink-copy-curl").click()
+            curl = command.locator(".algolink-curl")
+            curl.wait_for()
+            line = curl.text_content()
+            # It stays there through the panel's next refresh (every 5 s) and a manual one.
+            page.wait_for_timeout(6000)
+            page.click("#algolink-panel button.algolink-refresh")
+            page.wait_for_timeout(500)
+            assert command.locator(".algolink-curl").text_content() == line
+            kernel_id = page.evaluate(
+                "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
+            )
+            assert f"/algolink/kernels/{kernel_id}/shout" in line
+            assert "$JUPYTER_TOKEN" in line and lab["token"] not in line
+            # The line works as printed: through Jupyter, with Jupyter's token.
+            answer = subprocess.run(
+                ["sh", "-c", line + " --silent --show-error --max-time 60"],
+                capture_output=True,
+                text=True,
+                timeout=90,
+                env={**os.environ, "JUPYTER_TOKEN": lab["token"]},
+            )
+            assert answer.returncode == 0, answer.stderr
+            assert json.loads(answer.stdout) == {"loud": "HELLO!"}
+
+            # The hub's service, its status and its page.
+            service = page.locator(
+                "#algolink-panel [data-section='hub']"
+                " .algolink-service[data-project='lab-demo'][data-service='echo']"
+            )
+            service.wait_for()
+            assert service.get_attribute("data-status") == "registered"
+            href = service.locator("a.algolink-service-name").get_attribute("href")
+            assert href == f"{hub.url}/projects/lab-demo/services/echo"
+            # Neither the hub's token nor the kernel server's own token reaches the page.
+            info = announce.read(kernel_id, lab["runtime"])
+            assert info and info["token"]
+            assert hub.token not in page.content() and info["token"] not in page.content()
+            page.screenshot(path=str(artifacts / "01-panel-serving.png"))
+
+            # Publish: a `%algolink publish` cell at the end, run.
+            cells_before = page.evaluate(
+                "() => window.jupyterapp.shell.currentWidget.content.widgets.length"
+            )
+            run_palette(page, "AlgoLink: Publish this notebook")
+            page.wait_for_function(
+                f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === "
+                f"{cells_before + 1}"
+            )
+            last = page.evaluate(
+                "() => { const w = window.jupyterapp.shell.currentWidget.content.widgets;"
+                " return w[w.length - 1].model.sharedModel.getSource(); }"
+            )
+            assert last == "%algolink publish"
+            page.wait_for_function(
+                "() => { const w = window.jupyterapp.shell.currentWidget.content.widgets;"
+                " return w[w.length - 1].model.executionCount !== null; }",
+                timeout=120_000,
+            )
+            page.screenshot(path=str(artifacts / "02-publish-cell.png"))
+            assert not [e for e in errors if "algolink" in e.lower()], errors
+        except Exception:
+            page.screenshot(path=str(artifacts / "failure.png"))
+            print(lab["log"].read_text()[-5000:])
+            raise
+        finally:
+            browser.close()
