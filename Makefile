@@ -4,21 +4,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean postgres chromium
+.PHONY: run test lint format install bench clean postgres chromium js-test
 
-$(INSTALLED): pyproject.toml
+## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
+JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
+
+$(INSTALLED): pyproject.toml $(JS_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
 
-examples/digits/models/digits.pt: examples/digits/train.py examples/digits/model.py | $(INSTALLED)
-	$(PY) examples/digits/train.py
-
-## Serve the digits classifier at http://localhost:9000 (train it first when its weights are missing).
-run: $(INSTALLED) examples/digits/models/digits.pt
-	$(VENV)/bin/algolink serve examples/digits
+## The hub (SQLite in .algolink/) and JupyterLab on the quickstart, wired together; Ctrl-C stops both.
+run: $(INSTALLED)
+	$(PY) scripts/run.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
@@ -42,8 +42,16 @@ chromium:
 	    chromium fonts-wqy-microhei; }
 
 ## The whole suite: lint, then every test.
-test: lint postgres chromium
+test: lint js-test postgres chromium
 	$(PY) -m pytest
+
+## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).
+js/node_modules/.installed: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+	touch $@
+
+js-test: js/node_modules/.installed
+	cd js && npm run lint && npm test
 
 bench: $(INSTALLED)
 	$(PY) bench/serve_overhead.py
@@ -54,3 +62,4 @@ bench: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf js/node_modules js/lib js/build-test js/tsconfig.tsbuildinfo algolink_jupyter/labextension

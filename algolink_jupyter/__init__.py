@@ -31,6 +31,11 @@ def load_ipython_extension(ipython: Any) -> None:
     if _integration is None:
         _integration = Integration(show_form)
     _integration.install()
+    try:
+        from .widgets.gallery import install as capture_images
+    except ImportError:  # pragma: no cover - ipywidgets missing: no publish form either
+        return
+    capture_images(ipython)  # the images this kernel shows, offered to the publish form's gallery
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -19,7 +19,7 @@ from IPython.display import HTML, display
 from . import kernel
 from .spec import SpecError, parse_spec
 
-SUBCOMMANDS = ("serve", "status", "stop", "test", "export")
+SUBCOMMANDS = ("serve", "status", "stop", "test", "export", "connect", "publish")
 
 
 def _unquote(text: Any) -> Any:
@@ -112,13 +112,13 @@ class AlgoLinkMagics(Magics):
 
     @line_magic
     def algolink(self, line: str) -> Any:
-        """%algolink serve|status|stop|test NAME|export DIR: run `%algolink SUBCOMMAND -h` for each one's options."""
+        """%algolink serve|status|stop|test NAME|export DIR|connect|publish: run `%algolink SUBCOMMAND -h` for each one's options."""
         sub, _, rest = line.strip().partition(" ")
         if sub not in SUBCOMMANDS:
             raise UsageError(
-                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME, export DIR."
+                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME, export DIR, connect, publish."
                 if sub
-                else "%algolink: say what to do: serve, status, stop, test NAME or export DIR."
+                else "%algolink: say what to do: serve, status, stop, test NAME, export DIR, connect or publish."
             )
         return getattr(self, f"_{sub}")(rest)
 
@@ -196,6 +196,82 @@ class AlgoLinkMagics(Magics):
             export(_unquote(args.directory), verify=args.verify, port=args.port, shell=self.shell)
         except ExportError as e:
             raise UsageError(f"%algolink export: {e}") from None
+
+    @magic_arguments(name="algolink connect")
+    @argument("--project", default="dev", help="the hub project (created when missing)")
+    @argument("--group", default="notebooks", help="the group (created when missing)")
+    @argument("--name", default="notebook", help="the service's name on the hub")
+    @argument("--hub", default=None, help="the hub's URL (default: $ALGOLINK_HUB_URL)")
+    @argument("--public", action="store_true", help="let /serve answer without a token")
+    def _connect(self, rest: str) -> None:
+        """Register this kernel's own server with the hub in development mode (again: reconnect)."""
+        args = parse_argstring(self._connect, rest)
+        from .cli import CLIError
+        from .hub.client import (
+            HubClient,
+            config_path,
+            dev_service_lines,
+            hub_settings,
+            register_dev,
+        )
+
+        try:
+            url, token, _where = hub_settings()
+        except CLIError as e:
+            raise UsageError(f"%algolink connect: {e}") from None
+        hub = _unquote(args.hub) or url
+        if not hub:
+            raise UsageError(
+                "%algolink connect: no hub is configured: set ALGOLINK_HUB_URL and ALGOLINK_TOKEN "
+                f"in the kernel's environment (or hub_url and token in {config_path()}), or give "
+                "--hub URL."
+            )
+        if not token:
+            raise UsageError(
+                "%algolink connect: no hub token: set ALGOLINK_TOKEN (or token in "
+                f"{config_path()}) to an API token of the hub at {hub} (the admin token is in its "
+                "data folder, file admin_token)."
+            )
+        info = kernel.serving_info()
+        if info is None:
+            self._serve("")
+            info = kernel.serving_info()
+        client = HubClient(hub, token)
+        try:
+            service = register_dev(
+                client,
+                _unquote(args.project),
+                _unquote(args.group),
+                _unquote(args.name),
+                info["url"],
+                info["token"],
+                args.public,
+            )
+        except CLIError as e:
+            raise UsageError(f"%algolink connect: {e}") from None
+        print("\n".join(dev_service_lines(client, service)))
+
+    @magic_arguments(name="algolink publish")
+    @argument("--project", default=None, help="the hub project (picked from the hub or created)")
+    @argument("--group", default=None, help="the group (picked from the hub or created)")
+    @argument("--name", default=None, help="the model's name: the service's name on the hub")
+    @argument("--port", type=int, default=None, help="the service's port (default: the hub picks)")
+    @argument("--bundle", default=None, help="the bundle folder (default: bundles/NAME)")
+    def _publish(self, rest: str) -> None:
+        """Show the publish form: export, verify, register, build and start on the hub."""
+        args = parse_argstring(self._publish, rest)
+        from .widgets.publish import for_kernel
+
+        display(
+            for_kernel(
+                self.shell,
+                project=_unquote(args.project),
+                group=_unquote(args.group),
+                name=_unquote(args.name),
+                port=args.port,
+                bundle_dir=_unquote(args.bundle),
+            )
+        )
 
 
 def show_form(name: str) -> None:

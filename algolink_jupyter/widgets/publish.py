@@ -1,0 +1,853 @@
+"""The publish form (``%algolink publish``): export the notebook as a bundle, verify it, register it on the
+hub, build and start it, without leaving the notebook.
+
+:func:`build_publish_form` takes the kernel's registry, the shell (for the export and the images it has
+shown) and a :class:`~algolink_jupyter.hub.client.HubClient` (None when no hub is configured), so tests
+drive it through its traitlets and ``click()`` without a browser. The hub's URL and token come from the
+environment or the user's AlgoLink config file and stay in the client: no widget holds the token, so a
+saved notebook (widget state included) never contains it; the ``curl`` line reads ``$ALGOLINK_TOKEN``.
+
+The long work (export, verification, upload, build, start) runs in a background thread so the kernel
+stays responsive; one progress bar goes through the five steps, the build log streams into the log box,
+and every failure ends as one sentence in the form that says what to do.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Optional
+
+import ipywidgets as widgets
+
+from ..markdown import render_markdown
+from . import gallery
+from .test_form import OMIT, _sample
+
+LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0", "proprietary", "other…")
+NEW = "new…"
+STEPS = ("export", "verification", "upload", "build", "start")
+NAME_RULE = "letters, digits, '_' and '-'"
+MAX_NAME = 64
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_VERSION = re.compile(r"^[A-Za-z0-9.+-]+$")
+_LOG_LIMIT = 40_000
+_ERROR_STYLE = "color: #b3261e; margin: 2px 0"
+_OK_BORDER = "2px solid #188038"
+_NO_HUB = (
+    "No hub is configured: set ALGOLINK_HUB_URL and ALGOLINK_TOKEN in the environment, or write "
+    '{{"hub_url": "...", "token": "..."}} to {config}, then run %algolink publish again.'
+)
+
+_latest: Optional[PublishForm] = None
+
+
+def latest() -> Optional[PublishForm]:
+    """The form ``%algolink publish`` showed last in this kernel (for scripts and tests)."""
+    return _latest
+
+
+def name_problem(kind: str, value: str) -> Optional[str]:
+    """The sentence that says which rule a project, group or service name breaks, or None.
+
+    The hub's rule (contract section 6): letters, digits, ``_`` and ``-``, no spaces, at most 64.
+    """
+    if not value:
+        return f"The {kind} name is missing: give a name of {NAME_RULE}."
+    if any(c.isspace() for c in value):
+        return f"The {kind} name {value!r} has a space: a name allows no spaces, only {NAME_RULE}."
+    if not _NAME.match(value):
+        bad = next(c for c in value if not re.match(r"[A-Za-z0-9_-]", c))
+        return f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}."
+    if len(value) > MAX_NAME:
+        return f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters."
+    return None
+
+
+def version_problem(value: str) -> Optional[str]:
+    if not value:
+        return "The version is missing: give one such as 1.0."
+    if not _VERSION.match(value) or len(value) > MAX_NAME:
+        return (
+            f"The version {value!r} is not allowed: use letters, digits, '.', '+' and '-' "
+            "(no '_', no spaces), such as 1.0."
+        )
+    return None
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def _error_html(text: str) -> str:
+    return f'<div class="algolink-error" style="{_ERROR_STYLE}">{_esc(text)}</div>' if text else ""
+
+
+def _sentence(error: BaseException, client: Any) -> str:
+    """Any failure of the work as one sentence that says what to do."""
+    from ..export import ExportError
+    from ..hub.client import CLIError, HubRequestError
+
+    if isinstance(error, _Failed):
+        return str(error)
+    if isinstance(error, HubRequestError):
+        where = client.url if client is not None else "the hub"
+        if error.status == 401:
+            return (
+                f'The hub at {where} wants a token: set ALGOLINK_TOKEN (or "token" in your AlgoLink '
+                "config) to a token the hub issued, then press the button again."
+            )
+        if error.status == 403:
+            return (
+                f'The hub at {where} refused the token ({error}): set ALGOLINK_TOKEN (or "token" in '
+                "your AlgoLink config) to a valid token, such as the hub's admin token, and try again."
+            )
+        text = str(error).rstrip(".")
+        return f"The hub refused the request ({error.status}): {text}."
+    if isinstance(error, ExportError):
+        text = str(error)
+        if text.startswith("Verification failed"):
+            return text
+        return f"The export failed: {text[:1].lower() + text[1:]}"
+    if isinstance(error, CLIError):
+        return str(error)
+    return (
+        f"Unexpected {type(error).__name__}: {error}; see the log below, fix what it names and "
+        "press the button again."
+    )
+
+
+def _links(text: str) -> tuple[list, Optional[str]]:
+    """``Title | https://...`` lines as ``[{"title", "url"}]``, or the sentence of the bad line."""
+    links = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        title, sep, url = line.rpartition("|") if "|" in line else ("", "", line)
+        title, url = title.strip(), url.strip()
+        if not re.match(r"^https?://\S+$", url):
+            return [], (
+                f"Link line {number} ({line!r}) has no http(s) URL: write one link a line as "
+                "Title | https://..."
+            )
+        links.append({"title": title or url, "url": url})
+    return links, None
+
+
+def curl_line(api_url: str, spec: dict) -> str:
+    """A ``curl`` call of one command at ``api_url``: JSON inputs, or a file part per image/file input."""
+    url = api_url.rstrip("/") + "/" + spec["name"]
+    auth = '-H "Authorization: token $ALGOLINK_TOKEN"'
+    files = [
+        t for t in spec.get("inputs") or [] if t.get("type") in ("image", "segmentation", "file")
+    ]
+    if files:
+        parts = " ".join(f"-F {t['name']}=@{t['name']}.png" for t in files)
+        return f"curl -X POST {auth} {parts} {url}"
+    body = {}
+    for t in spec.get("inputs") or []:
+        value = _sample(t)
+        if t.get("type") == "text" and not value:
+            value = "hello"
+        if value is not OMIT:
+            body[t["name"]] = value
+    return f"curl -X POST {auth} -H 'Content-Type: application/json' -d '{json.dumps(body)}' {url}"
+
+
+class PublishForm(widgets.VBox):
+    """The metadata, where it goes on the hub, and the Export / Verify / Publish buttons."""
+
+    def __init__(
+        self,
+        registry: Any,
+        client: Any,
+        *,
+        shell: Any = None,
+        project: Optional[str] = None,
+        group: Optional[str] = None,
+        name: Optional[str] = None,
+        port: Optional[int] = None,
+        bundle_dir: Optional[str] = None,
+        no_hub_reason: str = "",
+    ) -> None:
+        self.registry = registry
+        self.client = client
+        self.shell = shell
+        self.state = "idle"  # idle, working, exported, verified, online, failed
+        self.message = ""
+        self.api_url: Optional[str] = None
+        self.bundle_path: Optional[Path] = None
+        self._thread: Optional[threading.Thread] = None
+        self.client_ok = False
+        self._filling = False
+        self._hub: dict = {}  # project -> {"groups": [...], "services": [...]}
+        self._log_lock = threading.Lock()
+        meta = dict(getattr(registry, "metadata", None) or {})
+        layout = widgets.Layout(width="100%")
+        style = {"description_width": "110px"}
+
+        def text(desc: str, value: str = "", cls: str = "", **kw: Any) -> widgets.Text:
+            w = widgets.Text(value=value, description=desc, style=style, layout=layout, **kw)
+            w.add_class(f"algolink-publish-{cls}")
+            return w
+
+        # -- model card ----------------------------------------------------------------------------
+        self.name = text(
+            "Name", str(name or meta.get("name") or ""), "name", continuous_update=True
+        )
+        self.name.placeholder = "my-model"
+        self.name_rule = widgets.HTML(
+            f"<small>A name is {NAME_RULE}, no spaces: it names the service and its URL.</small>"
+        )
+        self.name_error = widgets.HTML()
+        self.name_error.add_class("algolink-publish-name-error")
+        self.tagline = text("Tagline", str(meta.get("tagline") or ""), "tagline")
+        self.description = widgets.Textarea(
+            value=str(meta.get("description") or ""),
+            description="Description",
+            placeholder="Markdown: what it does, how to call it, what it was trained on",
+            style=style,
+            layout=widgets.Layout(width="100%", height="110px"),
+            continuous_update=True,
+        )
+        self.description.add_class("algolink-publish-description")
+        self.preview = widgets.HTML()
+        self.preview.add_class("algolink-publish-preview")
+        license_value = str(meta.get("license") or "MIT")
+        self.license = widgets.Dropdown(
+            options=list(LICENSES) if license_value in LICENSES else [*LICENSES, license_value],
+            value=license_value,
+            description="License",
+            style=style,
+        )
+        self.license.add_class("algolink-publish-license")
+        self.license_other = text("Other license", "", "license-other")
+        self.performance = widgets.Textarea(
+            value=str(meta.get("performance_notes") or ""),
+            description="Performance",
+            placeholder="e.g. 12 ms per image on an A100, 80 ms on a laptop CPU",
+            style=style,
+            layout=widgets.Layout(width="100%", height="50px"),
+        )
+        self.performance.add_class("algolink-publish-performance")
+        self.links = widgets.Textarea(
+            value="\n".join(
+                f"{link.get('title', '')} | {link.get('url', '')}"
+                for link in meta.get("links") or []
+            ),
+            description="Links",
+            placeholder="One a line: Paper | https://arxiv.org/abs/...",
+            style=style,
+            layout=widgets.Layout(width="100%", height="50px"),
+        )
+        self.links.add_class("algolink-publish-links")
+        self.gallery_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.gallery_box.add_class("algolink-publish-gallery")
+        self.gallery_picks: list = []  # (checkbox, bytes, format, label)
+        self.refresh_images = widgets.Button(description="Refresh images")
+        self.refresh_images.add_class("algolink-publish-refresh-images")
+        self.refresh_images.on_click(lambda _b: self.load_images())
+        self.upload = widgets.FileUpload(
+            accept="image/png,image/jpeg,image/gif,image/webp", multiple=True, description="Upload"
+        )
+        self.upload.add_class("algolink-publish-upload")
+
+        # -- where on the hub ----------------------------------------------------------------------
+        self.project = widgets.Dropdown(
+            options=[NEW], value=NEW, description="Project", style=style
+        )
+        self.project.add_class("algolink-publish-project")
+        self.new_project = text("New project", str(project or "notebooks"), "new-project")
+        self.group = widgets.Dropdown(options=[NEW], value=NEW, description="Group", style=style)
+        self.group.add_class("algolink-publish-group")
+        self.new_group = text("New group", str(group or "default"), "new-group")
+        self.service = widgets.Dropdown(
+            options=[(f"{NEW} (named as the model)", NEW)],
+            value=NEW,
+            description="Service",
+            style=style,
+        )
+        self.service.add_class("algolink-publish-service")
+        self.port = widgets.IntText(
+            value=int(port or 0), description="Port", style=style, tooltip="0: the hub picks one"
+        )
+        self.port.add_class("algolink-publish-port")
+        self.version = text("Version", str(meta.get("version") or "1.0"), "version")
+        self.where_error = widgets.HTML()
+        self.where_error.add_class("algolink-publish-where-error")
+        self.bundle_dir = text("Bundle folder", bundle_dir or "", "bundle-dir")
+        self.bundle_dir.placeholder = "bundles/<name> beside the notebook"
+        self.hub_line = widgets.HTML()
+
+        # -- actions -------------------------------------------------------------------------------
+        self.export_button = widgets.Button(description="Export", icon="download")
+        self.verify_button = widgets.Button(description="Verify", icon="check")
+        self.publish_button = widgets.Button(
+            description="Publish", icon="cloud-upload", button_style="primary"
+        )
+        for b, cls in (
+            (self.export_button, "export"),
+            (self.verify_button, "verify"),
+            (self.publish_button, "publish"),
+        ):
+            b.add_class(f"algolink-publish-{cls}-button")
+        self.export_button.on_click(lambda _b: self.start("export"))
+        self.verify_button.on_click(lambda _b: self.start("verify"))
+        self.publish_button.on_click(lambda _b: self.start("publish"))
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=len(STEPS), description="", layout=widgets.Layout(width="60%")
+        )
+        self.progress.add_class("algolink-publish-progress")
+        self.step = widgets.HTML()
+        self.step.add_class("algolink-publish-step")
+        self.status = widgets.HTML()
+        self.status.add_class("algolink-publish-status")
+        self.result = widgets.HTML()
+        self.result.add_class("algolink-publish-result")
+        self.log_box = widgets.Textarea(
+            value="",
+            placeholder="The export, verification and build log appear here.",
+            layout=widgets.Layout(width="100%", height="180px"),
+        )
+        self.log_box.add_class("algolink-publish-log")
+
+        super().__init__(
+            [
+                widgets.HTML("<b>Publish this notebook's model to the AlgoLink hub</b>"),
+                self.hub_line,
+                self.name,
+                self.name_rule,
+                self.name_error,
+                self.tagline,
+                self.description,
+                widgets.HTML("<small>Preview, as the hub will show it:</small>"),
+                self.preview,
+                self.license,
+                self.license_other,
+                self.performance,
+                self.links,
+                widgets.HTML(
+                    "<small>Gallery: tick images this notebook has shown, or upload some.</small>"
+                ),
+                self.gallery_box,
+                widgets.HBox([self.refresh_images, self.upload]),
+                self.project,
+                self.new_project,
+                self.group,
+                self.new_group,
+                self.service,
+                self.port,
+                self.version,
+                self.bundle_dir,
+                self.where_error,
+                widgets.HBox([self.export_button, self.verify_button, self.publish_button]),
+                widgets.HBox([self.progress, self.step]),
+                self.status,
+                self.result,
+                self.log_box,
+            ],
+            layout=widgets.Layout(padding="8px", border="1px solid #ddd"),
+        )
+        self.add_class("algolink-publish")
+
+        for w in (self.name, self.version, self.new_project, self.new_group, self.links):
+            w.observe(lambda _c: self.check(), names="value")
+        self.port.observe(lambda _c: self.check(), names="value")
+        self.description.observe(lambda _c: self.render_preview(), names="value")
+        self.license.observe(lambda _c: self._show_license_other(), names="value")
+        self.project.observe(lambda _c: self._project_changed(), names="value")
+        self.group.observe(lambda _c: self.check(), names="value")
+        self.service.observe(lambda _c: self._service_changed(), names="value")
+
+        self.render_preview()
+        self._show_license_other()
+        self.load_images()
+        if client is None:
+            self.hub_line.value = _error_html(no_hub_reason)
+            self.message = no_hub_reason
+        else:
+            self.refresh_hub(project, group, name)
+        self.check()
+
+    # -- the hub's projects, groups and services ---------------------------------------------------
+    def refresh_hub(
+        self,
+        project: Optional[str] = None,
+        group: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> bool:
+        """Fill the dropdowns from the hub; on failure say why in the form. True when it answered."""
+        self._hub = {}
+        try:
+            self.client.call("GET", "/api/v1/tokens")  # any valid token may list tokens
+            for p in self.client.call("GET", "/api/v1/projects"):
+                quoted = urllib.parse.quote(p["name"])
+                services = self.client.call("GET", f"/api/v1/projects/{quoted}/services")
+                self._hub[p["name"]] = {
+                    "groups": list(p.get("groups") or []),
+                    "services": {s["name"]: s for s in services},
+                }
+        except Exception as e:
+            self.message = _sentence(e, self.client)
+            self.hub_line.value = _error_html(self.message)
+            self.client_ok = False
+            return False
+        self.client_ok = True
+        self.hub_line.value = f"<small>Hub: <code>{_esc(self.client.url)}</code></small>"
+        self.project.options = [*sorted(self._hub), NEW]
+        if project is None and self._hub:
+            project = sorted(self._hub)[0]  # no project named: the first one on the hub
+        self.project.value = project if project in self._hub else NEW
+        if project and project not in self._hub:
+            self.new_project.value = project
+        self._project_changed(group, name)
+        return True
+
+    def _project_changed(self, group: Optional[str] = None, name: Optional[str] = None) -> None:
+        info = self._hub.get(self.project.value) or {"groups": [], "services": {}}
+        group = group or (self.group.value if self.group.value != NEW else self.new_group.value)
+        self.group.options = [*info["groups"], NEW]
+        self.group.value = group if group in info["groups"] else (info["groups"] or [NEW])[0]
+        if group and group not in info["groups"]:
+            self.group.value = NEW
+            self.new_group.value = group
+        current = name or self.name.value
+        self._filling = True  # a new options list selects its first entry: not the user's choice
+        try:
+            self.service.options = [
+                *((n, n) for n in sorted(info["services"])),
+                (f"{NEW} (named as the model)", NEW),
+            ]
+            self.service.value = current if current in info["services"] else NEW
+        finally:
+            self._filling = False
+        self.check()
+
+    def _service_changed(self) -> None:
+        if self._filling:
+            return
+        info = self._hub.get(self.project.value) or {"services": {}}
+        chosen = info["services"].get(self.service.value)
+        if chosen is not None:
+            self.name.value = chosen["name"]
+            if chosen.get("group") in self.group.options:
+                self.group.value = chosen["group"]
+        self.check()
+
+    def _show_license_other(self) -> None:
+        self.license_other.layout.display = "" if self.license.value == "other…" else "none"
+
+    # -- the model card ----------------------------------------------------------------------------
+    def render_preview(self) -> None:
+        body = render_markdown(self.description.value) or "<i>No description yet.</i>"
+        self.preview.value = (
+            f'<div style="border-left: 3px solid #ccc; padding-left: 8px">{body}</div>'
+        )
+
+    def load_images(self) -> None:
+        """Offer the images this kernel has shown (see :mod:`.gallery`), keeping the ticks."""
+        ticked = {label for box, _c, _f, label in self.gallery_picks if box.value}
+        self.gallery_picks = []
+        cells = []
+        for label, content, fmt in gallery.notebook_images(self.shell):
+            box = widgets.Checkbox(value=label in ticked, description=label, indent=False)
+            box.add_class("algolink-publish-gallery-pick")
+            self.gallery_picks.append((box, content, fmt, label))
+            thumb = widgets.Image(
+                value=content, format=fmt, layout=widgets.Layout(max_width="96px")
+            )
+            cells.append(widgets.VBox([thumb, box], layout=widgets.Layout(margin="0 8px 4px 0")))
+        if not cells:
+            cells = [widgets.HTML("<small><i>No images shown in this kernel yet.</i></small>")]
+        self.gallery_box.children = tuple(cells)
+
+    def images(self) -> list:
+        """``(filename, bytes)`` of the ticked and uploaded gallery images, in that order."""
+        out = []
+        for i, (box, content, fmt, _label) in enumerate(self.gallery_picks):
+            if box.value:
+                out.append((f"notebook-{i + 1}.{'jpg' if fmt == 'jpeg' else fmt}", content))
+        for upload in self.upload.value or ():
+            out.append((upload.get("name") or "upload.png", bytes(upload["content"])))
+        return out
+
+    def metadata(self) -> dict:
+        links, _ = _links(self.links.value)
+        license_value = self.license.value
+        if license_value == "other…":
+            license_value = self.license_other.value.strip() or "other"
+        meta = {
+            "name": self.name.value.strip(),
+            "tagline": self.tagline.value.strip(),
+            "description": self.description.value,
+            "license": license_value,
+            "performance_notes": self.performance.value.strip(),
+            "links": links,
+            "version": self.version.value.strip(),
+        }
+        return {k: v for k, v in meta.items() if v not in ("", [])}
+
+    # -- checks as the user types ------------------------------------------------------------------
+    def problems(self) -> dict:
+        """``{field: sentence}`` for every field that would stop a publish."""
+        found = {}
+        name = self.name.value.strip()
+        problem = name_problem("model", name)
+        info = self._hub.get(self.project.value) or {"services": {}}
+        if problem is None and self.service.value == NEW and name in info["services"]:
+            problem = (
+                f"The name {name!r} is taken: project {self.project.value!r} already has a service "
+                f"{name!r}; pick it under Service to publish a new version of it, or choose another name."
+            )
+        if problem:
+            found["name"] = problem
+        if self.project.value == NEW:
+            problem = name_problem("project", self.new_project.value.strip())
+            if problem:
+                found["project"] = problem
+        if self.group.value == NEW:
+            problem = name_problem("group", self.new_group.value.strip())
+            if problem:
+                found["group"] = problem
+        problem = version_problem(self.version.value.strip())
+        if problem:
+            found["version"] = problem
+        port = self.port.value
+        if port and not 1024 <= port <= 65535:
+            found["port"] = (
+                f"The port {port} is out of range: give one from 1024 to 65535, or 0 to let the hub "
+                "pick a free one."
+            )
+        _, problem = _links(self.links.value)
+        if problem:
+            found["links"] = problem
+        return found
+
+    def check(self) -> dict:
+        found = self.problems()
+        self.name_error.value = _error_html(found.get("name", ""))
+        self.name.layout.border = "2px solid #d93025" if "name" in found else None
+        others = [v for k, v in found.items() if k != "name"]
+        self.where_error.value = "".join(_error_html(t) for t in others)
+        busy = self.state == "working"
+        self.export_button.disabled = busy
+        self.verify_button.disabled = busy
+        self.publish_button.disabled = busy or bool(found) or not getattr(self, "client_ok", False)
+        self.new_project.layout.display = "" if self.project.value == NEW else "none"
+        self.new_group.layout.display = "" if self.group.value == NEW else "none"
+        return found
+
+    # -- the work ----------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        """Append to the log box (thread-safe), keeping its last characters."""
+        with self._log_lock:
+            value = self.log_box.value + text + ("" if text.endswith("\n") else "\n")
+            self.log_box.value = value[-_LOG_LIMIT:]
+
+    def _set_step(self, index: int, label: str) -> None:
+        self.progress.value = index
+        self.step.value = f"<small>{_esc(label)}</small>"
+
+    def start(self, action: str) -> bool:
+        """Run ``export``, ``verify`` or ``publish`` in the background; False when it cannot start."""
+        if self.state == "working":
+            return False
+        found = self.check()
+        if action == "publish" and self.client is None:
+            self._fail(self.message or "No hub is configured.")
+            return False
+        if found and (action == "publish" or "name" in found):
+            self._fail(next(iter(found.values())))
+            return False
+        self.state = "working"
+        self.message = ""
+        self.api_url = None
+        self.result.value = ""
+        self.status.value = ""
+        self.remove_class("algolink-publish-online")
+        self.remove_class("algolink-publish-failed")
+        self.layout.border = "1px solid #ddd"
+        self.progress.bar_style = "info"
+        self.progress.max = {"export": 1, "verify": 2, "publish": len(STEPS)}[action]
+        self._set_step(0, "starting")
+        self.log_box.value = ""
+        self.check()
+        self._thread = threading.Thread(target=self._work, args=(action,), daemon=True)
+        self._thread.start()
+        return True
+
+    def publish(self, timeout: float = 900) -> str:
+        """What the Publish button does, waited for (for a notebook cell or a script): the final state."""
+        self.start("publish")
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 600) -> str:
+        """Block until the running action ends; its final state."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state
+
+    def _work(self, action: str) -> None:
+        try:
+            self._export(verify=action in ("verify", "publish"))
+            if action == "export":
+                self._done("exported", f"Exported to {self.bundle_path}.")
+            elif action == "verify":
+                self._done("verified", f"Exported to {self.bundle_path} and verified.")
+            else:
+                self._publish()
+        except Exception as e:
+            self._fail(_sentence(e, self.client))
+        finally:
+            if self.state == "working":  # pragma: no cover - every path above settles
+                self.state = "failed"
+            self.check()
+
+    def _export(self, verify: bool) -> None:
+        from ..export import export
+
+        name = self.name.value.strip()
+        folder = self.bundle_dir.value.strip() or str(Path("bundles") / name)
+        self._set_step(0, "export")
+        self.say(f"Exporting the notebook to {folder}...")
+        port = self.port.value or None
+        bundle = export(
+            folder, False, port=port, shell=self.shell, registry=self.registry, say=self.say
+        )
+        if verify:
+            self._set_step(1, "verification")
+            from ..export import ExportError, VerifyError, verify_bundle
+
+            try:
+                verify_bundle(bundle.path, expected=self.registry.manifest(), out=self.say)
+            except VerifyError as e:
+                text = str(e)
+                text = text[:1].lower() + text[1:]
+                if "example(s) failed" in text:
+                    text = (
+                        text.rstrip(".") + ": make the command answer the same outside the "
+                        "notebook (does it read something the bundle lacks?), or record that "
+                        "example again."
+                    )
+                raise ExportError(f"Verification failed: {text}") from None
+            self._set_step(2, "verified")
+        self.bundle_path = Path(bundle.path)
+        if not verify:
+            self._set_step(1, "exported")
+
+    def _project_name(self) -> str:
+        return self.project.value if self.project.value != NEW else self.new_project.value.strip()
+
+    def _group_name(self) -> str:
+        return self.group.value if self.group.value != NEW else self.new_group.value.strip()
+
+    def _publish(self) -> None:
+        from ..hub.client import HubRequestError, multipart, pack_folder, service_path
+
+        client = self.client
+        project, group = self._project_name(), self._group_name()
+        name = self.name.value.strip()
+        quoted = urllib.parse.quote(project)
+        self._set_step(2, "upload")
+        assert self.bundle_path is not None
+        data = pack_folder(self.bundle_path)
+        try:
+            client.call("GET", f"/api/v1/projects/{quoted}")
+        except HubRequestError as e:
+            if e.status != 404:
+                raise
+            client.call(
+                "POST",
+                "/api/v1/projects",
+                {"name": project, "type": "model", "version": self.version.value.strip()},
+            )
+            self.say(f"Created project {project}.")
+        try:
+            client.call("GET", f"/api/v1/projects/{quoted}/groups/{urllib.parse.quote(group)}")
+        except HubRequestError as e:
+            if e.status != 404:
+                raise
+            client.call("POST", f"/api/v1/projects/{quoted}/groups", {"name": group})
+            self.say(f"Created group {group} in {project}.")
+        fields: dict = {"metadata": json.dumps(self.metadata())}
+        files = [("bundle", f"{name}.tar.gz", data)]
+        files += [("images", filename, content) for filename, content in self.images()]
+        path = service_path(project, name)
+        existing = self.service.value != NEW
+        self.say(f"Uploading the bundle ({len(data) / 1024:.0f} KB) to {client.url}...")
+        if existing:
+            body, content_type = multipart(fields, files)
+            with client.open("POST", f"{path}/versions", body, content_type) as r:
+                number = json.loads(r.read())["number"]
+            self.say(f"Uploaded version {number} of {project}/{name}.")
+        else:
+            fields.update({"name": name, "group": group})
+            if self.port.value:
+                fields["port"] = self.port.value
+            body, content_type = multipart(fields, files)
+            try:
+                with client.open("POST", f"/api/v1/projects/{quoted}/services", body, content_type):
+                    pass
+            except HubRequestError as e:
+                if e.status == 409 and "already has a service" in str(e):
+                    raise HubRequestError(
+                        409,
+                        f"The name {name!r} is taken: project {project!r} already has a service "
+                        f"{name!r}; pick it under Service to publish a new version, or choose "
+                        "another name",
+                    ) from None
+                raise
+            number = 1
+            self.say(f"Registered {project}/{name} (version 1).")
+        self._set_step(3, "build")
+        client.call("POST", f"{path}/publish", {"version": number})
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(path, number, stop), daemon=True)
+        watcher.start()
+        try:
+            for line in client.stream(f"{path}/versions/{number}/logs?follow=1&until=online"):
+                self.say(line.decode("utf-8", "replace").rstrip("\n"))
+            deadline = time.monotonic() + 30
+            while True:
+                service = client.call("GET", path)
+                version = next(v for v in service["versions"] if v["number"] == number)
+                if version["status"] in ("online", "failed", "offline"):
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            watcher.join(2)
+        if version["status"] != "online":
+            why = str(version.get("error") or service.get("message") or "no reason given")
+            # The hub's error is a sentence, often followed by the log's last lines.
+            lines = [line.strip() for line in why.splitlines() if line.strip()]
+            if len(lines) < 2:
+                lines += [ln.strip() for ln in self.log_box.value.splitlines() if ln.strip()][-1:]
+            reason = lines[0].rstrip(".:").split("; its log ends with")[0]
+            tail = lines[-1][-200:] if len(lines) > 1 else "nothing"
+            raise _Failed(
+                f"The build or start of {project}/{name} version {number} failed ({reason}); "
+                f"the log ends with {tail!r}: fix what it names and press Publish again."
+            )
+        self.api_url = service["urls"]["api"] or service["urls"]["serve"]
+        commands = [c.to_dict() for c in self.registry.commands.values()]
+        curls = "<br>".join(f"<code>{_esc(curl_line(self.api_url, c))}</code>" for c in commands)
+        self._set_step(len(STEPS), "online")
+        self._done(
+            "online",
+            f"{project}/{name} version {number} is online as {version['api_version']}.",
+            f'<div>API: <a href="{_esc(self.api_url)}" target="_blank">{_esc(self.api_url)}</a></div>'
+            f"<div>Try it:</div><div>{curls}</div>",
+        )
+
+    def _watch(self, path: str, number: int, stop: threading.Event) -> None:
+        last = None
+        while not stop.is_set():
+            try:
+                service = self.client.call("GET", path)
+                version = next(v for v in service["versions"] if v["number"] == number)
+            except Exception:
+                version = None
+            status = version["status"] if version else None
+            if status and status != last:
+                last = status
+                if status == "building":
+                    self._set_step(3, "build")
+                elif status == "starting":
+                    self._set_step(4, "start")
+            stop.wait(0.5)
+
+    def _done(self, state: str, text: str, extra: str = "") -> None:
+        self.state = state
+        self.message = text
+        self.progress.value = self.progress.max
+        self.progress.bar_style = "success"
+        color = "#188038" if state == "online" else "#1a73e8"
+        self.status.value = f'<div style="color: {color}; font-weight: bold">{_esc(text)}</div>'
+        self.result.value = extra
+        if state == "online":
+            self.add_class("algolink-publish-online")
+            self.layout.border = _OK_BORDER
+
+    def _fail(self, text: str) -> None:
+        self.state = "failed"
+        self.message = text
+        self.progress.bar_style = "danger"
+        self.status.value = _error_html(text)
+        self.add_class("algolink-publish-failed")
+
+
+class _Failed(Exception):
+    """A failure whose message is already the sentence to show."""
+
+
+def build_publish_form(
+    registry: Any,
+    client: Any,
+    *,
+    shell: Any = None,
+    project: Optional[str] = None,
+    group: Optional[str] = None,
+    name: Optional[str] = None,
+    port: Optional[int] = None,
+    bundle_dir: Optional[str] = None,
+    no_hub_reason: str = "",
+) -> PublishForm:
+    """The publish form over ``registry``'s commands, talking to the hub through ``client`` (None: no
+    hub is configured, and ``no_hub_reason`` says so in the form)."""
+    return PublishForm(
+        registry,
+        client,
+        shell=shell,
+        project=project,
+        group=group,
+        name=name,
+        port=port,
+        bundle_dir=bundle_dir,
+        no_hub_reason=no_hub_reason,
+    )
+
+
+def for_kernel(
+    shell: Any = None,
+    project: Optional[str] = None,
+    group: Optional[str] = None,
+    name: Optional[str] = None,
+    port: Optional[int] = None,
+    bundle_dir: Optional[str] = None,
+) -> PublishForm:
+    """The form for this kernel: its registry, and the hub from the environment or the user's config."""
+    global _latest
+    from ..hub.client import CLIError, HubClient, config_path, hub_settings
+    from ..kernel import registry
+
+    reason = ""
+    client = None
+    try:
+        url, token, _where = hub_settings()
+    except CLIError as e:
+        url, token, reason = None, None, str(e)
+    if url:
+        client = HubClient(url, token or "")
+    elif not reason:
+        reason = _NO_HUB.format(config=config_path())
+    _latest = build_publish_form(
+        registry,
+        client,
+        shell=shell,
+        project=project,
+        group=group,
+        name=name,
+        port=port,
+        bundle_dir=bundle_dir,
+        no_hub_reason=reason,
+    )
+    return _latest

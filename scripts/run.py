@@ -1,0 +1,165 @@
+"""`make run`: the hub and JupyterLab on the quickstart, wired to each other, until Ctrl-C.
+
+Starts ``algolink hub`` with SQLite in ``.algolink/hub`` (kept between runs: services registered
+yesterday come back), waits until it answers, then starts JupyterLab on ``notebooks/quickstart.ipynb``
+with ``ALGOLINK_HUB_URL`` and ``ALGOLINK_TOKEN`` in its environment, so every kernel it starts (and the
+AlgoLink server extension) can publish without a configuration step. Prints both URLs. Stopping one
+stops the other; the exit status says which one failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` when nothing listens there, else a port the system picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float) -> None:
+    """Until ``url`` answers any HTTP status; a process that exits first is an error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            status = proc.returncode
+            raise SystemExit(f"{what} exited with status {status} before answering; see above.")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s.")
+
+
+def stop(proc: Optional[subprocess.Popen]) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT if "jupyter" in str(proc.args) else signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+#: JupyterLab settings for this stack, written once (the user's later changes stay): start the
+#: notebook's kernel without asking which one, and fetch no news (this machine may be offline).
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def lab_settings(folder: Path) -> Path:
+    for plugin, values in LAB_SETTINGS.items():
+        path = folder / f"{plugin}.jupyterlab-settings"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values, indent=2) + "\n")
+    return folder
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends a run the way Ctrl-C does: both processes stopped in order."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT / ".algolink"), help="folder for the hub's data")
+    parser.add_argument("--hub-port", type=int, default=8800, help="hub port (8800, or a free one)")
+    parser.add_argument(
+        "--lab-port", type=int, default=8888, help="JupyterLab port (8888, or free)"
+    )
+    parser.add_argument(
+        "--root-dir", default=str(ROOT), help="JupyterLab's root folder (this repo)"
+    )
+    parser.add_argument("--notebook", default="notebooks/quickstart.ipynb", help="under --root-dir")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    args = parser.parse_args(argv)
+
+    data = Path(args.data).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    hub_port = free_port(args.hub_port)
+    lab_port = free_port(args.lab_port)
+    hub_url = f"http://127.0.0.1:{hub_port}"
+    hub_cmd = [str(BIN / "algolink"), "hub", "--data", str(data / "hub"), "--port", str(hub_port)]
+
+    hub = lab = None
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        hub = subprocess.Popen(hub_cmd, cwd=ROOT)
+        wait_http(f"{hub_url}/api/v1/projects", hub, "The hub", 120)
+        token = (data / "hub" / "admin_token").read_text().strip()
+
+        lab_token = secrets.token_hex(24)
+        env = dict(os.environ, ALGOLINK_HUB_URL=hub_url, ALGOLINK_TOKEN=token)
+        lab_cmd = [
+            str(BIN / "jupyter"),
+            "lab",
+            f"--port={lab_port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={lab_token}",
+            f"--ServerApp.root_dir={Path(args.root_dir).resolve()}",
+            f"--LabApp.user_settings_dir={lab_settings(data / 'lab-settings')}",
+        ]
+        if args.no_browser:
+            lab_cmd.append("--no-browser")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            lab_cmd.append("--allow-root")
+        lab_cmd.append(args.notebook)
+        lab = subprocess.Popen(lab_cmd, cwd=Path(args.root_dir).resolve(), env=env)
+        lab_base = f"http://127.0.0.1:{lab_port}"
+        wait_http(f"{lab_base}/api/status?token={lab_token}", lab, "JupyterLab", 180)
+
+        print(
+            "\n"
+            f"  AlgoLink hub:  {hub_url}/   (sign in with the admin token in {data / 'hub' / 'admin_token'})\n"
+            f"  JupyterLab:    {lab_base}/lab/tree/{args.notebook}?token={lab_token}\n"
+            "  The notebook's kernels have ALGOLINK_HUB_URL and ALGOLINK_TOKEN set: "
+            "`%algolink publish` goes to this hub.\n"
+            "  Ctrl-C stops both.\n",
+            flush=True,
+        )
+        while True:
+            for proc, what in ((hub, "The hub"), (lab, "JupyterLab")):
+                if proc.poll() is not None:
+                    print(
+                        f"{what} exited with status {proc.returncode}; stopping.", file=sys.stderr
+                    )
+                    return proc.returncode or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(lab)
+        stop(hub)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The whole flow without leaving JupyterLab, in a real browser.
+
+``scripts/run.py`` (what ``make run`` starts) brings up a real hub and a real JupyterLab on a copy of the
+quickstart; Playwright drives Debian's Chromium through it: run all cells, try ``classify`` in the test
+form with a digit image, find the endpoint in the AlgoLink sidebar, publish from the publish form until
+it turns green, then call the published service on the hub. Screenshots go to
+``test-artifacts/jupyterlab/`` (or ``$ALGOLINK_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from hub_process import free_port
+
+from support import REPO, ServerProcess, wait_until
+
+pytestmark = pytest.mark.timeout(900)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
+LAB_URL = re.compile(r"JupyterLab:\s+(http://\S+)")
+HUB_URL = re.compile(r"AlgoLink hub:\s+(http://\S+?)/?\s")
+DIGIT = REPO / "examples" / "digits" / "samples" / "digit_3.png"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "jupyterlab"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """``scripts/run.py`` on free ports, its data and the notebook in a temporary folder."""
+    root = tmp_path_factory.mktemp("lab")
+    (root / "notebooks").mkdir()
+    shutil.copy(REPO / "notebooks" / "quickstart.ipynb", root / "notebooks")
+    args = [
+        sys.executable,
+        str(REPO / "scripts" / "run.py"),
+        "--no-browser",
+        "--data",
+        str(root / ".algolink"),
+        "--hub-port",
+        str(free_port()),
+        "--lab-port",
+        str(free_port()),
+        "--root-dir",
+        str(root),
+    ]
+    proc = ServerProcess(args, cwd=REPO, env={"JUPYTER_CONFIG_DIR": str(root / ".jupyter")})
+    try:
+        lab = wait_until(lambda: LAB_URL.search(proc.output), timeout=240)
+        hub = HUB_URL.search(proc.output)
+        assert lab and hub, proc.output
+        token = (root / ".algolink" / "hub" / "admin_token").read_text().strip()
+        yield {"lab": lab.group(1), "hub": hub.group(1), "token": token, "root": root, "proc": proc}
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_serve_try_and_publish_without_leaving_jupyterlab(stack, browser, artifacts):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(60_000)
+    try:
+        walk(page, stack, artifacts)
+    except BaseException:
+        page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+        (artifacts / "failure-output.txt").write_text(stack["proc"].output)
+        raise
+
+
+def kernel_idle(page):
+    """The status bar's kernel item once it reads "… | Idle"."""
+    return page.locator(".jp-StatusBar-TextItem[title^='Change kernel']", has_text="Idle")
+
+
+def walk(page, stack, artifacts) -> None:
+    page.goto(stack["lab"])
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible", timeout=120_000)
+    # The kernel is up (the status bar says so) before anything runs.
+    kernel_idle(page).wait_for(timeout=120_000)
+    page.screenshot(path=str(artifacts / "01-quickstart-opened.png"))
+
+    # Run > Run All Cells, as a user would.
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+
+    # The test form below the command cell: upload a digit, press Run, read the label.
+    form = page.locator(".algolink-test-form").first
+    form.wait_for(state="visible", timeout=240_000)
+    with page.expect_file_chooser() as chooser:
+        form.locator(".widget-upload").first.click()
+    chooser.value.set_files(str(DIGIT))
+    form.locator("button:has-text('Run')").first.click()
+    wait_until(lambda: "3" in form.inner_text() and "digit" in form.inner_text(), timeout=60)
+    form.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "02-test-form.png"))
+
+    # The sidebar lists the kernel's endpoint, with a copy-curl button.
+    page.click(".jp-SideBar .lm-TabBar-tab[data-id='algolink-panel']")
+    panel = page.locator("#algolink-panel")
+    panel.locator(".algolink-command[data-command='classify']").first.wait_for(timeout=60_000)
+    assert panel.locator(".algolink-copy-curl").count() >= 1
+    page.screenshot(path=str(artifacts / "03-sidebar.png"))
+
+    # The publish form (the quickstart's last cell): wait until every cell has run, then publish.
+    publish = page.locator(".algolink-publish").first
+    publish.wait_for(state="visible", timeout=240_000)
+    kernel_idle(page).wait_for(timeout=240_000)
+    publish.scroll_into_view_if_needed()
+    publish.locator(".algolink-publish-publish-button").click()
+    page.wait_for_selector(".algolink-publish-online", timeout=600_000)
+    publish.locator(".algolink-publish-result").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "04-published.png"))
+    assert re.search(r"/serve/demo/digits/(v1/)?classify", publish.inner_text())
+
+    # The hub's service is in the sidebar too, online.
+    service = panel.locator(".algolink-service[data-project='demo'][data-service='digits']")
+    wait_until(lambda: service.count() and service.get_attribute("data-status") == "online", 90)
+    page.screenshot(path=str(artifacts / "05-sidebar-hub.png"))
+
+    # And the published endpoint answers on the hub.
+    with DIGIT.open("rb") as f:
+        answer = requests.post(
+            stack["hub"] + "/serve/demo/digits/classify",
+            files={"photo": f},
+            headers={"Authorization": f"token {stack['token']}"},
+            timeout=60,
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["digit"] == 3
