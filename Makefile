@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean postgres chromium js-test
+.PHONY: run test lint format install bench clean postgres chromium js-test node
 
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
 
-$(INSTALLED): pyproject.toml $(JS_SOURCES)
+$(INSTALLED): pyproject.toml $(JS_SOURCES) | node
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(INSTALLED)
@@ -27,6 +27,11 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## Node.js and npm build the JupyterLab extension during `pip install`: Debian's when npm is missing.
+node:
+	@command -v npm >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm; }
 
 ## PostgreSQL for the hub's API tests: Debian's package when initdb is on neither PATH nor the
 ## usual /usr/lib/postgresql/<version>/bin (the tests start their own server as a non-root user).
@@ -46,7 +51,7 @@ test: lint js-test postgres chromium
 	$(PY) -m pytest
 
 ## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).
-js/node_modules/.installed: js/package.json js/package-lock.json
+js/node_modules/.installed: js/package.json js/package-lock.json | node
 	cd js && npm ci --no-audit --no-fund
 	touch $@
 

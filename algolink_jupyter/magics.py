@@ -127,17 +127,11 @@ class AlgoLinkMagics(Magics):
     @argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     def _serve(self, rest: str) -> None:
         args = parse_argstring(self._serve, rest)
-        server = kernel.get_server()
-        if kernel.registry.setup_fn is None and kernel.registry.status != "RUNNING":
-            kernel.registry.set_model(None)
         try:
-            info = server.start(host=_unquote(args.host), port=args.port)
+            info = kernel.start_serving(host=_unquote(args.host), port=args.port)
         except kernel.ServingError as e:
             raise UsageError(str(e)) from None
-        commands = ", ".join(info["commands"]) or "none yet"
-        print(f"Serving at {info['url']} (commands: {commands})")
-        print(f"Token: {info['token']}")
-        print(f"Try: curl -H 'Authorization: token {info['token']}' {info['url']}/meta")
+        _print_serving(info)
 
     @magic_arguments(name="algolink status")
     def _status(self, rest: str) -> None:
@@ -207,13 +201,7 @@ class AlgoLinkMagics(Magics):
         """Register this kernel's own server with the hub in development mode (again: reconnect)."""
         args = parse_argstring(self._connect, rest)
         from .cli import CLIError
-        from .hub.client import (
-            HubClient,
-            config_path,
-            dev_service_lines,
-            hub_settings,
-            register_dev,
-        )
+        from .hub.client import HubClient, config_path, dev_service_lines, hub_settings
 
         try:
             url, token, _where = hub_settings()
@@ -232,22 +220,17 @@ class AlgoLinkMagics(Magics):
                 f"{config_path()}) to an API token of the hub at {hub} (the admin token is in its "
                 "data folder, file admin_token)."
             )
-        info = kernel.serving_info()
-        if info is None:
-            self._serve("")
-            info = kernel.serving_info()
         client = HubClient(hub, token)
         try:
-            service = register_dev(
+            service = kernel.connect_dev(
                 client,
                 _unquote(args.project),
                 _unquote(args.group),
                 _unquote(args.name),
-                info["url"],
-                info["token"],
                 args.public,
+                on_start=_print_serving,
             )
-        except CLIError as e:
+        except (CLIError, kernel.ServingError) as e:
             raise UsageError(f"%algolink connect: {e}") from None
         print("\n".join(dev_service_lines(client, service)))
 
@@ -272,6 +255,14 @@ class AlgoLinkMagics(Magics):
                 bundle_dir=_unquote(args.bundle),
             )
         )
+
+
+def _print_serving(info: dict) -> None:
+    """What ``%algolink serve`` prints: where the kernel serves, its token and a ``curl`` to try."""
+    commands = ", ".join(info["commands"]) or "none yet"
+    print(f"Serving at {info['url']} (commands: {commands})")
+    print(f"Token: {info['token']}")
+    print(f"Try: curl -H 'Authorization: token {info['token']}' {info['url']}/meta")
 
 
 def show_form(name: str) -> None:

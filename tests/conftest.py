@@ -28,3 +28,14 @@ def model_server(tmp_path: Path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (see ``browser_support``)."""
+    from browser_support import launch, sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

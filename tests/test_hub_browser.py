@@ -5,37 +5,20 @@ the button turning green, the language switch, and script injection rendered ine
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from hub_process import REPO, Hub, make_bundle
+from browser_support import artifacts_dir
+from hub_process import Hub, make_bundle
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVIL = "<script>window.pwned = 1; alert(1)</script>"
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("browser")
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +26,6 @@ def hub(tmp_path_factory):
     h = Hub(tmp_path_factory.mktemp("hub-browser")).start()
     yield h
     h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):

@@ -5,23 +5,16 @@ page says it is not answering. Screenshots go to ``test-artifacts/browser/``."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from hub_process import REPO, Hub
+from browser_support import artifacts_dir, launch, sync_api
+from hub_process import Hub
 
 from support import start_script
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 
 MODEL = """
 import modelcloud
@@ -40,9 +33,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("browser")
 
 
 def test_a_development_service_in_the_browser(tmp_path, artifacts):
@@ -53,7 +44,7 @@ def test_a_development_service_in_the_browser(tmp_path, artifacts):
     try:
         hub.ensure_group("live", "mine")
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = launch(p)
             context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
             page = context.new_page()
             page.set_default_timeout(30_000)
@@ -78,6 +69,8 @@ def test_a_development_service_in_the_browser(tmp_path, artifacts):
             assert page.inner_text("#status") == "Development"
             assert page.inner_text("#dev-url") == server.url
             assert page.locator("#publish").count() == 0
+            # No versions and no build log: nothing is built or published for it.
+            assert page.locator("#versions").count() == 0 and page.locator("#log").count() == 0
             assert page.locator("#dev-unreachable").count() == 0
             assert f"{hub.url}/serve/live/shouter/" in page.inner_text("#api-panel")
             page.fill("#try-shout-text", "hello")

@@ -7,30 +7,22 @@ Screenshots go to ``test-artifacts/browser/``."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from hub_process import REPO, Hub, wait_for
+from browser_support import artifacts_dir, sync_api
+from hub_process import Hub, wait_for
 from test_hub_options import MB, make_checkpoint, make_options_bundle, sha256_of
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("browser")
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +35,6 @@ def hub(tmp_path_factory):
     wait_for(lambda: h.version("web", "svc", 1)["manifest"] is not None, 240, 0.2, "the manifest")
     yield h
     h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def signed_in(hub, browser, locale: str = "en-US"):

@@ -9,7 +9,6 @@ it turns green, then call the published service on the hub. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -17,28 +16,21 @@ from pathlib import Path
 
 import pytest
 import requests
+from browser_support import artifacts_dir
 from hub_process import free_port
 
 from support import REPO, ServerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(900)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
 LAB_URL = re.compile(r"JupyterLab:\s+(http://\S+)")
 HUB_URL = re.compile(r"AlgoLink hub:\s+(http://\S+?)/?\s")
 DIGIT = REPO / "examples" / "digits" / "samples" / "digit_3.png"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "jupyterlab"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("jupyterlab")
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +61,6 @@ def stack(tmp_path_factory):
         yield {"lab": lab.group(1), "hub": hub.group(1), "token": token, "root": root, "proc": proc}
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_serve_try_and_publish_without_leaving_jupyterlab(stack, browser, artifacts):

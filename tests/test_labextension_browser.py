@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -21,19 +20,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from hub_process import REPO, Hub, free_port, make_bundle, wait_for
+from browser_support import artifacts_dir, launch, sync_api
+from hub_process import Hub, free_port, make_bundle, wait_for
 
 from algolink_jupyter.kernel import announce
 
 pytestmark = pytest.mark.timeout(420)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-sync"]
 BIN = Path(sys.executable).parent
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
 
 CELLS = [
     "%load_ext algolink_jupyter",
@@ -45,11 +40,7 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    path = (
-        Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / "labextension"
-    )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("labextension")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +127,7 @@ def run_palette(page, label: str) -> None:
 
 def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
         page.set_default_timeout(60_000)

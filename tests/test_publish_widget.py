@@ -313,3 +313,90 @@ def test_the_form_checks_names_with_the_hubs_own_sentences(hub, bad):
     r = hub.post("/api/v1/projects", json={"name": bad, "type": "model", "version": "1.0"})
     assert r.status_code == 400
     assert r.json()["error"] == name_problem("project", bad)
+
+
+def test_connect_serves_the_live_kernel_on_the_hub_in_development_mode(hub, tmp_path):
+    """Connect (development) starts the kernel's server when it is stopped and registers it under the
+    project, group and name of the form; the hub's /serve then answers through the kernel."""
+    hub.ensure_group("devconn", "g")
+    r = hub.register("devconn", "g", "bundled", make_bundle(tmp_path / "b"))
+    assert r.status_code == 201, r.text
+    k = Kernel(
+        tmp_path,
+        env={
+            "JUPYTER_RUNTIME_DIR": str(tmp_path),
+            "ALGOLINK_HUB_URL": hub.url,
+            "ALGOLINK_TOKEN": hub.token,
+            "ALGOLINK_CONFIG": str(tmp_path / "no-config.json"),
+        },
+    )
+    try:
+        k.run("%load_ext algolink_jupyter\nimport algolink_jupyter")
+        k.run(COMMAND)
+        k.run("%algolink stop")
+        assert k.eval("algolink_jupyter.serving_info()") is None
+        k.run(
+            "%algolink publish --project devconn --group nb --name live\n"
+            "from algolink_jupyter.widgets.publish import latest\n"
+            "form = latest()"
+        )
+        assert k.eval("form.connect_button.description") == "Connect (development)"
+        assert "algolink-publish-connect-button" in k.eval("list(form.connect_button._dom_classes)")
+        k.run("form.connect_button.click()\nform.wait(120)", timeout=180)
+        state, message, result, log, classes = k.eval(
+            "[form.state, form.message, form.result.value, form.log_box.value, "
+            "list(form._dom_classes)]"
+        )
+        assert state == "connected", message + log
+        assert message.startswith("Connected devconn/live in development mode:")
+        assert "nothing is published" in message
+        assert "algolink-publish-connected" in classes
+        assert "algolink-publish-online" not in classes
+        info = k.eval("algolink_jupyter.serving_info()")
+        assert info is not None  # the button started the kernel's server
+        assert f"Started serving this kernel's model at {info['url']}." in log
+        assert "Created group nb in devconn." in log
+        assert f"{hub.url}/projects/devconn/services/live" in result
+        assert f"{hub.url}/serve/devconn/live/&lt;command&gt;" in result
+        assert "Development mode" in result
+        assert info["token"] not in result + log + message
+
+        svc = hub.service("devconn", "live")
+        assert svc["mode"] == "development" and svc["dev_url"] == info["url"]
+        assert svc["group"] == "nb" and svc["reachable"] is True
+        r = hub.serve("devconn/live/shout", json={"text": "hi"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"text": "HI!"}
+        # Live: the cell edited in the notebook answers on the hub at once.
+        k.run(COMMAND.replace('"!"', '"?"'))
+        assert hub.serve("devconn/live/shout", json={"text": "hi"}).json() == {"text": "HI?"}
+
+        # A name taken by a published (bundle) service: one sentence, nothing replaced.
+        k.run("form.name.value = 'bundled'\nform.connect_button.click()\nform.wait(120)")
+        state, message = k.eval("[form.state, form.message]")
+        assert state == "failed", message
+        assert message == (
+            "The name 'bundled' is taken: devconn/bundled on the hub is a published service "
+            "(from a bundle), not a development one, so type another name under Name and press "
+            "Connect (development) again."
+        )
+        assert "algolink-publish-connected" not in k.eval("list(form._dom_classes)")
+        assert hub.service("devconn", "bundled").get("mode") != "development"
+
+        # A token the hub refuses.
+        k.run(
+            "from algolink_jupyter.hub.client import HubClient\n"
+            f"form.client = HubClient({hub.url!r}, 'not-a-token')\n"
+            "form.name.value = 'live'\nform.connect_button.click()\nform.wait(120)"
+        )
+        state, message = k.eval("[form.state, form.message]")
+        assert state == "failed" and f"The hub at {hub.url} refused the token" in message
+    finally:
+        k.shutdown()
+
+
+def test_connect_without_a_hub_says_how_to_configure_one():
+    form = build_publish_form(registry(), None, name="shout", no_hub_reason="No hub is configured.")
+    assert form.connect_button.disabled
+    assert form.start("connect") is False
+    assert form.state == "failed" and "No hub is configured" in form.status.value

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -194,8 +194,10 @@ def multipart(fields: dict, files: list) -> tuple[bytes, str]:
 # --- commands -------------------------------------------------------------------------------------
 
 
-def ensure_project_group(client: HubClient, project: str, group: str) -> None:
-    """Create the project and the group when the hub has not got them yet."""
+def ensure_project_group(
+    client: HubClient, project: str, group: str, say: Callable[[str], Any] = print
+) -> None:
+    """Create the project and the group when the hub has not got them yet (``say`` tells which)."""
     quoted = urllib.parse.quote(project)
     try:
         client.call("GET", f"/api/v1/projects/{quoted}")
@@ -203,14 +205,14 @@ def ensure_project_group(client: HubClient, project: str, group: str) -> None:
         if e.status != 404:
             raise
         client.call("POST", "/api/v1/projects", {"name": project})
-        print(f"Created project {project}.")
+        say(f"Created project {project}.")
     try:
         client.call("GET", f"/api/v1/projects/{quoted}/groups/{urllib.parse.quote(group)}")
     except HubRequestError as e:
         if e.status != 404:
             raise
         client.call("POST", f"/api/v1/projects/{quoted}/groups", {"name": group})
-        print(f"Created group {group} in {project}.")
+        say(f"Created group {group} in {project}.")
 
 
 def register_dev(
@@ -221,10 +223,11 @@ def register_dev(
     url: str,
     token: Optional[str] = None,
     public: bool = False,
+    say: Callable[[str], Any] = print,
 ) -> dict:
     """Register (or reconnect) a development-mode service backed by the model server at ``url``;
     the service's JSON. The project and group are created when missing."""
-    ensure_project_group(client, project, group)
+    ensure_project_group(client, project, group, say)
     body: dict = {"name": name, "group": group, "dev_url": url}
     if token:
         body["dev_token"] = token
@@ -233,12 +236,16 @@ def register_dev(
     return client.call("POST", f"/api/v1/projects/{urllib.parse.quote(project)}/services", body)
 
 
+def service_page_url(client: HubClient, service: dict) -> str:
+    """The hub's page of ``service`` (its JSON)."""
+    project, name = urllib.parse.quote(service["project"]), urllib.parse.quote(service["name"])
+    return f"{client.url}/projects/{project}/services/{name}"
+
+
 def dev_service_lines(client: HubClient, service: dict) -> list:
     """What to print once a development service is connected: its page and its /serve URL."""
     project, name = service["project"], service["name"]
-    page = f"{client.url}/projects/{urllib.parse.quote(project)}/services/" + urllib.parse.quote(
-        name
-    )
+    page = service_page_url(client, service)
     commands = ", ".join(c["name"] for c in (service.get("manifest") or {}).get("commands", []))
     return [
         f"Connected {project}/{name} in development mode to {service['dev_url']} "

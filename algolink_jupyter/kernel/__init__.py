@@ -16,7 +16,15 @@ from modelcloud.model import RUNNING, Registry
 
 from .server import KernelServer, ServingError
 
-__all__ = ["KernelServer", "ServingError", "get_server", "serving_info", "registry"]
+__all__ = [
+    "KernelServer",
+    "ServingError",
+    "connect_dev",
+    "get_server",
+    "registry",
+    "serving_info",
+    "start_serving",
+]
 
 registry: Registry = modelcloud.default_registry
 _server: Optional[KernelServer] = None
@@ -33,6 +41,41 @@ def get_server() -> KernelServer:
 def serving_info() -> Optional[dict]:
     """``{"url", "token", "commands"}`` of the kernel's server, or None while it is not serving."""
     return None if _server is None else _server.info()
+
+
+def start_serving(host: str = "127.0.0.1", port: int = 0) -> dict:
+    """Serve the registry (idempotent; another port moves the server): the server's info.
+
+    Commands without a setup get ``model=None``. :class:`ServingError` says why it cannot start."""
+    server = get_server()
+    if registry.setup_fn is None and registry.status != RUNNING:
+        registry.set_model(None)
+    return server.start(host=host, port=port)
+
+
+def connect_dev(
+    client: Any,
+    project: str,
+    group: str,
+    name: str,
+    public: bool = False,
+    on_start: Optional[Callable[[dict], Any]] = None,
+    say: Callable[[str], Any] = print,
+) -> dict:
+    """Register this kernel's own server with the hub behind ``client`` (a
+    :class:`~algolink_jupyter.hub.client.HubClient`) as the development-mode service
+    ``project/name`` in ``group`` (again: reconnect), serving first when it is not: the service's JSON.
+
+    ``on_start`` hears the server's info when this call started it; ``say`` hears which project or
+    group was created. The hub's refusals are :class:`~algolink_jupyter.cli.CLIError` sentences."""
+    from ..hub.client import register_dev
+
+    info = serving_info()
+    if info is None:
+        info = start_serving()
+        if on_start is not None:
+            on_start(info)
+    return register_dev(client, project, group, name, info["url"], info["token"], public, say)
 
 
 def describe_model(model: Any) -> str:

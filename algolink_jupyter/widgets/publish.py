@@ -10,6 +10,11 @@ saved notebook (widget state included) never contains it; the ``curl`` line read
 The long work (export, verification, upload, build, start) runs in a background thread so the kernel
 stays responsive; one progress bar goes through the five steps, the build log streams into the log box,
 and every failure ends as one sentence in the form that says what to do.
+
+**Connect (development)** exports nothing: it registers this kernel's own model server (started first
+when it is not serving) with the hub in development mode under the project, group and name chosen in the
+form, exactly as ``%algolink connect`` does (:func:`algolink_jupyter.kernel.connect_dev`), so the hub
+serves the live notebook model while the kernel runs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Optional
 
 import ipywidgets as widgets
 
+from .. import names
 from ..markdown import render_markdown
 from . import gallery
 from .test_form import OMIT, _sample
@@ -32,13 +38,10 @@ from .test_form import OMIT, _sample
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0", "proprietary", "other…")
 NEW = "new…"
 STEPS = ("export", "verification", "upload", "build", "start")
-NAME_RULE = "letters, digits, '_' and '-'"
-MAX_NAME = 64
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_VERSION = re.compile(r"^[A-Za-z0-9.+-]+$")
 _LOG_LIMIT = 40_000
 _ERROR_STYLE = "color: #b3261e; margin: 2px 0"
 _OK_BORDER = "2px solid #188038"
+_DEV_BORDER = "2px dashed #1a73e8"
 _NO_HUB = (
     "No hub is configured: set ALGOLINK_HUB_URL and ALGOLINK_TOKEN in the environment, or write "
     '{{"hub_url": "...", "token": "..."}} to {config}, then run %algolink publish again.'
@@ -53,31 +56,15 @@ def latest() -> Optional[PublishForm]:
 
 
 def name_problem(kind: str, value: str) -> Optional[str]:
-    """The sentence that says which rule a project, group or service name breaks, or None.
-
-    The hub's rule (contract section 6): letters, digits, ``_`` and ``-``, no spaces, at most 64.
-    """
-    if not value:
-        return f"The {kind} name is missing: give a name of {NAME_RULE}."
-    if any(c.isspace() for c in value):
-        return f"The {kind} name {value!r} has a space: a name allows no spaces, only {NAME_RULE}."
-    if not _NAME.match(value):
-        bad = next(c for c in value if not re.match(r"[A-Za-z0-9_-]", c))
-        return f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}."
-    if len(value) > MAX_NAME:
-        return f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters."
-    return None
+    """The sentence that says which rule a project, group or service name breaks, or None: the
+    hub's own check (``algolink_jupyter.names``), so the form and the hub's 400s say the same."""
+    problem = names.name_problem(kind, value)
+    return problem.message if problem else None
 
 
 def version_problem(value: str) -> Optional[str]:
-    if not value:
-        return "The version is missing: give one such as 1.0."
-    if not _VERSION.match(value) or len(value) > MAX_NAME:
-        return (
-            f"The version {value!r} is not allowed: use letters, digits, '.', '+' and '-' "
-            "(no '_', no spaces), such as 1.0."
-        )
-    return None
+    problem = names.version_problem(value)
+    return problem.message if problem else None
 
 
 def _esc(value: Any) -> str:
@@ -92,8 +79,9 @@ def _sentence(error: BaseException, client: Any) -> str:
     """Any failure of the work as one sentence that says what to do."""
     from ..export import ExportError
     from ..hub.client import CLIError, HubRequestError
+    from ..kernel import ServingError
 
-    if isinstance(error, _Failed):
+    if isinstance(error, (_Failed, ServingError)):
         return str(error)
     if isinstance(error, HubRequestError):
         where = client.url if client is not None else "the hub"
@@ -179,7 +167,7 @@ class PublishForm(widgets.VBox):
         self.registry = registry
         self.client = client
         self.shell = shell
-        self.state = "idle"  # idle, working, exported, verified, online, failed
+        self.state = "idle"  # idle, working, exported, verified, online, connected, failed
         self.message = ""
         self.api_url: Optional[str] = None
         self.bundle_path: Optional[Path] = None
@@ -203,7 +191,7 @@ class PublishForm(widgets.VBox):
         )
         self.name.placeholder = "my-model"
         self.name_rule = widgets.HTML(
-            f"<small>A name is {NAME_RULE}, no spaces: it names the service and its URL.</small>"
+            f"<small>A name is {names.NAME_RULE}, no spaces: it names the service and its URL.</small>"
         )
         self.name_error = widgets.HTML()
         self.name_error.add_class("algolink-publish-name-error")
@@ -291,15 +279,26 @@ class PublishForm(widgets.VBox):
         self.publish_button = widgets.Button(
             description="Publish", icon="cloud-upload", button_style="primary"
         )
+        self.connect_button = widgets.Button(
+            description="Connect (development)",
+            icon="plug",
+            tooltip="Let the hub serve this kernel's live model now, in development mode: "
+            "nothing is exported or published.",
+            layout=widgets.Layout(width="auto"),
+        )
         for b, cls in (
             (self.export_button, "export"),
             (self.verify_button, "verify"),
             (self.publish_button, "publish"),
+            (self.connect_button, "connect"),
         ):
             b.add_class(f"algolink-publish-{cls}-button")
         self.export_button.on_click(lambda _b: self.start("export"))
         self.verify_button.on_click(lambda _b: self.start("verify"))
         self.publish_button.on_click(lambda _b: self.start("publish"))
+        self.connect_button.on_click(lambda _b: self.start("connect"))
+        self.page_url: Optional[str] = None  # set by Connect (development)
+        self.serve_url: Optional[str] = None
         self.progress = widgets.IntProgress(
             value=0, min=0, max=len(STEPS), description="", layout=widgets.Layout(width="60%")
         )
@@ -346,7 +345,19 @@ class PublishForm(widgets.VBox):
                 self.version,
                 self.bundle_dir,
                 self.where_error,
-                widgets.HBox([self.export_button, self.verify_button, self.publish_button]),
+                widgets.HBox(
+                    [
+                        self.export_button,
+                        self.verify_button,
+                        self.publish_button,
+                        self.connect_button,
+                    ]
+                ),
+                widgets.HTML(
+                    "<small>Connect (development) lets the hub serve this kernel's live model "
+                    "under the project, group and name above, while the kernel runs: nothing is "
+                    "exported or published.</small>"
+                ),
                 widgets.HBox([self.progress, self.step]),
                 self.status,
                 self.result,
@@ -539,6 +550,7 @@ class PublishForm(widgets.VBox):
         self.export_button.disabled = busy
         self.verify_button.disabled = busy
         self.publish_button.disabled = busy or bool(found) or not getattr(self, "client_ok", False)
+        self.connect_button.disabled = busy or self.client is None
         self.new_project.layout.display = "" if self.project.value == NEW else "none"
         self.new_group.layout.display = "" if self.group.value == NEW else "none"
         return found
@@ -555,26 +567,30 @@ class PublishForm(widgets.VBox):
         self.step.value = f"<small>{_esc(label)}</small>"
 
     def start(self, action: str) -> bool:
-        """Run ``export``, ``verify`` or ``publish`` in the background; False when it cannot start."""
+        """Run ``export``, ``verify``, ``publish`` or ``connect`` in the background; False when it
+        cannot start."""
         if self.state == "working":
             return False
         found = self.check()
-        if action == "publish" and self.client is None:
+        if action in ("publish", "connect") and self.client is None:
             self._fail(self.message or "No hub is configured.")
             return False
-        if found and (action == "publish" or "name" in found):
+        if action == "connect":  # a name already there is reconnected, or refused by the hub
+            found = self._name_problems()
+        if found and (action in ("publish", "connect") or "name" in found):
             self._fail(next(iter(found.values())))
             return False
         self.state = "working"
         self.message = ""
-        self.api_url = None
+        self.api_url = self.page_url = self.serve_url = None
         self.result.value = ""
         self.status.value = ""
         self.remove_class("algolink-publish-online")
+        self.remove_class("algolink-publish-connected")
         self.remove_class("algolink-publish-failed")
         self.layout.border = "1px solid #ddd"
         self.progress.bar_style = "info"
-        self.progress.max = {"export": 1, "verify": 2, "publish": len(STEPS)}[action]
+        self.progress.max = {"export": 1, "verify": 2, "publish": len(STEPS), "connect": 2}[action]
         self._set_step(0, "starting")
         self.log_box.value = ""
         self.check()
@@ -593,8 +609,16 @@ class PublishForm(widgets.VBox):
             self._thread.join(timeout)
         return self.state
 
+    def connect(self, timeout: float = 120) -> str:
+        """What the Connect (development) button does, waited for: the final state."""
+        self.start("connect")
+        return self.wait(timeout)
+
     def _work(self, action: str) -> None:
         try:
+            if action == "connect":
+                self._connect()
+                return
             self._export(verify=action in ("verify", "publish"))
             if action == "export":
                 self._done("exported", f"Exported to {self.bundle_path}.")
@@ -748,6 +772,60 @@ class PublishForm(widgets.VBox):
             f"<div>Try it:</div><div>{curls}</div>",
         )
 
+    def _name_problems(self) -> dict:
+        """``{field: sentence}`` for a bad service, project or group name (what Connect needs)."""
+        fields = {"name": ("model", self.name.value.strip())}
+        if self.project.value == NEW:
+            fields["project"] = ("project", self.new_project.value.strip())
+        if self.group.value == NEW:
+            fields["group"] = ("group", self.new_group.value.strip())
+        found = {k: name_problem(kind, value) for k, (kind, value) in fields.items()}
+        return {k: v for k, v in found.items() if v}
+
+    def _connect(self) -> None:
+        """Register this kernel's server in development mode under the chosen project/group/name."""
+        from ..hub.client import HubRequestError, dev_service_lines, service_page_url
+        from ..kernel import connect_dev
+
+        project, group = self._project_name(), self._group_name()
+        name = self.name.value.strip()
+        self._set_step(0, "serving")
+
+        def started(info: dict) -> None:
+            self.say(f"Started serving this kernel's model at {info['url']}.")
+
+        self.say(
+            f"Connecting this kernel's model server to {self.client.url} as {project}/{name}..."
+        )
+        try:
+            service = connect_dev(self.client, project, group, name, on_start=started, say=self.say)
+        except HubRequestError as e:
+            if e.status == 409:
+                raise _Failed(
+                    f"The name {name!r} is taken: {project}/{name} on the hub is a published "
+                    "service (from a bundle), not a development one, so type another name under "
+                    "Name and press Connect (development) again."
+                ) from None
+            raise
+        for line in dev_service_lines(self.client, service):
+            self.say(line)
+        self.page_url = service_page_url(self.client, service)
+        self.serve_url = service["urls"]["serve"]
+        commands = (service.get("manifest") or {}).get("commands") or []
+        curls = "<br>".join(f"<code>{_esc(curl_line(self.serve_url, c))}</code>" for c in commands)
+        self._set_step(2, "connected")
+        self._done(
+            "connected",
+            f"Connected {project}/{name} in development mode: the hub serves this kernel's live "
+            "model while the kernel runs; nothing is published (press Publish for a version).",
+            '<div class="algolink-publish-dev-note"><b>Development mode</b>: calls go to this '
+            "notebook's kernel, so they stop when it stops or restarts.</div>"
+            f'<div>Service page: <a href="{_esc(self.page_url)}" target="_blank">'
+            f"{_esc(self.page_url)}</a></div>"
+            f"<div>Serve URL: <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>"
+            + (f"<div>Try it:</div><div>{curls}</div>" if curls else ""),
+        )
+
     def _watch(self, path: str, number: int, stop: threading.Event) -> None:
         last = None
         while not stop.is_set():
@@ -776,6 +854,9 @@ class PublishForm(widgets.VBox):
         if state == "online":
             self.add_class("algolink-publish-online")
             self.layout.border = _OK_BORDER
+        elif state == "connected":
+            self.add_class("algolink-publish-connected")
+            self.layout.border = _DEV_BORDER
 
     def _fail(self, text: str) -> None:
         self.state = "failed"

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from typing import Any, Optional
 
+from sqlalchemy.exc import IntegrityError
 from tornado import web
 from tornado.log import app_log
 
+from ... import names
 from .. import orm
-
-NAME_RULE = "letters, digits, '_' and '-'"
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_VERSION = re.compile(r"^[A-Za-z0-9.+-]+$")
-MAX_NAME = 64
 
 
 class APIError(web.HTTPError):
@@ -36,90 +32,18 @@ class APIError(web.HTTPError):
 
 def check_name(kind: str, value: Any) -> str:
     """A project, group, service or token name, or a 400 that says which rule it broke."""
-    if value is None or value == "":
-        raise APIError(
-            400,
-            f"The {kind} name is missing: give a name of {NAME_RULE}.",
-            "name_missing",
-            kind=kind,
-        )
-    if not isinstance(value, str):
-        raise APIError(
-            400,
-            f"The {kind} name must be text of {NAME_RULE}, got {value!r}.",
-            "name_type",
-            kind=kind,
-            value=repr(value),
-        )
-    if any(c.isspace() for c in value):
-        raise APIError(
-            400,
-            f"The {kind} name {value!r} has a space: a name allows no spaces, only {NAME_RULE}.",
-            "name_space",
-            kind=kind,
-            value=value,
-        )
-    if not _NAME.match(value):
-        bad = next(c for c in value if not re.match(r"[A-Za-z0-9_-]", c))
-        raise APIError(
-            400,
-            f"The {kind} name {value!r} has {bad!r}: a name allows only {NAME_RULE}.",
-            "name_char",
-            kind=kind,
-            value=value,
-            bad=bad,
-        )
-    if len(value) > MAX_NAME:
-        raise APIError(
-            400,
-            f"The {kind} name {value!r} is too long: a name has at most {MAX_NAME} characters.",
-            "name_long",
-            kind=kind,
-            value=value,
-            max=MAX_NAME,
-        )
+    problem = names.name_problem(kind, value)
+    if problem:
+        raise APIError(400, problem.message, problem.key, **problem.params)
     return value
 
 
 def check_version_string(value: Any) -> str:
     """A project's version string (``1.0``, ``2024-05``): no ``_``, no spaces."""
-    if value is None or value == "":
-        raise APIError(
-            400, "The version is missing: give a version such as '1.0'.", "version_missing"
-        )
-    if not isinstance(value, str):
-        value = str(value) if isinstance(value, (int, float)) else value
-        if not isinstance(value, str):
-            raise APIError(
-                400,
-                f"The version must be text such as '1.0', got {value!r}.",
-                "version_type",
-                value=repr(value),
-            )
-    if "_" in value:
-        raise APIError(
-            400,
-            f"The version {value!r} has '_': a version string allows no '_' (use '.' or '-').",
-            "version_underscore",
-            value=value,
-        )
-    if any(c.isspace() for c in value):
-        raise APIError(
-            400,
-            f"The version {value!r} has a space: a version allows no spaces.",
-            "version_space",
-            value=value,
-        )
-    if not _VERSION.match(value) or len(value) > MAX_NAME:
-        raise APIError(
-            400,
-            f"The version {value!r} is not allowed: use letters, digits, '.', '+' and '-' "
-            f"(at most {MAX_NAME} characters).",
-            "version_bad",
-            value=value,
-            max=MAX_NAME,
-        )
-    return value
+    problem = names.version_problem(value)
+    if problem:
+        raise APIError(400, problem.message, problem.key, **problem.params)
+    return str(value)
 
 
 def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
@@ -179,6 +103,21 @@ class APIHandler(HubHandler):
             )
 
     # --- JSON -----------------------------------------------------------------------------------
+
+    def add_version(self, service: orm.Service, again: str, **fields: Any) -> orm.Version:
+        """The service's next version (numbered after its newest), committed and handed to the
+        publisher to prepare; a 409 that ends with ``again`` when another request took the number."""
+        self.db.refresh(service)
+        number = 1 + max((v.number for v in service.versions), default=0)
+        version = orm.Version(service=service, number=number, error="", **fields)
+        self.db.add(version)
+        try:
+            self.db.commit()
+        except IntegrityError:
+            self.db.rollback()
+            raise APIError(409, f"Another version was made at the same moment: {again}") from None
+        self.hub.publisher.prepare(version.id)
+        return version
 
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)

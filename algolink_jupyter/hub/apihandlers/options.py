@@ -184,26 +184,15 @@ class OptionsAPIHandler(SessionAPIHandler):
         except opts.OptionError as e:
             raise self.option_error(e) from None
         values = opts.merged_values(base.options, changes)
-        self.db.refresh(service)
-        version = orm.Version(
-            service=service,
-            number=1 + max((v.number for v in service.versions), default=0),
+        version = self.add_version(
+            service,
+            "set the values again.",
             bundle_hash=base.bundle_hash,
             manifest=base.manifest,
             meta=dict(base.meta or {}),
             gallery=list(base.gallery or []),
             options=values or None,
-            error="",
         )
-        self.db.add(version)
-        try:
-            self.db.commit()
-        except IntegrityError:
-            self.db.rollback()
-            raise APIError(
-                409, "Another version was made at the same moment: set the values again."
-            ) from None
-        self.hub.publisher.prepare(version.id)
         publish = body.get("publish") is True
         if publish:
             self.hub.publisher.request_publish(self.db, service, version, self.token_name)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
 from tornado.iostream import StreamClosedError
 
 from .. import orm
-from .base import APIError, APIHandler, version_model
+from .base import APIHandler, version_model
 from .services import BundleReceiver, refuse_dev
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -37,25 +36,9 @@ class VersionListAPIHandler(BundleReceiver):
         self.images(keep=False)
         digest, _config = await self.receive_bundle(form)
         images = self.images()
-        self.db.refresh(service)
-        number = 1 + max((v.number for v in service.versions), default=0)
-        version = orm.Version(
-            service=service,
-            number=number,
-            bundle_hash=digest,
-            meta=metadata,
-            gallery=images,
-            error="",
+        version = self.add_version(
+            service, "upload again.", bundle_hash=digest, meta=metadata, gallery=images
         )
-        self.db.add(version)
-        try:
-            self.db.commit()
-        except IntegrityError:
-            self.db.rollback()
-            raise APIError(
-                409, "Another version was uploaded at the same moment: upload again."
-            ) from None
-        self.hub.publisher.prepare(version.id)
         self.write_json(version_model(version, self.url("")), 201)
 
 

@@ -1,0 +1,39 @@
+"""Shared by the browser tests: Debian's Chromium (``/usr/bin/chromium``, headless, ``--no-sandbox``
+as root) driven by Playwright; never ``playwright install``. Importing this module skips the importing
+test module when Playwright or Chromium is missing (``make test`` installs both)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+if not shutil.which(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium", allow_module_level=True)
+
+
+def launch(playwright):
+    """A headless Chromium from Debian's package."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+def artifacts_dir(name: str) -> Path:
+    """``test-artifacts/<name>/`` (or under ``$ALGOLINK_TEST_ARTIFACTS``), created."""
+    path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
