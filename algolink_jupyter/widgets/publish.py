@@ -870,31 +870,9 @@ class _Failed(Exception):
     """A failure whose message is already the sentence to show."""
 
 
-def build_publish_form(
-    registry: Any,
-    client: Any,
-    *,
-    shell: Any = None,
-    project: Optional[str] = None,
-    group: Optional[str] = None,
-    name: Optional[str] = None,
-    port: Optional[int] = None,
-    bundle_dir: Optional[str] = None,
-    no_hub_reason: str = "",
-) -> PublishForm:
-    """The publish form over ``registry``'s commands, talking to the hub through ``client`` (None: no
-    hub is configured, and ``no_hub_reason`` says so in the form)."""
-    return PublishForm(
-        registry,
-        client,
-        shell=shell,
-        project=project,
-        group=group,
-        name=name,
-        port=port,
-        bundle_dir=bundle_dir,
-        no_hub_reason=no_hub_reason,
-    )
+#: The form is a pure function of its arguments: ``build_publish_form(registry, client, name=...)``
+#: (``client`` None: no hub is configured, and ``no_hub_reason`` says so in the form).
+build_publish_form = PublishForm
 
 
 def for_kernel(
