@@ -37,6 +37,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .archives import zip_entry_count
 from .errors import ValidationError
 
 __all__ = [
@@ -634,6 +635,19 @@ _CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _OUTPUT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
+_EXAMPLES: dict = {}
+
+
+def _example_png(width: int, height: int) -> str:
+    """A white PNG of that size as a data URI: an example that really is an image."""
+    key = (width, height)
+    if key not in _EXAMPLES:
+        buf = io.BytesIO()
+        Image.new("L", key, 255).save(buf, format="PNG", optimize=True)
+        _EXAMPLES[key] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _EXAMPLES[key]
+
+
 def _open_image(data: bytes, ctx: DecodeContext) -> Image.Image:
     """Decode image bytes, refusing anything over the pixel limit before its pixels are decoded."""
     try:
@@ -772,8 +786,22 @@ class _SizedImage(BaseType):
             "type": "string",
             "contentEncoding": "base64",
             "contentMediaType": "image/*",
-            "examples": ["data:image/png;base64,iVBORw0KGgo..."],
+            "examples": [_example_png(*self._example_size())],
         }
+
+    def _example_size(self) -> tuple:
+        """A size this input takes: the declared one, else 8x8 within the declared limits."""
+
+        def pick(exact: Any, low: Any, high: Any) -> int:
+            if exact is not None:
+                return int(exact)
+            side = max(8, int(low or 0))
+            return min(side, int(high)) if high is not None else side
+
+        return (
+            pick(self.width, self.min_width, self.max_width),
+            pick(self.height, self.min_height, self.max_height),
+        )
 
 
 class image(_SizedImage):
@@ -1379,6 +1407,19 @@ class file(_PathType):
                 f"must be a {' or '.join(self.extension)} file, got {os.path.basename(name)!r}"
             )
 
+    def _check_media_type(self, mime: str) -> None:
+        """A data URI names a type: it must be one of the declared extensions' (a generic type, such
+        as application/octet-stream, says nothing and passes)."""
+        mime = (mime or "").split(";", 1)[0].strip().lower()
+        if not mime or mime in _GENERIC_TYPES:
+            return
+        known = mimetypes.guess_all_extensions(mime)
+        if known and not set(known) & set(self.extension or ()):
+            raise ValidationError(
+                f"must be a {' or '.join(self.extension or ())} file, got data of type {mime!r} "
+                f"(a {known[0]} file)"
+            )
+
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> str:
         ctx = ctx or DecodeContext()
         upload = self._upload(value)
@@ -1390,7 +1431,8 @@ class file(_PathType):
             return path
         name = _safe_name(upload.filename)
         if not upload.named and self.extension:
-            name = "upload" + self.extension[0]  # nothing to check: give it the declared extension
+            self._check_media_type(upload.content_type)
+            name = "upload" + self.extension[0]  # no name to check: give it the declared extension
         self._check_extension(name)
         path = os.path.join(ctx.new_dir(), name)
         with open(path, "wb") as f:
@@ -1410,6 +1452,11 @@ class file(_PathType):
     def json_schema(self) -> dict:
         return {**super().json_schema(), "type": "string", "contentEncoding": "base64"}
 
+
+#: Data URI types that say nothing of what the file is.
+_GENERIC_TYPES = frozenset(
+    {"application/octet-stream", "application/binary", "binary/octet-stream"}
+)
 
 _MAX_ARCHIVE_FILES = 10_000
 _MAX_ARCHIVE_BYTES = 2 * 1024**3
@@ -1442,6 +1489,11 @@ def _unpack_archive(data: bytes, dest: str) -> None:
         return path
 
     if zipfile.is_zipfile(buf):
+        count = zip_entry_count(buf)
+        if count is not None and count > _MAX_ARCHIVE_FILES:  # before zipfile reads them all
+            raise ValidationError(
+                f"is an archive of {count:,} entries: send at most {_MAX_ARCHIVE_FILES:,}"
+            )
         with zipfile.ZipFile(buf) as zf:
             infos = zf.infolist()
             if (
@@ -1465,12 +1517,17 @@ def _unpack_archive(data: bytes, dest: str) -> None:
     buf.seek(0)
     try:
         tf = tarfile.open(fileobj=buf, mode="r:*")  # noqa: SIM115 - closed by the with below
-        members = tf.getmembers()
+        members = []
+        declared = 0
+        for member in tf:  # one header at a time: stop at the limit, not after the last entry
+            members.append(member)
+            declared += member.size
+            if len(members) > _MAX_ARCHIVE_FILES or declared > _MAX_ARCHIVE_BYTES:
+                tf.close()
+                raise ValidationError("is an archive that unpacks to too many files or bytes")
     except tarfile.TarError:
         raise ValidationError("must be a .zip or .tar(.gz) archive of the directory") from None
     with tf:
-        if len(members) > _MAX_ARCHIVE_FILES or sum(m.size for m in members) > _MAX_ARCHIVE_BYTES:
-            raise ValidationError("is an archive that unpacks to too many files or bytes")
         for m in members:
             path = target(m.name)
             if m.isdir():

@@ -52,7 +52,11 @@ def _multipart(types: dict) -> dict:
     return {"type": "object", "properties": props}
 
 
-def openapi_document(registry: Registry, server_url: str = "/") -> dict:
+def openapi_document(
+    registry: Registry, server_url: str = "/", *, clients_only: bool = False
+) -> dict:
+    """The document; ``clients_only`` (a server run by an AlgoLink hub) lists only what clients
+    reach through the hub: ``/meta``, ``/openapi.json`` and the commands."""
     meta = registry.metadata
     paths: dict = {
         "/meta": {
@@ -116,6 +120,20 @@ def openapi_document(registry: Registry, server_url: str = "/") -> dict:
             }
         },
     }
+    if clients_only:
+        del paths["/healthcheck"], paths["/setup"]
+        paths["/openapi.json"] = {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        }
     for cmd in list(registry.commands.values()):
         content = {"application/json": {"schema": _object(cmd.inputs)}}
         if cmd.inputs:

@@ -73,6 +73,8 @@ def resolve_settings(
         "max_pixels": _env_int("ALGOLINK_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, 1),
         "concurrency": _env_int("ALGOLINK_CONCURRENCY", 1, 1, 1024),
         "max_queue": _env_int("ALGOLINK_MAX_QUEUE", DEFAULT_MAX_QUEUE, 1),
+        # Set by the AlgoLink hub for the services it runs: clients reach them only through the hub.
+        "behind_hub": env.get("ALGOLINK_HUB", "").strip().lower() in _TRUE,
     }
 
 
@@ -91,7 +93,9 @@ def run(
     ``ALGOLINK_MODEL_OPTIONS`` (JSON), ``ALGOLINK_DEBUG=1``, and ``ALGOLINK_META=1``, which prints the
     manifest as JSON and exits without setting up or serving. Limits: ``ALGOLINK_MAX_BODY_SIZE`` (bytes),
     ``ALGOLINK_MAX_IMAGE_PIXELS``, ``ALGOLINK_CONCURRENCY`` (requests that reach the model at once),
-    ``ALGOLINK_MAX_QUEUE`` (requests that may wait; more are answered 503).
+    ``ALGOLINK_MAX_QUEUE`` (requests that may wait; more are answered 503). ``ALGOLINK_HUB=1`` (the hub
+    sets it for the services it runs) turns ``POST /setup`` off and lists in ``/openapi.json`` only
+    what clients reach through the hub.
     """
     registry = registry or default_registry
     registry.served = True
@@ -139,6 +143,7 @@ async def serve(registry: Registry, settings: dict) -> None:
         max_pixels=settings["max_pixels"],
         concurrency=settings["concurrency"],
         max_queue=settings["max_queue"],
+        behind_hub=settings.get("behind_hub", False),
     )
     http = HTTPServer(server.make_app(), max_body_size=settings["max_body_size"])
     sockets = bind_sockets(settings["port"], settings["host"])

@@ -83,6 +83,7 @@ class ModelServer:
         cors_origin: str = "*",
         thread_name_prefix: str = "modelcloud",
         inline_fast: bool = True,
+        behind_hub: bool = False,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -98,6 +99,9 @@ class ModelServer:
         )
         self.pending = 0
         self.inline_fast = inline_fast
+        #: Run by an AlgoLink hub: no ``POST /setup`` (setup options change through the hub, as new
+        #: versions), and the OpenAPI document lists what clients reach through the hub.
+        self.behind_hub = behind_hub
         self.stats = ServerStats()
 
     def make_app(self, **settings: Any) -> tornado.web.Application:
@@ -109,7 +113,7 @@ class ModelServer:
                 (r"/meta", MetaHandler),
                 (r"/healthcheck", HealthHandler),
                 (r"/openapi\.json", OpenAPIHandler),
-                (r"/setup", SetupHandler),
+                *([] if self.behind_hub else [(r"/setup", SetupHandler)]),
             ],
             default_handler_class=NotFoundHandler,
             modelserver=self,
@@ -204,6 +208,7 @@ class BaseHandler(tornado.web.RequestHandler):
                 "error": "A token is required: send 'Authorization: token <token>' or add ?token=<token>."
             }
         elif status_code == 405:
+            self.set_header("Allow", ", ".join([*self._allowed(), "OPTIONS"]))
             body = {
                 "error": f"{self.request.method} is not allowed on {self.request.path}: "
                 f"use {self._allowed_methods()}."
@@ -217,13 +222,15 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
 
-    def _allowed_methods(self) -> str:
-        allowed = [
+    def _allowed(self) -> list:
+        return [
             m
             for m in ("GET", "POST")
             if getattr(type(self), m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())
         ]
-        return " or ".join(allowed) or "another path"
+
+    def _allowed_methods(self) -> str:
+        return " or ".join(self._allowed()) or "another path"
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (tornado.web.HTTPError, ModelCloudError)):
@@ -336,7 +343,15 @@ class HealthHandler(BaseHandler):
 
 class OpenAPIHandler(BaseHandler):
     def get(self) -> None:
-        self.write_json(openapi_document(self.modelserver.registry))
+        server = self.modelserver
+        prefix = self.request.headers.get("X-Forwarded-Prefix", "")
+        self.write_json(
+            openapi_document(
+                server.registry,
+                server_url=prefix + "/" if prefix.startswith("/") else "/",
+                clients_only=server.behind_hub,
+            )
+        )
 
 
 class SetupHandler(BodyHandler):

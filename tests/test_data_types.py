@@ -27,6 +27,7 @@ from PIL import Image
 
 import modelcloud
 from modelcloud import data_types as dt
+from modelcloud.archives import zip_entry_count
 from modelcloud.data_types import DecodeContext, UploadedFile
 from modelcloud.errors import ValidationError
 from support import start_script
@@ -1197,13 +1198,50 @@ def test_array_dict_schema_and_output():
 # -- file ----------------------------------------------------------------------------------------------
 
 
+def test_file_data_uri_of_another_type_is_refused(ctx):
+    """A data URI names its type: a PNG sent for a .pt option is refused, as a file named x.png is."""
+    with pytest.raises(ValidationError, match=r"must be a \.pt file, got data of type 'image/png'"):
+        dt.file(extension=".pt").deserialize(data_uri(b"\x89PNG"), ctx)
+    with pytest.raises(ValidationError, match="application/zip"):
+        dt.file(extension=[".pt", ".pth"]).deserialize(data_uri(b"PK", "application/zip"), ctx)
+    # a type that fits, or one that says nothing, passes
+    assert dt.file(extension=".png").deserialize(data_uri(b"\x89PNG"), ctx).endswith(".png")
+    assert dt.file(extension=".pt").deserialize(data_uri(b"x", "binary/octet-stream"), ctx)
+
+
+def test_zip_entries_are_counted_before_the_archive_is_read(ctx):
+    """Entries past the limit: refused from the archive's end record, without listing them."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(20_000):
+            zf.writestr(f"f{i}", b"")
+    data = buf.getvalue()
+    assert zip_entry_count(io.BytesIO(data)) == 20_000
+    t0 = time.perf_counter()
+    with pytest.raises(ValidationError, match="20,000 entries"):
+        dt.directory().deserialize(data, ctx)
+    assert time.perf_counter() - t0 < 0.05  # the central directory was never parsed
+
+
+def test_tar_members_stop_at_the_limit(ctx, monkeypatch):
+    monkeypatch.setattr(dt, "_MAX_ARCHIVE_FILES", 50)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for i in range(5_000):
+            info = tarfile.TarInfo(f"f{i}")
+            tf.addfile(info, io.BytesIO(b""))
+    with pytest.raises(ValidationError, match="too many files"):
+        dt.directory().deserialize(buf.getvalue(), ctx)
+
+
 def test_file_data_uri_is_written_with_the_declared_extension(ctx):
     payload = b"\x80\x04weights"
     path = dt.file(extension=".pkl").deserialize(data_uri(payload, "application/octet-stream"), ctx)
     assert os.path.isabs(path) and path.endswith(".pkl")
     assert Path(path).read_bytes() == payload
     # the first of several extensions; a mime type names it when no extension is declared
-    assert dt.file(extension=[".pt", ".pth"]).deserialize(data_uri(b"x"), ctx).endswith(".pt")
+    octets = data_uri(b"x", "application/octet-stream")
+    assert dt.file(extension=[".pt", ".pth"]).deserialize(octets, ctx).endswith(".pt")
     assert dt.file().deserialize(data_uri(b"x", "text/plain"), ctx).endswith(".txt")
     assert Path(dt.file().deserialize(payload, ctx)).read_bytes() == payload  # raw bytes in-process
     ctx.cleanup()

@@ -187,7 +187,9 @@ def test_unknown_command_404_and_wrong_method_405(server):
     assert r.status_code == 404 and r.json()["error"]
     r = server.session.put(server.url + "/greet", json={})
     assert r.status_code == 405 and "POST" in r.json()["error"]
-    assert server.session.delete(server.url + "/meta").status_code == 405
+    assert r.headers["Allow"] == "GET, POST, OPTIONS"
+    r = server.session.delete(server.url + "/meta")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, OPTIONS"
 
 
 def test_command_spec_get(server):
