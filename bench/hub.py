@@ -118,6 +118,7 @@ class HubProcess:
                 "0",
                 "--data",
                 str(data),
+                "--stop-services-on-exit",
             ],
             cwd=str(REPO),
             stdout=subprocess.PIPE,

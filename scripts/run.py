@@ -109,6 +109,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     lab_port = free_port(args.lab_port)
     hub_url = f"http://127.0.0.1:{hub_port}"
     hub_cmd = [str(BIN / "algolink"), "hub", "--data", str(data / "hub"), "--port", str(hub_port)]
+    hub_cmd.append("--stop-services-on-exit")  # Ctrl-C stops everything make run started
 
     hub = lab = None
     signal.signal(signal.SIGTERM, interrupt)

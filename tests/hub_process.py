@@ -55,9 +55,18 @@ def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.1, what: s
 class Hub:
     """``algolink hub --port 0 --data DIR [--db URL]`` as a subprocess, with an API session."""
 
-    def __init__(self, data: Path, db: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        db: Optional[str] = None,
+        extra_args: Optional[list] = None,
+        prefix: Optional[list] = None,
+    ):
         self.data = Path(data)
         self.db = db
+        self.extra_args = list(extra_args or [])
+        #: A command the hub runs under (``prlimit --nofile=1024:1024 --``, say).
+        self.prefix = list(prefix or [])
         self.lines: list = []
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
@@ -65,10 +74,11 @@ class Hub:
         self.printed_token: Optional[str] = None
         self.session = requests.Session()
 
-    def start(self, timeout: float = 60) -> Hub:
+    def start(self, timeout: float = 60, extra_args: Optional[list] = None) -> Hub:
         args = [*ALGOLINK, "hub", "--port", "0", "--data", str(self.data), "--health-timeout", "60"]
         if self.db:
             args += ["--db", self.db]
+        args = [*self.prefix, *args, *(extra_args or self.extra_args)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.lines = []
         self.printed_token = None
@@ -183,18 +193,43 @@ class Hub:
         except (OSError, ValueError):
             return None
 
-    def stop(self) -> None:
+    def stop(self, keep_services: bool = False) -> None:
+        """SIGTERM, as a service manager stops the hub; its services keep running (the next start
+        takes them back) unless ``keep_services`` is False, when this test's are stopped too."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if not keep_services:
+            self.stop_services()
+            self.remove_users()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+    def stop_services(self) -> None:
+        """Stop the service processes this test's hub left running, by the pids it recorded."""
+        from algolink_jupyter.hub.runner import kill_stale
+
+        for pid_file in self.data.glob("services/*/*/*/run.log.pid"):
+            kill_stale(pid_file, timeout=5)
+
+    def remove_users(self) -> None:
+        """The system users this test's hub made for its services (as root)."""
+        if os.geteuid() != 0 or not self.data.exists():
+            return
+        from algolink_jupyter.hub.sandbox import hub_tag
+
+        prefix = f"alk{hub_tag(self.data)}s"
+        import pwd
+
+        for entry in pwd.getpwall():
+            if entry.pw_name.startswith(prefix):
+                subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
 
 
 def alive(pid: Optional[int]) -> bool:

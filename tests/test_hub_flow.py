@@ -32,10 +32,13 @@ def hub(tmp_path_factory):
     h.stop()
 
 
-def processes_of(project: str, service: str) -> list:
-    """Pids of the live processes the hub's runner started for a service."""
+def processes_of(hub: Hub, project: str, service: str) -> set:
+    """The versions of a service of ``hub`` whose processes (the service, its keeper, its sandbox)
+    live: the runner marks each with its key, ``project/service/number``, and each runs in an
+    environment in the hub's data folder."""
     marker = f"ALGOLINK_RUNNER_KEY={project}/{service}/".encode()
-    found = []
+    here = f"VIRTUAL_ENV={hub.data}/".encode()
+    found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -43,8 +46,12 @@ def processes_of(project: str, service: str) -> list:
             environ = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
-        if any(v.startswith(marker) for v in environ.split(b"\0")) and alive(int(entry)):
-            found.append(int(entry))
+        values = environ.split(b"\0")
+        if not any(v.startswith(here) for v in values):
+            continue
+        for value in values:
+            if value.startswith(marker) and alive(int(entry)):
+                found.add(value.split(b"=", 1)[1].decode())
     return found
 
 
@@ -105,7 +112,9 @@ def test_two_publishes_at_once_leave_the_service_consistent(hub, bundles):
     assert len(apis) == len(set(apis)) == 3  # v1, and one each for versions 2 and 3
     tag = f"v{live[0]}"
     assert hub.serve("race/svc/echo", json={"text": "x"}).json() == {"text": f"{tag}:x"}
-    wait_for(lambda: len(processes_of("race", "svc")) == 1, 30, 0.2, "one process left")
+    wait_for(
+        lambda: len(processes_of(hub, "race", "svc")) == 1, 30, 0.2, "one version left running"
+    )
 
 
 def test_publishing_under_a_stream_of_requests_fails_none(hub, bundles):
@@ -139,7 +148,7 @@ def test_publishing_under_a_stream_of_requests_fails_none(hub, bundles):
     assert hub.publish("load", "svc", 2).status_code == 202
     hub.wait_version("load", "svc", 2)
     wait_for(lambda: seen.get("v2", 0) > 20, 30, 0.05, "requests to reach version 2")
-    wait_for(lambda: len(processes_of("load", "svc")) == 1, 30, 0.1, "version 1 to stop")
+    wait_for(lambda: len(processes_of(hub, "load", "svc")) == 1, 30, 0.1, "version 1 to stop")
     time.sleep(0.5)
     stop.set()
     for t in threads:
@@ -225,24 +234,44 @@ def test_a_restarted_hub_brings_its_services_back(tmp_path, bundles):
         assert hub.register("restart", "g", "idle", bundles["v2"]).status_code == 201
         token = hub.token
 
-        # A clean stop: the processes stop with the hub and come back with it.
+        # A clean stop: the services keep running, and the next hub serves them at once.
         first = hub.service_pid("restart", "svc", 1)
-        hub.stop()
-        assert not alive(first)
+        hub.stop(keep_services=True)
+        assert alive(first)
+        assert "keep running" in hub.output
         hub.start()
         assert hub.printed_token is None and hub.token == token  # printed once, then reused
-        hub.wait_version("restart", "svc", 1)
+        assert hub.version("restart", "svc", 1)["status"] == "online"  # never "starting"
         assert hub.serve("restart/svc/echo", json={"text": "a"}).json() == {"text": "v1:a"}
+        assert hub.service_pid("restart", "svc", 1) == first  # no cold start
 
-        # Killed: its services die with it (they would hold their ports) and come back too.
-        second = hub.service_pid("restart", "svc", 1)
+        # Killed: the same; nothing of the hub's end is needed.
         hub.kill()
-        wait_for(lambda: not alive(second), 30, 0.1, "the orphaned service to stop")
+        assert alive(first)
+        hub.start()
+        assert hub.serve("restart/svc/echo", json={"text": "b"}).json() == {"text": "v1:b"}
+        assert hub.service_pid("restart", "svc", 1) == first
+        assert hub.service("restart", "idle")["status"] == "registered"  # never published
+        assert processes_of(hub, "restart", "svc") == {"restart/svc/1"}
+
+        # A service that died while no hub ran is started again.
+        hub.stop(keep_services=True)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: not alive(first), 10, 0.1, "the service to die")
         hub.start()
         hub.wait_version("restart", "svc", 1)
-        assert hub.serve("restart/svc/echo", json={"text": "b"}).json() == {"text": "v1:b"}
-        assert hub.service("restart", "idle")["status"] == "registered"  # never published
-        assert len(processes_of("restart", "svc")) == 1
+        assert hub.serve("restart/svc/echo", json={"text": "c"}).json() == {"text": "v1:c"}
+        assert hub.service_pid("restart", "svc", 1) != first
+
+        # --stop-services-on-exit: they stop with the hub.
+        hub.stop(keep_services=True)
+        hub.start(extra_args=["--stop-services-on-exit"])
+        third = hub.service_pid("restart", "svc", 1)
+        hub.stop(keep_services=True)
+        assert not alive(third), (
+            hub.output + (hub.data / "services/restart/svc/1/run.log").read_text()[-3000:]
+        )
+        assert processes_of(hub, "restart", "svc") == set()
     finally:
         hub.stop()
 
@@ -259,7 +288,8 @@ import tornado.web
 
 if os.environ.get("ALGOLINK_META") == "1":
     print(json.dumps({"sdkVersion": "raw", "metadata": {"name": "raw"}, "options": [],
-                      "commands": [{"name": "echo", "inputs": [], "outputs": []}]}))
+                      "commands": [{"name": c, "inputs": [], "outputs": []}
+                                   for c in ("echo", "stream", "big")]}))
     sys.exit(0)
 
 BIG = hashlib.sha256(b"seed").digest() * (3 * 2**20 // 32)
@@ -342,6 +372,9 @@ def test_serve_streams_and_passes_everything_through(hub, tmp_path):
     assert head.status_code == 200 and head.headers["Content-Length"] == str(3 * 2**20)
     assert head.content == b""
     assert s.get(hub.url + "/serve/proxy/raw/nothing-here", timeout=10).status_code == 404
+    # What the manifest does not declare is not forwarded, whatever the process would answer.
+    health = s.get(hub.url + "/serve/proxy/raw/healthcheck", timeout=10)
+    assert health.status_code == 404 and "echo, stream" in health.json()["error"]
     # A body over the /serve limit is refused without being held, and the hub keeps serving.
     from algolink_jupyter.hub.proxy import MAX_SERVE_BODY
 

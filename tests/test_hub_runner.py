@@ -264,45 +264,108 @@ async def main():
     bundle = Path(sys.argv[3])
     runner = Runner()
     await runner.start("orphan", env, bundle, read_config(bundle), free_port(), Path(sys.argv[4]))
-    print(runner.pid("orphan"), flush=True)
+    print(runner.pid("orphan"), runner.url("orphan"), flush=True)
     await asyncio.sleep(3600)
 
 asyncio.run(main())
 """
 
 
-def test_services_do_not_outlive_a_hub_killed_with_sigkill(warm, bundle, tmp_path):
+def test_a_service_outlives_a_hub_killed_with_sigkill_and_is_taken_back(warm, bundle, tmp_path):
+    """What a hub restart needs: the service keeps serving while no hub runs, with its log, and the
+    next runner takes it back (same process, no cold start) and can stop it."""
     script = tmp_path / "hub.py"
     script.write_text(textwrap.dedent(HUB))
+    log_path = tmp_path / "run.log"
     hub = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            warm.env.key,
-            str(warm.env.path),
-            str(bundle),
-            str(tmp_path / "run.log"),
-        ],
+        [sys.executable, str(script), warm.env.key, str(warm.env.path), str(bundle), str(log_path)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
     )
     try:
-        pid = int(hub.stdout.readline())
+        words = hub.stdout.readline().split()
+        pid, url = int(words[0]), words[1]
         assert alive(pid)
         hub.kill()  # SIGKILL: no clean-up code of the hub runs
         hub.wait()
-        deadline = time.monotonic() + 15
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(
-            pid
-        )  # idle, so only the SIGTERM the kernel sent at the hub's death ended it
+        time.sleep(0.5)
+        assert alive(pid)
+        answer = requests.post(url + "/info", json={"name": "alone"}, timeout=10)
+        assert json.loads(answer.json()["info"])["pid"] == pid  # still serving, no hub
+
+        rec = Recorder()
+        runner = Runner(on_state=rec)
+
+        async def go():
+            taken = await runner.adopt("orphan", warm.env, bundle, warm.config, log_path)
+            assert taken and runner.pid("orphan") == pid and runner.url("orphan") == url
+            assert rec.states("orphan") == ["online"]
+            assert not await runner.adopt("someone-else", warm.env, bundle, warm.config, log_path)
+            await runner.stop("orphan")
+
+        asyncio.run(go())
+        assert not alive(pid) and processes_with_key("orphan") == []
+        text = log_path.read_text()
+        # the keeper outlived the first hub: the service's shutdown lines reached the log
+        assert "Taken back by a new hub" in text and "==> Stopped." in text
+        assert text.index("Taken back") < text.rindex("Stopped.")
     finally:
         if hub.poll() is None:
             hub.kill()
         for leftover in processes_with_key("orphan"):
             os.kill(leftover, signal.SIGKILL)
+
+
+def test_a_pid_file_of_a_dead_keeper_is_not_taken_back(warm, bundle, tmp_path):
+    log_path = tmp_path / "run.log"
+    pid_file_for(log_path).write_text(
+        json.dumps({"key": "k", "pid": os.getpid(), "shim": os.getpid(), "port": free_port()})
+    )
+    assert not asyncio.run(Runner().adopt("k", warm.env, bundle, warm.config, log_path))
+
+
+def test_setup_failed_at_run_time_is_noticed_and_restarted(warm, bundle, tmp_path):
+    """A service whose /healthcheck turns to SETUP_FAILED while it runs (here: its own /setup, called
+    on its port, failed) is reported with its log's tail and restarted."""
+    rec = Recorder()
+    runner = Runner(on_state=rec, health_interval=0.3, health_check_timeout=1, backoff_initial=0.1)
+
+    async def go():
+        await runner.start("sf", warm.env, bundle, warm.config, free_port(), tmp_path / "run.log")
+        first, url = runner.pid("sf"), runner.url("sf")
+        (bundle / "crash.flag").write_text("")
+        answer = await post(url + "/setup", json={"greeting": "again"})
+        assert answer.status_code == 500
+        assert (await get(url + "/healthcheck")).json()["status"] == "SETUP_FAILED"
+        await rec.wait_for("sf", "restarting", timeout=20)
+        (bundle / "crash.flag").unlink()
+        await rec.wait_for("sf", "online", count=2, timeout=60)
+        assert runner.pid("sf") != first
+        assert (await get(runner.url("sf") + "/healthcheck")).json()["status"] == "RUNNING"
+        await runner.stop_all()
+
+    asyncio.run(go())
+    message = [m for _, s, m in rec.events if s == "restarting"][0]
+    assert "SETUP_FAILED" in message and "crash.flag says this setup fails" in message
+
+
+def test_a_hung_service_is_noticed_and_restarted(warm, bundle, tmp_path):
+    rec = Recorder()
+    runner = Runner(on_state=rec, health_interval=0.3, health_check_timeout=0.5, hung_checks=3)
+
+    async def go():
+        await runner.start("hung", warm.env, bundle, warm.config, free_port(), tmp_path / "run.log")
+        first = runner.pid("hung")
+        os.kill(first, signal.SIGSTOP)  # alive, but answers nothing
+        await rec.wait_for("hung", "restarting", timeout=30)
+        await rec.wait_for("hung", "online", count=2, timeout=60)
+        assert not alive(first) and runner.pid("hung") != first
+        await runner.stop_all()
+
+    asyncio.run(go())
+    message = [m for _, s, m in rec.events if s == "restarting"][0]
+    assert "stopped answering GET /healthcheck" in message
 
 
 def test_stop_all_stops_every_service(warm, tmp_path):

@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .bundles import BundleConfig, bundle_hash, read_config
+from .sandbox import Identity, Isolation, clean_environment, python_prefix, tmp_env, venv_base
 
 __all__ = [
     "BuildError",
@@ -80,22 +82,24 @@ class Environment:
         path = Path(path)
         return cls(key=key, path=path, python=path / "bin" / "python", bin_dir=path / "bin")
 
-    def process_env(self, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    def process_env(
+        self, extra: Optional[dict[str, str]] = None, *, build: bool = False
+    ) -> dict[str, str]:
         """The environment variables of a process that runs in this environment.
 
-        The hub's own variables, less ``PYTHONPATH``, ``PYTHONHOME`` and every ``ALGOLINK_*`` (the hub's
-        settings and tokens are not the service's business), with ``bin/`` first on PATH,
+        Only what :func:`~.sandbox.clean_environment` lets through of the hub's own (no hub setting,
+        token or secret; the installers' settings too for a ``build``), with ``bin/`` first on PATH,
         ``VIRTUAL_ENV`` set, output unbuffered, then ``extra``.
         """
-        drop = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "__PYVENV_LAUNCHER__"}
-        env = {
-            k: v for k, v in os.environ.items() if k not in drop and not k.startswith("ALGOLINK_")
-        }
-        env["PATH"] = str(self.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)
-        env["VIRTUAL_ENV"] = str(self.path)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(extra or {})
-        return env
+        return clean_environment(
+            {
+                "PATH": str(self.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath),
+                "VIRTUAL_ENV": str(self.path),
+                "PYTHONUNBUFFERED": "1",
+                **(extra or {}),
+            },
+            build=build,
+        )
 
     @property
     def complete(self) -> bool:
@@ -447,6 +451,16 @@ def _find_uv() -> Optional[str]:
     return shutil.which("uv")
 
 
+@dataclass
+class _Build:
+    """An environment being built in the sandbox: as whom, in which scratch folder, with which
+    Python."""
+
+    who: Optional[Identity]
+    scratch: Path
+    python: Optional[Path] = None
+
+
 class Builder:
     """Builds and caches the environments of bundles under ``envs_root``.
 
@@ -455,11 +469,21 @@ class Builder:
     """
 
     def __init__(
-        self, envs_root: Path, *, uv: Optional[str] = None, build_timeout: float = 1800.0
+        self,
+        envs_root: Path,
+        *,
+        uv: Optional[str] = None,
+        build_timeout: float = 1800.0,
+        isolation: Optional[Isolation] = None,
+        cache_dir: Optional[Path] = None,
     ) -> None:
         self.envs_root = Path(envs_root)
         self._uv = uv
         self.build_timeout = build_timeout
+        #: How bundle code runs (see sandbox.py); None: as the hub, in the bundle's folder.
+        self.isolation = isolation
+        #: uv's cache for builds made as the build user (machine-wide, so builds share downloads).
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self._runtime_hash: Optional[str] = None
         self._pythons: Optional[list[PythonInstall]] = None
         self._pythons_at = 0.0
@@ -543,7 +567,15 @@ class Builder:
 
     # -- building ------------------------------------------------------------------------------
 
-    async def build(self, bundle_dir: Path, config: BundleConfig, log_path: Path) -> Environment:
+    async def build(
+        self,
+        bundle_dir: Path,
+        config: BundleConfig,
+        log_path: Path,
+        *,
+        who: Optional[Identity] = None,
+        tmp: Optional[Path] = None,
+    ) -> Environment:
         """Build (or reuse) the environment ``bundle_dir`` needs; the log streams to ``log_path``.
 
         An environment already built with the same key is reused at once; its build steps that are
@@ -552,6 +584,11 @@ class Builder:
         the requested Python (uv, never downloading one), the modelcloud runtime, then each build
         step. A failure removes the half-built environment and raises :class:`BuildError` with the
         tail of the log; the log's last line says how the build ended and how long it took.
+
+        With :attr:`isolation`, the environment is built in a sandbox as the build user, from a
+        scratch copy of the bundle, and then given to root; the steps that are not package installs
+        run again as ``who`` (the service's user) in ``bundle_dir`` (the version's working copy,
+        ``tmp`` its /tmp) with the environment read-only, so what they make is the version's.
         """
         bundle_dir = Path(bundle_dir).resolve()
         log = _BuildLog(Path(log_path))
@@ -562,7 +599,7 @@ class Builder:
             log.line(f"Warning: {warning}")
         try:
             try:
-                await self._build_locked(env, bundle_dir, config, log)
+                await self._build_locked(env, bundle_dir, config, log, who, tmp)
             except asyncio.CancelledError:
                 log.line(f"Build cancelled after {log.elapsed:.1f} s.")
                 raise
@@ -578,7 +615,13 @@ class Builder:
             log.close()
 
     async def _build_locked(
-        self, env: Environment, bundle_dir: Path, config: BundleConfig, log: _BuildLog
+        self,
+        env: Environment,
+        bundle_dir: Path,
+        config: BundleConfig,
+        log: _BuildLog,
+        who: Optional[Identity],
+        tmp: Optional[Path],
     ) -> None:
         deadline = time.monotonic() + self.build_timeout
         bundle_steps = [s for s in config.build_steps if not _INSTALL_STEP.match(s)]
@@ -589,20 +632,22 @@ class Builder:
         async with _FileLock(self.envs_root / f"{env.key}.lock", log):
             if env.complete:
                 log.header(f"Reusing environment {env.key}, built before")
-                for i, step in enumerate(bundle_steps, 1):
-                    log.header(
-                        f"Bundle step {i}/{len(bundle_steps)} (run for every bundle): {step}"
-                    )
-                    await self._run_step(env, bundle_dir, step, i, len(bundle_steps), log, deadline)
-                return
-            if env.path.exists():
-                log.header("Removing an incomplete environment left by an earlier build")
-                await asyncio.to_thread(shutil.rmtree, env.path, True)
-            try:
-                await self._create(env, bundle_dir, config, log, deadline)
-            except BaseException:
-                await asyncio.shield(asyncio.to_thread(shutil.rmtree, env.path, True))
-                raise
+            else:
+                if env.path.exists():
+                    log.header("Removing an incomplete environment left by an earlier build")
+                    await asyncio.to_thread(shutil.rmtree, env.path, True)
+                try:
+                    await self._create(env, bundle_dir, config, log, deadline)
+                except BaseException:
+                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, env.path, True))
+                    raise
+                if self.isolation is None:
+                    return  # every step ran in bundle_dir already
+            for i, step in enumerate(bundle_steps, 1):
+                log.header(f"Bundle step {i}/{len(bundle_steps)} (run for every bundle): {step}")
+                await self._run_step(
+                    env, bundle_dir, step, i, len(bundle_steps), log, deadline, who=who, tmp=tmp
+                )
 
     async def _create(
         self,
@@ -611,6 +656,34 @@ class Builder:
         config: BundleConfig,
         log: _BuildLog,
         deadline: float,
+    ) -> None:
+        if self.isolation is None:
+            return await self._create_in(env, bundle_dir, config, log, deadline)
+        builder = self.isolation.build_user()
+        scratch = self.envs_root / f".build-{env.key}"
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+        try:
+            scratch.mkdir(parents=True)
+            (scratch / "tmp").mkdir()
+            self.isolation.own(scratch, builder, 0o700)
+            self.isolation.own(scratch / "tmp", builder, 0o700)
+            await asyncio.to_thread(working_copy_for, bundle_dir, scratch / "bundle", builder)
+            env.path.mkdir(parents=True)
+            self.isolation.own(env.path, builder, 0o755)
+            build = _Build(builder, scratch)
+            await self._create_in(env, scratch / "bundle", config, log, deadline, build)
+            await asyncio.to_thread(self.isolation.hand_to_root, env.path)
+        finally:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, scratch, True))
+
+    async def _create_in(
+        self,
+        env: Environment,
+        bundle_dir: Path,
+        config: BundleConfig,
+        log: _BuildLog,
+        deadline: float,
+        build: Optional[_Build] = None,
     ) -> None:
         uv = self.uv
         vendored = _vendors_modelcloud(bundle_dir)
@@ -628,15 +701,18 @@ class Builder:
                 f"{', '.join(usable) or 'none'}; set python: in algolink.yml to one of them."
             )
         python = await asyncio.to_thread(self.find_python, config.python, vendored=vendored)
+        if build is not None:
+            build.python = python.path
         uv_env, install_flags = uv_settings()
-        base_env = {**env.process_env(), **uv_env}
+        base_env = {**env.process_env(build=True), **uv_env, **self._cache_env()}
+        base_env.update(tmp_env(build.scratch / "tmp" if build is not None else None))
+        run = functools.partial(
+            self._run, cwd=bundle_dir, env=base_env, log=log, deadline=deadline, build=build
+        )
         log.header(f"Creating a virtual environment with Python {python.version} ({python.path})")
-        rc = await self._run(
-            [uv, "venv", "--no-python-downloads", "--python", str(python.path), str(env.path)],
-            cwd=self.envs_root,
-            env=base_env,
-            log=log,
-            deadline=deadline,
+        rc = await run(
+            [uv, "venv", "--no-python-downloads", "--allow-existing"]
+            + ["--python", str(python.path), str(env.path)]
         )
         if rc != 0:
             raise BuildError(
@@ -651,25 +727,29 @@ class Builder:
                 "Installing the modelcloud runtime and what it needs: "
                 + ", ".join(MODELCLOUD_REQUIREMENTS)
             )
-            rc = await self._run(
+            rc = await run(
                 [uv, "pip", "install", "--python", str(env.python), *install_flags]
-                + list(MODELCLOUD_REQUIREMENTS),
-                cwd=bundle_dir,
-                env=base_env,
-                log=log,
-                deadline=deadline,
+                + list(MODELCLOUD_REQUIREMENTS)
             )
             if rc != 0:
                 raise BuildError(
                     f"The modelcloud runtime's packages could not be installed (exit status {rc}): "
                     f"{_tail(log.tail)}"
                 )
-            await asyncio.to_thread(_copy_runtime, env)
+            rc = await run(
+                [str(env.python), "-I", "-S", "-c", _COPY_RUNTIME, str(env.path)]
+                + [str(_modelcloud_dir()), _runtime_version(), *MODELCLOUD_REQUIREMENTS]
+            )
+            if rc != 0:
+                raise BuildError(
+                    f"The modelcloud runtime could not be copied into the environment (exit status "
+                    f"{rc}): {_tail(log.tail)}"
+                )
             log.line(f"    copied modelcloud {_runtime_version()} into the environment")
         steps = list(config.build_steps)
         for i, step in enumerate(steps, 1):
             log.header(f"Build step {i}/{len(steps)}: {step}")
-            await self._run_step(env, bundle_dir, step, i, len(steps), log, deadline)
+            await self._run_step(env, bundle_dir, step, i, len(steps), log, deadline, build=build)
         marker = {
             "key": env.key,
             "python": python.version,
@@ -691,15 +771,28 @@ class Builder:
         count: int,
         log: _BuildLog,
         deadline: float,
+        *,
+        build: Optional[_Build] = None,
+        who: Optional[Identity] = None,
+        tmp: Optional[Path] = None,
     ) -> None:
+        """One build step in ``bundle_dir``: while the environment is being built (``build``, as the
+        build user, the environment writable), else as ``who`` with the environment read-only."""
+        building = build is not None or self.isolation is None
         uv_env, _flags = uv_settings()
         command = _PYTHON_M_PIP.sub(lambda m: m.group(1) + "pip", step)
+        extra = {**uv_env, **self._cache_env()} if building else {}
+        extra.update(tmp_env(build.scratch / "tmp" if build is not None else tmp))
         rc = await self._run(
             ["/bin/sh", "-c", command],
             cwd=bundle_dir,
-            env=env.process_env(uv_env),
+            env=env.process_env(extra, build=building),
             log=log,
             deadline=deadline,
+            build=build,
+            who=who,
+            read_only=[] if building else [env.path],
+            tmp=tmp,
         )
         if rc != 0:
             raise BuildError(
@@ -707,11 +800,42 @@ class Builder:
                 f"fix it and publish again. The log ends with:\n{_tail(log.tail)}"
             )
 
+    def _cache_env(self) -> dict[str, str]:
+        """Where uv keeps its downloads for a build: the build user's cache when there is one."""
+        cache = self._build_cache()
+        return {"UV_CACHE_DIR": str(cache)} if cache is not None else {}
+
+    def _build_cache(self) -> Optional[Path]:
+        if self.isolation is None:
+            return None
+        if self.isolation.users:
+            cache = self.cache_dir or Path("/var/cache/algolink-build/uv")
+            if not cache.is_dir():
+                cache.mkdir(parents=True, exist_ok=True)
+            self.isolation.own(cache, self.isolation.build_user(), 0o700)
+            return cache
+        return self.cache_dir or _uv_cache_dir()
+
     async def _run(
-        self, argv: list[str], *, cwd: Path, env: dict[str, str], log: _BuildLog, deadline: float
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        log: _BuildLog,
+        deadline: float,
+        build: Optional[_Build] = None,
+        who: Optional[Identity] = None,
+        read_only: list = (),  # type: ignore[assignment]
+        tmp: Optional[Path] = None,
     ) -> int:
-        """Run one command of the build, its output into the log as it comes; its exit status."""
+        """Run one command of the build, its output into the log as it comes; its exit status.
+
+        With :attr:`isolation` it runs sandboxed: while an environment is being built (``build``), as
+        the build user (the environment and the scratch copy writable), else as ``who`` in ``cwd``."""
         log.tail.clear()
+        if self.isolation is not None:
+            argv = self._sandboxed(argv, cwd, env, build, who, list(read_only), tmp)
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=str(cwd),
@@ -749,11 +873,66 @@ class Builder:
                 await pumping
         return proc.returncode if proc.returncode is not None else -1
 
+    def _sandboxed(
+        self,
+        argv: list,
+        cwd: Path,
+        env: dict,
+        build: Optional[_Build],
+        who: Optional[Identity],
+        read_only: list,
+        tmp: Optional[Path],
+    ) -> list:
+        assert self.isolation is not None
+        tools = [Path(os.path.realpath(self.uv)).parent, _modelcloud_dir()]
+        if build is not None and build.python is not None:
+            tools.append(python_prefix(Path(build.python)))
+        for path in read_only:
+            base = venv_base(path)
+            if base is not None:
+                tools.append(base)
+        if build is not None:  # building the environment, as the build user
+            cache = env.get("UV_CACHE_DIR")
+            writable = [Path(env["VIRTUAL_ENV"]), build.scratch, *([Path(cache)] if cache else [])]
+            return self.isolation.command(
+                argv,
+                who=build.who,
+                cwd=cwd,
+                read_only=tools,
+                writable=writable,
+                tmp=build.scratch / "tmp",
+            )
+        return self.isolation.command(
+            argv, who=who, cwd=cwd, read_only=[*tools, *read_only], writable=[cwd], tmp=tmp
+        )
+
     async def read_manifest(
-        self, env: Environment, bundle_dir: Path, timeout: float = 60.0
+        self,
+        env: Environment,
+        bundle_dir: Path,
+        timeout: float = 60.0,
+        *,
+        who: Optional[Identity] = None,
+        tmp: Optional[Path] = None,
     ) -> dict[str, Any]:
-        """The bundle's manifest: see :func:`read_manifest`."""
-        return await read_manifest(env, bundle_dir, timeout)
+        """The bundle's manifest: see :func:`read_manifest` (sandboxed as ``who`` with
+        :attr:`isolation`)."""
+        wrap = None
+        if self.isolation is not None:
+            base = venv_base(env.path)
+            isolation = self.isolation
+
+            def wrap(argv: list) -> list:
+                return isolation.command(
+                    argv,
+                    who=who,
+                    cwd=bundle_dir,
+                    read_only=[env.path, *([base] if base else [])],
+                    writable=[bundle_dir],
+                    tmp=tmp,
+                )
+
+        return await read_manifest(env, bundle_dir, timeout, wrap=wrap, extra_env=tmp_env(tmp))
 
 
 def _vendors_modelcloud(bundle_dir: Path) -> bool:
@@ -766,50 +945,62 @@ def _runtime_version() -> str:
     return getattr(modelcloud, "__version__", "0")
 
 
-def _site_packages(env: Environment) -> Path:
-    out = subprocess.run(
-        [str(env.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env.process_env(),
-    )
-    if out.returncode != 0 or not out.stdout.strip():
-        raise BuildError(
-            f"The new environment's Python does not start: {out.stderr.strip()[-500:]}"
-        )
-    return Path(out.stdout.strip())
+# Run by the environment's own Python (-I -S: no site, nothing of the environment runs), as the build
+# user: copy this hub's modelcloud package into site-packages, with a dist-info so pip sees it.
+_COPY_RUNTIME = """
+import os, shutil, sys, sysconfig
+env, source, version, requires = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
+site = sysconfig.get_path("purelib", scheme, vars={"base": env, "platbase": env})
+target = os.path.join(site, "modelcloud")
+if os.path.lexists(target):
+    shutil.rmtree(target)
+shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+info = os.path.join(site, "modelcloud-%s.dist-info" % version)
+os.makedirs(info, exist_ok=True)
+def write(name, text):
+    with open(os.path.join(info, name), "w") as f:
+        f.write(text)
+write("METADATA", "Metadata-Version: 2.1\\nName: modelcloud\\nVersion: %s\\n"
+      "Summary: The AlgoLink model runtime, installed by the AlgoLink hub.\\n" % version
+      + "".join("Requires-Dist: %s\\n" % r for r in requires))
+write("INSTALLER", "algolink-hub\\n")
+files = []
+for folder, _dirs, names in os.walk(target):
+    for name in sorted(names):
+        files.append(os.path.relpath(os.path.join(folder, name), site).replace(os.sep, "/"))
+files += ["%s/%s" % (os.path.basename(info), n) for n in ("METADATA", "INSTALLER", "RECORD")]
+write("RECORD", "".join("%s,,\\n" % f for f in files))
+"""
 
 
-def _copy_runtime(env: Environment) -> None:
-    """Copy this hub's modelcloud package into the environment, with a dist-info so pip sees it."""
-    site = _site_packages(env)
-    target = site / "modelcloud"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(
-        _modelcloud_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    version = _runtime_version()
-    info = site / f"modelcloud-{version}.dist-info"
-    info.mkdir(exist_ok=True)
-    requires = "".join(f"Requires-Dist: {r}\n" for r in MODELCLOUD_REQUIREMENTS)
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: modelcloud\nVersion: {version}\n"
-        "Summary: The AlgoLink model runtime, installed by the AlgoLink hub.\n" + requires
-    )
-    (info / "INSTALLER").write_text("algolink-hub\n")
-    files = [p.relative_to(site).as_posix() for p in sorted(target.rglob("*")) if p.is_file()]
-    files += [f"{info.name}/METADATA", f"{info.name}/INSTALLER", f"{info.name}/RECORD"]
-    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+def _uv_cache_dir() -> Path:
+    """uv's own default cache folder for the hub's user."""
+    if os.environ.get("UV_CACHE_DIR"):
+        return Path(os.environ["UV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "uv"
+
+
+def working_copy_for(bundle_dir: Path, target: Path, who: Optional[Identity]) -> None:
+    """A copy of the bundle for a build (owned by ``who``, never linked: the build may write)."""
+    shutil.copytree(bundle_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if who is not None:
+        for folder, dirs, files in os.walk(target):
+            for name in [*dirs, *files]:
+                os.lchown(os.path.join(folder, name), who.uid, who.gid)
+        os.chown(target, who.uid, who.gid)
 
 
 def _write_pip_shim(env: Environment, uv: str, install_flags: list[str]) -> None:
     text = _PIP_SHIM.format(python=env.python, uv=uv, env=str(env.path), flags=install_flags)
     for name in ("pip", "pip3"):
         path = env.bin_dir / name
-        path.write_text(text)
-        path.chmod(0o755)
+        path.unlink(missing_ok=True)  # never written through a link someone left there
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
 
 
 class _FileLock:
@@ -854,7 +1045,12 @@ class _FileLock:
 
 
 async def read_manifest(
-    env: Environment, bundle_dir: Path, timeout: float = 60.0
+    env: Environment,
+    bundle_dir: Path,
+    timeout: float = 60.0,
+    *,
+    wrap: Any = None,
+    extra_env: Optional[dict] = None,
 ) -> dict[str, Any]:
     """Run the bundle's entrypoint in ``env`` with ``ALGOLINK_META=1`` and return the manifest it prints.
 
@@ -865,11 +1061,13 @@ async def read_manifest(
     bundle_dir = Path(bundle_dir)
     entrypoint = read_config(bundle_dir).entrypoint
     argv = entrypoint_argv(entrypoint, env)
+    if wrap is not None:  # in the sandbox, as the service's user
+        argv = wrap(argv)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=str(bundle_dir),
-            env=env.process_env({"ALGOLINK_META": "1"}),
+            env=env.process_env({"ALGOLINK_META": "1", **(extra_env or {})}),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

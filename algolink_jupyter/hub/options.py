@@ -320,25 +320,60 @@ def unpacked_directory(data: Path, sha256: str) -> Path:
 
 
 def model_options_env(
-    data: Path, version_dir: Path, manifest: Optional[dict], values: Optional[dict]
+    data: Path,
+    options_dir: Path,
+    manifest: Optional[dict],
+    values: Optional[dict],
+    group: Optional[int] = None,
+    *,
+    write: bool = True,
 ) -> Optional[str]:
     """``ALGOLINK_MODEL_OPTIONS`` for a version: its values as JSON, files as local paths; None
-    when it gives no values (the service's defaults apply)."""
+    when it gives no values (the service's defaults apply).
+
+    The files are put in ``options_dir`` (the version's, which its process sees read-only): hard
+    links to the stored files (copies across file systems), a directory as a tree of them; as root
+    the folder is readable by the service's ``group`` only. With ``write`` False the files are taken
+    to be there already (a process that runs is reading them)."""
     if not values:
         return None
     kinds = {o["name"]: o.get("type") for o in declared(manifest)}
     out: dict = {}
+    if write:
+        if options_dir.exists():
+            shutil.rmtree(options_dir)
+        options_dir.mkdir(parents=True)
     for name, value in values.items():
-        if kinds.get(name) == "file" and isinstance(value, dict):
-            folder = version_dir / "options" / re.sub(r"[^A-Za-z0-9_-]", "_", name)
-            folder.mkdir(parents=True, exist_ok=True)
-            link = folder / value["filename"]
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(file_path(data, value["file"]))
-            out[name] = str(link)
-        elif kinds.get(name) == "directory" and isinstance(value, dict):
-            out[name] = str(unpacked_directory(data, value["file"]))
+        kind = kinds.get(name)
+        if kind in ("file", "directory") and isinstance(value, dict):
+            folder = options_dir / re.sub(r"[^A-Za-z0-9_-]", "_", name)
+            target = folder / value["filename"] if kind == "file" else folder
+            if write and kind == "file":
+                folder.mkdir()
+                _link_or_copy(file_path(data, value["file"]), target)
+                os.chmod(target, 0o644)
+            elif write:
+                source = unpacked_directory(data, value["file"])
+                shutil.copytree(source, target, copy_function=_link_or_copy)
+            out[name] = str(target)
         else:
             out[name] = value
+    if write:
+        _readable_by(options_dir, group)
     return json.dumps(out)
+
+
+def _link_or_copy(src: Any, dst: Any) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _readable_by(folder: Path, group: Optional[int]) -> None:
+    """Folders 0750 (0755 when no group is given), files as they are (0644)."""
+    mode = 0o750 if group is not None else 0o755
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        if group is not None:
+            os.chown(path, 0, group)
+        os.chmod(path, mode)

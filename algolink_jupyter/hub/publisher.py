@@ -22,6 +22,7 @@ import collections
 import hashlib
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import orm
-from .bundles import read_config
+from .builder import Environment
+from .bundles import BundleConfig, read_config
 from .options import model_options_env
+from .runner import kill_stale
+from .sandbox import Identity, working_copy
 
 log = logging.getLogger("algolink.hub")
 
@@ -55,10 +59,42 @@ class Route:
     #: Development mode (devmode.py): ``url`` is the developer's server and this its token.
     dev: bool = False
     dev_token: Optional[str] = None
+    #: The commands a client may call (the online version's manifest): /serve forwards these,
+    #: ``meta`` and ``openapi.json``, nothing else.
+    commands: frozenset = frozenset()
+
+
+@dataclass
+class Workspace:
+    """Where a version runs: its working copy ``app`` (the process's folder), ``tmp`` (its /tmp),
+    ``options`` (its setup options' files, read-only), and the user it runs as."""
+
+    root: Path
+    who: Optional[Identity]
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def options(self) -> Path:
+        return self.root / "options"
 
 
 def process_key(project: str, service: str, number: int) -> str:
     return f"{project}/{service}/{number}"
+
+
+def manifest_commands(manifest: Any) -> frozenset:
+    """The command names a manifest declares."""
+    commands = (manifest or {}).get("commands") if isinstance(manifest, dict) else None
+    return frozenset(
+        c["name"] for c in commands or [] if isinstance(c, dict) and isinstance(c.get("name"), str)
+    )
 
 
 def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
@@ -139,6 +175,32 @@ class Publisher:
         folder = self.version_dir(project, service, number)
         return folder / "build.log", folder / "run.log"
 
+    def workspace(self, service_id: int, project: str, service: str, number: int) -> Workspace:
+        """The version's workspace (see :class:`Workspace`); its folders are made by
+        :meth:`make_workspace`."""
+        isolation = self.hub.isolation
+        who = isolation.service_user(service_id) if isolation is not None else None
+        return Workspace(self.hub.data / "run" / project / service / str(number), who)
+
+    def make_workspace(self, space: Workspace, bundle_dir: Path) -> None:
+        """A fresh working copy of the stored bundle, and an empty /tmp, for ``space.who``."""
+        isolation = self.hub.isolation
+        passable = 0o711 if isolation is not None and isolation.users else 0o700
+        run_root = self.hub.data / "run"
+        for folder in [*reversed(space.root.relative_to(run_root).parents), Path(".")]:
+            path = run_root / folder
+            path.mkdir(exist_ok=True)
+            os.chmod(path, passable)
+        # Hard links to the stored files when they stay out of the process's reach: as root (they
+        # are root's, read-only to the service's user) or with no isolation at all.
+        link = isolation is None or not isolation.isolated or space.who is not None
+        working_copy(bundle_dir, space.app, space.who, link=link)
+        if space.tmp.exists():
+            shutil.rmtree(space.tmp)
+        space.tmp.mkdir()
+        if isolation is not None:
+            isolation.own(space.tmp, space.who, 0o700)
+
     def note(self, path: Path, text: str) -> None:
         """A line from the hub itself in a build log (written while no build writes to it)."""
         with open(path, "a", encoding="utf-8") as f:
@@ -154,7 +216,12 @@ class Publisher:
         route.api_versions = {v.api_version for v in service.versions if v.api_version}
         route.dev = bool(service.dev_url)
         if route.dev:
-            route.url, route.dev_token, route.key = service.dev_url, service.dev_token, None
+            route.url, route.key = service.dev_url, None
+            route.dev_token = self.hub.sealer.open(service.dev_token)
+            route.commands = manifest_commands(service.dev_manifest)
+        else:
+            published = service.version(service.published_version)
+            route.commands = manifest_commands(published.manifest if published else None)
         return route
 
     def load_routes(self) -> None:
@@ -177,20 +244,24 @@ class Publisher:
         task = self._prepared.get(version_id)
         return task is not None and not task.done()
 
-    async def _prepare(self, version_id: int) -> tuple[Any, Any, Path]:
+    async def _prepare(self, version_id: int) -> tuple[Environment, BundleConfig, Workspace]:
         with self.hub.session() as db:
             version = db.get(orm.Version, version_id)
             service = version.service
             project, name, number = service.project.name, service.name, version.number
             need_manifest = version.manifest is None
             bundle_dir = self.hub.data / "bundles" / version.bundle_hash
+            space = self.workspace(service.id, project, name, number)
         build_log, _ = self.log_paths(project, name, number)
         try:
             config = read_config(bundle_dir)
-            env = await self.hub.builder.build(bundle_dir, config, build_log)
+            await asyncio.to_thread(self.make_workspace, space, bundle_dir)
+            env = await self.hub.builder.build(
+                space.app, config, build_log, who=space.who, tmp=space.tmp
+            )
             if need_manifest:
                 manifest = await self.hub.builder.read_manifest(
-                    env, bundle_dir, self.hub.manifest_timeout
+                    env, space.app, self.hub.manifest_timeout, who=space.who, tmp=space.tmp
                 )
                 with self.hub.session() as db:
                     version = db.get(orm.Version, version_id)
@@ -210,7 +281,7 @@ class Publisher:
                 version.error = message
                 db.commit()
             raise
-        return env, config, bundle_dir
+        return env, config, space
 
     def _bundle_images(self, bundle_dir: Path, images: Any, build_log: Path) -> list:
         found = []
@@ -266,7 +337,7 @@ class Publisher:
             )
         build_log, run_log = self.log_paths(project, name, number)
         # Built at registration already (that build's log stays); built again after a hub restart.
-        env, config, bundle_dir = await self.prepare(version_id)
+        env, config, space = await self.prepare(version_id)
         self.note(build_log, f"publishing version {number} of {project}/{name}")
 
         key = process_key(project, name, number)
@@ -289,27 +360,21 @@ class Publisher:
             manifest, values = version.manifest, version.options
             db.commit()
             self.route(service)
-        extra_env = {"ALGOLINK_HOST": self.hub.service_host}
-        model_options = await asyncio.to_thread(
-            model_options_env,
-            self.hub.data,
-            self.version_dir(project, name, number),
-            manifest,
-            values,
-        )
-        if model_options is not None:  # the version's setup options, files as local paths
-            extra_env["ALGOLINK_MODEL_OPTIONS"] = model_options
+        extra_env = await asyncio.to_thread(self.service_env, space, manifest, values)
         self._keys[key] = (service_id, number)
         try:
             await self.hub.runner.start(
                 key,
                 env,
-                bundle_dir,
+                space.app,
                 config,
                 port,
                 run_log,
                 extra_env=extra_env,
                 health_timeout=self.hub.health_timeout,
+                who=space.who,
+                read_only=[space.options],
+                tmp=space.tmp,
             )
         except BaseException:
             if key != route.key:
@@ -317,6 +382,21 @@ class Publisher:
                 await self.hub.runner.stop(key)
             raise
         await self._swap(service_id, version_id, key, by)
+
+    def service_env(
+        self, space: Workspace, manifest: Any, values: Any, *, write: bool = True
+    ) -> dict:
+        """What the hub tells a version's process: where to listen, that /setup is the hub's
+        business (the route is off), and its setup options (files as paths in its workspace, put
+        there unless ``write`` is False)."""
+        extra_env = {"ALGOLINK_HOST": self.hub.service_host, "ALGOLINK_HUB": "1"}
+        group = space.who.gid if space.who is not None else None
+        model_options = model_options_env(
+            self.hub.data, space.options, manifest, values, group, write=write
+        )
+        if model_options is not None:  # the version's setup options, files as local paths
+            extra_env["ALGOLINK_MODEL_OPTIONS"] = model_options
+        return extra_env
 
     async def _swap(self, service_id: int, version_id: int, key: str, by: Optional[str]) -> None:
         """The new process is healthy: route to it, then stop the old one once it is idle."""
@@ -441,14 +521,81 @@ class Publisher:
 
     # --- start-up and shut-down -------------------------------------------------------------------
 
+    async def adopt_running(self) -> None:
+        """Before the hub listens: take back every online service whose process an earlier hub left
+        running (no cold start, no request refused); what cannot be taken back is left to
+        :meth:`restore`."""
+        with self.hub.session() as db:
+            online = [
+                (v.service.id, v.id)
+                for v in db.query(orm.Version).filter(orm.Version.status.in_(("online",)))
+                if v.service.published_version == v.number and v.service.status == "online"
+            ]
+        for service_id, version_id in online:
+            try:
+                await self._adopt(service_id, version_id)
+            except Exception:  # never stops the hub from starting: restore() starts it anew
+                log.exception("taking back version %s failed", version_id)
+        self.load_routes()
+
+    async def _adopt(self, service_id: int, version_id: int) -> bool:
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            project, name, number = service.project.name, service.name, version.number
+            bundle_dir = self.hub.data / "bundles" / version.bundle_hash
+            manifest, values = version.manifest, version.options
+        space = self.workspace(service_id, project, name, number)
+        if not space.app.is_dir():
+            return False
+        config = read_config(bundle_dir)
+        key_env = self.hub.builder.env_key(config, space.app)
+        env = Environment.at(key_env, self.hub.builder.envs_root / key_env)
+        if not env.complete:
+            return False
+        _, run_log = self.log_paths(project, name, number)
+        key = process_key(project, name, number)
+        self._keys[key] = (service_id, number)
+        taken = await self.hub.runner.adopt(
+            key,
+            env,
+            space.app,
+            config,
+            run_log,
+            extra_env=self.service_env(space, manifest, values, write=False),
+            health_timeout=self.hub.health_timeout,
+            who=space.who,
+            read_only=[space.options],
+            tmp=space.tmp,
+        )
+        if not taken:
+            self._keys.pop(key, None)
+            return False
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            service = version.service
+            route = self.route(service)
+            route.key, route.url, route.api_version = (
+                key,
+                self.hub.runner.url(key),
+                version.api_version,
+            )
+        log.info("took back %s (v%s), still running", key, route.api_version)
+        return True
+
     async def restore(self) -> None:
-        """Bring back every service that was online; mark publishes cut short by a stop as failed."""
+        """Bring back every service that was online and is not running any more; mark publishes cut
+        short by a stop as failed; stop what an earlier hub left running that nothing needs now."""
         with self.hub.session() as db:
             to_start = []
             for version in db.query(orm.Version).filter(
                 orm.Version.status.in_(("building", "starting", "online"))
             ):
                 service = version.service
+                route = self.routes.get((service.project.name, service.name))
+                taken = route is not None and route.key is not None and version.status == "online"
+                if taken and service.published_version == version.number:
+                    continue  # taken back by adopt_running()
                 if service.published_version == version.number and service.status in RUNNING:
                     version.status = service.status = "starting"
                     to_start.append((service.id, version.id))
@@ -462,11 +609,31 @@ class Publisher:
                         service.message = version.error
             db.commit()
         self.load_routes()
+        adopted = {self.hub.data / "services" / Path(k) / "run.log.pid" for k in self._keys}
+        starting = set()
+        with self.hub.session() as db:
+            for _service_id, version_id in to_start:
+                version = db.get(orm.Version, version_id)
+                key = process_key(
+                    version.service.project.name, version.service.name, version.number
+                )
+                starting.add(self.hub.data / "services" / Path(key) / "run.log.pid")
+        for pid_file in (self.hub.data / "services").glob("*/*/*/run.log.pid"):
+            if pid_file not in adopted and pid_file not in starting:
+                await asyncio.to_thread(kill_stale, pid_file)
         for service_id, version_id in to_start:
             self.spawn(self._publish(service_id, version_id, None))
 
-    async def stop_all(self) -> None:
-        """On shut-down: stop the processes but keep their status, so the next start restores them."""
+    async def stop_all(self, stop_services: bool = True) -> None:
+        """On shut-down: stop the processes (``stop_services``) or leave the online ones running for
+        the next hub; their status is kept either way, so the next start restores or adopts them."""
         for task in list(self._tasks):
             task.cancel()
-        await self.hub.runner.stop_all()
+        if stop_services:
+            await self.hub.runner.stop_all()
+            return
+        online = {route.key for route in self.routes.values() if route.key and route.url}
+        for key in list(self.hub.runner.keys()):
+            if key not in online:  # a publish or a drain cut short: nothing will want it
+                await self.hub.runner.stop(key, 5)
+        await self.hub.runner.detach_all()

@@ -1,22 +1,20 @@
-"""Service processes: start, health-check, supervise and stop the entrypoints of built bundles.
+"""Service processes: start, health-check, supervise, stop and find again the entrypoints of built bundles.
 
 Each service (a key chosen by the caller, e.g. ``project/service/3``) runs its entrypoint in its built
-environment, in a session and process group of its own, bound to ``127.0.0.1`` on the port it was
-given. Its output goes to a size-capped rotating log. :meth:`Runner.start` returns once
-``GET /healthcheck`` says ``RUNNING``; from then on a process that dies is restarted with exponential
-backoff, until it has crashed too often within a window and is marked failed.
+environment, through a keeper (:mod:`.shim`) that owns its output and writes the size-capped rotating
+log, in a session and process group of its own, bound to the port it was given, as the
+:class:`~.sandbox.Isolation` says (its own user, in a sandbox). :meth:`Runner.start` returns once
+``GET /healthcheck`` says ``RUNNING``. From then on the runner watches it: a process that dies is
+restarted with exponential backoff, until it has crashed too often within a window and is marked
+failed; a process whose ``/healthcheck`` says ``SETUP_FAILED``, or that stops answering it, is
+reported with its log's tail and restarted the same way.
 
-Processes do not outlive the hub unexpectedly:
-
-- :meth:`Runner.stop` and :meth:`Runner.stop_all` send SIGTERM to the whole process group, then
-  SIGKILL after a timeout, so whatever the service started goes too.
-- On Linux each service is started through a small launcher that sets ``PR_SET_PDEATHSIG``: if the hub
-  dies, even by SIGKILL, the kernel sends SIGTERM to the service process (its own children are not
-  covered; they share its process group, see the next point).
-- A pid file beside the log (``<log>.pid``) records the process and its group. The next hub does not
-  re-adopt processes; when it starts the same key again it first stops a process still recorded
-  there (after checking through ``/proc`` that the process is the one started for that key, so a
-  reused pid is left alone). :func:`kill_stale` does the same for any pid file.
+Services outlive the hub. A pid file beside the log (``<log>.pid``) records the service's process,
+its keeper, its port and key. A hub that stops (or dies) leaves them running; the next one calls
+:meth:`Runner.adopt`, which takes a process back when it is the one started for that key (checked
+through ``/proc``, so a reused pid is left alone), its keeper still writes its log, and it answers
+``RUNNING``: no cold start. :meth:`Runner.stop` sends SIGTERM to the service's process group, then
+SIGKILL after a timeout; :func:`kill_stale` does the same for a pid file nobody adopts.
 """
 
 from __future__ import annotations
@@ -33,12 +31,15 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
-from .builder import Environment, entrypoint_argv, read_lines, signal_group, terminate
+from .builder import Environment, entrypoint_argv, signal_group, terminate
 from .bundles import BundleConfig
+from .sandbox import Identity, Isolation, clean_environment, tmp_env, venv_base
+from .shim import RotatingLog, append_line, stamp
 
 __all__ = [
     "STATES",
@@ -56,18 +57,7 @@ log = logging.getLogger(__name__)
 STATES = ("starting", "online", "restarting", "failed", "stopped")
 #: The variable that marks a process as the one this runner started for a key (checked before a kill).
 KEY_VARIABLE = "ALGOLINK_RUNNER_KEY"
-
-# Run by the hub's own Python in the child: die with the hub (PR_SET_PDEATHSIG = 1), then exec the
-# service. If the hub died between fork and prctl, the parent is no longer the hub: give up at once.
-_LAUNCHER = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
-    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
-    "try:\n"
-    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
-    "except OSError as e:\n"
-    "    sys.exit(f'Cannot run {sys.argv[2]}: {e.strerror}.')\n"
-)
+SHIM = Path(__file__).resolve().with_name("shim.py")
 
 
 class StartError(RuntimeError):
@@ -103,10 +93,6 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _stamp() -> str:
-    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _describe_exit(rc: Optional[int]) -> str:
     if rc is None:
         return "could not be started"
@@ -118,48 +104,80 @@ def _describe_exit(rc: Optional[int]) -> str:
     return f"exited with status {rc}"
 
 
-class RotatingLog:
-    """A log file capped at ``max_bytes``, rotated to ``<name>.1`` ... ``<name>.<backups>``.
+def log_tail(path: Path, n: int = 15) -> str:
+    """The service's last ``n`` lines of output in its log (not the hub's own ``==>`` lines), without
+    their time stamps."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        data = ""
+    lines = []
+    for line in data.splitlines():
+        if line.startswith("[") and "] " in line[:24]:
+            line = line.split("] ", 1)[1]
+        if line.strip() and not line.startswith("==> "):
+            lines.append(line)
+    return "\n".join(lines[-n:]) if lines else "(the service printed nothing)"
 
-    Lines are appended (a log written before, such as the build log, is kept) and flushed at once.
-    """
 
-    def __init__(self, path: Path, max_bytes: int = 5 * 1024 * 1024, backups: int = 2):
-        self.path = Path(path)
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._size = self._file.tell()
+class _Process:
+    """A service's keeper (:mod:`.shim`) and the service's own pid, whether this runner started it
+    or adopted it from an earlier hub. ``wait()`` returns the service's exit status (negative for a
+    signal), as the keeper recorded it."""
 
-    def write(self, line: str) -> None:
-        if self._file.closed:
-            return
-        data = line.rstrip("\n") + "\n"
-        size = len(data.encode("utf-8", "replace"))
-        if self._size and self._size + size > self.max_bytes:
-            self._rotate()
-        self._file.write(data)
-        self._file.flush()
-        self._size += size
+    def __init__(self, shim_pid: int, pid: int, status_file: Path, child: Any = None) -> None:
+        self.shim_pid = shim_pid
+        self.pid = pid
+        self.status_file = status_file
+        self.child = child  # the asyncio Process of a keeper this runner started
+        self.returncode: Optional[int] = None
+        self._done: Optional[asyncio.Future] = None
 
-    def event(self, text: str) -> None:
-        """A line of the runner's own, set apart from the service's output."""
-        self.write(f"[{_stamp()}] ==> {text}")
+    async def wait(self) -> int:
+        if self.returncode is None:
+            if self._done is None:
+                self._done = asyncio.ensure_future(self._wait())
+            await asyncio.shield(self._done)
+        assert self.returncode is not None
+        return self.returncode
 
-    def _rotate(self) -> None:
-        self._file.close()
-        for i in range(self.backups, 0, -1):
-            src = self.path if i == 1 else self.path.with_name(f"{self.path.name}.{i - 1}")
-            if src.exists():
-                os.replace(src, self.path.with_name(f"{self.path.name}.{i}"))
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._size = 0
+    async def _wait(self) -> None:
+        if self.child is not None:
+            shim_rc = await self.child.wait()
+        else:
+            shim_rc = None
+            await _wait_for_exit(self.shim_pid)
+        try:
+            rc = int(json.loads(self.status_file.read_text())["rc"])
+        except (OSError, ValueError, KeyError, TypeError):
+            if shim_rc is None:
+                rc = -signal.SIGKILL
+            else:  # the keeper itself was killed: so was the service, with it
+                rc = shim_rc if shim_rc <= 0 else -signal.SIGKILL
+        self.returncode = rc
 
-    def close(self) -> None:
-        self._file.close()
+
+async def _wait_for_exit(pid: int) -> None:
+    """Until ``pid`` (not a child of this process) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd: look every 0.2 s
+        while _alive(pid):
+            await asyncio.sleep(0.2)
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 @dataclass
@@ -172,53 +190,70 @@ class _Service:
     host: str
     extra_env: dict[str, str]
     health_timeout: float
-    log: RotatingLog
+    log_path: Path
     pid_file: Path
+    who: Optional[Identity] = None
+    read_only: tuple = ()
+    writable: tuple = ()
+    tmp: Optional[Path] = None
     state: str = "starting"
-    proc: Optional[asyncio.subprocess.Process] = None
-    pump: Optional[asyncio.Task] = None
+    proc: Optional[_Process] = None
     supervisor: Optional[asyncio.Task] = None
     stopping: bool = False
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     crashes: collections.deque = field(default_factory=collections.deque)
-    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     restarts: int = 0
 
     @property
     def connect_host(self) -> str:
         return _connect_host(self.host)
 
+    def event(self, text: str) -> None:
+        """A line of the runner's own in the service's log (the keeper writes the rest)."""
+        append_line(self.log_path, f"[{stamp()}] ==> {text}")
+
     def tail_text(self, n: int = 15) -> str:
-        lines = [line for line in list(self.tail)[-n:] if line.strip()]
-        return "\n".join(lines) if lines else "(the service printed nothing)"
+        return log_tail(self.log_path, n)
 
 
 class Runner:
-    """Starts, supervises and stops service processes; reports each change of state to ``on_state``.
+    """Starts, supervises, adopts and stops service processes; reports each change of state to
+    ``on_state``.
 
     ``on_state(key, state, message)`` is called with state ``starting``, ``online``, ``restarting``
     (message: why), ``failed`` (message: why, with the log's tail) or ``stopped``. A process that dies
     on its own is restarted after ``backoff_initial`` seconds, doubling up to ``backoff_max``; the
-    ``max_crashes``-th crash within ``crash_window`` seconds marks it failed. Logs rotate at
-    ``log_max_bytes`` with ``log_backups`` older files kept. All methods run on the hub's event loop.
+    ``max_crashes``-th crash within ``crash_window`` seconds marks it failed. While it runs,
+    ``/healthcheck`` is asked every ``health_interval`` seconds: ``SETUP_FAILED``, or no answer within
+    ``health_check_timeout`` ``hung_checks`` times in a row, counts as a crash (the process is killed and restarted). Logs
+    rotate at ``log_max_bytes`` with ``log_backups`` older files kept. ``isolation`` says how
+    bundle code runs (none: as the hub). All methods run on the hub's event loop.
     """
 
     def __init__(
         self,
         *,
         on_state: Optional[Callable[[str, str, Optional[str]], None]] = None,
+        isolation: Optional[Isolation] = None,
         max_crashes: int = 5,
         crash_window: float = 120.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        health_interval: float = 5.0,
+        health_check_timeout: float = 5.0,
+        hung_checks: int = 3,
         log_max_bytes: int = 5 * 1024 * 1024,
         log_backups: int = 2,
     ) -> None:
         self.on_state = on_state
+        self.isolation = isolation
         self.max_crashes = max_crashes
         self.crash_window = crash_window
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.health_interval = health_interval
+        self.health_check_timeout = health_check_timeout
+        self.hung_checks = hung_checks
         self.log_max_bytes = log_max_bytes
         self.log_backups = log_backups
         self._services: dict[str, _Service] = {}
@@ -248,6 +283,10 @@ class Runner:
     def keys(self) -> list[str]:
         return list(self._services)
 
+    def ports(self) -> set:
+        """The ports the services this runner knows listen on."""
+        return {svc.port for svc in self._services.values()}
+
     # -- starting ----------------------------------------------------------------------------------
 
     async def start(
@@ -261,41 +300,37 @@ class Runner:
         *,
         extra_env: Optional[dict[str, str]] = None,
         health_timeout: float = 60,
+        who: Optional[Identity] = None,
+        read_only: Iterable[Path] = (),
+        writable: Iterable[Path] = (),
+        tmp: Optional[Path] = None,
     ) -> None:
         """Start the service and return once ``GET /healthcheck`` answers ``RUNNING``.
 
-        The entrypoint runs in ``env`` with the bundle as working directory and ``ALGOLINK_PORT``,
-        ``ALGOLINK_HOST=127.0.0.1`` and ``extra_env`` (which may override them) in its environment.
-        A key that is already running is stopped first, and so is a stale process recorded in the
-        pid file beside ``log_path`` by an earlier hub. ``SETUP_FAILED``, the process exiting, the
-        port being taken or ``health_timeout`` seconds without ``RUNNING`` raise :class:`StartError`
-        (the process is stopped, ``failed`` is reported).
+        The entrypoint runs in ``env`` with ``bundle_dir`` (the version's working copy) as working
+        directory, as ``who``, seeing ``read_only`` and ``writable`` paths and ``tmp`` as /tmp when
+        sandboxed, with a clean environment plus ``ALGOLINK_PORT``, ``ALGOLINK_HOST=127.0.0.1`` and
+        ``extra_env`` (which may override them). A key that is already running is stopped first, and
+        so is a stale process recorded in the pid file beside ``log_path`` by an earlier hub.
+        ``SETUP_FAILED``, the process exiting, the port being taken or ``health_timeout`` seconds
+        without ``RUNNING`` raise :class:`StartError` (the process is stopped, ``failed`` is
+        reported).
         """
         if key in self._services:
             await self.stop(key)
         pid_file = pid_file_for(log_path)
         if await asyncio.to_thread(kill_stale, pid_file):
             log.warning("stopped a stale process of %s left by an earlier hub", key)
-        extra = {k: str(v) for k, v in (extra_env or {}).items()}
-        host = extra.get("ALGOLINK_HOST", "127.0.0.1")
-        svc = _Service(
-            key=key,
-            env=env,
-            bundle_dir=Path(bundle_dir),
-            config=config,
-            port=int(port),
-            host=host,
-            extra_env=extra,
-            health_timeout=health_timeout,
-            log=RotatingLog(log_path, self.log_max_bytes, self.log_backups),
-            pid_file=pid_file,
+        svc = self._service(
+            key, env, bundle_dir, config, port, log_path, extra_env, health_timeout, who
         )
+        svc.read_only, svc.writable, svc.tmp = tuple(read_only), tuple(writable), tmp
         self._services[key] = svc
         self._notify(svc, "starting", None)
         try:
-            if _port_in_use(host, svc.port):
+            if _port_in_use(svc.host, svc.port):
                 raise StartError(
-                    f"Port {svc.port} on {host} is already in use by another program: give the "
+                    f"Port {svc.port} on {svc.host} is already in use by another program: give the "
                     "service another port, or stop that program."
                 )
             await self._spawn(svc)
@@ -307,20 +342,94 @@ class Runner:
                     f"The service's entrypoint `{config.entrypoint}` could not be started: {e}."
                 )
             message = str(error) if isinstance(error, StartError) else "The start was cancelled."
-            svc.log.event(f"Start failed: {message.splitlines()[0]}")
+            svc.event(f"Start failed: {message.splitlines()[0]}")
             await self._shutdown(svc, timeout=5)
             if self._services.get(key) is svc:
                 del self._services[key]
                 svc.state = "failed"
                 self._notify(svc, "failed", message)
-            svc.log.close()
             if error is e:
                 raise
             raise error from e
         svc.state = "online"
-        svc.log.event(f"Online at http://{svc.connect_host}:{svc.port} (pid {svc.proc.pid})")
+        svc.event(f"Online at http://{svc.connect_host}:{svc.port} (pid {svc.proc.pid})")
         self._notify(svc, "online", None)
         svc.supervisor = asyncio.ensure_future(self._supervise(svc))
+
+    def _service(
+        self,
+        key: str,
+        env: Environment,
+        bundle_dir: Path,
+        config: BundleConfig,
+        port: int,
+        log_path: Path,
+        extra_env: Optional[dict],
+        health_timeout: float,
+        who: Optional[Identity],
+    ) -> _Service:
+        extra = {k: str(v) for k, v in (extra_env or {}).items()}
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        return _Service(
+            key=key,
+            env=env,
+            bundle_dir=Path(bundle_dir),
+            config=config,
+            port=int(port),
+            host=extra.get("ALGOLINK_HOST", "127.0.0.1"),
+            extra_env=extra,
+            health_timeout=health_timeout,
+            log_path=Path(log_path),
+            pid_file=pid_file_for(log_path),
+            who=who,
+        )
+
+    async def adopt(
+        self,
+        key: str,
+        env: Environment,
+        bundle_dir: Path,
+        config: BundleConfig,
+        log_path: Path,
+        *,
+        extra_env: Optional[dict[str, str]] = None,
+        health_timeout: float = 60,
+        who: Optional[Identity] = None,
+        read_only: Iterable[Path] = (),
+        writable: Iterable[Path] = (),
+        tmp: Optional[Path] = None,
+    ) -> bool:
+        """Take back a service an earlier hub started and left running; True when it was taken.
+
+        Only a process recorded in the pid file beside ``log_path`` for this ``key``, whose keeper
+        still runs and which answers ``RUNNING`` now, is taken; it is then supervised as if this
+        runner had started it (reported ``online``). Otherwise nothing changes (the caller starts
+        it anew, which stops what is left of the old one).
+        """
+        pid_file = pid_file_for(log_path)
+        try:
+            record = json.loads(pid_file.read_text())
+            pid, shim, port = int(record["pid"]), int(record["shim"]), int(record["port"])
+            if record["key"] != key:
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not (_alive(pid) and _alive(shim) and _is_ours(pid, key) and _is_ours(shim, key)):
+            return False
+        svc = self._service(
+            key, env, bundle_dir, config, port, log_path, extra_env, health_timeout, who
+        )
+        if await _health(svc.connect_host, port) != "RUNNING":
+            return False
+        svc.read_only, svc.writable, svc.tmp = tuple(read_only), tuple(writable), tmp
+        status = Path(str(log_path) + ".exit")
+        svc.proc = _Process(shim, pid, status)
+        svc.state = "online"
+        self._services[key] = svc
+        svc.event(f"Taken back by a new hub (pid {pid}, port {port}): serving on")
+        self._notify(svc, "online", None)
+        svc.supervisor = asyncio.ensure_future(self._supervise(svc))
+        return True
 
     async def _spawn(self, svc: _Service) -> None:
         argv = entrypoint_argv(svc.config.entrypoint, svc.env)
@@ -329,38 +438,75 @@ class Runner:
                 f"The entrypoint's program `{argv[0]}` is neither in the service's environment nor "
                 "on PATH: fix entrypoint: in algolink.yml, or install it with a build step."
             )
-        if sys.platform.startswith("linux"):
-            argv = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
-        process_env = svc.env.process_env(
+        isolation = self.isolation
+        if isolation is not None:
+            base = venv_base(svc.env.path)
+            argv = isolation.command(
+                argv,
+                who=svc.who,
+                cwd=svc.bundle_dir,
+                read_only=[svc.env.path, *([base] if base else []), *svc.read_only],
+                writable=[svc.bundle_dir, *svc.writable],
+                tmp=svc.tmp,
+            )
+        status = Path(str(svc.log_path) + ".exit")
+        argv = [
+            sys.executable,
+            "-I",
+            str(SHIM),
+            "--log",
+            str(svc.log_path),
+            "--status",
+            str(status),
+            "--max-bytes",
+            str(self.log_max_bytes),
+            "--backups",
+            str(self.log_backups),
+            "--",
+            *argv,
+        ]
+        process_env = clean_environment(
             {
+                "PATH": str(svc.env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath),
+                "VIRTUAL_ENV": str(svc.env.path),
+                "PYTHONUNBUFFERED": "1",
+                "HOME": str(svc.bundle_dir),
+                **tmp_env(svc.tmp),
                 "ALGOLINK_PORT": str(svc.port),
                 "ALGOLINK_HOST": "127.0.0.1",
                 **svc.extra_env,
                 KEY_VARIABLE: svc.key,
             }
         )
-        svc.tail.clear()
-        svc.log.event(f"Starting `{svc.config.entrypoint}` on port {svc.port} in {svc.bundle_dir}")
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=str(svc.bundle_dir),
-            env=process_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        svc.proc = proc
-        svc.pump = asyncio.ensure_future(self._pump(svc, proc))
+        if svc.who is not None:
+            process_env.update(USER=svc.who.name, LOGNAME=svc.who.name)
+        svc.event(f"Starting `{svc.config.entrypoint}` on port {svc.port} in {svc.bundle_dir}")
+        with open(svc.log_path, "ab") as errors:  # the keeper's own complaints, if any
+            child = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=str(svc.bundle_dir),
+                env=process_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+                start_new_session=True,
+            )
+        assert child.stdout is not None
+        try:
+            line = await asyncio.wait_for(child.stdout.readline(), 30)
+        except asyncio.TimeoutError:
+            line = b""
+        words = line.decode("ascii", "replace").split()
+        pid = int(words[1]) if len(words) == 2 and words[0] == "started" else None
+        svc.proc = _Process(child.pid, pid or child.pid, status, child)
+        if pid is None:
+            await svc.proc.wait()
+            raise StartError(
+                f"The service could not be started; its log ends with:\n{svc.tail_text()}"
+            )
         _write_pid_file(svc)
         if svc.stopping:
-            await terminate(proc, 5)
-
-    async def _pump(self, svc: _Service, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for line in read_lines(proc.stdout):
-            svc.tail.append(line)
-            svc.log.write(f"[{_stamp()}] {line}")
+            await self._terminate(svc, 5)
 
     async def _wait_healthy(self, svc: _Service) -> None:
         proc = svc.proc
@@ -368,7 +514,6 @@ class Runner:
         deadline = time.monotonic() + svc.health_timeout
         while True:
             if proc.returncode is not None:
-                await self._drain(svc)
                 raise StartError(
                     f"The service {_describe_exit(proc.returncode)} before it was ready; its log "
                     f"ends with:\n{svc.tail_text()}"
@@ -377,63 +522,92 @@ class Runner:
             if status == "RUNNING":
                 return
             if status == "SETUP_FAILED":
-                await terminate(proc, 5)
-                await self._drain(svc)
+                await self._terminate(svc, 5)
                 raise StartError(
                     f"The service's setup failed (GET /healthcheck says SETUP_FAILED); its log "
                     f"ends with:\n{svc.tail_text()}"
                 )
             if time.monotonic() > deadline:
-                await terminate(proc, 5)
-                await self._drain(svc)
+                await self._terminate(svc, 5)
                 raise StartError(
                     f"The service was not ready within {svc.health_timeout:g} s (GET /healthcheck "
                     f"on port {svc.port} never said RUNNING); its log ends with:\n{svc.tail_text()}"
                 )
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(proc.wait()), 0.1)
-
-    async def _drain(self, svc: _Service) -> None:
-        """Let the output pump take the last lines of a process that exited."""
-        if svc.pump is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(svc.pump), 2)
+                await asyncio.wait_for(proc.wait(), 0.1)
 
     # -- supervising -------------------------------------------------------------------------------
+
+    async def _watch(self, svc: _Service, proc: _Process) -> Optional[str]:
+        """Until the process exits (None) or its health says it must go (why, as a sentence)."""
+        misses = 0
+        while True:
+            try:
+                await asyncio.wait_for(proc.wait(), self.health_interval)
+                return None
+            except asyncio.TimeoutError:
+                pass
+            if svc.stopping:
+                return None
+            status = await _health(
+                svc.connect_host, svc.port, timeout=max(2.0, self.health_interval)
+            )
+            if proc.returncode is not None or svc.stopping:
+                return None
+            if status == "SETUP_FAILED":
+                return "Its setup failed (GET /healthcheck says SETUP_FAILED)"
+            if status is None:
+                misses += 1
+                if misses >= self.hung_checks:
+                    return (
+                        f"It stopped answering GET /healthcheck ({misses} checks in a row "
+                        f"without an answer within {self.health_check_timeout:g} s)"
+                    )
+            else:
+                misses = 0
 
     async def _supervise(self, svc: _Service) -> None:
         try:
             while not svc.stopping:
                 proc = svc.proc
-                rc = await proc.wait() if proc is not None else None
+                why = None
+                if proc is not None:
+                    unhealthy = await self._watch(svc, proc)
+                    if svc.stopping:
+                        return
+                    if unhealthy is not None:
+                        svc.event(f"{unhealthy}: stopping it.")
+                        await self._terminate(svc, 5)
+                        why = unhealthy
+                    rc = await proc.wait()
+                else:
+                    rc = None
                 if svc.stopping:
                     return
-                await self._drain(svc)
                 if proc is not None:
                     signal_group(proc.pid, signal.SIGKILL)  # what it left behind
                 now = time.monotonic()
                 svc.crashes.append(now)
                 while svc.crashes and svc.crashes[0] < now - self.crash_window:
                     svc.crashes.popleft()
-                why = f"The process {_describe_exit(rc)}"
+                why = why or f"The process {_describe_exit(rc)}"
                 if len(svc.crashes) >= self.max_crashes:
                     message = (
                         f"{why}: {len(svc.crashes)} crashes within {self.crash_window:g} s, so it "
                         f"is no longer restarted; fix it and publish again. Its log ends "
                         f"with:\n{svc.tail_text()}"
                     )
-                    svc.log.event(message.splitlines()[0])
+                    svc.event(message.splitlines()[0])
                     svc.state = "failed"
                     svc.proc = None
                     svc.pid_file.unlink(missing_ok=True)
-                    svc.log.close()
                     self._notify(svc, "failed", message)
                     return
                 delay = min(self.backoff_initial * 2 ** (len(svc.crashes) - 1), self.backoff_max)
                 message = f"{why}; restarting in {delay:g} s."
-                svc.log.event(message)
+                svc.event(message)
                 svc.state = "restarting"
-                self._notify(svc, "restarting", message)
+                self._notify(svc, "restarting", f"{message} Its log ends with:\n{svc.tail_text()}")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(svc.stop_event.wait(), delay)
                 if svc.stopping:
@@ -443,16 +617,16 @@ class Runner:
                     await self._spawn(svc)
                     await self._wait_healthy(svc)
                 except StartError as e:
-                    svc.log.event(f"Restart failed: {str(e).splitlines()[0]}")
+                    svc.event(f"Restart failed: {str(e).splitlines()[0]}")
                     continue  # the process is gone: counted as the next crash
                 except OSError as e:
-                    svc.log.event(f"Restart failed: the entrypoint could not be started: {e}")
+                    svc.event(f"Restart failed: the entrypoint could not be started: {e}")
                     svc.proc = None
                     continue
                 if svc.stopping:
                     return
                 svc.state = "online"
-                svc.log.event(f"Online again (pid {svc.proc.pid}, restart {svc.restarts})")
+                svc.event(f"Online again (pid {svc.proc.pid}, restart {svc.restarts})")
                 self._notify(svc, "online", None)
         except asyncio.CancelledError:
             raise
@@ -475,21 +649,20 @@ class Runner:
         was = svc.state
         await self._shutdown(svc, timeout)
         svc.state = "stopped"
-        svc.log.event("Stopped.")
-        svc.log.close()
+        svc.event("Stopped.")
         if was != "failed":
             self._notify(svc, "stopped", None)
+
+    async def _terminate(self, svc: _Service, timeout: float) -> None:
+        """SIGTERM the service's group, SIGKILL after ``timeout``; then until its keeper is gone
+        (it ends once the service has)."""
+        if svc.proc is not None:
+            await terminate(svc.proc, timeout)  # type: ignore[arg-type]
 
     async def _shutdown(self, svc: _Service, timeout: float) -> None:
         svc.stopping = True
         svc.stop_event.set()
-        if svc.proc is not None:
-            await terminate(svc.proc, timeout)
-        await self._drain(svc)
-        if svc.pump is not None and not svc.pump.done():
-            svc.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await svc.pump
+        await self._terminate(svc, timeout)
         current = asyncio.current_task()
         if svc.supervisor is not None and svc.supervisor is not current:
             try:
@@ -497,12 +670,24 @@ class Runner:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 svc.supervisor.cancel()
         if svc.proc is not None and svc.proc.returncode is None:  # spawned during the shutdown
-            await terminate(svc.proc, timeout)
+            await self._terminate(svc, timeout)
         svc.pid_file.unlink(missing_ok=True)
 
     async def stop_all(self, timeout: float = 10) -> None:
-        """Stop every service at once (the hub's shut-down)."""
+        """Stop every service at once."""
         await asyncio.gather(*(self.stop(key, timeout) for key in list(self._services)))
+
+    async def detach_all(self) -> None:
+        """Stop watching every service but leave it running (the hub stops; the next one adopts)."""
+        for svc in list(self._services.values()):
+            svc.stopping = True
+            svc.stop_event.set()
+            if svc.supervisor is not None:
+                svc.supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await svc.supervisor
+            svc.event("The hub stopped; the service keeps running for the next hub.")
+        self._services.clear()
 
     def _notify(self, svc: _Service, state: str, message: Optional[str]) -> None:
         if self.on_state is None:
@@ -552,6 +737,7 @@ def _write_pid_file(svc: _Service) -> None:
         "key": svc.key,
         "pid": svc.proc.pid,
         "pgid": svc.proc.pid,
+        "shim": svc.proc.shim_pid,
         "port": svc.port,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "hub_pid": os.getpid(),
@@ -592,14 +778,15 @@ def _alive(pid: int) -> bool:
 def kill_stale(pid_file: Path, timeout: float = 5.0) -> bool:
     """Stop the process recorded in ``pid_file`` if it still runs; True when there was one.
 
-    Used when a hub that was killed left a service running: the process is checked to be the one
-    started for the recorded key (its environment names the key), then its group gets SIGTERM and,
-    after ``timeout`` seconds, SIGKILL. The pid file is removed.
+    Used when a hub left a service running that nobody takes back: the process is checked to be the
+    one started for the recorded key (its environment names the key), then its group gets SIGTERM
+    and, after ``timeout`` seconds, SIGKILL; so does its keeper. The pid file is removed.
     """
     pid_file = Path(pid_file)
     try:
         record = json.loads(pid_file.read_text())
         pid, pgid, key = int(record["pid"]), int(record.get("pgid", record["pid"])), record["key"]
+        shim = int(record.get("shim") or 0)
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError):
@@ -616,5 +803,9 @@ def kill_stale(pid_file: Path, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + 2
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+    if shim > 0 and _alive(shim) and _is_ours(shim, str(key)):
+        found = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(shim, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return found
