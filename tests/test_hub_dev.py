@@ -174,18 +174,28 @@ def test_cli_register_dev_serves_through_the_hub_and_survives_the_server_going_a
 
 
 def test_bad_dev_urls_are_refused_with_a_sentence(hub):
+    import http.server
+    import threading
+
     hub.ensure_group("devbad", "g")
     gone = f"http://127.0.0.1:{free_port()}"
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    not_a_model = f"http://127.0.0.1:{other.server_address[1]}"
     cases = {
         gone: f"The development server at {gone} is not answering",
         "ftp://example.org/x": "is not an http:// or https:// URL",
-        hub.url + "/api/v1": "did not answer with a model server's manifest",
+        not_a_model: "did not answer with a model server's manifest",
+        hub.url + "/api/v1": "leads to the hub itself",
     }
-    for url, sentence in cases.items():
-        r = hub.post(
-            "/api/v1/projects/devbad/services", json={"name": "s", "group": "g", "dev_url": url}
-        )
-        assert r.status_code == 400 and sentence in r.json()["error"], (url, r.text)
+    try:
+        for url, sentence in cases.items():
+            r = hub.post(
+                "/api/v1/projects/devbad/services", json={"name": "s", "group": "g", "dev_url": url}
+            )
+            assert r.status_code == 400 and sentence in r.json()["error"], (url, r.text)
+    finally:
+        other.shutdown()
     assert hub.get("/api/v1/projects/devbad/services").json() == []
     out = algolink(
         hub, "register", "--dev", gone, "--project", "devbad", "--group", "g", "--name", "s"

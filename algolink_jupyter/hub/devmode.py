@@ -10,8 +10,12 @@ service is shown (a short timeout), and ``/serve`` says so in a sentence when it
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
+import time
 from typing import Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -22,6 +26,11 @@ STATUS = "development"
 #: How long the hub waits for a development server's ``/meta``.
 CHECK_TIMEOUT = 3.0
 REGISTER_TIMEOUT = 10.0
+#: The header every request the hub sends on carries, with this hub's id: a request that comes back
+#: with it (a development URL that leads to the hub again) is refused at once, not forwarded again.
+HOP_HEADER = "X-AlgoLink-Hop"
+#: A token may try this many development URLs a minute (a refused URL says whether a port answers).
+CONNECTS_PER_MINUTE = 10
 
 
 class DevServerError(Exception):
@@ -69,6 +78,72 @@ def check_url(url: Any) -> str:
     return url.rstrip("/")
 
 
+def _local(ip: str) -> bool:
+    """Whether ``ip`` is an address of this machine (loopback, unspecified, or one it can bind)."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if address.is_loopback or address.is_unspecified:
+        return True
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _local(str(address.ipv4_mapped))
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
+async def target_address(hub: Any, url: str) -> tuple[str, int]:
+    """The address (IP, port) the hub may send ``url``'s requests to, resolved now (so a name that
+    later resolves elsewhere is not followed), or a DevServerError: the hub's own addresses and ports
+    and its services' internal ports are refused."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except (OSError, UnicodeError):
+        raise DevServerError(not_answering(url), url=url) from None
+    internal = hub.internal_ports()
+    addresses = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if port in internal and _local(ip):
+            what = "the hub itself" if port in hub.own_ports() else "one of its services"
+            raise DevServerError(
+                f"The dev_url {url} leads to {what} ({ip}:{port}): give the address of your own "
+                "model server (python cloud_model.py or %algolink serve prints it).",
+                "dev_url_internal",
+                url=url,
+            )
+        addresses.append((ip, port))
+    if not addresses:
+        raise DevServerError(not_answering(url), url=url)
+    return addresses[0]
+
+
+class ConnectLimiter:
+    """At most :data:`CONNECTS_PER_MINUTE` development URLs tried per token per minute."""
+
+    def __init__(self) -> None:
+        self._tries: dict[str, list] = {}
+
+    def check(self, who: str) -> None:
+        now = time.monotonic()
+        tries = [t for t in self._tries.get(who, []) if now - t < 60]
+        if len(tries) >= CONNECTS_PER_MINUTE:
+            raise DevServerError(
+                f"This token tried {len(tries)} development URLs within a minute: wait a minute "
+                "and connect again.",
+                "dev_too_many",
+            )
+        tries.append(now)
+        self._tries[who] = tries
+
+
 def not_answering(url: str) -> str:
     return (
         f"The development server at {url} is not answering: start it again (or run "
@@ -76,13 +151,24 @@ def not_answering(url: str) -> str:
     )
 
 
-async def fetch_manifest(url: str, token: Optional[str], timeout: float = CHECK_TIMEOUT) -> dict:
-    """The manifest ``<url>/meta`` answers, or a DevServerError that says what is wrong."""
-    headers = {"Accept": "application/json"}
+async def fetch_manifest(
+    hub: Any, url: str, token: Optional[str], timeout: float = CHECK_TIMEOUT
+) -> dict:
+    """The manifest ``<url>/meta`` answers, or a DevServerError that says what is wrong. The address
+    is checked first (:func:`target_address`), no redirect is followed, and the request carries the
+    hub's hop header."""
+    ip, port = await target_address(hub, url)
+    parts = urlsplit(url)
+    headers = {"Accept": "application/json", HOP_HEADER: hub.hop_id}
     if token:
         headers["Authorization"] = f"token {token}"
+    fetch_url = url
+    if parts.scheme == "http":  # to the address just checked, not to a second look-up of the name
+        headers["Host"] = parts.netloc.rpartition("@")[2]
+        netloc = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        fetch_url = urlunsplit(("http", netloc, parts.path, "", ""))
     request = HTTPRequest(
-        url + "/meta",
+        fetch_url + "/meta",
         headers=headers,
         connect_timeout=timeout,
         request_timeout=timeout,
@@ -127,9 +213,9 @@ async def refresh(hub: Any, service_id: int, timeout: float = CHECK_TIMEOUT) -> 
         service = db.get(orm.Service, service_id)
         if service is None or not service.dev_url:
             return
-        url, token = service.dev_url, service.dev_token
+        url, token = service.dev_url, hub.sealer.open(service.dev_token)
     try:
-        manifest: Optional[dict] = await fetch_manifest(url, token, timeout)
+        manifest: Optional[dict] = await fetch_manifest(hub, url, token, timeout)
         error = None
     except DevServerError as e:
         manifest, error = None, str(e)
@@ -142,6 +228,7 @@ async def refresh(hub: Any, service_id: int, timeout: float = CHECK_TIMEOUT) -> 
         service.dev_error = error
         service.dev_checked_at = orm.utcnow()
         db.commit()
+        hub.publisher.route(service)  # the commands /serve forwards follow its manifest
 
 
 def dev_model(service: orm.Service) -> dict:

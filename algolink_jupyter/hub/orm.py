@@ -98,11 +98,14 @@ class Service(Base):
     #: The number of the version that is (or was last) online.
     published_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    #: The name of the token that registered it (migration 0004).
+    created_by: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
     #: Development mode (migration 0003): the URL of a model server running elsewhere (a notebook
     #: kernel, ``python cloud_model.py``), the token it needs, the manifest its ``/meta`` gave last,
     #: and the last check of it. Such a service has no versions and is never published.
     dev_url: Mapped[Optional[str]] = mapped_column(String(2048), nullable=True)
-    dev_token: Mapped[Optional[str]] = mapped_column(String(256), nullable=True)
+    #: Sealed with the hub's key (sealing.py, migration 0004): never readable from the database.
+    dev_token: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
     dev_manifest: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
     dev_checked_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
     dev_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
@@ -205,6 +208,11 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+def safe_url(url: str) -> str:
+    """A database URL to show: its password hidden."""
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
 
 
 def make_engine(url: str) -> Engine:

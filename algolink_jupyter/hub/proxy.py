@@ -41,8 +41,19 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-#: Not sent on to a service: hop-by-hop ones, the hub's token, and what is set here again.
-DROP_REQUEST = HOP_BY_HOP | {"authorization", "host", "content-length", "expect"}
+#: Not sent on to a service: hop-by-hop ones, the hub's token, the browser's cookies (the hub's
+#: session among them), and what is set here again.
+DROP_REQUEST = HOP_BY_HOP | {
+    "authorization",
+    "host",
+    "content-length",
+    "expect",
+    "cookie",
+    "cookie2",
+    "x-algolink-hop",
+}
+#: The header that stops a request from going round in circles (see devmode.py).
+HOP_HEADER = "X-AlgoLink-Hop"
 MAX_HEAD = 65536
 CHUNK = 65536
 _VERSIONED = re.compile(r"^/v(\d+)(/.*)$")
@@ -110,32 +121,66 @@ def address_of(url: str) -> tuple[str, int]:
 #: The largest request body /serve forwards (the model server's own default limit): request bodies are
 #: held in memory until they are sent on, so this bounds what one request can make the hub hold.
 MAX_SERVE_BODY = 64 * 1024 * 1024
+#: Not relayed back to the client: cookies are the hub's business, never a service's.
+DROP_ANSWER = HOP_BY_HOP | {"set-cookie", "set-cookie2", "access-control-allow-credentials"}
+#: Added to every answer under /serve: a service's page is a sandbox with an origin of its own (it
+#: cannot read the hub's pages or act on them with the signed-in user's session), and its types are
+#: taken as declared.
+SERVE_HEADERS = (
+    "Content-Security-Policy: sandbox\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+)
+#: What a client may call besides the commands (GET/HEAD; OPTIONS for CORS).
+PUBLIC_PATHS = frozenset({"", "meta", "openapi.json"})
+#: How many hubs a request may pass through (each adds its id to the hop header).
+MAX_HOPS = 4
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str, retry_after: Optional[int] = None, **head: str):
+        super().__init__(message)
+        self.status, self.message, self.retry_after, self.head = status, message, retry_after, head
 
 
 class ServeRequest(httputil.HTTPMessageDelegate):
-    """One ``/serve`` request: route, token, then the relay to the service and back."""
+    """One ``/serve`` request: route, token and what may be called, all decided on the request's
+    head before a byte of its body is read; then the relay to the service and back."""
 
     def __init__(self, hub: Any, connection: Any) -> None:
         self.hub = hub
         self.connection = connection
         self.body: list = []
-        self.size = 0  # bytes of the request body seen; past MAX_SERVE_BODY they are dropped
+        self.size = 0  # bytes of the request body seen
         self.started = False  # the service's answer has begun
+        self.refused = False  # answered already (the body is read and dropped)
+        self.plan: Optional[dict] = None
 
     # --- the request, as Tornado's HTTP/1 server reads it -----------------------------------------
 
-    def headers_received(
+    async def headers_received(  # type: ignore[override]
         self,
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,
     ) -> None:
         assert isinstance(start_line, httputil.RequestStartLine)
         self.start_line, self.headers = start_line, headers
+        try:
+            self.plan = await self.decide()
+        except _Refused as e:
+            self.refused = True
+            # Answered before the body was read: Tornado reads the rest and drops it, then closes
+            # the connection; the client must not send another request on it.
+            self.error(e.status, e.message, e.retry_after, Connection="close", **e.head)
 
     def data_received(self, chunk: bytes) -> None:
+        if self.refused:
+            return
         self.size += len(chunk)
         if self.size > MAX_SERVE_BODY:
-            self.body = []  # read to the end (so the client gets the 413), but hold none of it
+            self.body = []
+            self.refused = True
+            self.error(413, _too_large(), Connection="close")
             return
         self.body.append(chunk)
 
@@ -143,6 +188,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         pass
 
     def finish(self) -> None:
+        if self.refused or self.plan is None:
+            return
         asyncio.ensure_future(self.forward()).add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future) -> None:
@@ -156,132 +203,203 @@ class ServeRequest(httputil.HTTPMessageDelegate):
 
     # --- answers of the hub's own ------------------------------------------------------------------
 
-    def error(self, status: int, message: str, retry_after: Optional[int] = None) -> None:
+    def error(
+        self, status: int, message: str, retry_after: Optional[int] = None, **head: str
+    ) -> None:
         body = json.dumps({"error": message}).encode()
-        head = (
+        extra = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in head.items())
+        head_text = (
             f"HTTP/1.1 {status} {httputil.responses.get(status, 'Error')}\r\n"
             "Content-Type: application/json; charset=UTF-8\r\n"
             f"Content-Length: {len(body)}\r\n"
+            + SERVE_HEADERS
             + (f"Retry-After: {retry_after}\r\n" if retry_after else "")
+            + extra
             + "\r\n"
         )
-        self.connection.write(head.encode() + body)
+        self.connection.write(head_text.encode("latin1") + body)
         self.connection.finish()
 
-    # --- forwarding -------------------------------------------------------------------------------
+    # --- deciding ----------------------------------------------------------------------------------
 
-    async def forward(self) -> None:
-        if self.size > MAX_SERVE_BODY:
-            return self.error(
-                413,
-                f"The body is over the limit of {MAX_SERVE_BODY:,} bytes for /serve: send a smaller file.",
+    async def decide(self) -> dict:
+        """Where this request goes, or a :class:`_Refused` that says why it goes nowhere."""
+        hub = self.hub
+        hops = [h.strip() for h in self.headers.get_list(HOP_HEADER) for h in h.split(",")]
+        if hub.hop_id in hops or len(hops) >= MAX_HOPS:
+            raise _Refused(
+                400,
+                "This request came back to the hub it passed through: a development service's URL "
+                "leads to the hub itself. Connect the development service to your own model server.",
             )
         raw_path, _, query = self.start_line.path.partition("?")
+        if hub.serve_origin and not self._on_serve_origin():
+            raise _Refused(
+                421,
+                f"/serve is answered at {hub.serve_origin} on this hub: send the request there.",
+                Location=hub.serve_origin.rstrip("/") + self.start_line.path,
+            )
         parts = raw_path.split("/", 4)  # '', 'serve', project, service, rest
         if len(parts) < 4 or not parts[2] or not parts[3]:
-            return self.error(404, "Use /serve/{project}/{service}/{command}.")
+            raise _Refused(404, "Use /serve/{project}/{service}/{command}.")
         project, service = parts[2], parts[3]
         path = "/" + (parts[4] if len(parts) > 4 else "")
         api = None
-        m = _VERSIONED.match(path)
+        m = _VERSIONED.match(path) or (_VERSIONED.match(path + "/") if path != "/" else None)
         if m:
             api, path = int(m.group(1)), m.group(2)
         name = f"{project}/{service}"
-        route = self.hub.publisher.routes.get((project, service))
+        route = hub.publisher.routes.get((project, service))
         if route is None:
-            return self.error(404, f"There is no service {name} on this hub.")
+            raise _Refused(404, f"There is no service {name} on this hub.")
         if not route.public:
             scheme, _, token = self.headers.get("Authorization", "").partition(" ")
             if scheme.lower() not in ("token", "bearer") or not token.strip():
-                return self.error(
+                raise _Refused(
                     401,
                     f"{name} is not public: send 'Authorization: token <token>' with the request.",
                 )
-            if self.hub.check_token(token.strip()) is None:
-                return self.error(403, "The token is not valid: it is unknown or was revoked.")
+            if hub.check_token(token.strip()) is None:
+                raise _Refused(403, "The token is not valid: it is unknown or was revoked.")
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_SERVE_BODY:
+            raise _Refused(413, _too_large())
         if route.url is None:
             if route.status == "starting":
-                return self.error(503, f"{name} is starting: try again in a moment.", 2)
-            return self.error(
+                raise _Refused(503, f"{name} is starting: try again in a moment.", 2)
+            raise _Refused(
                 503, f"{name} is not online (its status is {route.status}): publish it first."
             )
-        if route.dev:
-            return await self.forward_dev(route, name, path, query, api)
-        if api is not None and api != route.api_version:
+        if route.dev and api is not None:
+            raise _Refused(
+                404,
+                f"{name} is in development mode and has no API versions: use /serve/{name}/ "
+                "without /v{N}.",
+            )
+        if not route.dev and api is not None and api != route.api_version:
             online = f"the online one is v{route.api_version}"
             if api in route.api_versions:
                 reason = f"v{api} of {name} is no longer online; {online}"
             else:
                 reason = f"{name} has no API version v{api}; {online}"
-            return self.error(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
+            raise _Refused(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
+        self.check_callable(route, name, path)
+        if route.dev:
+            from .devmode import DevServerError, target_address
 
-        address = address_of(route.url)
+            try:
+                address = await target_address(hub, route.url)
+            except DevServerError as e:
+                raise _Refused(502, str(e)) from None
+            prefix = urlsplit(route.url).path.rstrip("/")
+            return {
+                "route": route,
+                "name": name,
+                "address": address,
+                "path": prefix + path,
+                "query": query,
+                "api": None,
+            }
+        return {
+            "route": route,
+            "name": name,
+            "address": address_of(route.url),
+            "path": path,
+            "query": query,
+            "api": api,
+        }
+
+    def check_callable(self, route: Any, name: str, path: str) -> None:
+        """What a client may reach: the commands, ``meta`` and ``openapi.json``; never ``/setup``,
+        ``/healthcheck`` or anything else the process answers."""
+        method = self.start_line.method
+        rest = path[1:]
+        if rest in PUBLIC_PATHS:
+            if method in ("GET", "HEAD", "OPTIONS"):
+                return
+            raise _Refused(
+                405, f"{method} is not allowed on /serve/{name}/{rest}: use GET.", Allow="GET, HEAD"
+            )
+        if rest in route.commands:
+            if method in ("GET", "HEAD", "POST", "OPTIONS"):
+                return
+            raise _Refused(
+                405,
+                f"{method} is not allowed on /serve/{name}/{rest}: use POST (GET gives its spec).",
+                Allow="GET, HEAD, POST",
+            )
+        commands = ", ".join(sorted(route.commands)) or "none yet"
+        if rest == "setup":
+            raise _Refused(
+                404,
+                f"/serve/{name}/setup is not open to clients: a service's setup options change "
+                f"through the hub (PUT /api/v1/projects/{name.replace('/', '/services/')}/options), "
+                "as a new version.",
+            )
+        raise _Refused(
+            404,
+            f"{name} has no command {rest!r}: its commands are {commands} (GET /serve/{name}/meta "
+            "describes them).",
+        )
+
+    def _on_serve_origin(self) -> bool:
+        host = (self.headers.get("Host") or "").lower()
+        wanted = urlsplit(self.hub.serve_origin)
+        default = 443 if wanted.scheme == "https" else 80
+        want = f"{wanted.hostname}:{wanted.port or default}".lower()
+        if ":" not in host.rsplit("]", 1)[-1]:
+            host = f"{host}:{default}"
+        return host == want
+
+    # --- forwarding -------------------------------------------------------------------------------
+
+    async def forward(self) -> None:
+        plan = self.plan
+        assert plan is not None
+        route, name, address = plan["route"], plan["name"], plan["address"]
         method = self.start_line.method
         body = b"".join(self.body)
         context = self.connection.context
+        query = plan["query"]
         lines = [
-            f"{method} {path}{'?' + query if query else ''} HTTP/1.1",
+            f"{method} {plan['path']}{'?' + query if query else ''} HTTP/1.1",
             f"Host: {address[0]}:{address[1]}",
         ]
         lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
-        lines += [
-            f"X-Forwarded-For: {getattr(context, 'remote_ip', '') or ''}",
-            f"X-Forwarded-Proto: {getattr(context, 'protocol', 'http')}",
-            f"X-Forwarded-Prefix: /serve/{name}{f'/v{api}' if api else ''}",
-        ]
+        hops = ", ".join([*self.headers.get_list(HOP_HEADER), self.hub.hop_id])
+        lines.append(f"{HOP_HEADER}: {hops}")
+        api = plan["api"]
+        if route.dev:
+            if route.dev_token:  # the token the developer's server needs: the caller never sees it
+                lines.append(f"Authorization: token {route.dev_token}")
+            lines.append(f"X-Forwarded-Prefix: /serve/{name}")
+        else:
+            lines += [
+                f"X-Forwarded-For: {getattr(context, 'remote_ip', '') or ''}",
+                f"X-Forwarded-Proto: {getattr(context, 'protocol', 'http')}",
+                f"X-Forwarded-Prefix: /serve/{name}{f'/v{api}' if api else ''}",
+            ]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
 
         key, publisher = route.key, self.hub.publisher
-        publisher.inflight[key] += 1
+        if key is not None:
+            publisher.inflight[key] += 1
         try:
             await self.hub.upstreams.exchange(address, request, self)
         except (StreamClosedError, OSError) as e:
             if not self.started:
+                if route.dev:
+                    from .devmode import not_answering
+
+                    return self.error(502, not_answering(route.url))
                 return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
             self.connection.close()  # it broke off mid-answer: so do we
             return
         finally:
-            publisher.inflight[key] -= 1
-        self.connection.finish()
-
-    async def forward_dev(
-        self, route: Any, name: str, path: str, query: str, api: Optional[int]
-    ) -> None:
-        """Development mode: on to the developer's own server (with the token it needs, which the
-        caller never sees), or a sentence when that server is gone."""
-        if api is not None:
-            return self.error(
-                404,
-                f"{name} is in development mode and has no API versions: use /serve/{name}/ "
-                "without /v{N}.",
-            )
-        url = route.url.rstrip("/")
-        prefix = urlsplit(url).path.rstrip("/")
-        address = address_of(url)
-        method = self.start_line.method
-        body = b"".join(self.body)
-        lines = [
-            f"{method} {prefix}{path}{'?' + query if query else ''} HTTP/1.1",
-            f"Host: {address[0]}:{address[1]}",
-        ]
-        lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
-        if body or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body)}")
-        if route.dev_token:
-            lines.append(f"Authorization: token {route.dev_token}")
-        lines.append(f"X-Forwarded-Prefix: /serve/{name}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
-        try:
-            await self.hub.upstreams.exchange(address, request, self)
-        except (StreamClosedError, OSError):
-            if not self.started:
-                from .devmode import not_answering
-
-                return self.error(502, not_answering(url))
-            self.connection.close()
-            return
+            if key is not None:
+                publisher.inflight[key] -= 1
         self.connection.finish()
 
     async def relay(self, stream: IOStream) -> bool:
@@ -308,8 +426,9 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 chunked = "chunked" in value.lower()
             elif name == "connection" and "close" in value.lower():
                 keep = False
-            if name and name not in HOP_BY_HOP:
+            if name and name not in DROP_ANSWER:
                 head.append(line)
+        head.append(SERVE_HEADERS.rstrip("\r\n"))
         send = self.connection.write
         if self.start_line.method == "HEAD" or code in (204, 304):
             send(_head(head))
@@ -357,6 +476,12 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         asyncio.get_running_loop().call_soon(self.connection.close)
 
 
+def _too_large() -> str:
+    return (
+        f"The body is over the limit of {MAX_SERVE_BODY:,} bytes for /serve: send a smaller file."
+    )
+
+
 def _head(lines: list) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
 
@@ -370,6 +495,9 @@ class HubServer(httputil.HTTPServerConnectionDelegate):
         self.app = app
 
     def start_request(self, server_conn: object, request_conn: Any) -> httputil.HTTPMessageDelegate:
+        server = getattr(self.hub, "http_server", None)
+        if server is not None and hasattr(server, "waiting"):
+            server.waiting(getattr(request_conn, "stream", None))  # waits for a request's head
         return _Dispatch(self, server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
@@ -387,6 +515,9 @@ class _Dispatch(httputil.HTTPMessageDelegate):
         headers: httputil.HTTPHeaders,
     ) -> Optional[Awaitable[None]]:
         assert isinstance(start_line, httputil.RequestStartLine)
+        server = getattr(self.server.hub, "http_server", None)
+        if server is not None and hasattr(server, "busy"):
+            server.busy(getattr(self.request_conn, "stream", None))
         if start_line.path.startswith("/serve/"):
             self.target = ServeRequest(self.server.hub, self.request_conn)
         else:

@@ -25,7 +25,6 @@ from .base import (
     check_name,
     current_version,
     parse_version_number,
-    service_model,
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -33,6 +32,13 @@ _TRUE = {"1", "true", "yes", "on"}
 
 class BundleReceiver(APIHandler):
     """Reads the registration form and receives the bundle it carries."""
+
+    #: Whether this route takes a bundle (and gallery images): its body may be as large as the
+    #: hub's upload limit, spooled to disk as it comes.
+    takes_bundle = False
+
+    def body_limit(self) -> int:
+        return self.hub.max_upload_bytes if self.takes_bundle else super().body_limit()
 
     def form(self) -> dict:
         """The fields, from a multipart or urlencoded form or from a JSON body."""
@@ -137,7 +143,7 @@ class BundleReceiver(APIHandler):
             try:
                 if upload is not None:
                     archive = tmp / "upload"
-                    archive.write_bytes(upload.body)
+                    upload.save_as(archive)
                     unpack_archive(
                         archive,
                         tmp / "bundle",
@@ -172,15 +178,17 @@ class BundleReceiver(APIHandler):
 
     def answer_service(self, service: orm.Service, status: int = 200, **extra: Any) -> None:
         self.db.expire_all()
-        model = service_model(self.db.get(orm.Service, service.id), self.url(""))
+        model = self.service_json(self.db.get(orm.Service, service.id))
         model.update(extra)
         self.write_json(model, status)
 
 
 class ServiceListAPIHandler(BundleReceiver):
+    takes_bundle = True
+
     def get(self, project_name: str) -> None:
         project = self.find_project(project_name)
-        self.write_json([service_model(s, self.url("")) for s in project.services])
+        self.write_json([self.service_json(s) for s in project.services])
 
     async def post(self, project_name: str) -> None:
         """Register a service: its version 1 from the uploaded bundle."""
@@ -218,6 +226,7 @@ class ServiceListAPIHandler(BundleReceiver):
             status="registered",
             message="",
             meta=metadata,
+            created_by=self.token_name,
         )
         version = orm.Version(
             service=service, number=1, bundle_hash=digest, meta={}, gallery=images, error=""
@@ -243,12 +252,6 @@ class ServiceListAPIHandler(BundleReceiver):
     ) -> None:
         """A development-mode service from ``dev_url`` (and ``dev_token``): 201 when new; for a
         development service of that name already there, its URL and token are replaced (200)."""
-        try:
-            url = devmode.check_url(form.get("dev_url"))
-            token = str(form.get("dev_token") or "").strip() or None
-            manifest = await devmode.fetch_manifest(url, token, devmode.REGISTER_TIMEOUT)
-        except devmode.DevServerError as e:
-            raise APIError(400, str(e), e.key, **e.params) from None
         service = next((s for s in project.services if s.name == name), None)
         if service is not None and not service.dev_url:
             raise APIError(
@@ -256,13 +259,33 @@ class ServiceListAPIHandler(BundleReceiver):
                 f"{project.name}/{name} is a published service, not a development one: choose "
                 "another name for the development service.",
             )
+        who = self.token_name or ""
+        if service is not None and who not in (service.created_by, "admin") and service.created_by:
+            raise APIError(
+                403,
+                f"{project.name}/{name} was connected by the token {service.created_by!r}: only "
+                "that token (or the admin's) may connect it again; choose another name.",
+                "dev_not_yours",
+            )
+        try:
+            self.hub.dev_connects.check(who)
+            url = devmode.check_url(form.get("dev_url"))
+            token = str(form.get("dev_token") or "").strip() or None
+            manifest = await devmode.fetch_manifest(self.hub, url, token, devmode.REGISTER_TIMEOUT)
+        except devmode.DevServerError as e:
+            raise APIError(
+                429 if e.key == "dev_too_many" else 400, str(e), e.key, **e.params
+            ) from None
         created = service is None
         if created:
-            service = orm.Service(project=project, name=name, meta={}, message="")
+            service = orm.Service(
+                project=project, name=name, meta={}, message="", created_by=who or None
+            )
             self.db.add(service)
         service.group = group
         service.status = devmode.STATUS
-        service.dev_url, service.dev_token, service.dev_manifest = url, token, manifest
+        service.dev_url, service.dev_manifest = url, manifest
+        service.dev_token = self.hub.sealer.seal(token)
         service.dev_error, service.dev_checked_at = None, orm.utcnow()
         if "public" in form:
             service.public = str(form.get("public", "")).lower() in _TRUE
@@ -317,7 +340,7 @@ class ServiceAPIHandler(BundleReceiver):
         if service.dev_url:  # is the development server still there? (a short check)
             await devmode.refresh(self.hub, service.id)
             self.db.expire_all()
-        self.write_json(service_model(self.find_service(project_name, name), self.url("")))
+        self.write_json(self.service_json(self.find_service(project_name, name)))
 
     def patch(self, project_name: str, name: str) -> None:
         """Change ``public``, ``metadata`` (the registration's, over the bundle's) or ``port``."""

@@ -71,6 +71,14 @@ MESSAGES: dict = {
         "e_dev_url_bad": "{url} is not a model server URL: give an http:// or https:// address "
         "such as http://127.0.0.1:9000, without a query.",
         "e_dev_refused": "The development server at {url} refused the hub: give the token it needs.",
+        "e_dev_url_internal": "{url} leads to this hub or one of its services: give the address "
+        "of your own model server (python cloud_model.py or %algolink serve prints it).",
+        "e_dev_too_many": "Too many development URLs were tried within a minute: wait a minute "
+        "and connect again.",
+        "e_dev_not_yours": "This development service was connected by another token: only it (or "
+        "the admin) may connect it again.",
+        "e_body_too_large": "The request is over this page's limit of {limit}: send less.",
+        "e_form_bad": "The form could not be read: send it again.",
         "e_dev_not_manifest": "{url} did not answer like a model server: give the URL of a running "
         "AlgoLink model server.",
         "metadata": "About this model",
@@ -170,6 +178,12 @@ MESSAGES: dict = {
         "e_dev_url_bad": "{url} 不是模型服务器地址：请填写 http:// 或 https:// 地址，例如 "
         "http://127.0.0.1:9000，不要带查询参数。",
         "e_dev_refused": "位于 {url} 的开发服务器拒绝了中心的请求：请填写它需要的令牌。",
+        "e_dev_url_internal": "{url} 指向本中心或它的某个服务：请填写您自己的模型服务器地址"
+        "（python cloud_model.py 或 %algolink serve 会打印它）。",
+        "e_dev_too_many": "一分钟内尝试的开发地址过多：请等一分钟再连接。",
+        "e_dev_not_yours": "这个开发服务是由另一个令牌连接的：只有它（或管理员）可以重新连接。",
+        "e_body_too_large": "请求超过了此页面 {limit} 的上限：请发送更少的内容。",
+        "e_form_bad": "无法读取表单：请重新提交。",
         "e_dev_not_manifest": "{url} 的应答不像模型服务器：请填写正在运行的 AlgoLink 模型服务器的地址。",
         "metadata": "模型信息",
         "license": "许可证",
