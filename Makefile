@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install bench clean postgres chromium js-test node
+.PHONY: run test lint format install bench clean postgres chromium sandbox js-test node
 
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml $(JS_SOURCES) | node
 install: $(INSTALLED)
 
 ## The hub (SQLite in .algolink/) and JupyterLab on the quickstart, wired together; Ctrl-C stops both.
-run: $(INSTALLED)
+run: $(INSTALLED) sandbox
 	$(PY) scripts/run.py
 
 lint: $(INSTALLED)
@@ -46,8 +46,14 @@ chromium:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	    chromium fonts-wqy-microhei; }
 
+## Debian's bubblewrap: the hub runs services and builds in its sandbox (README, Security).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    bubblewrap; }
+
 ## The whole suite: lint, then every test.
-test: lint js-test postgres chromium
+test: lint js-test postgres chromium sandbox
 	$(PY) -m pytest
 
 ## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).

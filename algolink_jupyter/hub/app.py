@@ -18,26 +18,32 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from tornado import web
-from tornado.httpserver import HTTPServer
+from tornado.log import access_log
 from tornado.netutil import bind_sockets
 
 from . import orm
 from .apihandlers import default_handlers as api_handlers
-from .apihandlers.base import NotFoundHandler
+from .apihandlers.base import NotFoundHandler, redact
 from .builder import Builder
+from .devmode import ConnectLimiter
+from .guard import GuardedHTTPServer, GuardedSocket, default_max_connections, raise_nofile
 from .handlers.pages import app_settings as page_settings
 from .handlers.pages import page_handlers
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
 from .runner import Runner, free_port
+from .sandbox import Isolation, IsolationError, make_not_dumpable
+from .sealing import Sealer
 from .settings import DEFAULT_PORT, add_arguments
 
 log = logging.getLogger("algolink.hub")
@@ -47,6 +53,27 @@ ADMIN = "admin"
 
 class StartError(RuntimeError):
     """The hub cannot start; the message says why."""
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log line, without secrets in the query."""
+    status = handler.get_status()
+    if status < 400:
+        level = access_log.info
+    elif status < 500:
+        level = access_log.warning
+    else:
+        level = access_log.error
+    request = handler.request
+    took = 1000.0 * request.request_time()
+    level(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        redact(request.uri or ""),
+        request.remote_ip,
+        took,
+    )
 
 
 def default_data_dir() -> Path:
@@ -102,6 +129,13 @@ class Hub:
         health_timeout: float = 120.0,
         manifest_timeout: float = 60.0,
         uv: Optional[str] = None,
+        isolation: str = "auto",
+        build_cache: Optional[Path] = None,
+        stop_services_on_exit: bool = False,
+        serve_origin: Optional[str] = None,
+        max_connections: Optional[int] = None,
+        idle_timeout: float = 60.0,
+        body_timeout: float = 900.0,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -116,15 +150,114 @@ class Hub:
         self.health_timeout = health_timeout
         self.manifest_timeout = manifest_timeout
         self.uv = uv
+        #: How bundle code runs (sandbox.py): auto, bwrap, users or none.
+        self.isolation_mode = isolation
+        self.isolation: Optional[Isolation] = None
+        self.build_cache = build_cache
+        #: Whether stopping the hub stops the services too (by default they keep running and the
+        #: next hub takes them back).
+        self.stop_services_on_exit = stop_services_on_exit
+        #: Where /serve is answered when it has a host name of its own (``--serve-origin``).
+        self.serve_origin = serve_origin.rstrip("/") if serve_origin else None
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
+        self.hop_id = secrets.token_hex(6)
+        self.dev_connects = ConnectLimiter()
         self._tokens: dict[str, tuple[str, float]] = {}
         self.admin_token: Optional[str] = None
 
     # --- database and tokens ----------------------------------------------------------------------
 
+    def holds_data(self) -> list:
+        """What in the data folder says a hub has used it (empty for a new one)."""
+        found = []
+        if (self.data / "admin_token").is_file():
+            found.append("admin_token")
+        for sub in ("bundles", "services"):
+            folder = self.data / sub
+            if folder.is_dir() and any(folder.iterdir()):
+                found.append(f"{sub}/")
+        return found
+
+    def check_database(self) -> None:
+        """Refuse a database that is empty or damaged where a hub's data already is: starting a new,
+        empty hub over it would lose track of every service silently."""
+        held = self.holds_data()
+        url = self.db_url
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///") :])
+            what = f"the data folder {self.data} holds a hub's data ({', '.join(held)})"
+            restore = (
+                f"restore {path.name} from a backup, or move the data folder away to start a new "
+                "hub"
+            )
+            if not path.exists():
+                if held:
+                    raise StartError(f"The database {path} is missing, but {what}: {restore}.")
+                return
+            if path.stat().st_size == 0:
+                if held:
+                    raise StartError(
+                        f"The database {path} is empty (0 bytes), but {what}: {restore}."
+                    )
+                return
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                    rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+            except sqlite3.DatabaseError as e:
+                raise StartError(
+                    f"The database {path} cannot be read ({e}): {restore} (sqlite3's .recover "
+                    "may save part of it)."
+                ) from None
+            if rows != ["ok"]:
+                raise StartError(
+                    f"The database {path} is damaged (SQLite's quick_check: "
+                    f"{'; '.join(map(str, rows[:3]))}): {restore} (sqlite3's .recover may save "
+                    "part of it)."
+                )
+            return
+        if held:  # another database (PostgreSQL): it must be a hub's already
+            from sqlalchemy import inspect
+
+            if not inspect(self.engine).has_table("alembic_version"):
+                raise StartError(
+                    f"The database {orm.safe_url(url)} has no hub in it, but the data folder "
+                    f"{self.data} holds a hub's data ({', '.join(held)}): point --db at that hub's "
+                    "database, or use a new data folder to start a new hub."
+                )
+
     def init_db(self) -> None:
+        if self.db_url.startswith("sqlite:///"):
+            self.check_database()
         self.engine = orm.make_engine(self.db_url)
+        if not self.db_url.startswith("sqlite:///"):
+            self.check_database()
         orm.upgrade(self.engine)
         self.session = orm.session_factory(self.engine)
+
+    def seal_dev_tokens(self) -> None:
+        """Development tokens an older hub stored in clear: sealed now (sealing.py)."""
+        with self.session() as db:
+            changed = False
+            for service in db.query(orm.Service).filter(orm.Service.dev_token.isnot(None)):
+                if not Sealer.is_sealed(service.dev_token):
+                    service.dev_token = self.sealer.seal(service.dev_token)
+                    changed = True
+            if changed:
+                db.commit()
+
+    def own_ports(self) -> set:
+        return {self.port}
+
+    def internal_ports(self) -> set:
+        """The hub's own port and its services' (what a development URL may not point at)."""
+        ports = set(self.own_ports())
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            ports |= runner.ports()
+        return ports
 
     def init_admin_token(self) -> None:
         """Reuse ``<data>/admin_token``, or make one, print it once and keep it (mode 600)."""
@@ -186,13 +319,22 @@ class Hub:
         return free_port()
 
     def init_components(self) -> None:
-        for sub in ("bundles", "envs", "services", "gallery", "tmp"):
+        for sub in ("bundles", "envs", "services", "gallery", "tmp", "run"):
             (self.data / sub).mkdir(parents=True, exist_ok=True)
         for leftover in (self.data / "tmp").iterdir():  # uploads cut short by a stop
             shutil.rmtree(leftover, ignore_errors=True)
-        self.builder = Builder(self.data / "envs", uv=self.uv)
+        try:
+            self.isolation = Isolation(self.data, self.isolation_mode)
+        except IsolationError as e:
+            raise StartError(str(e)) from None
+        self.isolation.secure_data_folder()
+        make_not_dumpable()
+        print(self.isolation.describe(), flush=True)
+        self.builder = Builder(
+            self.data / "envs", uv=self.uv, isolation=self.isolation, cache_dir=self.build_cache
+        )
         self.publisher = Publisher(self)
-        self.runner = Runner(on_state=self.publisher.on_state)
+        self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)
         self.upstreams = UpstreamPool()
 
     def make_app(self) -> web.Application:
@@ -207,12 +349,18 @@ class Hub:
             handlers,
             hub=self,
             default_handler_class=NotFoundHandler,
+            log_function=log_request,
             **page_settings(self.data),
         )
 
     def listen(self) -> None:
-        self.http_server = HTTPServer(
-            HubServer(self, self.make_app()), max_body_size=self.max_upload_bytes
+        nofile = raise_nofile()
+        self.http_server = GuardedHTTPServer(
+            HubServer(self, self.make_app()),
+            max_body_size=self.max_upload_bytes,
+            idle_connection_timeout=self.idle_timeout,
+            body_timeout=self.body_timeout,
+            max_connections=self.max_connections or default_max_connections(nofile),
         )
         try:
             sockets = bind_sockets(self.port, self.host)
@@ -221,13 +369,16 @@ class Hub:
                 f"cannot listen on {self.host}:{self.port}: {e.strerror or e}"
             ) from None
         self.port = sockets[0].getsockname()[1]
-        self.http_server.add_sockets(sockets)
+        self.http_server.add_sockets([GuardedSocket.wrap(s, self.http_server) for s in sockets])
 
     async def start(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         self.init_db()
+        self.sealer = Sealer(self.data)
+        self.seal_dev_tokens()
         self.init_admin_token()
         self.init_components()
+        await self.publisher.adopt_running()  # before listening: not one request is refused
         self.listen()
         await self.publisher.restore()
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
@@ -235,12 +386,23 @@ class Hub:
             f"AlgoLink hub running at http://{host}:{self.port}/ (data in {self.data})", flush=True
         )
 
-    async def stop(self) -> None:
-        """Stop serving and stop the service processes, keeping their status for the next start."""
+    async def stop(self, stop_services: Optional[bool] = None) -> None:
+        """Stop serving; stop the service processes (``stop_services``, by default
+        ``--stop-services-on-exit``) or leave them running for the next hub. Their status is kept."""
+        if stop_services is None:
+            stop_services = self.stop_services_on_exit
         self.http_server.stop()
-        await self.publisher.stop_all()
+        running = len(self.runner.keys())
+        await self.publisher.stop_all(stop_services)
         self.upstreams.close()
         self.engine.dispose()
+        if running and not stop_services:
+            print(
+                f"{running} service process(es) keep running: the next `algolink hub --data "
+                f"{self.data}` serves them again at once (--stop-services-on-exit stops them with "
+                "the hub).",
+                flush=True,
+            )
 
     async def run(self) -> None:
         await self.start()
@@ -249,7 +411,12 @@ class Hub:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopped.set)
         await stopped.wait()
-        print("Stopping the hub and its services...", flush=True)
+        print(
+            "Stopping the hub and its services..."
+            if self.stop_services_on_exit
+            else "Stopping the hub...",
+            flush=True,
+        )
         await self.stop()
 
 
@@ -267,6 +434,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         service_host=args.service_host,
         health_timeout=args.health_timeout,
         max_option_file_bytes=int(getattr(args, "max_file_size", 8192) * 2**20),
+        isolation=args.isolation,
+        build_cache=Path(args.build_cache) if args.build_cache else None,
+        stop_services_on_exit=args.stop_services_on_exit,
+        serve_origin=args.serve_origin,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from modelcloud.archives import zip_entry_count
+
 __all__ = [
     "BundleConfig",
     "BundleError",
@@ -45,6 +47,9 @@ IGNORED_SUFFIXES = (".pyc", ".pyo")
 CONFIG_NAME = "algolink.yml"
 ENTRY_NAME = "cloud_model.py"
 _CHUNK = 1 << 16
+#: The deepest folder and the longest path a bundle may hold (well within what file systems take).
+MAX_DEPTH = 32
+MAX_PATH = 1024
 _VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _CUDA = re.compile(r"^\d+(\.\d+){0,2}$")
 
@@ -84,10 +89,18 @@ def unpack_archive(archive: Path, dest: Path, *, max_bytes: int, max_files: int)
         limits = _Limits(max_bytes=max_bytes, max_files=max_files)
         with open(archive, "rb") as f:
             magic = f.read(4)
-        if magic[:2] == b"PK":  # a zip starts with a local header (or is empty); a tar never does
-            _unpack_zip(archive, tmp, limits)
-        else:
-            _unpack_tar(archive, tmp, limits)
+        try:
+            if (
+                magic[:2] == b"PK"
+            ):  # a zip starts with a local header (or is empty); a tar never does
+                _unpack_zip(archive, tmp, limits)
+            else:
+                _unpack_tar(archive, tmp, limits)
+        except OSError as e:  # what the file system refused (a name, a path): said, not a 500
+            raise BundleError(
+                f"The archive cannot be unpacked here ({e.strerror or e}): pack the bundle again "
+                "with ordinary file names."
+            ) from None
         if limits.files == 0:
             raise BundleError(
                 "The archive is empty: pack the bundle folder with its cloud_model.py."
@@ -148,7 +161,15 @@ def _safe_relpath(name: str) -> Optional[str]:
             f"The archive entry {name!r} points outside the bundle with '..': pack the bundle "
             "with paths inside its folder."
         )
-    return "/".join(parts) or None
+    rel = "/".join(parts)
+    if len(parts) > MAX_DEPTH or len(rel) > MAX_PATH or any(len(p) > 255 for p in parts):
+        shown = rel if len(rel) <= 80 else rel[:60] + "..." + rel[-17:]
+        raise BundleError(
+            f"The archive entry {shown!r} is {len(parts)} folders deep and {len(rel)} characters "
+            f"long: bundles hold paths of at most {MAX_DEPTH} folders and {MAX_PATH} characters; "
+            "pack the bundle again with shorter paths."
+        )
+    return rel or None
 
 
 def _write_member(
@@ -190,6 +211,23 @@ def _unpack_tar(archive: Path, dest: Path, limits: _Limits) -> None:
         ) from None
     with tf:
         try:
+            # First the headers, one at a time, with nothing written: the entries and the sizes
+            # they declare must fit, so a bomb is refused before its first byte reaches the disk.
+            declared = _Limits(max_bytes=limits.max_bytes, max_files=limits.max_files)
+            for member in tf:
+                declared.add_entry()
+                _safe_relpath(member.name)
+                declared.add_bytes(member.size if member.isreg() else 0)
+        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise BundleError(
+                f"{archive.name} is damaged or truncated ({e}): pack and upload it again."
+            ) from None
+    try:
+        tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError, EOFError) as e:  # pragma: no cover - it opened just now
+        raise BundleError(f"{archive.name} cannot be read again ({e}).") from None
+    with tf:
+        try:
             for member in tf:  # streamed: headers are read one at a time, never all at once
                 limits.add_entry()
                 rel = _safe_relpath(member.name)
@@ -221,6 +259,11 @@ def _unpack_tar(archive: Path, dest: Path, limits: _Limits) -> None:
 
 
 def _unpack_zip(archive: Path, dest: Path, limits: _Limits) -> None:
+    with open(archive, "rb") as f:
+        count = zip_entry_count(f)
+    if count is not None and count > limits.max_files:  # before zipfile reads every entry
+        limits.files = count - 1
+        limits.add_entry()
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
@@ -228,6 +271,10 @@ def _unpack_zip(archive: Path, dest: Path, limits: _Limits) -> None:
             f"{archive.name} is not a readable .zip archive ({e}): pack it again."
         ) from None
     with zf:
+        declared = _Limits(max_bytes=limits.max_bytes, max_files=limits.max_files)
+        for info in zf.infolist():  # the sizes the archive declares, before a byte is written
+            declared.add_entry()
+            declared.add_bytes(info.file_size)
         try:
             for info in zf.infolist():
                 limits.add_entry()

@@ -42,3 +42,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="the largest file a setup option may take, in MB (8192)",
     )
+    parser.add_argument(
+        "--isolation",
+        choices=("auto", "bwrap", "users", "none"),
+        default="auto",
+        help="how services and builds run: bwrap (a bubblewrap sandbox that hides the hub's data), "
+        "users (as root: each service as a system user of its own), none (as the hub); auto (the "
+        "default) takes users when run as root and bwrap when it is installed",
+    )
+    parser.add_argument(
+        "--build-cache",
+        default=None,
+        metavar="DIR",
+        help="uv's download cache for builds made as the build user (default "
+        "/var/cache/algolink-build/uv)",
+    )
+    parser.add_argument(
+        "--stop-services-on-exit",
+        action="store_true",
+        help="stop the service processes when the hub stops (by default they keep running and the "
+        "next start of the hub serves them again at once)",
+    )
+    parser.add_argument(
+        "--serve-origin",
+        default=None,
+        metavar="URL",
+        help="the origin that answers /serve when it has a host name of its own (such as "
+        "https://serve.example.com, pointed at this hub by the reverse proxy): the URLs the hub "
+        "shows use it, and /serve on the hub's own origin answers 421 with the way there",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections the hub holds at once (default: three quarters of its open-file limit)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a connection may wait for a request's head (60)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds a request's body may take to arrive (900)",
+    )

@@ -7,15 +7,35 @@ names what is missing; ``*_model`` functions turn rows into the JSON the API ret
 from __future__ import annotations
 
 import datetime
+import functools
+import inspect
 import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, Optional
 
 from sqlalchemy.exc import IntegrityError
-from tornado import web
+from tornado import httputil, web
 from tornado.log import app_log
 
 from ... import names
 from .. import orm
+from ..multipart import FormError, FormParser, boundary_of
+
+#: The web UI's session cookie: the hash of the token it signed in with (never the token), signed.
+SESSION_COOKIE = "algolink-session"
+SESSION_DAYS = 7
+#: The paths the session cookie is sent to (one cookie per path): the pages and the API the pages
+#: call. Never ``/serve`` (a service's code must not see it), ``/gallery`` or ``/static``.
+SESSION_PATHS = ("/projects", "/tokens", "/preview", "/logout", "/api/v1")
+
+#: Methods whose requests carry a body.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ALL = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+#: The largest body a route takes unless it says otherwise.
+DEFAULT_MAX_BODY = 1 << 20
 
 
 class APIError(web.HTTPError):
@@ -28,6 +48,14 @@ class APIError(web.HTTPError):
         self.message = message
         self.key = key
         self.params = params
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:token|_xsrf)=)[^&#]*", re.I)
+
+
+def redact(uri: str) -> str:
+    """A request's URI for the logs: the values of ``token`` and ``_xsrf`` replaced."""
+    return _SECRET_QUERY.sub(r"\1[secret]", uri)
 
 
 def check_name(kind: str, value: Any) -> str:
@@ -50,12 +78,89 @@ def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
     return None if t is None else t.isoformat(timespec="seconds") + "Z"
 
 
+def _after_body(method: Any) -> Any:
+    """``method`` run once the request's body is in and parsed (see :class:`HubHandler`)."""
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def run(self: HubHandler, *args: Any, **kwargs: Any) -> Any:
+            self._in_method = True
+            if not self.body_ready():
+                return None
+            return await method(self, *args, **kwargs)
+
+    else:
+
+        @functools.wraps(method)
+        def run(self: HubHandler, *args: Any, **kwargs: Any) -> Any:
+            self._in_method = True
+            if not self.body_ready():
+                return None
+            return method(self, *args, **kwargs)
+
+    run._after_body = True  # type: ignore[attr-defined]
+    return run
+
+
+@web.stream_request_body
 class HubHandler(web.RequestHandler):
-    """What every hub handler has, API or page: the hub, and a database session closed at the end."""
+    """What every hub handler has, API or page: the hub, a database session closed at the end, and
+    bodies read only once the caller may send one.
+
+    Every route streams its request body: ``prepare()``, where the caller's token or session is
+    checked, runs before a byte of the body is read, so a request that is refused costs the hub its
+    headers only (the rest is read and dropped). The body is then gathered up to :attr:`max_body`
+    bytes (a 413 past it, or at once when Content-Length says so); a ``multipart/form-data`` body is
+    parsed as it arrives, its files spooled to disk (:mod:`..multipart`). The method runs once it is
+    all in, with ``request.body`` (other bodies), ``body_arguments`` and ``files`` as Tornado gives
+    them. Routes that write the body elsewhere as it comes (uploads) set :attr:`streams_body` and
+    have their own ``data_received``.
+    """
+
+    #: The largest request body this route takes, in bytes.
+    max_body = DEFAULT_MAX_BODY
+    #: The route reads its body itself, in ``data_received``.
+    streams_body = False
+    #: Whether a form body is parsed (files spooled to disk); a route that relays the body as it
+    #: came (the try-it form) keeps it whole in ``request.body``.
+    parse_forms = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in (m.lower() for m in ALL):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_after_body", False):
+                setattr(cls, name, _after_body(method))
 
     @property
     def hub(self) -> Any:
         return self.settings["hub"]
+
+    def session_hash(self) -> Optional[str]:
+        """The token hash of the signed-in session, if the request carries one."""
+        hashed = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        return hashed.decode() if hashed else None
+
+    def start_session(self, token_hash: str) -> None:
+        """The session cookie, once for each of :data:`SESSION_PATHS` (Tornado keeps one cookie
+        per name, so the headers are written here)."""
+        value = self.create_signed_value(SESSION_COOKIE, token_hash).decode()
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            days=SESSION_DAYS
+        )
+        self._session_cookies(value, httputil.format_timestamp(expires))
+
+    def end_session(self) -> None:
+        self._session_cookies("", "Thu, 01 Jan 1970 00:00:00 GMT", also_root=True)
+
+    def _session_cookies(self, value: str, expires: str, also_root: bool = False) -> None:
+        secure = "; Secure" if self.request.protocol == "https" else ""
+        for path in (*SESSION_PATHS, *(["/"] if also_root else [])):  # "/": an older hub's
+            self.add_header(
+                "Set-Cookie",
+                f"{SESSION_COOKIE}={value}; Expires={expires}; Path={path}; HttpOnly; "
+                f"SameSite=Lax{secure}",
+            )
 
     @property
     def db(self) -> Any:
@@ -63,9 +168,148 @@ class HubHandler(web.RequestHandler):
             self._db = self.hub.session()
         return self._db
 
+    def body_limit(self) -> int:
+        """The largest body this request may have (a route may depend on the hub's settings)."""
+        return self.max_body
+
+    def prepare(self) -> Any:
+        self.begin_body()
+
+    def begin_body(self) -> None:
+        """After the caller was checked: refuse a body over the limit before it is read
+        (Content-Length), and get ready to take it."""
+        self._chunks: list = []
+        self._size = 0
+        self._form: Optional[FormParser] = None
+        self._body_error: Optional[APIError] = None
+        if self.request.method not in BODY_METHODS or self.streams_body:
+            return
+        limit = self.body_limit()
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise self.too_large(limit)
+        boundary = boundary_of(self.request.headers.get("Content-Type", ""))
+        if boundary is not None and self.parse_forms:
+            spool = Path(tempfile.mkdtemp(prefix="form-", dir=self.hub.data / "tmp"))
+            self._form = FormParser(boundary, spool)
+
+    def too_large(self, limit: int) -> APIError:
+        return APIError(
+            413,
+            f"The body is over this route's limit of {human_size(limit)}: send less"
+            + (" (large files go through the upload routes)." if limit < 64 << 20 else "."),
+            "body_too_large",
+            limit=human_size(limit),
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished or getattr(self, "_body_error", None) is not None:
+            return  # refused already: the rest is read and dropped
+        self._size += len(chunk)
+        try:
+            if self._size > self.body_limit():
+                raise self.too_large(self.body_limit())
+            if self._form is not None:
+                self._form.feed(chunk)
+            else:
+                self._chunks.append(chunk)
+        except FormError as e:
+            self._body_error = APIError(400, f"The form could not be read: {e}", "form_bad")
+        except APIError as e:
+            self._body_error = e
+        if self._body_error is not None:
+            self._chunks = []
+            self.send_error(
+                self._body_error.status_code, exc_info=(APIError, self._body_error, None)
+            )
+
+    def body_ready(self) -> bool:
+        """Put the body where Tornado's handlers find it; False when it was refused (answered)."""
+        if self._finished:
+            return False
+        if getattr(self, "_body_done", False) or self.request.method not in BODY_METHODS:
+            return True
+        if self.streams_body:
+            return True
+        self._body_done = True
+        request = self.request
+        if self._form is not None:
+            try:
+                self._form.close()
+            except FormError as e:
+                raise APIError(400, f"The form could not be read: {e}", "form_bad") from None
+            request.body = b""
+            for name, values in self._form.arguments.items():
+                request.body_arguments.setdefault(name, []).extend(values)
+                request.arguments.setdefault(name, []).extend(values)
+            for name, files in self._form.files.items():
+                request.files.setdefault(name, []).extend(files)
+        else:
+            request.body = b"".join(self._chunks)
+            self._chunks = []
+            content_type = request.headers.get("Content-Type", "")
+            if (
+                request.body
+                and self.parse_forms
+                and not content_type.startswith("application/json")
+            ):
+                httputil.parse_body_arguments(
+                    request.headers.get("Content-Type", ""),
+                    request.body,
+                    request.body_arguments,
+                    request.files,
+                    request.headers,
+                )
+                for name, values in request.body_arguments.items():
+                    request.arguments.setdefault(name, []).extend(values)
+        self.body_received()
+        return True
+
+    def body_received(self) -> None:
+        """Called once the body is in, before the method (pages check their XSRF token here)."""
+
+    def allowed_methods(self) -> list:
+        """The methods this route answers (for 405's ``Allow``)."""
+        return [
+            m
+            for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
+        ]
+
+    def finish(self, chunk: Any = None) -> Any:
+        self._drop_form()  # before the answer leaves: a client that got it finds nothing left
+        if not getattr(self, "_in_method", False) and not self._headers_written:
+            # Answered in prepare(), before the request was read to its end (a redirect to the
+            # sign-in page, a 401): Tornado closes such a connection, so the client must not send
+            # another request on it.
+            self.set_header("Connection", "close")
+        return super().finish(chunk)
+
     def on_finish(self) -> None:
         if hasattr(self, "_db"):
             self._db.close()
+        self._drop_form()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self._drop_form()
+
+    def _drop_form(self) -> None:
+        """Remove the files a form spooled (those the handler kept were moved away)."""
+        form = getattr(self, "_form", None)
+        if form is not None:
+            self._form = None
+            form.cleanup()
+            shutil.rmtree(form.spool_dir, ignore_errors=True)
+
+
+def human_size(n: float) -> str:
+    """``1.5 MB``: a size in words for a sentence."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
 
 
 class APIHandler(HubHandler):
@@ -101,6 +345,7 @@ class APIHandler(HubHandler):
                 "This call needs a token: send 'Authorization: token <token>' (the admin token is "
                 "in the hub's data folder, file admin_token).",
             )
+        self.begin_body()
 
     # --- JSON -----------------------------------------------------------------------------------
 
@@ -144,9 +389,14 @@ class APIHandler(HubHandler):
         elif isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
         elif status_code == 405:
-            message = f"{self.request.method} is not allowed on {self.request.path}."
+            allowed = self.allowed_methods()
+            self.set_header("Allow", ", ".join(allowed))
+            message = (
+                f"{self.request.method} is not allowed on {self.request.path}: use "
+                f"{' or '.join(allowed) or 'another path'}."
+            )
         elif status_code == 413:
-            message = "The upload is too large for this hub."
+            message = self.too_large(self.body_limit()).message
         elif status_code >= 500:
             message = "The hub failed to answer this request; its log says why."
         else:
@@ -158,7 +408,7 @@ class APIHandler(HubHandler):
             app_log.info(
                 "%s %s: %d %s",
                 self.request.method,
-                self.request.uri,
+                redact(self.request.uri or ""),
                 value.status_code,
                 value.message,
             )
@@ -215,6 +465,9 @@ class APIHandler(HubHandler):
 
     def url(self, path: str) -> str:
         return f"{self.request.protocol}://{self.request.host}{path}"
+
+    def service_json(self, service: orm.Service) -> dict:
+        return service_model(service, self.url(""), self.hub.serve_origin)
 
 
 def parse_version_number(value: Any) -> int:
@@ -312,11 +565,13 @@ def gallery_model(version: Optional[orm.Version], base: str = "") -> list:
     ]
 
 
-def service_model(service: orm.Service, base: str = "") -> dict:
+def service_model(service: orm.Service, base: str = "", serve_base: Optional[str] = None) -> dict:
+    """A service as the API shows it; its ``/serve`` URLs start with ``serve_base`` (the hub's
+    ``--serve-origin``) when given, else ``base``."""
     version = current_version(service)
     published = service.version(service.published_version)
     project = service.project.name
-    serve = f"{base}/serve/{project}/{service.name}/"
+    serve = f"{(serve_base or base).rstrip('/')}/serve/{project}/{service.name}/"
     model = {
         "name": service.name,
         "project": project,

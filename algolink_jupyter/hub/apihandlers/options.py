@@ -35,7 +35,14 @@ from tornado import web
 
 from .. import options as opts
 from .. import orm
-from .base import APIError, APIHandler, current_version, parse_version_number, version_model
+from .base import (
+    APIError,
+    APIHandler,
+    current_version,
+    human_size,
+    parse_version_number,
+    version_model,
+)
 
 #: Upload id -> (bytes hashed so far, the sha256 object): a resumed upload continues its hash.
 _HASHERS: dict = {}
@@ -52,24 +59,14 @@ def max_file_bytes(hub: Any) -> int:
     return int(getattr(hub, "max_option_file_bytes", opts.DEFAULT_MAX_FILE_BYTES))
 
 
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
-
-
 class SessionAPIHandler(APIHandler):
     """An API handler that also takes the web UI's signed-in session (and then its XSRF header)."""
 
     def session_user(self) -> Optional[str]:
-        from ..handlers.pages import COOKIE, SESSION_DAYS
-
-        hashed = self.get_signed_cookie(COOKIE, max_age_days=SESSION_DAYS)
+        hashed = self.session_hash()
         if not hashed:
             return None
-        row = self.db.query(orm.Token).filter_by(hashed=hashed.decode()).one_or_none()
+        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
         return None if row is None or row.revoked_at is not None else row.name
 
     def prepare(self) -> None:
@@ -87,6 +84,7 @@ class SessionAPIHandler(APIHandler):
                         ) from None
                 self.token_name = user
                 self.via_session = True
+                self.begin_body()
                 return
         super().prepare()
 
@@ -266,6 +264,8 @@ def upload_model(upload: orm.Upload, offset: int, base: str = "") -> dict:
 class UploadAPIHandler(SessionAPIHandler):
     """The bytes of one upload, streamed to ``<data>/uploads/<id>.part`` while they are hashed."""
 
+    streams_body = True
+
     def find_upload(self, upload_id: str) -> orm.Upload:
         upload = self.db.get(orm.Upload, upload_id)
         if upload is None:
@@ -371,6 +371,7 @@ class UploadAPIHandler(SessionAPIHandler):
             self._file.flush()
             _HASHERS[self.upload_id] = (self.offset, self.hasher)
             self.close_file()
+        super().on_connection_close()
 
     def on_finish(self) -> None:
         self.close_file()

@@ -23,6 +23,8 @@ CHUNK = 1 << 16
 
 
 class VersionListAPIHandler(BundleReceiver):
+    takes_bundle = True
+
     def get(self, project_name: str, name: str) -> None:
         service = self.find_service(project_name, name)
         self.write_json([version_model(v, self.url("")) for v in service.versions])
@@ -64,6 +66,7 @@ def read_from(path: Path, offset: int) -> tuple[bytes, int]:
 
 class LogsAPIHandler(APIHandler):
     def on_connection_close(self) -> None:
+        super().on_connection_close()
         self._gone = True
 
     async def get(self, project_name: str, name: str, number: str) -> None:

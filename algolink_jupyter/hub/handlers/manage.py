@@ -74,6 +74,8 @@ class VersionUploadAction(PageHandler, VersionListAPIHandler):
 class MetadataEditPage(PageHandler):
     """编辑模型信息: the model card, checked like a registration's metadata."""
 
+    max_body = 256 << 20  # gallery images, 20 MB each at most
+
     def get(
         self, project_name: str, name: str, error: Optional[str] = None, form: Optional[dict] = None
     ) -> None:

@@ -14,7 +14,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from tornado import web
@@ -37,8 +37,6 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = str(HERE / "templates")
 STATIC = str(HERE / "static")
 
-COOKIE = "algolink-session"
-SESSION_DAYS = 7
 PROJECT_TYPES = ("model", "dataset", "application", "other")
 SETTLED = ("registered", "online", "failed", "offline")
 
@@ -56,6 +54,23 @@ def safe_url(url: Any) -> Optional[str]:
     if re.match(r"^https?://", url, re.I) or (url.startswith("/") and not url.startswith("//")):
         return url
     return None
+
+
+def safe_next(target: Any, default: str = "/projects") -> str:
+    """A path on this hub to go to after signing in or switching language, else ``default``.
+
+    Refused: anything with a scheme or host, ``//`` or ``\\`` at the start, and any control
+    character or space, which browsers drop (``/<TAB>/evil.example`` is ``//evil.example`` to
+    them)."""
+    if not isinstance(target, str) or not target.startswith("/"):
+        return default
+    for text in (target, unquote(target)):  # as it is, and as a browser may decode it
+        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text) or "\\" in text:
+            return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return default
+    return target
 
 
 def cookie_secret(data: Path) -> bytes:
@@ -111,19 +126,24 @@ class PageHandler(HubHandler):
         )
         self.t = i18n.translator(self.lang)
         self.set_header("Content-Language", self.lang.replace("_", "-"))
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            self.check_xsrf_cookie()
         if self.needs_user and self.current_user is None:
             if self.request.method in ("GET", "HEAD"):
                 self.redirect("/login?" + urlencode({"next": self.request.uri}))
                 return
             raise web.HTTPError(403)
+        self.token_name = self.current_user  # what the shared API code records as "by"
+        self.begin_body()
+
+    def body_received(self) -> None:
+        """Every form carries the XSRF token (in its body or the X-XSRFToken header)."""
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            self.check_xsrf_cookie()
 
     def get_current_user(self) -> Optional[str]:
-        hashed = self.get_signed_cookie(COOKIE, max_age_days=SESSION_DAYS)
+        hashed = self.session_hash()
         if not hashed:
             return None
-        row = self.db.query(orm.Token).filter_by(hashed=hashed.decode()).one_or_none()
+        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
         if row is None or row.revoked_at is not None:
             return None
         return row.name
@@ -206,10 +226,7 @@ class LoginPage(PageHandler):
         self.render("login.html", next=self.next_url())
 
     def next_url(self) -> str:
-        target = self.get_argument("next", "/projects")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            return "/projects"
-        return target
+        return safe_next(self.get_argument("next", "/projects"))
 
     def post(self) -> None:
         token = self.get_body_argument("token", "").strip()
@@ -218,14 +235,7 @@ class LoginPage(PageHandler):
             self.set_status(403)
             self.render("login.html", next=self.next_url(), error=self.t("token_bad"))
             return
-        self.set_signed_cookie(
-            COOKIE,
-            orm.hash_token(token),
-            expires_days=SESSION_DAYS,
-            httponly=True,
-            samesite="Lax",
-            secure=self.request.protocol == "https",
-        )
+        self.start_session(orm.hash_token(token))
         self.redirect(self.next_url())
 
 
@@ -233,7 +243,7 @@ class LogoutPage(PageHandler):
     needs_user = False
 
     def post(self) -> None:
-        self.clear_cookie(COOKIE)
+        self.end_session()
         self.redirect("/login")
 
 
@@ -244,10 +254,7 @@ class LanguageSwitch(PageHandler):
         code = self.get_argument("to", "")
         if code in i18n.LANGUAGES:
             self.set_cookie("lang", code, expires_days=365, samesite="Lax")
-        target = self.get_argument("next", "/projects")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/projects"
-        self.redirect(target)
+        self.redirect(safe_next(self.get_argument("next", "/projects")))
 
 
 class ProjectsPage(PageHandler):
@@ -376,7 +383,7 @@ class ServicePage(PageHandler):
 
     def get(self, project_name: str, name: str, error: Optional[str] = None) -> None:
         service = self.find_service(project_name, name)
-        model = service_model(service, self.base_url())
+        model = service_model(service, self.base_url(), self.hub.serve_origin)
         meta = model["metadata"] or {}
         links = []
         for link in meta.get("links") or []:
@@ -461,7 +468,14 @@ class OfflineAction(PageHandler):
 
 class TryAction(PageHandler):
     """试用: the service page's "try it" form, relayed to the published version's process (a
-    signed-in user and the XSRF header, so a non-public service needs no token in the browser)."""
+    signed-in user and the XSRF header, so a non-public service needs no token in the browser).
+
+    Only the service's own commands are relayed (never ``setup``), to the address the hub checked
+    (a development server's URL may not lead to the hub or its services), and no redirect is
+    followed."""
+
+    max_body = 64 << 20  # what /serve takes
+    parse_forms = False  # relayed as it came
 
     async def post(self, project_name: str, name: str, command: str) -> None:
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -473,20 +487,39 @@ class TryAction(PageHandler):
             self.set_status(409)
             self.finish({"error": self.t("not_published")})
             return
-        headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
-        if (
-            route.dev and route.dev_token
-        ):  # development mode: the token the developer's server needs
-            headers["Authorization"] = f"token {route.dev_token}"
+        if command not in route.commands:
+            raise web.HTTPError(404)
+        headers = {
+            "Content-Type": self.request.headers.get("Content-Type", "application/json"),
+            devmode.HOP_HEADER: self.hub.hop_id,
+        }
+        url = route.url.rstrip("/")
+        if route.dev:  # development mode: the checked address, and the token that server needs
+            try:
+                ip, port = await devmode.target_address(self.hub, url)
+            except devmode.DevServerError as e:
+                self.set_status(502)
+                self.finish({"error": self.error_text(e)})
+                return
+            if route.dev_token:
+                headers["Authorization"] = f"token {route.dev_token}"
+            parts = urlsplit(url)
+            if parts.scheme == "http":
+                headers["Host"] = parts.netloc
+                host = f"[{ip}]" if ":" in ip else ip
+                url = f"http://{host}:{port}{parts.path.rstrip('/')}"
         try:
             answer = await AsyncHTTPClient().fetch(
-                f"{route.url.rstrip('/')}/{quote(command, safe='')}",
+                f"{url}/{quote(command, safe='')}",
                 method="POST",
                 body=self.request.body,
                 headers=headers,
                 request_timeout=300,
+                follow_redirects=False,
                 raise_error=False,
             )
+            if answer.code == 599:  # no answer at all
+                raise OSError(str(answer.error))
         except (OSError, HTTPClientError):
             self.set_status(502)
             if route.dev:
@@ -494,7 +527,7 @@ class TryAction(PageHandler):
                 return
             self.finish({"error": self.t("e_try_unreachable")})
             return
-        self.set_status(answer.code if answer.code >= 200 else 502)
+        self.set_status(answer.code if 200 <= answer.code < 300 or answer.code >= 400 else 502)
         self.finish(answer.body or b"{}")
 
 

@@ -1,0 +1,191 @@
+"""The hub's front door under load or attack: a connection cap, shedding of idle connections, and no
+flood of errors when file descriptors run out.
+
+- :func:`raise_nofile` lifts the soft limit on open files to the hard one at start.
+- :class:`GuardedHTTPServer` caps the connections it holds (by default three quarters of the open-file
+  limit, so the database, logs and services keep theirs). At the cap, a new connection pushes out
+  the connection that has waited longest for its next request's head: a client that holds
+  connections open and sends nothing (or a byte at a time) cannot shut others out, while requests
+  that are being answered are never cut.
+- :class:`GuardedSocket` wraps the listening socket: when ``accept()`` finds no descriptor left
+  (EMFILE/ENFILE), it frees its spare descriptor, accepts the waiting connection, answers it 503 and
+  closes it, so the accept loop neither spins nor writes a traceback per attempt; it logs one line
+  at most every ten seconds, with the count.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+from typing import Any, Optional
+
+from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream
+
+__all__ = ["GuardedHTTPServer", "GuardedSocket", "default_max_connections", "raise_nofile"]
+
+log = logging.getLogger("algolink.hub")
+
+#: Descriptors kept back from the connection cap, for the database, logs, services and the rest.
+RESERVED_FDS = 128
+BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nRetry-After: 1\r\nContent-Length: 74\r\n\r\n"
+    b'{"error": "The hub is at its limit of open connections: try again soon."}\n'
+)
+assert len(BUSY_ANSWER.split(b"\r\n\r\n", 1)[1]) == 74
+
+
+def raise_nofile() -> int:
+    """Raise the soft limit on open files to the hard limit; the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def default_max_connections(nofile: int) -> int:
+    return max(64, min(nofile * 3 // 4, nofile - RESERVED_FDS))
+
+
+class _Throttled:
+    """Log a line at most every ``every`` seconds, counting what was not logged."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.last = 0.0
+        self.skipped = 0
+
+    def __call__(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.skipped += 1
+            return
+        more = f" ({self.skipped} more since the last report)" if self.skipped else ""
+        log.warning(message + more, *args)
+        self.last, self.skipped = now, 0
+
+
+class GuardedSocket(socket.socket):
+    """A listening socket whose ``accept()`` copes with running out of file descriptors."""
+
+    spare: Optional[int] = None
+    server: Optional[GuardedHTTPServer] = None
+    report = _Throttled()
+
+    @classmethod
+    def wrap(cls, sock: socket.socket, server: GuardedHTTPServer) -> GuardedSocket:
+        guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        guarded.server = server
+        guarded.spare = os.open(os.devnull, os.O_RDONLY)
+        return guarded
+
+    def accept(self) -> tuple:  # type: ignore[override]
+        try:
+            return super().accept()
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+        held = len(self.server.streams) if self.server is not None else 0
+        self.report(
+            "The hub ran out of file descriptors with %d connections open: the newest are "
+            "answered 503 while idle ones are closed.",
+            held,
+        )
+        if self.server is not None:
+            self.server.shed(1)
+        if self.spare is not None:  # one descriptor back, to take the waiting connection off
+            os.close(self.spare)
+            self.spare = None
+            try:
+                conn, _ = super().accept()
+                try:
+                    conn.setblocking(False)
+                    conn.send(BUSY_ANSWER)
+                except OSError:
+                    pass
+                conn.close()
+            except OSError:
+                pass
+            try:
+                self.spare = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                self.spare = None
+        raise BlockingIOError(errno.EAGAIN, "out of file descriptors")
+
+    def close(self) -> None:
+        if self.spare is not None:
+            os.close(self.spare)
+            self.spare = None
+        super().close()
+
+
+class GuardedHTTPServer(HTTPServer):
+    """An HTTPServer that holds at most ``max_connections`` connections (see the module's text).
+
+    The hub's connection delegate calls :meth:`waiting` when a connection waits for a request's
+    head and :meth:`busy` once it has one.
+    """
+
+    def initialize(self, *args: Any, max_connections: int = 1024, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self.max_connections = max_connections
+        #: stream -> (waiting for a request's head, since when)
+        self.streams: dict[IOStream, tuple[bool, float]] = {}
+
+    def handle_stream(self, stream: IOStream, address: tuple) -> None:
+        self._prune()
+        if len(self.streams) >= self.max_connections and not self.shed(1):
+            _refuse(stream)
+            return
+        self.streams[stream] = (True, time.monotonic())
+        super().handle_stream(stream, address)
+
+    def waiting(self, stream: Any) -> None:
+        if stream in self.streams:
+            self.streams[stream] = (True, time.monotonic())
+
+    def busy(self, stream: Any) -> None:
+        if stream in self.streams:
+            self.streams[stream] = (False, time.monotonic())
+
+    def shed(self, count: int) -> int:
+        """Close up to ``count`` connections that wait for a request's head, the longest-waiting
+        first; how many were closed."""
+        self._prune()
+        idle = sorted(
+            (since, id(stream), stream)
+            for stream, (waiting, since) in self.streams.items()
+            if waiting
+        )
+        closed = 0
+        for _since, _id, stream in idle[:count]:
+            self.streams.pop(stream, None)
+            stream.close()
+            closed += 1
+        return closed
+
+    def _prune(self) -> None:
+        if len(self.streams) >= self.max_connections or len(self.streams) % 64 == 0:
+            for stream in [s for s in self.streams if s.closed()]:
+                del self.streams[stream]
+
+
+def _refuse(stream: IOStream) -> None:
+    try:
+        stream.write(BUSY_ANSWER).add_done_callback(lambda _f: stream.close())
+    except Exception:
+        stream.close()
