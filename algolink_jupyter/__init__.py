@@ -2,7 +2,8 @@
 
 ``%load_ext algolink_jupyter`` in a notebook adds the ``%%algolink_setup``, ``%%algolink_command`` and
 ``%algolink`` magics. The runtime SDK a ``cloud_model.py`` imports is the sibling package :mod:`modelcloud`.
-This module stays light: the command line and the hub import it without IPython.
+This module stays light: the command line and the hub import it without IPython, so what it offers
+imports its parts when called.
 """
 
 from __future__ import annotations
@@ -55,6 +56,6 @@ def _jupyter_server_extension_points() -> list:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from .serverext import _load_jupyter_server_extension as load
+    from .serverext.handlers import setup_handlers
 
-    load(serverapp)
+    setup_handlers(serverapp)

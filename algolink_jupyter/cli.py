@@ -1,4 +1,5 @@
-"""The ``algolink`` command line."""
+"""The ``algolink`` command line, assembled from the parts: ``serve`` and ``export`` here, ``hub`` (the
+server, started from :mod:`.hub.app`), and the hub's client commands (:mod:`.client.commands`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import modelcloud
 
-class CLIError(Exception):
-    """A mistake on the command line; the message says what to do."""
+from .client.commands import add_commands as add_client_commands
+from .errors import CLIError
+from .export import ExportError
+from .export.notebook import export_notebook
+from .hub.settings import add_arguments as add_hub_arguments
 
 
 def find_entrypoint(path: str) -> Path:
@@ -68,8 +73,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.argv = [str(entry)]
     runpy.run_path(str(entry), run_name="__main__")
     # A cloud_model.py without `if __name__ == '__main__': modelcloud.run()` is served all the same.
-    import modelcloud
-
     if modelcloud.default_registry.served:
         return 0
     if modelcloud.default_registry.commands:
@@ -79,9 +82,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import ExportError
-    from .export.notebook import export_notebook
-
     try:
         export_notebook(
             args.notebook,
@@ -146,10 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export)
 
-    from algolink_jupyter.hub.client import add_commands as add_hub_commands
+    hub = sub.add_parser(
+        "hub",
+        help="run the AlgoLink hub",
+        description="Run the AlgoLink hub: the REST API under /api/v1, /serve, and the service "
+        "processes. SQLite in the data folder unless --db names PostgreSQL.",
+    )
+    add_hub_arguments(hub)
+    hub.set_defaults(func=cmd_hub)
 
-    add_hub_commands(sub)  # hub, register, publish, logs, status
+    add_client_commands(sub)  # register, publish, logs, status, options
     return parser
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    # Imported here, when the hub is started, not for every `algolink` command: the server side
+    # (SQLAlchemy, Alembic, the handlers) takes a second to import.
+    from .hub.app import run_from_args
+
+    return run_from_args(args)
 
 
 def main(argv: Optional[list] = None) -> int:

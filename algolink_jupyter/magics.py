@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import ast
 import datetime
-import html
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import HTML, display
+from IPython.display import display
 
 from . import kernel
-from .spec import SpecError, parse_spec
+from .client import HubClient, config_path, dev_service_lines, hub_settings, register_dev
+from .errors import CLIError
+from .export import ExportError, export
+from .spec import SpecError, command_arguments, parse_spec, setup_arguments
+from .spec import unquote as _unquote
+from .widgets.publish import for_kernel
+from .widgets.test_form import for_command
 
 SUBCOMMANDS = ("serve", "status", "stop", "test", "export", "connect", "publish")
-
-
-def _unquote(text: Any) -> Any:
-    """IPython's argument splitting keeps quotes: "a=text" arrives with them."""
-    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
 
 
 def _parse_spec(text: str, where: str) -> dict:
@@ -70,12 +68,7 @@ class AlgoLinkMagics(Magics):
         fn = shell.user_ns[names[0]]
         return fn
 
-    @magic_arguments()
-    @argument(
-        "--options",
-        default="",
-        help="setup options as name=TYPE pairs, e.g. \"checkpoint=file(extension='.pkl')\"",
-    )
+    @setup_arguments
     @cell_magic
     def algolink_setup(self, line: str, cell: str) -> None:
         """Declare the cell's function as the model's setup and run it now; the model stays in the kernel."""
@@ -85,13 +78,7 @@ class AlgoLinkMagics(Magics):
         fn.__algolink_magic__ = {"magic": "algolink_setup", "line": line}
         kernel.registry.setup(fn, options=options or None)
 
-    @magic_arguments()
-    @argument("name", help="the command's name: its URL path")
-    @argument(
-        "--inputs", default="", help='inputs as name=TYPE pairs, e.g. "photo=image(width=224)"'
-    )
-    @argument("--outputs", default="", help='outputs as name=TYPE pairs, e.g. "label=text"')
-    @argument("--description", default=None, help="what the command does")
+    @command_arguments
     @cell_magic
     def algolink_command(self, line: str, cell: str) -> None:
         """Declare the cell's function as a command and serve it at once (re-running swaps it in place)."""
@@ -184,8 +171,6 @@ class AlgoLinkMagics(Magics):
     @argument("--port", type=int, help="the port the bundle serves on, written to algolink.yml")
     def _export(self, rest: str) -> None:
         args = parse_argstring(self._export, rest)
-        from .export import ExportError, export
-
         try:
             export(_unquote(args.directory), verify=args.verify, port=args.port, shell=self.shell)
         except ExportError as e:
@@ -200,9 +185,6 @@ class AlgoLinkMagics(Magics):
     def _connect(self, rest: str) -> None:
         """Register this kernel's own server with the hub in development mode (again: reconnect)."""
         args = parse_argstring(self._connect, rest)
-        from .cli import CLIError
-        from .hub.client import HubClient, config_path, dev_service_lines, hub_settings
-
         try:
             url, token, _where = hub_settings()
         except CLIError as e:
@@ -222,13 +204,15 @@ class AlgoLinkMagics(Magics):
             )
         client = HubClient(hub, token)
         try:
-            service = kernel.connect_dev(
+            info = kernel.ensure_serving(on_start=_print_serving)
+            service = register_dev(
                 client,
                 _unquote(args.project),
                 _unquote(args.group),
                 _unquote(args.name),
+                info["url"],
+                info["token"],
                 args.public,
-                on_start=_print_serving,
             )
         except (CLIError, kernel.ServingError) as e:
             raise UsageError(f"%algolink connect: {e}") from None
@@ -243,8 +227,6 @@ class AlgoLinkMagics(Magics):
     def _publish(self, rest: str) -> None:
         """Show the publish form: export, verify, register, build and start on the hub."""
         args = parse_argstring(self._publish, rest)
-        from .widgets.publish import for_kernel
-
         display(
             for_kernel(
                 self.shell,
@@ -267,9 +249,4 @@ def _print_serving(info: dict) -> None:
 
 def show_form(name: str) -> None:
     """Display the test form of a command below the running cell."""
-    try:
-        from .widgets.test_form import for_command
-    except ImportError:  # widgets unavailable: say where to call it instead
-        display(HTML(f"<code>{html.escape(name)}</code> is served."))
-        return
     display(for_command(kernel.registry, name))

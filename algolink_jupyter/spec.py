@@ -11,6 +11,8 @@ import ast
 import inspect
 from typing import Any
 
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
 from modelcloud import data_types
 
 
@@ -111,3 +113,58 @@ def parse_spec(spec: str, where: str = "spec") -> dict:
             raise SpecError(f"{where}: {kw.arg!r} is given twice.")
         out[kw.arg] = _type_from(source, kw.value, f"{where} {kw.arg!r}")
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The magics' lines: declared once here, read by the magics (magics.py) and again by the export,
+# which turns a recorded line into the decorator it stands for (export/slicing.py).
+
+
+def unquote(text: Any) -> Any:
+    """IPython's argument splitting keeps quotes: "a=text" arrives with them."""
+    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def setup_arguments(fn: Any) -> Any:
+    """The arguments of ``%%algolink_setup``, as IPython's ``magic_arguments`` declare them."""
+    return magic_arguments()(
+        argument(
+            "--options",
+            default="",
+            help="setup options as name=TYPE pairs, e.g. \"checkpoint=file(extension='.pkl')\"",
+        )(fn)
+    )
+
+
+def command_arguments(fn: Any) -> Any:
+    """The arguments of ``%%algolink_command``."""
+    fn = argument("--description", default=None, help="what the command does")(fn)
+    fn = argument("--outputs", default="", help='outputs as name=TYPE pairs, e.g. "label=text"')(fn)
+    fn = argument(
+        "--inputs", default="", help='inputs as name=TYPE pairs, e.g. "photo=image(width=224)"'
+    )(fn)
+    fn = argument("name", help="the command's name: its URL path")(fn)
+    return magic_arguments()(fn)
+
+
+@setup_arguments
+def _setup_line(line: str, cell: str) -> None:
+    """%%algolink_setup [--options SPEC]"""
+
+
+@command_arguments
+def _command_line(line: str, cell: str) -> None:
+    """%%algolink_command NAME [--inputs SPEC] [--outputs SPEC] [--description TEXT]"""
+
+
+def parse_setup_line(line: str) -> Any:
+    """A ``%%algolink_setup`` line's arguments (``options``, still quoted as typed)."""
+    return parse_argstring(_setup_line, line)
+
+
+def parse_command_line(line: str) -> Any:
+    """A ``%%algolink_command`` line's arguments (``name``, ``inputs``, ``outputs``,
+    ``description``, still quoted as typed)."""
+    return parse_argstring(_command_line, line)

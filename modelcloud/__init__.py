@@ -19,8 +19,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .data_types import (  # noqa: E402
     any,
     array,
@@ -40,6 +38,7 @@ from .data_types import (  # noqa: E402
 from .errors import ModelCloudError  # noqa: E402
 from .model import Registry, default_registry  # noqa: E402
 from .runner import run  # noqa: E402
+from .version import __version__  # noqa: E402
 
 setup = default_registry.setup
 command = default_registry.command

@@ -26,6 +26,7 @@ from .errors import (
     UnknownCommand,
     ValidationError,
 )
+from .version import __version__
 
 STARTING, RUNNING, SETUP_FAILED = "STARTING", "RUNNING", "SETUP_FAILED"
 
@@ -233,8 +234,6 @@ class Registry:
 
     # -- describing ------------------------------------------------------------------------------------
     def manifest(self) -> dict:
-        from . import __version__
-
         now = time.time()
         return {
             "sdkVersion": __version__,

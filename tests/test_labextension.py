@@ -80,7 +80,7 @@ def test_sdist_carries_the_built_extension_and_its_sources(tmp_path):
     for wanted in (
         "algolink_jupyter/labextension/package.json",
         "algolink_jupyter/labextension/static/style.js",
-        "js/install.json",
+        "install.json",
         "js/package.json",
         "js/package-lock.json",
         "js/src/index.ts",

@@ -17,7 +17,7 @@ import pytest
 from hub_process import Hub, free_port, make_bundle
 from nbclient import NotebookClient
 
-from algolink_jupyter.hub.client import HubClient, config_path, hub_settings
+from algolink_jupyter.client import HubClient, config_path, hub_settings
 from algolink_jupyter.widgets.publish import build_publish_form, curl_line
 from modelcloud import Registry
 from modelcloud.data_types import text
@@ -385,7 +385,7 @@ def test_connect_serves_the_live_kernel_on_the_hub_in_development_mode(hub, tmp_
 
         # A token the hub refuses.
         k.run(
-            "from algolink_jupyter.hub.client import HubClient\n"
+            "from algolink_jupyter.client import HubClient\n"
             f"form.client = HubClient({hub.url!r}, 'not-a-token')\n"
             "form.name.value = 'live'\nform.connect_button.click()\nform.wait(120)"
         )

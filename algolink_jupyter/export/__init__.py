@@ -19,7 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from .bundle import Bundle, BundleError, describe_state
+from .. import examples
+from ..kernel import registry as kernel_registry
+from . import recording
+from .bundle import Bundle, BundleError, describe_state, write
+from .cells import kernel_cells
 from .slicing import Plan, SliceError, slice_notebook
 from .verify import Report, VerifyError, verify_bundle
 
@@ -136,14 +140,7 @@ def export(
             "Export reads a running notebook kernel: use %algolink export in the notebook, or "
             "`algolink export NOTEBOOK -o DIR` from a terminal."
         )
-    from .. import examples
-    from . import recording
-    from .bundle import write
-    from .cells import kernel_cells
-
     if registry is None:
-        from ..kernel import registry as kernel_registry
-
         registry = kernel_registry
     start = time.perf_counter()
     workdir = Path.cwd()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import modelcloud
+
 from . import requirements as reqs
 from .slicing import Item, Plan
 from .state import FORMATS_NOTE, PICKLE_FILE, loader, on_gpu, save
@@ -328,8 +330,6 @@ def _copy(src: Path, dest: Path) -> None:
 
 
 def _vendor_modelcloud(dest: Path) -> None:
-    import modelcloud
-
     src = Path(modelcloud.__file__).resolve().parent
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 

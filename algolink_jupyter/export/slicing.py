@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from modelcloud import data_types
+
+from ..spec import parse_command_line, parse_setup_line, parse_spec
+from ..spec import unquote as _unquote
 from . import cells as cells_mod
 from . import requirements as reqs
 from .state import Probe, StateError, plan_value, probe
@@ -341,18 +345,14 @@ def _defining_statement(
 
 
 def _root_decorator(fn: Callable, info: dict, label: str) -> str:
-    from IPython.core.magic_arguments import parse_argstring
-
-    from ..magics import AlgoLinkMagics, _unquote
-
     kind, line = info.get("magic"), info.get("line", "")
     if kind == "algolink_setup":
-        args = parse_argstring(AlgoLinkMagics.algolink_setup, line)
+        args = parse_setup_line(line)
         options = _unquote(args.options)
         if not options:
             return "@modelcloud.setup"
         return f"@modelcloud.setup(options={spec_source(options, '--options', 4)})"
-    args = parse_argstring(AlgoLinkMagics.algolink_command, line)
+    args = parse_command_line(line)
     parts = [_literal(_unquote(args.name))]
     for key in ("inputs", "outputs"):
         spec = _unquote(getattr(args, key))
@@ -396,10 +396,6 @@ class _Qualify(ast.NodeTransformer):
 
 def spec_source(spec: str, where: str, indent: int = 0) -> str:
     """A magic's ``name=TYPE`` spec as the dict literal a decorator takes."""
-    from modelcloud import data_types
-
-    from ..spec import parse_spec
-
     parse_spec(spec, where)  # the magic accepted it; this keeps the two in step
     call = ast.parse(f"_({spec})", mode="eval").body
     assert isinstance(call, ast.Call)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .cells import analyze
 from .requirements import NOTEBOOK_ONLY, pin
 
 STARTED = re.compile(r"Starting model server at http://[^:\s]+:(\d+)\.\.\.")
@@ -493,8 +494,6 @@ def undefined_names(source: str) -> list:
     """Module-level names ``source`` reads (in any function too) that it never binds and that are not
     builtins: each one a NameError waiting where it is read."""
     import builtins
-
-    from .cells import analyze
 
     try:
         names = analyze(source)

@@ -33,12 +33,13 @@ from tornado.netutil import bind_sockets
 
 from . import orm
 from .apihandlers import default_handlers as api_handlers
-from .apihandlers.base import NotFoundHandler, redact
+from .apihandlers.base import NotFoundHandler
+from .apihandlers.common import redact
 from .builder import Builder
 from .devmode import ConnectLimiter
 from .guard import GuardedHTTPServer, GuardedSocket, default_max_connections, raise_nofile
-from .handlers.pages import app_settings as page_settings
-from .handlers.pages import page_handlers
+from .handlers import app_settings as page_settings
+from .handlers import page_handlers
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
 from .runner import Runner, free_port

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import configparser
 import contextlib
 import datetime
 import errno
@@ -28,17 +27,27 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import modelcloud
+
 from .bundles import BundleConfig, bundle_hash, read_config
+from .pipconfig import pip_config, uv_settings
+from .processes import entrypoint_argv, read_lines, signal_group, terminate
+from .pythons import (
+    PythonInstall,
+    own_python,
+    pyenv_pythons,
+    uv_pythons,
+    version_matches,
+    version_tuple,
+)
 from .sandbox import Identity, Isolation, clean_environment, python_prefix, tmp_env, venv_base
 
 __all__ = [
@@ -61,7 +70,6 @@ COMPLETE_MARKER = ".algolink-complete"
 _KEY_FORMAT = 1
 _INSTALL_STEP = re.compile(r"^\s*(pip3?|python3?(\.\d+)?\s+-m\s+pip|uv\s+pip)\s+install\b")
 _PYTHON_M_PIP = re.compile(r"(^|[;&|(]\s*)python3?(\.\d+)?\s+-m\s+pip\b")
-_SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~{}\n]")
 
 
 class BuildError(RuntimeError):
@@ -106,108 +114,6 @@ class Environment:
         return (self.path / COMPLETE_MARKER).is_file()
 
 
-# --------------------------------------------------------------------------------------------------
-# pip's configuration, translated for uv
-
-
-def _pip_config_files(environ: dict[str, str]) -> list[Path]:
-    """pip's configuration files, lowest priority first (as ``pip config debug`` lists them)."""
-    config_file = environ.get("PIP_CONFIG_FILE")
-    if config_file == os.devnull:
-        return []
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
-    files.append(Path("/etc/pip.conf"))  # global
-    if not (config_file and os.path.exists(config_file)):
-        home = Path(environ.get("HOME") or os.path.expanduser("~"))
-        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]  # user
-    files.append(Path(sys.base_prefix) / "pip.conf")  # site (the hub's interpreter)
-    if sys.prefix != sys.base_prefix:
-        files.append(Path(sys.prefix) / "pip.conf")
-    if config_file:
-        files.append(Path(config_file))
-    return files
-
-
-def pip_config(environ: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """The settings pip's ``install`` would use: its config files, then ``PIP_*`` variables.
-
-    Keys are pip's long option names (``index-url``, ``extra-index-url``, ``find-links``,
-    ``constraint``, ``no-index``, ``trusted-host``, ``cert``, ``timeout``, ``pre``). Files are read in
-    pip's order (global, user, site, ``PIP_CONFIG_FILE``), the ``[global]`` section and then
-    ``[install]`` of each; a ``PIP_<NAME>`` variable wins over all of them.
-    """
-    environ = dict(os.environ if environ is None else environ)
-    settings: dict[str, str] = {}
-    for path in _pip_config_files(environ):
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            continue
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                for name, value in parser.items(section):
-                    settings[name.replace("_", "-").lower()] = value
-    for name, value in environ.items():
-        if name.startswith("PIP_") and name != "PIP_CONFIG_FILE":
-            settings[name[4:].replace("_", "-").lower()] = value
-    if "default-timeout" in settings and "timeout" not in settings:
-        settings["timeout"] = settings["default-timeout"]
-    return settings
-
-
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def uv_settings(
-    pip: Optional[dict[str, str]] = None, environ: Optional[dict[str, str]] = None
-) -> tuple[dict[str, str], list[str]]:
-    """pip's settings as ``(UV_* environment variables, extra flags for uv pip install)``.
-
-    ``index-url`` -> ``UV_DEFAULT_INDEX``, ``extra-index-url`` -> ``UV_INDEX``, ``find-links`` ->
-    ``UV_FIND_LINKS``, ``constraint`` -> ``UV_CONSTRAINT``, ``trusted-host`` -> ``UV_INSECURE_HOST``,
-    ``cert`` -> ``SSL_CERT_FILE``, ``timeout`` -> ``UV_HTTP_TIMEOUT``, ``pre`` -> ``UV_PRERELEASE``,
-    ``no-index`` -> the ``--no-index`` flag. uv's index strategy is set to ``unsafe-best-match``,
-    which is pip's: the best version across every index and find-links location, so a wheel on
-    local disk (say a CPU build of torch) is chosen as pip would choose it. ``UV_PYTHON_DOWNLOADS`` is
-    ``never``. A ``UV_*`` variable the hub was started with is kept as it is.
-    """
-    environ = dict(os.environ if environ is None else environ)
-    pip = pip_config(environ) if pip is None else pip
-    out: dict[str, str] = {"UV_PYTHON_DOWNLOADS": "never", "UV_INDEX_STRATEGY": "unsafe-best-match"}
-    flags: list[str] = []
-
-    def words(key: str) -> list[str]:
-        return pip.get(key, "").split()
-
-    if pip.get("index-url", "").strip():
-        out["UV_DEFAULT_INDEX"] = pip["index-url"].strip()
-    if words("extra-index-url"):
-        out["UV_INDEX"] = " ".join(words("extra-index-url"))
-    if words("find-links"):
-        out["UV_FIND_LINKS"] = ",".join(words("find-links"))
-    if words("constraint"):
-        out["UV_CONSTRAINT"] = " ".join(words("constraint"))
-    if words("trusted-host"):
-        out["UV_INSECURE_HOST"] = " ".join(words("trusted-host"))
-    if pip.get("cert", "").strip():
-        out["SSL_CERT_FILE"] = pip["cert"].strip()
-    if pip.get("timeout", "").strip():
-        with contextlib.suppress(ValueError):
-            out["UV_HTTP_TIMEOUT"] = str(max(1, int(float(pip["timeout"]))))
-    if _truthy(pip.get("pre", "")):
-        out["UV_PRERELEASE"] = "allow"
-    if _truthy(pip.get("no-index", "")):
-        flags.append("--no-index")
-    for name in list(out):
-        if name in environ:  # set explicitly for the hub: that wins
-            del out[name]
-    return out, flags
-
-
 _PIP_SHIM = '''\
 #!{python}
 """pip for this AlgoLink environment: uv's pip interface, bound to this environment.
@@ -240,158 +146,6 @@ os.environ["VIRTUAL_ENV"] = ENV
 os.environ.pop("PYTHONHOME", None)
 os.execv(UV, [UV, "pip", *args])
 '''
-
-
-# --------------------------------------------------------------------------------------------------
-# Pythons on this machine
-
-
-@dataclass(frozen=True)
-class PythonInstall:
-    """A Python interpreter on this machine that uv can build an environment with."""
-
-    version: str  # e.g. "3.11.7"
-    path: Path
-
-    @property
-    def version_tuple(self) -> tuple[int, ...]:
-        return _version_tuple(self.version)
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for p in text.split("."):
-        m = re.match(r"\d+", p)
-        if not m:
-            break
-        parts.append(int(m.group()))
-    return tuple(parts)
-
-
-def _own_python() -> Optional[PythonInstall]:
-    """The Python the hub runs on (its base interpreter when the hub runs in a virtualenv)."""
-    major, minor, micro = sys.version_info[:3]
-    candidates = [
-        getattr(sys, "_base_executable", None),
-        os.path.join(sys.base_prefix, "bin", f"python{major}.{minor}"),
-        sys.executable,
-    ]
-    for c in candidates:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return PythonInstall(f"{major}.{minor}.{micro}", Path(c))
-    return None
-
-
-def _pyenv_pythons(environ: dict[str, str]) -> list[PythonInstall]:
-    """CPython versions installed by pyenv (its shims only run the selected one, so uv misses them)."""
-    root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    found = []
-    if root.is_dir():
-        for d in root.iterdir():
-            if not re.match(r"^\d+\.\d+(\.\d+)?$", d.name):
-                continue
-            major_minor = ".".join(d.name.split(".")[:2])
-            exe = d / "bin" / f"python{major_minor}"
-            if exe.is_file() and os.access(exe, os.X_OK):
-                found.append(PythonInstall(d.name, exe))
-    return found
-
-
-def _uv_pythons(uv: str, env: dict[str, str]) -> list[PythonInstall]:
-    try:
-        out = subprocess.run(
-            [uv, "python", "list", "--only-installed", "--output-format", "json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        entries = json.loads(out.stdout or "[]")
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    found = []
-    for e in entries:
-        if not isinstance(e, dict) or e.get("implementation", "cpython") != "cpython":
-            continue
-        version, path = e.get("version"), e.get("path")
-        if isinstance(version, str) and isinstance(path, str) and "/shims/" not in path:
-            found.append(PythonInstall(version, Path(path)))
-    return found
-
-
-def _matches(request: str, version: str) -> bool:
-    want = _version_tuple(request)
-    return _version_tuple(version)[: len(want)] == want
-
-
-# --------------------------------------------------------------------------------------------------
-# Processes
-
-
-def entrypoint_argv(entrypoint: str, env: Environment) -> list[str]:
-    """The argv that runs an entrypoint in ``env``: the command itself, or ``/bin/sh -c`` for shell syntax.
-
-    A plain command (``python cloud_model.py --flag``) is run directly, its program looked up on the
-    environment's PATH, so that signals reach the service itself; one with pipes, ``&&``, variables or
-    quotes goes through the shell.
-    """
-    if _SHELL_CHARS.search(entrypoint):
-        return ["/bin/sh", "-c", entrypoint]
-    argv = shlex.split(entrypoint)
-    if not argv:
-        raise BuildError("The entrypoint is empty: set entrypoint: in algolink.yml.")
-    if "=" in argv[0]:  # VAR=value command ...: the shell's syntax
-        return ["/bin/sh", "-c", entrypoint]
-    if "/" not in argv[0]:
-        path = str(env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)
-        argv[0] = shutil.which(argv[0], path=path) or argv[0]
-    return argv
-
-
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to a process group; False when it no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-async def terminate(proc: asyncio.subprocess.Process, timeout: float = 10.0) -> Optional[int]:
-    """SIGTERM the process's group (it was started in a session of its own), SIGKILL after ``timeout``.
-
-    Whatever is left of the group after the leader exited is killed too. Returns the exit status.
-    """
-    if proc.returncode is None:
-        signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    signal_group(proc.pid, signal.SIGKILL)  # children that outlived the leader
-    return proc.returncode
-
-
-async def read_lines(stream: asyncio.StreamReader):
-    """Lines of a process's output as they come (decoded leniently; over-long lines are split)."""
-    buf = b""
-    while True:
-        chunk = await stream.read(65536)
-        if not chunk:
-            break
-        buf += chunk
-        while True:
-            cut = buf.find(b"\n")
-            if cut < 0:
-                if len(buf) > 65536:
-                    yield buf.decode("utf-8", "replace")
-                    buf = b""
-                break
-            line, buf = buf[:cut], buf[cut + 1 :]
-            yield line.rstrip(b"\r").decode("utf-8", "replace")
-    if buf:
-        yield buf.rstrip(b"\r").decode("utf-8", "replace")
 
 
 def _tail(lines: Any, n: int = 8, width: int = 2000) -> str:
@@ -433,8 +187,6 @@ class _BuildLog:
 
 
 def _modelcloud_dir() -> Path:
-    import modelcloud
-
     return Path(modelcloud.__file__).resolve().parent
 
 
@@ -538,8 +290,8 @@ class Builder:
         if self._pythons is None or (refresh and stale):
             env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
             found: dict[str, PythonInstall] = {}
-            own = _own_python()
-            for p in ([own] if own else []) + _pyenv_pythons(env) + _uv_pythons(self.uv, env):
+            own = own_python()
+            for p in ([own] if own else []) + pyenv_pythons(env) + uv_pythons(self.uv, env):
                 found.setdefault(p.version, p)
             self._pythons = sorted(found.values(), key=lambda p: p.version_tuple)
             self._pythons_at = time.monotonic()
@@ -547,11 +299,13 @@ class Builder:
 
     def find_python(self, request: str, *, vendored: bool = False) -> PythonInstall:
         """The interpreter for ``request`` ("3.11" or "3.11.7"), or a BuildError listing the others."""
-        own = _own_python()
-        if own and _matches(request, own.version):
+        own = own_python()
+        if own and version_matches(request, own.version):
             return own
         for refresh in (False, True):
-            matching = [p for p in self.available_pythons(refresh) if _matches(request, p.version)]
+            matching = [
+                p for p in self.available_pythons(refresh) if version_matches(request, p.version)
+            ]
             if matching:
                 return matching[-1]
         usable = [
@@ -692,7 +446,7 @@ class Builder:
                 f"Note: the bundle asks for CUDA {config.cuda}; packages are installed as "
                 "requirements.txt pins them (the hub adds no CUDA index)."
             )
-        want = _version_tuple(config.python)
+        want = version_tuple(config.python)
         if not vendored and want[:2] < MIN_PYTHON:
             usable = [p.version for p in self.available_pythons() if p.version_tuple >= MIN_PYTHON]
             raise BuildError(
@@ -940,8 +694,6 @@ def _vendors_modelcloud(bundle_dir: Path) -> bool:
 
 
 def _runtime_version() -> str:
-    import modelcloud
-
     return getattr(modelcloud, "__version__", "0")
 
 
@@ -1060,7 +812,7 @@ async def read_manifest(
     """
     bundle_dir = Path(bundle_dir)
     entrypoint = read_config(bundle_dir).entrypoint
-    argv = entrypoint_argv(entrypoint, env)
+    argv = entrypoint_argv(entrypoint, env.bin_dir)
     if wrap is not None:  # in the sandbox, as the service's user
         argv = wrap(argv)
     try:

@@ -28,6 +28,8 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.log import app_log
 from tornado.tcpclient import TCPClient
 
+from .devmode import HOP_HEADER, DevServerError, not_answering, target_address
+
 #: Headers that belong to one connection, not to the request or answer they travel with.
 HOP_BY_HOP = frozenset(
     {
@@ -52,8 +54,7 @@ DROP_REQUEST = HOP_BY_HOP | {
     "cookie2",
     "x-algolink-hop",
 }
-#: The header that stops a request from going round in circles (see devmode.py).
-HOP_HEADER = "X-AlgoLink-Hop"
+
 MAX_HEAD = 65536
 CHUNK = 65536
 _VERSIONED = re.compile(r"^/v(\d+)(/.*)$")
@@ -285,8 +286,6 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             raise _Refused(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
         self.check_callable(route, name, path)
         if route.dev:
-            from .devmode import DevServerError, target_address
-
             try:
                 address = await target_address(hub, route.url)
             except DevServerError as e:
@@ -391,8 +390,6 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         except (StreamClosedError, OSError) as e:
             if not self.started:
                 if route.dev:
-                    from .devmode import not_answering
-
                     return self.error(502, not_answering(route.url))
                 return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
             self.connection.close()  # it broke off mid-answer: so do we

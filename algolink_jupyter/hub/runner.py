@@ -34,10 +34,23 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from .builder import Environment, entrypoint_argv, signal_group, terminate
+from .builder import Environment
 from .bundles import BundleConfig
+from .processes import (
+    KEY_VARIABLE,
+    Process,
+    alive,
+    entrypoint_argv,
+    health,
+    is_ours,
+    kill_stale,
+    log_tail,
+    pid_file_for,
+    signal_group,
+    terminate,
+)
 from .sandbox import Identity, Isolation, clean_environment, tmp_env, venv_base
 from .shim import RotatingLog, append_line, stamp
 
@@ -55,8 +68,6 @@ log = logging.getLogger(__name__)
 
 #: The states reported to ``on_state``.
 STATES = ("starting", "online", "restarting", "failed", "stopped")
-#: The variable that marks a process as the one this runner started for a key (checked before a kill).
-KEY_VARIABLE = "ALGOLINK_RUNNER_KEY"
 SHIM = Path(__file__).resolve().with_name("shim.py")
 
 
@@ -70,12 +81,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def pid_file_for(log_path: Path) -> Path:
-    """Where the runner records the process of the service that logs to ``log_path``."""
-    log_path = Path(log_path)
-    return log_path.with_name(log_path.name + ".pid")
 
 
 def _connect_host(bind_host: str) -> str:
@@ -104,82 +109,6 @@ def _describe_exit(rc: Optional[int]) -> str:
     return f"exited with status {rc}"
 
 
-def log_tail(path: Path, n: int = 15) -> str:
-    """The service's last ``n`` lines of output in its log (not the hub's own ``==>`` lines), without
-    their time stamps."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            data = f.read().decode("utf-8", "replace")
-    except OSError:
-        data = ""
-    lines = []
-    for line in data.splitlines():
-        if line.startswith("[") and "] " in line[:24]:
-            line = line.split("] ", 1)[1]
-        if line.strip() and not line.startswith("==> "):
-            lines.append(line)
-    return "\n".join(lines[-n:]) if lines else "(the service printed nothing)"
-
-
-class _Process:
-    """A service's keeper (:mod:`.shim`) and the service's own pid, whether this runner started it
-    or adopted it from an earlier hub. ``wait()`` returns the service's exit status (negative for a
-    signal), as the keeper recorded it."""
-
-    def __init__(self, shim_pid: int, pid: int, status_file: Path, child: Any = None) -> None:
-        self.shim_pid = shim_pid
-        self.pid = pid
-        self.status_file = status_file
-        self.child = child  # the asyncio Process of a keeper this runner started
-        self.returncode: Optional[int] = None
-        self._done: Optional[asyncio.Future] = None
-
-    async def wait(self) -> int:
-        if self.returncode is None:
-            if self._done is None:
-                self._done = asyncio.ensure_future(self._wait())
-            await asyncio.shield(self._done)
-        assert self.returncode is not None
-        return self.returncode
-
-    async def _wait(self) -> None:
-        if self.child is not None:
-            shim_rc = await self.child.wait()
-        else:
-            shim_rc = None
-            await _wait_for_exit(self.shim_pid)
-        try:
-            rc = int(json.loads(self.status_file.read_text())["rc"])
-        except (OSError, ValueError, KeyError, TypeError):
-            if shim_rc is None:
-                rc = -signal.SIGKILL
-            else:  # the keeper itself was killed: so was the service, with it
-                rc = shim_rc if shim_rc <= 0 else -signal.SIGKILL
-        self.returncode = rc
-
-
-async def _wait_for_exit(pid: int) -> None:
-    """Until ``pid`` (not a child of this process) has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except (AttributeError, OSError):  # no pidfd: look every 0.2 s
-        while _alive(pid):
-            await asyncio.sleep(0.2)
-        return
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
 @dataclass
 class _Service:
     key: str
@@ -197,7 +126,7 @@ class _Service:
     writable: tuple = ()
     tmp: Optional[Path] = None
     state: str = "starting"
-    proc: Optional[_Process] = None
+    proc: Optional[Process] = None
     supervisor: Optional[asyncio.Task] = None
     stopping: bool = False
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -414,16 +343,16 @@ class Runner:
                 return False
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if not (_alive(pid) and _alive(shim) and _is_ours(pid, key) and _is_ours(shim, key)):
+        if not (alive(pid) and alive(shim) and is_ours(pid, key) and is_ours(shim, key)):
             return False
         svc = self._service(
             key, env, bundle_dir, config, port, log_path, extra_env, health_timeout, who
         )
-        if await _health(svc.connect_host, port) != "RUNNING":
+        if await health(svc.connect_host, port) != "RUNNING":
             return False
         svc.read_only, svc.writable, svc.tmp = tuple(read_only), tuple(writable), tmp
         status = Path(str(log_path) + ".exit")
-        svc.proc = _Process(shim, pid, status)
+        svc.proc = Process(shim, pid, status)
         svc.state = "online"
         self._services[key] = svc
         svc.event(f"Taken back by a new hub (pid {pid}, port {port}): serving on")
@@ -432,7 +361,7 @@ class Runner:
         return True
 
     async def _spawn(self, svc: _Service) -> None:
-        argv = entrypoint_argv(svc.config.entrypoint, svc.env)
+        argv = entrypoint_argv(svc.config.entrypoint, svc.env.bin_dir)
         if "/" not in argv[0]:  # not found on the environment's PATH nor the hub's
             raise StartError(
                 f"The entrypoint's program `{argv[0]}` is neither in the service's environment nor "
@@ -498,7 +427,7 @@ class Runner:
             line = b""
         words = line.decode("ascii", "replace").split()
         pid = int(words[1]) if len(words) == 2 and words[0] == "started" else None
-        svc.proc = _Process(child.pid, pid or child.pid, status, child)
+        svc.proc = Process(child.pid, pid or child.pid, status, child)
         if pid is None:
             await svc.proc.wait()
             raise StartError(
@@ -518,7 +447,7 @@ class Runner:
                     f"The service {_describe_exit(proc.returncode)} before it was ready; its log "
                     f"ends with:\n{svc.tail_text()}"
                 )
-            status = await _health(svc.connect_host, svc.port)
+            status = await health(svc.connect_host, svc.port)
             if status == "RUNNING":
                 return
             if status == "SETUP_FAILED":
@@ -538,7 +467,7 @@ class Runner:
 
     # -- supervising -------------------------------------------------------------------------------
 
-    async def _watch(self, svc: _Service, proc: _Process) -> Optional[str]:
+    async def _watch(self, svc: _Service, proc: Process) -> Optional[str]:
         """Until the process exits (None) or its health says it must go (why, as a sentence)."""
         misses = 0
         while True:
@@ -549,7 +478,7 @@ class Runner:
                 pass
             if svc.stopping:
                 return None
-            status = await _health(
+            status = await health(
                 svc.connect_host, svc.port, timeout=max(2.0, self.health_interval)
             )
             if proc.returncode is not None or svc.stopping:
@@ -702,35 +631,6 @@ class Runner:
 # Health and pid files
 
 
-async def _health(host: str, port: int, timeout: float = 2.0) -> Optional[str]:
-    """The ``status`` of ``GET /healthcheck``, or None when the server does not answer (yet)."""
-    writer = None
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        writer.write(
-            f"GET /healthcheck HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        data = b""
-        while len(data) < 65536:  # the server closes the connection after its answer
-            more = await asyncio.wait_for(reader.read(65536), timeout)
-            if not more:
-                break
-            data += more
-        head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
-            return None
-        status = json.loads(body.decode("utf-8", "replace")).get("status")
-        return status if isinstance(status, str) else None
-    except (OSError, asyncio.TimeoutError, ValueError, AttributeError):
-        return None
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
 def _write_pid_file(svc: _Service) -> None:
     assert svc.proc is not None
     record = {
@@ -745,67 +645,3 @@ def _write_pid_file(svc: _Service) -> None:
     tmp = svc.pid_file.with_name(svc.pid_file.name + ".tmp")
     tmp.write_text(json.dumps(record) + "\n")
     os.replace(tmp, svc.pid_file)
-
-
-def _is_ours(pid: int, key: str) -> bool:
-    """True when ``pid`` is alive and is a process this runner started for ``key``."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        # No /proc (not Linux) or not readable: trust a live process that leads its own group.
-        try:
-            return os.getpgid(pid) == pid
-        except OSError:
-            return False
-    return f"{KEY_VARIABLE}={key}".encode() in environ.split(b"\0")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def kill_stale(pid_file: Path, timeout: float = 5.0) -> bool:
-    """Stop the process recorded in ``pid_file`` if it still runs; True when there was one.
-
-    Used when a hub left a service running that nobody takes back: the process is checked to be the
-    one started for the recorded key (its environment names the key), then its group gets SIGTERM
-    and, after ``timeout`` seconds, SIGKILL; so does its keeper. The pid file is removed.
-    """
-    pid_file = Path(pid_file)
-    try:
-        record = json.loads(pid_file.read_text())
-        pid, pgid, key = int(record["pid"]), int(record.get("pgid", record["pid"])), record["key"]
-        shim = int(record.get("shim") or 0)
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError, KeyError, TypeError):
-        pid_file.unlink(missing_ok=True)
-        return False
-    found = False
-    if pid > 0 and _alive(pid) and _is_ours(pid, str(key)):
-        found = True
-        signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        signal_group(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 2
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    if shim > 0 and _alive(shim) and _is_ours(shim, str(key)):
-        found = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(shim, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
-    return found

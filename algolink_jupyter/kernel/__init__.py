@@ -19,7 +19,7 @@ from .server import KernelServer, ServingError
 __all__ = [
     "KernelServer",
     "ServingError",
-    "connect_dev",
+    "ensure_serving",
     "get_server",
     "registry",
     "serving_info",
@@ -53,29 +53,15 @@ def start_serving(host: str = "127.0.0.1", port: int = 0) -> dict:
     return server.start(host=host, port=port)
 
 
-def connect_dev(
-    client: Any,
-    project: str,
-    group: str,
-    name: str,
-    public: bool = False,
-    on_start: Optional[Callable[[dict], Any]] = None,
-    say: Callable[[str], Any] = print,
-) -> dict:
-    """Register this kernel's own server with the hub behind ``client`` (a
-    :class:`~algolink_jupyter.hub.client.HubClient`) as the development-mode service
-    ``project/name`` in ``group`` (again: reconnect), serving first when it is not: the service's JSON.
-
-    ``on_start`` hears the server's info when this call started it; ``say`` hears which project or
-    group was created. The hub's refusals are :class:`~algolink_jupyter.cli.CLIError` sentences."""
-    from ..hub.client import register_dev
-
+def ensure_serving(on_start: Optional[Callable[[dict], Any]] = None) -> dict:
+    """This kernel's server info, serving first when it is not (``on_start`` hears the info then):
+    what a development-mode connection to a hub registers."""
     info = serving_info()
     if info is None:
         info = start_serving()
         if on_start is not None:
             on_start(info)
-    return register_dev(client, project, group, name, info["url"], info["token"], public, say)
+    return info
 
 
 def describe_model(model: Any) -> str:

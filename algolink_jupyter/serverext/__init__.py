@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .handlers import setup_handlers
+
 
 def _jupyter_server_extension_points() -> list:
     return [{"module": "algolink_jupyter.serverext"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from .handlers import setup_handlers
-
     setup_handlers(serverapp)
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from pathlib import Path
 from typing import Any, Optional
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import HTTPRequest
@@ -24,8 +22,9 @@ from tornado.simple_httpclient import HTTPTimeoutError, SimpleAsyncHTTPClient
 from modelcloud.server import DEFAULT_MAX_BODY_SIZE, DRAIN_ALLOWANCE
 
 from ..kernel import announce
+from .base import AUTH_RESOURCE, AlgoLinkHandler, kernel_address
+from .hub import HubServicesHandler
 
-AUTH_RESOURCE = "kernels"
 CONNECT_TIMEOUT = 10.0
 #: A command may run long (a model on a GPU): the proxy waits as long as this for the answer.
 REQUEST_TIMEOUT = 600.0
@@ -98,58 +97,6 @@ def _hop_by_hop(headers: Any) -> set:
     return names
 
 
-def _kernel_address(info: dict) -> Optional[tuple]:
-    """Where the announced server listens: (host, port), on loopback unless it bound a specific address."""
-    port = info.get("port")
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        return None
-    host = "127.0.0.1"
-    url = info.get("url")
-    if isinstance(url, str):
-        try:
-            announced = urllib.parse.urlsplit(url).hostname
-        except ValueError:
-            announced = None
-        if announced and announced not in ("0.0.0.0", "::", "localhost"):
-            host = announced
-    return host, port
-
-
-class AlgoLinkHandler(APIHandler):
-    """Authenticated before anything else: a request without a Jupyter user gets 403, whatever the method."""
-
-    auth_resource = AUTH_RESOURCE
-
-    @property
-    def runtime_dir(self) -> Path:
-        return Path(self.settings["algolink_runtime_dir"])
-
-    def running_kernel_ids(self) -> set:
-        return {str(kid) for kid in self.kernel_manager.list_kernel_ids()}
-
-    def announcement(self, kernel_id: str) -> Optional[dict]:
-        """The live announcement of a kernel this Jupyter server runs, or None."""
-        if kernel_id not in self.running_kernel_ids():
-            return None
-        info = announce.read(kernel_id, self.runtime_dir)
-        if not isinstance(info, dict) or _kernel_address(info) is None:
-            return None
-        return info
-
-    async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
-        if self._finished:
-            return
-        if not self.current_user:
-            # Also when the server allows unauthenticated access to undecorated handlers, and before
-            # a streamed body is read.
-            raise web.HTTPError(403, "Log in to Jupyter (or send its token) to use AlgoLink.")
-
-    def write_json_error(self, status: int, message: str) -> None:
-        self.set_status(status)
-        self.finish(json.dumps({"error": message}))
-
-
 class EndpointsHandler(AlgoLinkHandler):
     """``GET <base_url>algolink/api/endpoints``: the kernels of this server that serve, and their commands."""
 
@@ -170,7 +117,7 @@ class EndpointsHandler(AlgoLinkHandler):
         endpoints = []
         for kid in sorted(live):
             info = live[kid]
-            if kid not in running or _kernel_address(info) is None:
+            if kid not in running or kernel_address(info) is None:
                 continue
             commands = info.get("commands")
             endpoints.append(
@@ -300,7 +247,7 @@ class KernelProxyHandler(AlgoLinkHandler):
         if self._too_large or self._finished:
             return
         info = self.announcement(kernel_id)
-        address = _kernel_address(info) if info is not None else None
+        address = kernel_address(info) if info is not None else None
         token = info.get("token") if info is not None else None
         if address is None or not isinstance(token, str) or not token:
             self.write_json_error(404, not_serving_message(kernel_id))
@@ -371,8 +318,6 @@ class KernelProxyHandler(AlgoLinkHandler):
 
 
 def setup_handlers(serverapp: Any) -> None:
-    from .hub import HubServicesHandler
-
     web_app = serverapp.web_app
     base_url = web_app.settings.get("base_url", "/")
     web_app.settings["algolink_runtime_dir"] = str(serverapp.runtime_dir)

@@ -22,7 +22,10 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .handlers import AUTH_RESOURCE, AlgoLinkHandler
+from ..client import config_path
+from ..client import hub_settings as client_settings
+from ..errors import CLIError
+from .base import AUTH_RESOURCE, AlgoLinkHandler
 
 #: The hub is asked with this timeout (seconds) for each call.
 HUB_TIMEOUT = 10.0
@@ -38,16 +41,10 @@ def hub_settings(environ: Optional[dict] = None) -> tuple:
     config file."""
     if environ is None:
         try:
-            from algolink_jupyter.cli import CLIError
-            from algolink_jupyter.hub.client import hub_settings as client_settings
-        except ImportError:  # an older client without a config file: the environment only
-            pass
-        else:
-            try:
-                url, token, _ = client_settings()
-            except CLIError as e:
-                raise HubUnavailable(str(e)) from None
-            return (url or "").strip().rstrip("/") or None, (token or "").strip() or None
+            url, token, _ = client_settings()
+        except CLIError as e:
+            raise HubUnavailable(str(e)) from None
+        return (url or "").strip().rstrip("/") or None, (token or "").strip() or None
     env = os.environ if environ is None else environ
     url = (env.get("ALGOLINK_HUB_URL") or "").strip().rstrip("/") or None
     token = (env.get("ALGOLINK_TOKEN") or "").strip() or None
@@ -55,12 +52,7 @@ def hub_settings(environ: Optional[dict] = None) -> tuple:
 
 
 def not_configured_message() -> str:
-    try:
-        from algolink_jupyter.hub.client import config_path
-
-        where = f" (or write them as hub_url and token to {config_path()})"
-    except ImportError:
-        where = ""
+    where = f" (or write them as hub_url and token to {config_path()})"
     return (
         "Set ALGOLINK_HUB_URL (the hub's address, e.g. http://127.0.0.1:8800) and ALGOLINK_TOKEN "
         f"in the environment JupyterLab is started from{where}, then restart it to see the hub's "

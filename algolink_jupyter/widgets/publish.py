@@ -2,7 +2,7 @@
 hub, build and start it, without leaving the notebook.
 
 :func:`build_publish_form` takes the kernel's registry, the shell (for the export and the images it has
-shown) and a :class:`~algolink_jupyter.hub.client.HubClient` (None when no hub is configured), so tests
+shown) and a :class:`~algolink_jupyter.client.HubClient` (None when no hub is configured), so tests
 drive it through its traitlets and ``click()`` without a browser. The hub's URL and token come from the
 environment or the user's AlgoLink config file and stay in the client: no widget holds the token, so a
 saved notebook (widget state included) never contains it; the ``curl`` line reads ``$ALGOLINK_TOKEN``.
@@ -13,8 +13,8 @@ and every failure ends as one sentence in the form that says what to do.
 
 **Connect (development)** exports nothing: it registers this kernel's own model server (started first
 when it is not serving) with the hub in development mode under the project, group and name chosen in the
-form, exactly as ``%algolink connect`` does (:func:`algolink_jupyter.kernel.connect_dev`), so the hub
-serves the live notebook model while the kernel runs.
+form, exactly as ``%algolink connect`` does, so the hub serves the live notebook model while the
+kernel runs. The work itself (export, verify, upload, build, connect) is :mod:`.publishing`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import html
 import json
 import re
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Optional
@@ -31,13 +30,17 @@ from typing import Any, Optional
 import ipywidgets as widgets
 
 from .. import names
+from ..client import HubClient, config_path, hub_settings, service_page_url
+from ..errors import CLIError
+from ..kernel import registry as kernel_registry
 from ..markdown import render_markdown
 from . import gallery
-from .test_form import OMIT, _sample
+from . import publishing as pipeline
+from .publishing import STEPS
+from .test_form import OMIT, sample_value
 
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0", "proprietary", "other…")
 NEW = "new…"
-STEPS = ("export", "verification", "upload", "build", "start")
 _LOG_LIMIT = 40_000
 _ERROR_STYLE = "color: #b3261e; margin: 2px 0"
 _OK_BORDER = "2px solid #188038"
@@ -75,41 +78,6 @@ def _error_html(text: str) -> str:
     return f'<div class="algolink-error" style="{_ERROR_STYLE}">{_esc(text)}</div>' if text else ""
 
 
-def _sentence(error: BaseException, client: Any) -> str:
-    """Any failure of the work as one sentence that says what to do."""
-    from ..export import ExportError
-    from ..hub.client import CLIError, HubRequestError
-    from ..kernel import ServingError
-
-    if isinstance(error, (_Failed, ServingError)):
-        return str(error)
-    if isinstance(error, HubRequestError):
-        where = client.url if client is not None else "the hub"
-        if error.status == 401:
-            return (
-                f'The hub at {where} wants a token: set ALGOLINK_TOKEN (or "token" in your AlgoLink '
-                "config) to a token the hub issued, then press the button again."
-            )
-        if error.status == 403:
-            return (
-                f'The hub at {where} refused the token ({error}): set ALGOLINK_TOKEN (or "token" in '
-                "your AlgoLink config) to a valid token, such as the hub's admin token, and try again."
-            )
-        text = str(error).rstrip(".")
-        return f"The hub refused the request ({error.status}): {text}."
-    if isinstance(error, ExportError):
-        text = str(error)
-        if text.startswith("Verification failed"):
-            return text
-        return f"The export failed: {text[:1].lower() + text[1:]}"
-    if isinstance(error, CLIError):
-        return str(error)
-    return (
-        f"Unexpected {type(error).__name__}: {error}; see the log below, fix what it names and "
-        "press the button again."
-    )
-
-
 def _links(text: str) -> tuple[list, Optional[str]]:
     """``Title | https://...`` lines as ``[{"title", "url"}]``, or the sentence of the bad line."""
     links = []
@@ -140,7 +108,7 @@ def curl_line(api_url: str, spec: dict) -> str:
         return f"curl -X POST {auth} {parts} {url}"
     body = {}
     for t in spec.get("inputs") or []:
-        value = _sample(t)
+        value = sample_value(t)
         if t.get("type") == "text" and not value:
             value = "hello"
         if value is not OMIT:
@@ -405,7 +373,7 @@ class PublishForm(widgets.VBox):
                     "services": {s["name"]: s for s in services},
                 }
         except Exception as e:
-            self.message = _sentence(e, self.client)
+            self.message = pipeline.failure_sentence(e, self.client)
             self.hub_line.value = _error_html(self.message)
             self.client_ok = False
             return False
@@ -619,7 +587,16 @@ class PublishForm(widgets.VBox):
             if action == "connect":
                 self._connect()
                 return
-            self._export(verify=action in ("verify", "publish"))
+            name = self.name.value.strip()
+            self.bundle_path = pipeline.export_bundle(
+                self.bundle_dir.value.strip() or str(Path("bundles") / name),
+                verify=action in ("verify", "publish"),
+                port=self.port.value or None,
+                shell=self.shell,
+                registry=self.registry,
+                say=self.say,
+                step=self._set_step,
+            )
             if action == "export":
                 self._done("exported", f"Exported to {self.bundle_path}.")
             elif action == "verify":
@@ -627,43 +604,11 @@ class PublishForm(widgets.VBox):
             else:
                 self._publish()
         except Exception as e:
-            self._fail(_sentence(e, self.client))
+            self._fail(pipeline.failure_sentence(e, self.client))
         finally:
             if self.state == "working":  # pragma: no cover - every path above settles
                 self.state = "failed"
             self.check()
-
-    def _export(self, verify: bool) -> None:
-        from ..export import export
-
-        name = self.name.value.strip()
-        folder = self.bundle_dir.value.strip() or str(Path("bundles") / name)
-        self._set_step(0, "export")
-        self.say(f"Exporting the notebook to {folder}...")
-        port = self.port.value or None
-        bundle = export(
-            folder, False, port=port, shell=self.shell, registry=self.registry, say=self.say
-        )
-        if verify:
-            self._set_step(1, "verification")
-            from ..export import ExportError, VerifyError, verify_bundle
-
-            try:
-                verify_bundle(bundle.path, expected=self.registry.manifest(), out=self.say)
-            except VerifyError as e:
-                text = str(e)
-                text = text[:1].lower() + text[1:]
-                if "example(s) failed" in text:
-                    text = (
-                        text.rstrip(".") + ": make the command answer the same outside the "
-                        "notebook (does it read something the bundle lacks?), or record that "
-                        "example again."
-                    )
-                raise ExportError(f"Verification failed: {text}") from None
-            self._set_step(2, "verified")
-        self.bundle_path = Path(bundle.path)
-        if not verify:
-            self._set_step(1, "exported")
 
     def _project_name(self) -> str:
         return self.project.value if self.project.value != NEW else self.new_project.value.strip()
@@ -672,95 +617,34 @@ class PublishForm(widgets.VBox):
         return self.group.value if self.group.value != NEW else self.new_group.value.strip()
 
     def _publish(self) -> None:
-        from ..hub.client import HubRequestError, multipart, pack_folder, service_path
-
+        """Upload the exported bundle, then build and start it: green with the API and curl lines."""
         client = self.client
         project, group = self._project_name(), self._group_name()
         name = self.name.value.strip()
-        quoted = urllib.parse.quote(project)
         self._set_step(2, "upload")
         assert self.bundle_path is not None
-        data = pack_folder(self.bundle_path)
-        try:
-            client.call("GET", f"/api/v1/projects/{quoted}")
-        except HubRequestError as e:
-            if e.status != 404:
-                raise
-            client.call(
-                "POST",
-                "/api/v1/projects",
-                {"name": project, "type": "model", "version": self.version.value.strip()},
-            )
-            self.say(f"Created project {project}.")
-        try:
-            client.call("GET", f"/api/v1/projects/{quoted}/groups/{urllib.parse.quote(group)}")
-        except HubRequestError as e:
-            if e.status != 404:
-                raise
-            client.call("POST", f"/api/v1/projects/{quoted}/groups", {"name": group})
-            self.say(f"Created group {group} in {project}.")
-        fields: dict = {"metadata": json.dumps(self.metadata())}
-        files = [("bundle", f"{name}.tar.gz", data)]
-        files += [("images", filename, content) for filename, content in self.images()]
-        path = service_path(project, name)
-        existing = self.service.value != NEW
-        self.say(f"Uploading the bundle ({len(data) / 1024:.0f} KB) to {client.url}...")
-        if existing:
-            body, content_type = multipart(fields, files)
-            with client.open("POST", f"{path}/versions", body, content_type) as r:
-                number = json.loads(r.read())["number"]
-            self.say(f"Uploaded version {number} of {project}/{name}.")
-        else:
-            fields.update({"name": name, "group": group})
-            if self.port.value:
-                fields["port"] = self.port.value
-            body, content_type = multipart(fields, files)
-            try:
-                with client.open("POST", f"/api/v1/projects/{quoted}/services", body, content_type):
-                    pass
-            except HubRequestError as e:
-                if e.status == 409 and "already has a service" in str(e):
-                    raise HubRequestError(
-                        409,
-                        f"The name {name!r} is taken: project {project!r} already has a service "
-                        f"{name!r}; pick it under Service to publish a new version, or choose "
-                        "another name",
-                    ) from None
-                raise
-            number = 1
-            self.say(f"Registered {project}/{name} (version 1).")
-        self._set_step(3, "build")
-        client.call("POST", f"{path}/publish", {"version": number})
-        stop = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(path, number, stop), daemon=True)
-        watcher.start()
-        try:
-            for line in client.stream(f"{path}/versions/{number}/logs?follow=1&until=online"):
-                self.say(line.decode("utf-8", "replace").rstrip("\n"))
-            deadline = time.monotonic() + 30
-            while True:
-                service = client.call("GET", path)
-                version = next(v for v in service["versions"] if v["number"] == number)
-                if version["status"] in ("online", "failed", "offline"):
-                    break
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-        finally:
-            stop.set()
-            watcher.join(2)
-        if version["status"] != "online":
-            why = str(version.get("error") or service.get("message") or "no reason given")
-            # The hub's error is a sentence, often followed by the log's last lines.
-            lines = [line.strip() for line in why.splitlines() if line.strip()]
-            if len(lines) < 2:
-                lines += [ln.strip() for ln in self.log_box.value.splitlines() if ln.strip()][-1:]
-            reason = lines[0].rstrip(".:").split("; its log ends with")[0]
-            tail = lines[-1][-200:] if len(lines) > 1 else "nothing"
-            raise _Failed(
-                f"The build or start of {project}/{name} version {number} failed ({reason}); "
-                f"the log ends with {tail!r}: fix what it names and press Publish again."
-            )
+        pipeline.ensure_place(client, project, group, self.version.value.strip(), self.say)
+        number = pipeline.upload(
+            client,
+            self.bundle_path,
+            project=project,
+            group=group,
+            name=name,
+            metadata=self.metadata(),
+            images=self.images(),
+            port=self.port.value or None,
+            existing=self.service.value != NEW,
+            say=self.say,
+        )
+        service, version = pipeline.build_and_start(
+            client,
+            project,
+            name,
+            number,
+            say=self.say,
+            step=self._set_step,
+            log_tail=lambda: self.log_box.value,
+        )
         self.api_url = service["urls"]["api"] or service["urls"]["serve"]
         commands = [c.to_dict() for c in self.registry.commands.values()]
         curls = "<br>".join(f"<code>{_esc(curl_line(self.api_url, c))}</code>" for c in commands)
@@ -772,48 +656,17 @@ class PublishForm(widgets.VBox):
             f"<div>Try it:</div><div>{curls}</div>",
         )
 
-    def _name_problems(self) -> dict:
-        """``{field: sentence}`` for a bad service, project or group name (what Connect needs)."""
-        fields = {"name": ("model", self.name.value.strip())}
-        if self.project.value == NEW:
-            fields["project"] = ("project", self.new_project.value.strip())
-        if self.group.value == NEW:
-            fields["group"] = ("group", self.new_group.value.strip())
-        found = {k: name_problem(kind, value) for k, (kind, value) in fields.items()}
-        return {k: v for k, v in found.items() if v}
-
     def _connect(self) -> None:
         """Register this kernel's server in development mode under the chosen project/group/name."""
-        from ..hub.client import HubRequestError, dev_service_lines, service_page_url
-        from ..kernel import connect_dev
-
         project, group = self._project_name(), self._group_name()
         name = self.name.value.strip()
-        self._set_step(0, "serving")
-
-        def started(info: dict) -> None:
-            self.say(f"Started serving this kernel's model at {info['url']}.")
-
-        self.say(
-            f"Connecting this kernel's model server to {self.client.url} as {project}/{name}..."
+        service = pipeline.connect_kernel(
+            self.client, project, group, name, say=self.say, step=self._set_step
         )
-        try:
-            service = connect_dev(self.client, project, group, name, on_start=started, say=self.say)
-        except HubRequestError as e:
-            if e.status == 409:
-                raise _Failed(
-                    f"The name {name!r} is taken: {project}/{name} on the hub is a published "
-                    "service (from a bundle), not a development one, so type another name under "
-                    "Name and press Connect (development) again."
-                ) from None
-            raise
-        for line in dev_service_lines(self.client, service):
-            self.say(line)
         self.page_url = service_page_url(self.client, service)
         self.serve_url = service["urls"]["serve"]
         commands = (service.get("manifest") or {}).get("commands") or []
         curls = "<br>".join(f"<code>{_esc(curl_line(self.serve_url, c))}</code>" for c in commands)
-        self._set_step(2, "connected")
         self._done(
             "connected",
             f"Connected {project}/{name} in development mode: the hub serves this kernel's live "
@@ -826,22 +679,15 @@ class PublishForm(widgets.VBox):
             + (f"<div>Try it:</div><div>{curls}</div>" if curls else ""),
         )
 
-    def _watch(self, path: str, number: int, stop: threading.Event) -> None:
-        last = None
-        while not stop.is_set():
-            try:
-                service = self.client.call("GET", path)
-                version = next(v for v in service["versions"] if v["number"] == number)
-            except Exception:
-                version = None
-            status = version["status"] if version else None
-            if status and status != last:
-                last = status
-                if status == "building":
-                    self._set_step(3, "build")
-                elif status == "starting":
-                    self._set_step(4, "start")
-            stop.wait(0.5)
+    def _name_problems(self) -> dict:
+        """``{field: sentence}`` for a bad service, project or group name (what Connect needs)."""
+        fields = {"name": ("model", self.name.value.strip())}
+        if self.project.value == NEW:
+            fields["project"] = ("project", self.new_project.value.strip())
+        if self.group.value == NEW:
+            fields["group"] = ("group", self.new_group.value.strip())
+        found = {k: name_problem(kind, value) for k, (kind, value) in fields.items()}
+        return {k: v for k, v in found.items() if v}
 
     def _done(self, state: str, text: str, extra: str = "") -> None:
         self.state = state
@@ -866,10 +712,6 @@ class PublishForm(widgets.VBox):
         self.add_class("algolink-publish-failed")
 
 
-class _Failed(Exception):
-    """A failure whose message is already the sentence to show."""
-
-
 #: The form is a pure function of its arguments: ``build_publish_form(registry, client, name=...)``
 #: (``client`` None: no hub is configured, and ``no_hub_reason`` says so in the form).
 build_publish_form = PublishForm
@@ -885,9 +727,6 @@ def for_kernel(
 ) -> PublishForm:
     """The form for this kernel: its registry, and the hub from the environment or the user's config."""
     global _latest
-    from ..hub.client import CLIError, HubClient, config_path, hub_settings
-    from ..kernel import registry
-
     reason = ""
     client = None
     try:
@@ -899,7 +738,7 @@ def for_kernel(
     elif not reason:
         reason = _NO_HUB.format(config=config_path())
     _latest = build_publish_form(
-        registry,
+        kernel_registry,
         client,
         shell=shell,
         project=project,

@@ -61,7 +61,7 @@ def _decimals(step: float) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def _sample(t: dict) -> Any:
+def sample_value(t: dict) -> Any:
     """A valid-looking wire value to prefill a JSON editor with, or OMIT when there is none."""
     if t.get("default") is not None:
         return t["default"]
@@ -86,7 +86,7 @@ def _sample(t: dict) -> Any:
     if kind == "image_landmarks":
         return [[0.5, 0.5] for _ in range(int(t.get("length") or 0))]
     if kind == "array":
-        item = _sample(t.get("itemType") or {})
+        item = sample_value(t.get("itemType") or {})
         return [] if item is OMIT else [item] * int(t.get("minLength") or 0)
     return OMIT
 
@@ -206,7 +206,7 @@ class _JSONEditor(_Editor):
             return json.loads(text)
         except ValueError as e:
             where = f" (line {e.lineno}, column {e.colno})" if hasattr(e, "lineno") else ""
-            example = _sample(self.type)
+            example = sample_value(self.type)
             like = f", like {json.dumps(example)[:60]}" if example is not OMIT else ""
             raise InputError(
                 f"Input {self.name!r} is not valid JSON{where}: write it as JSON{like}.",
@@ -322,7 +322,7 @@ def _editor(name: str, t: dict) -> _Editor:
             widgets.Dropdown(options=choices, value=default if default in choices else choices[0]),
         )
     # vector, array, the geometry types, any and whatever comes later: JSON.
-    sample = _sample(t)
+    sample = sample_value(t)
     rows = 2 if kind in ("vector", "image_point", "image_bounding_box") else 4
     box = widgets.Textarea(
         value="" if sample is OMIT else json.dumps(sample),

@@ -10,7 +10,6 @@ import datetime
 import functools
 import inspect
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from tornado import httputil, web
 from tornado.log import app_log
 
-from ... import names
 from .. import orm
 from ..multipart import FormError, FormParser, boundary_of
+from .common import APIError, human_size, parse_version_number, redact
+from .models import service_model
 
 #: The web UI's session cookie: the hash of the token it signed in with (never the token), signed.
 SESSION_COOKIE = "algolink-session"
@@ -36,46 +36,6 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ALL = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 #: The largest body a route takes unless it says otherwise.
 DEFAULT_MAX_BODY = 1 << 20
-
-
-class APIError(web.HTTPError):
-    """An error a user can cause: its message is the answer's ``error`` sentence (English, for the
-    API). ``key`` and ``params`` let the web pages say the same sentence in the page's language
-    (``algolink_jupyter/hub/handlers/i18n.py``, message ``e_<key>``)."""
-
-    def __init__(self, status: int, message: str, key: Optional[str] = None, **params: Any) -> None:
-        super().__init__(status)
-        self.message = message
-        self.key = key
-        self.params = params
-
-
-_SECRET_QUERY = re.compile(r"([?&](?:token|_xsrf)=)[^&#]*", re.I)
-
-
-def redact(uri: str) -> str:
-    """A request's URI for the logs: the values of ``token`` and ``_xsrf`` replaced."""
-    return _SECRET_QUERY.sub(r"\1[secret]", uri)
-
-
-def check_name(kind: str, value: Any) -> str:
-    """A project, group, service or token name, or a 400 that says which rule it broke."""
-    problem = names.name_problem(kind, value)
-    if problem:
-        raise APIError(400, problem.message, problem.key, **problem.params)
-    return value
-
-
-def check_version_string(value: Any) -> str:
-    """A project's version string (``1.0``, ``2024-05``): no ``_``, no spaces."""
-    problem = names.version_problem(value)
-    if problem:
-        raise APIError(400, problem.message, problem.key, **problem.params)
-    return str(value)
-
-
-def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
-    return None if t is None else t.isoformat(timespec="seconds") + "Z"
 
 
 def _after_body(method: Any) -> Any:
@@ -303,15 +263,6 @@ class HubHandler(web.RequestHandler):
             shutil.rmtree(form.spool_dir, ignore_errors=True)
 
 
-def human_size(n: float) -> str:
-    """``1.5 MB``: a size in words for a sentence."""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
-
-
 class APIHandler(HubHandler):
     """JSON in and out under ``/api/v1``; a token on every call that changes state."""
 
@@ -468,161 +419,6 @@ class APIHandler(HubHandler):
 
     def service_json(self, service: orm.Service) -> dict:
         return service_model(service, self.url(""), self.hub.serve_origin)
-
-
-def parse_version_number(value: Any) -> int:
-    """A service version number (1, 2, ...) from JSON or a URL (``vN`` names API versions)."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        hint = (
-            " (v1, v2, ... are API versions, used in /serve URLs)" if text[:1] in ("v", "V") else ""
-        )
-        raise APIError(
-            400, f"The version {value!r} is not a version number: give 1, 2, 3, ...{hint}."
-        )
-    return int(text)
-
-
-def project_model(project: orm.Project, detail: bool = False) -> dict:
-    model = {
-        "name": project.name,
-        "type": project.type,
-        "version": project.version,
-        "description": project.description,
-        "created": isotime(project.created),
-        "groups": [g.name for g in project.groups],
-    }
-    if detail:
-        model["groups"] = [group_model(g) for g in project.groups]
-        model["services"] = [service_summary(s) for s in project.services]
-    return model
-
-
-def group_model(group: orm.Group) -> dict:
-    return {
-        "name": group.name,
-        "project": group.project.name,
-        "created": isotime(group.created),
-        "services": [s.name for s in group.services],
-    }
-
-
-def effective_metadata(service: orm.Service, version: Optional[orm.Version]) -> dict:
-    """What the bundle's ``modelcloud.meta(...)`` says, overridden by the metadata given at
-    registration (the service's), overridden by the metadata given with this version."""
-    manifest = (version.manifest if version is not None else None) or {}
-    merged = dict(manifest.get("metadata") or {})
-    merged.update(service.meta or {})
-    if version is not None:
-        merged.update(version.meta or {})
-    return merged
-
-
-def current_version(service: orm.Service) -> Optional[orm.Version]:
-    """The published version, or else the newest one."""
-    return service.version(service.published_version) or (
-        service.versions[-1] if service.versions else None
-    )
-
-
-def version_model(version: orm.Version, base: str = "") -> dict:
-    service = version.service
-    path = (
-        f"/api/v1/projects/{service.project.name}/services/{service.name}/versions/{version.number}"
-    )
-    return {
-        "number": version.number,
-        "status": version.status,
-        "error": version.error or None,
-        "api_version": f"v{version.api_version}" if version.api_version else None,
-        "bundle_hash": version.bundle_hash,
-        "manifest": version.manifest,
-        "metadata": effective_metadata(service, version),
-        "gallery": gallery_model(version, base),
-        "port": version.port,
-        "created": isotime(version.created),
-        "published_by": version.published_by,
-        "published_at": isotime(version.published_at),
-        "options": version.options or {},
-        "logs": base + path + "/logs",
-    }
-
-
-def service_summary(service: orm.Service) -> dict:
-    return {
-        "name": service.name,
-        "group": service.group.name,
-        "status": service.status,
-        "published_version": service.published_version,
-        "public": service.public,
-    }
-
-
-def gallery_model(version: Optional[orm.Version], base: str = "") -> list:
-    return [
-        {"name": image["name"], "url": f"{base}/gallery/{image['file']}"}
-        for image in ((version.gallery or []) if version is not None else [])
-    ]
-
-
-def service_model(service: orm.Service, base: str = "", serve_base: Optional[str] = None) -> dict:
-    """A service as the API shows it; its ``/serve`` URLs start with ``serve_base`` (the hub's
-    ``--serve-origin``) when given, else ``base``."""
-    version = current_version(service)
-    published = service.version(service.published_version)
-    project = service.project.name
-    serve = f"{(serve_base or base).rstrip('/')}/serve/{project}/{service.name}/"
-    model = {
-        "name": service.name,
-        "project": project,
-        "group": service.group.name,
-        "status": service.status,
-        "message": service.message or None,
-        "port": service.port,
-        "public": service.public,
-        "published_version": service.published_version,
-        "api_version": f"v{published.api_version}" if published and published.api_version else None,
-        "metadata": effective_metadata(service, version),
-        "manifest": version.manifest if version else None,
-        "gallery": gallery_model(version, base),
-        "versions": [version_model(v, base) for v in service.versions],
-        "created": isotime(service.created),
-        "urls": {
-            "serve": serve,
-            "api": f"{serve}v{published.api_version}/"
-            if published and published.api_version
-            else None,
-            "api_versions": {
-                f"v{v.api_version}": f"{serve}v{v.api_version}/"
-                for v in service.versions
-                if v.api_version
-            },
-            "logs": f"{base}/api/v1/projects/{project}/services/{service.name}/versions/"
-            f"{version.number}/logs"
-            if version
-            else None,
-        },
-        "mode": "bundle",
-    }
-    if service.dev_url:  # development mode: a live server elsewhere, no versions (devmode.py)
-        from ..devmode import dev_model
-
-        merged = dict((service.dev_manifest or {}).get("metadata") or {})
-        merged.update(service.meta or {})
-        model.update(dev_model(service), manifest=service.dev_manifest, metadata=merged)
-        model["urls"]["api"] = serve
-    return model
-
-
-def token_model(token: orm.Token) -> dict:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "prefix": token.prefix,
-        "created": isotime(token.created),
-        "last_used": isotime(token.last_used),
-        "revoked": token.revoked_at is not None,
-    }
 
 
 class NotFoundHandler(APIHandler):

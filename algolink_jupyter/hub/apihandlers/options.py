@@ -35,14 +35,10 @@ from tornado import web
 
 from .. import options as opts
 from .. import orm
-from .base import (
-    APIError,
-    APIHandler,
-    current_version,
-    human_size,
-    parse_version_number,
-    version_model,
-)
+from ..handlers import i18n
+from .base import APIHandler
+from .common import APIError, human_size, parse_version_number
+from .models import current_version, version_model
 
 #: Upload id -> (bytes hashed so far, the sha256 object): a resumed upload continues its hash.
 _HASHERS: dict = {}
@@ -95,17 +91,14 @@ class SessionAPIHandler(APIHandler):
         """The sentence in the page's language when the web UI asked (the API keeps English)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         key = getattr(exc, "key", None)
-        if getattr(self, "via_session", False) and key:
-            from ..handlers import i18n
-
-            if "e_" + key in i18n.MESSAGES["en"]:
-                lang = i18n.pick(
-                    self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
-                )
-                message = i18n.translator(lang)("e_" + key, **(exc.params or {}))
-                self.set_header("Content-Type", "application/json; charset=UTF-8")
-                self.finish(json.dumps({"error": message}))
-                return
+        if getattr(self, "via_session", False) and key and "e_" + key in i18n.MESSAGES["en"]:
+            lang = i18n.pick(
+                self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
+            )
+            message = i18n.translator(lang)("e_" + key, **(exc.params or {}))
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(json.dumps({"error": message}))
+            return
         super().write_error(status_code, **kwargs)
 
     def base_version(self, service: orm.Service, number: Any) -> orm.Version:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from .. import orm
-from .base import APIError, APIHandler, check_name, check_version_string, project_model
+from .base import APIHandler
+from .common import APIError, check_name, check_version_string
+from .models import project_model
 
 
 class ProjectListAPIHandler(APIHandler):

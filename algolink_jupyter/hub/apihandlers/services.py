@@ -19,13 +19,9 @@ from tornado.ioloop import IOLoop
 from .. import devmode, orm
 from ..bundles import BundleError, bundle_root, read_config, store, unpack_archive
 from ..publisher import store_image
-from .base import (
-    APIError,
-    APIHandler,
-    check_name,
-    current_version,
-    parse_version_number,
-)
+from .base import APIHandler
+from .common import APIError, check_name, parse_version_number
+from .models import current_version
 
 _TRUE = {"1", "true", "yes", "on"}
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .. import orm
-from .base import APIError, APIHandler, check_name, isotime, token_model
+from .base import APIHandler
+from .common import APIError, check_name, isotime
+from .models import token_model
 
 ADMIN = "admin"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from tornado.iostream import StreamClosedError
 
 from .. import orm
-from .base import APIHandler, version_model
+from .base import APIHandler
+from .models import version_model
 from .services import BundleReceiver, refuse_dev
 
 _TRUE = {"1", "true", "yes", "on"}

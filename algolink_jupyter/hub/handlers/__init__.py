@@ -1,1 +1,11 @@
-"""The hub's web pages (server-rendered, Tornado templates): see :mod:`.pages`."""
+"""The hub's web pages (server-rendered, Tornado templates): the browsing and publishing pages
+(:mod:`.pages`) and the managing ones built on them (:mod:`.manage`: versions, the model card, tokens)."""
+
+from .manage import manage_handlers
+from .pages import app_settings
+from .pages import page_handlers as _browsing
+
+#: Every page route, for the hub's application.
+page_handlers = [*_browsing, *manage_handlers]
+
+__all__ = ["app_settings", "page_handlers"]

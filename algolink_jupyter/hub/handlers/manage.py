@@ -17,7 +17,8 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from .. import orm
-from ..apihandlers.base import APIError, current_version, effective_metadata
+from ..apihandlers.common import APIError
+from ..apihandlers.models import current_version, effective_metadata
 from ..apihandlers.services import BundleReceiver
 from ..apihandlers.versions import VersionListAPIHandler
 from ..publisher import store_image

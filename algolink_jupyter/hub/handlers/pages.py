@@ -22,14 +22,9 @@ from tornado.escape import json_encode
 
 from ...markdown import render_markdown
 from .. import devmode, orm
-from ..apihandlers.base import (
-    APIError,
-    HubHandler,
-    check_name,
-    check_version_string,
-    current_version,
-    service_model,
-)
+from ..apihandlers.base import HubHandler
+from ..apihandlers.common import APIError, check_name, check_version_string
+from ..apihandlers.models import current_version, service_model
 from ..apihandlers.services import ServiceListAPIHandler
 from . import i18n
 
@@ -544,9 +539,5 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/offline", OfflineAction),
     (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
 ]
-
-from .manage import manage_handlers  # noqa: E402 - manage.py builds on the handlers above
-
-page_handlers += manage_handlers
 
 __all__ = ["app_settings", "page_handlers", "render_markdown"]

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from algolink_jupyter.cli import CLIError
-
-from .client import HubClient, HubRequestError, service_path, split_service
+from ..errors import CLIError
+from .core import HubClient, HubRequestError, service_path, split_service
 
 #: Tries of one upload (each resumes where the previous one stopped).
 TRIES = 3

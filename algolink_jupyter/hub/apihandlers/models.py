@@ -1,0 +1,149 @@
+"""The hub's rows as the API's JSON: projects, groups, services, versions and tokens."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import orm
+from ..devmode import dev_model
+from .common import isotime
+
+
+def project_model(project: orm.Project, detail: bool = False) -> dict:
+    model = {
+        "name": project.name,
+        "type": project.type,
+        "version": project.version,
+        "description": project.description,
+        "created": isotime(project.created),
+        "groups": [g.name for g in project.groups],
+    }
+    if detail:
+        model["groups"] = [group_model(g) for g in project.groups]
+        model["services"] = [service_summary(s) for s in project.services]
+    return model
+
+
+def group_model(group: orm.Group) -> dict:
+    return {
+        "name": group.name,
+        "project": group.project.name,
+        "created": isotime(group.created),
+        "services": [s.name for s in group.services],
+    }
+
+
+def effective_metadata(service: orm.Service, version: Optional[orm.Version]) -> dict:
+    """What the bundle's ``modelcloud.meta(...)`` says, overridden by the metadata given at
+    registration (the service's), overridden by the metadata given with this version."""
+    manifest = (version.manifest if version is not None else None) or {}
+    merged = dict(manifest.get("metadata") or {})
+    merged.update(service.meta or {})
+    if version is not None:
+        merged.update(version.meta or {})
+    return merged
+
+
+def current_version(service: orm.Service) -> Optional[orm.Version]:
+    """The published version, or else the newest one."""
+    return service.version(service.published_version) or (
+        service.versions[-1] if service.versions else None
+    )
+
+
+def version_model(version: orm.Version, base: str = "") -> dict:
+    service = version.service
+    path = (
+        f"/api/v1/projects/{service.project.name}/services/{service.name}/versions/{version.number}"
+    )
+    return {
+        "number": version.number,
+        "status": version.status,
+        "error": version.error or None,
+        "api_version": f"v{version.api_version}" if version.api_version else None,
+        "bundle_hash": version.bundle_hash,
+        "manifest": version.manifest,
+        "metadata": effective_metadata(service, version),
+        "gallery": gallery_model(version, base),
+        "port": version.port,
+        "created": isotime(version.created),
+        "published_by": version.published_by,
+        "published_at": isotime(version.published_at),
+        "options": version.options or {},
+        "logs": base + path + "/logs",
+    }
+
+
+def service_summary(service: orm.Service) -> dict:
+    return {
+        "name": service.name,
+        "group": service.group.name,
+        "status": service.status,
+        "published_version": service.published_version,
+        "public": service.public,
+    }
+
+
+def gallery_model(version: Optional[orm.Version], base: str = "") -> list:
+    return [
+        {"name": image["name"], "url": f"{base}/gallery/{image['file']}"}
+        for image in ((version.gallery or []) if version is not None else [])
+    ]
+
+
+def service_model(service: orm.Service, base: str = "", serve_base: Optional[str] = None) -> dict:
+    """A service as the API shows it; its ``/serve`` URLs start with ``serve_base`` (the hub's
+    ``--serve-origin``) when given, else ``base``."""
+    version = current_version(service)
+    published = service.version(service.published_version)
+    project = service.project.name
+    serve = f"{(serve_base or base).rstrip('/')}/serve/{project}/{service.name}/"
+    model = {
+        "name": service.name,
+        "project": project,
+        "group": service.group.name,
+        "status": service.status,
+        "message": service.message or None,
+        "port": service.port,
+        "public": service.public,
+        "published_version": service.published_version,
+        "api_version": f"v{published.api_version}" if published and published.api_version else None,
+        "metadata": effective_metadata(service, version),
+        "manifest": version.manifest if version else None,
+        "gallery": gallery_model(version, base),
+        "versions": [version_model(v, base) for v in service.versions],
+        "created": isotime(service.created),
+        "urls": {
+            "serve": serve,
+            "api": f"{serve}v{published.api_version}/"
+            if published and published.api_version
+            else None,
+            "api_versions": {
+                f"v{v.api_version}": f"{serve}v{v.api_version}/"
+                for v in service.versions
+                if v.api_version
+            },
+            "logs": f"{base}/api/v1/projects/{project}/services/{service.name}/versions/"
+            f"{version.number}/logs"
+            if version
+            else None,
+        },
+        "mode": "bundle",
+    }
+    if service.dev_url:  # development mode: a live server elsewhere, no versions (devmode.py)
+        merged = dict((service.dev_manifest or {}).get("metadata") or {})
+        merged.update(service.meta or {})
+        model.update(dev_model(service), manifest=service.dev_manifest, metadata=merged)
+        model["urls"]["api"] = serve
+    return model
+
+
+def token_model(token: orm.Token) -> dict:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created": isotime(token.created),
+        "last_used": isotime(token.last_used),
+        "revoked": token.revoked_at is not None,
+    }
