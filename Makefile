@@ -9,9 +9,11 @@ INSTALLED := $(VENV)/.installed
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
 
-$(INSTALLED): pyproject.toml $(JS_SOURCES) | node
+## Two distributions from this repository: modelcloud (runtime/, the runtime SDK) and algolink-jupyter
+## (the rest, which depends on it); both installed editable.
+$(INSTALLED): pyproject.toml runtime/pyproject.toml $(JS_SOURCES) | node
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ./runtime -e '.[test]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

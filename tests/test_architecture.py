@@ -3,7 +3,8 @@
 The floors, lowest first (ARCHITECTURE.md says what each room holds):
 
     modelcloud                                   the runtime SDK and model server
-    errors, names, markdown, spec, examples      the shared bottom of algolink_jupyter
+    errors, names, markdown, spec, examples,     the shared bottom of algolink_jupyter
+    runtime
     kernel, client, hub                          kernel serving; the hub's HTTP client; the hub server
     export                                       notebook -> bundle
     widgets, serverext                           the notebook's forms; the Jupyter server extension
@@ -31,6 +32,7 @@ LAYERS = [
         "algolink_jupyter.markdown",
         "algolink_jupyter.spec",
         "algolink_jupyter.examples",
+        "algolink_jupyter.runtime",
     ],
     ["algolink_jupyter.kernel", "algolink_jupyter.client", "algolink_jupyter.hub"],
     ["algolink_jupyter.export"],
@@ -46,9 +48,9 @@ FLOOR = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 def modules() -> dict:
     """module name -> its file, for every module of both packages."""
     found = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+    for package, where in (("modelcloud", REPO / "runtime"), ("algolink_jupyter", REPO)):
+        for path in sorted((where / package).rglob("*.py")):
+            parts = list(path.relative_to(where).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             found[".".join(parts)] = path
@@ -102,7 +104,9 @@ def problems(known: dict, edges: list) -> list:
             found.append(f"{where}: {importer} imports {imported}, {way} a floor")
         private = [n for n in names if n.startswith("_") and not n.startswith("__")]
         if private:
-            found.append(f"{where}: {importer} imports the private {', '.join(private)} of {imported}")
+            found.append(
+                f"{where}: {importer} imports the private {', '.join(private)} of {imported}"
+            )
     graph: dict = {}
     for importer, imported, _line, _names in edges:
         graph.setdefault(importer, set()).add(imported)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from builder_support import PILLOW_PIN, SERVICE, write_bundle
 
+import modelcloud
 from algolink_jupyter.hub.builder import (
     COMPLETE_MARKER,
     Builder,
@@ -29,6 +30,7 @@ from algolink_jupyter.hub.bundles import read_config
 pytest_plugins = ("builder_support",)
 
 REPO = Path(__file__).resolve().parent.parent
+RUNTIME = Path(modelcloud.__file__).resolve().parent
 OWN = f"{sys.version_info.major}.{sys.version_info.minor}"
 STAMP = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
@@ -38,7 +40,7 @@ def run_in(env, code: str, cwd: Path | None = None) -> str:
         [str(env.python), "-c", code],
         capture_output=True,
         text=True,
-        cwd=cwd or env.path,  # not the repository, whose modelcloud/ would shadow the copy
+        cwd=cwd or env.path,
         env=env.process_env(),
         timeout=60,
     )
@@ -65,9 +67,12 @@ def test_a_pillow_bundle_builds_an_isolated_environment(warm):
     )
     assert info["prefix"] == str(env.path)  # not the hub's interpreter
     assert info["pil"] == PILLOW_PIN.split("==")[1]  # requirements.txt won over the runtime's pick
-    copied = Path(info["mc"]).parent
-    assert str(copied).startswith(str(env.path))
-    assert (copied / "server.py").read_bytes() == (REPO / "modelcloud" / "server.py").read_bytes()
+    installed = Path(info["mc"]).parent
+    assert str(installed).startswith(str(env.path))
+    assert (installed / "server.py").read_bytes() == (RUNTIME / "server.py").read_bytes()
+    # installed from the runtime's wheel, as a distribution pip knows
+    version = run_in(env, "import importlib.metadata as m; print(m.version('modelcloud'))")
+    assert version.startswith(modelcloud.__version__ + "+")
     # the hub's own packages are not there
     out = subprocess.run(
         [str(env.python), "-c", "import algolink_jupyter"], capture_output=True, cwd=env.path
@@ -193,9 +198,7 @@ def test_a_bundle_that_vendors_modelcloud_uses_its_own(envs_root, tmp_path):
         ),
         requirements="tornado\npillow\nnumpy\npyyaml\n",
     )
-    shutil.copytree(
-        REPO / "modelcloud", bundle / "modelcloud", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(RUNTIME, bundle / "modelcloud", ignore=shutil.ignore_patterns("__pycache__"))
     init = bundle / "modelcloud" / "__init__.py"
     init.write_text(init.read_text() + "\nVENDORED_COPY = True\n")
     log = tmp_path / "build.log"

@@ -597,7 +597,7 @@ def probes():
         "read cookie_secret": attempt(lambda: open(os.path.join(DATA, "cookie_secret")).read()),
         "read secret_key": attempt(lambda: open(os.path.join(DATA, "secret_key")).read()),
         "read the database": attempt(lambda: open(os.path.join(DATA, "hub.sqlite"), "rb").read(64)),
-        "list the data folder": attempt(lambda: [n for n in os.listdir(DATA) if n not in ("envs", "run")]),
+        "list the data folder": attempt(lambda: [n for n in os.listdir(DATA) if n not in ("envs", "run", "wheels")]),
         "write another bundle": attempt(lambda: write(os.path.join(VICTIM_BUNDLE, "cloud_model.py"))),
         "read another working copy": attempt(lambda: open(os.path.join(VICTIM_APP, "cloud_model.py")).read()),
         "write another environment": attempt(lambda: write(os.path.join(VICTIM_ENV, "pyvenv.cfg"))),

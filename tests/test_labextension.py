@@ -94,7 +94,8 @@ def test_sdist_carries_the_built_extension_and_its_sources(tmp_path):
 
 @pytest.mark.timeout(900)
 def test_pip_install_into_a_fresh_environment_enables_both(tmp_path):
-    """``pip install .`` (not editable) into a clean venv: both extensions listed enabled, no other step."""
+    """``pip install ./runtime .`` (not editable; the runtime SDK is its own distribution, which
+    algolink-jupyter depends on) into a clean venv: both extensions listed enabled, no other step."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {
@@ -105,7 +106,8 @@ def test_pip_install_into_a_fresh_environment_enables_both(tmp_path):
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     started = time.monotonic()
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "."],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        + ["./runtime", "."],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -114,7 +116,7 @@ def test_pip_install_into_a_fresh_environment_enables_both(tmp_path):
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    print(f"pip install . into a fresh venv took {took:.0f} s")
+    print(f"pip install ./runtime . into a fresh venv took {took:.0f} s")
     assert_both_enabled(venv / "bin" / "jupyter", env=env)
     shared = venv / "share" / "jupyter" / "labextensions" / "algolink-jupyter"
     assert (shared / "install.json").is_file()

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Union
 
 from .. import examples
 from ..kernel import registry as kernel_registry
+from ..runtime import requirement as runtime_requirement
 from . import recording
 from .bundle import Bundle, BundleError, describe_state, write
 from .cells import kernel_cells
@@ -110,7 +111,9 @@ def summarize(plan: Plan, bundle: Bundle, seconds: float, say: Callable[[str], N
     copied = sorted(set(bundle.files) | {p.name for p in plan.local_modules.values()})
     if copied:
         say(f"  copied            {', '.join(copied)}")
-    say("  modelcloud/       the runtime, vendored: nothing of AlgoLink needs to be installed")
+    say(
+        f"  runtime           {runtime_requirement()}, named in requirements.txt (pip install modelcloud)"
+    )
     for warning in bundle.warnings:
         say(f"Warning: {warning}")
     say(

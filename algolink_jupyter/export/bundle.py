@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import modelcloud
-
+from ..runtime import requirement as runtime_requirement
 from . import requirements as reqs
 from .slicing import Item, Plan
 from .state import FORMATS_NOTE, PICKLE_FILE, loader, on_gpu, save
@@ -193,7 +192,8 @@ def requirements_text(code: list, runtime: list) -> str:
         f"# Python {sys.version.split()[0]}. What the exported code and its saved state import:",
     ]
     lines += [_pin_line(p) for p in code] or ["# (nothing beyond the runtime)"]
-    lines.append("# What the vendored modelcloud runtime (modelcloud/) needs:")
+    lines.append("# The AlgoLink runtime SDK (pip install modelcloud) and what it needs:")
+    lines.append(runtime_requirement())
     lines += [_pin_line(p) for p in runtime]
     return "\n".join(lines) + "\n"
 
@@ -239,7 +239,8 @@ def readme(plan: Plan, metadata: dict) -> str:
         "",
         "    pip install -r requirements.txt && python cloud_model.py",
         "",
-        "Nothing of AlgoLink needs to be installed: `modelcloud/` is the runtime, vendored.",
+        "It needs the AlgoLink runtime SDK, `modelcloud` (named in requirements.txt), and nothing else",
+        "of AlgoLink; an AlgoLink hub installs its own.",
     ]
     if plan.saved:
         lines += ["", "## Saved state", "", FORMATS_NOTE.replace("\n", " "), ""]
@@ -327,11 +328,6 @@ def _copy(src: Path, dest: Path) -> None:
         )
     else:
         shutil.copy2(src, dest)
-
-
-def _vendor_modelcloud(dest: Path) -> None:
-    src = Path(modelcloud.__file__).resolve().parent
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def _copy_examples(commands: list, examples_dir: Path, dest: Path, warnings: list) -> dict:
@@ -431,7 +427,6 @@ def write(
             algolink_yml(cuda_version(plan, model), port, bool(plan.saved))
         )
         (tmp / "README.md").write_text(readme(plan, metadata), encoding="utf-8")
-        _vendor_modelcloud(tmp / "modelcloud")
         state_files: list = []
         state_bytes = 0
         if plan.state:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .. import runtime
 from .cells import analyze
 from .requirements import NOTEBOOK_ONLY, pin
 
@@ -199,9 +200,17 @@ def environment(requirements: Path, out: Callable[[str], None] = print) -> tuple
     )
     exact = exact_builds(text)
     args, extra_env = pip_settings()
+    # The runtime the notebook runs, as a wheel that the bundle's modelcloud==X takes (no network).
+    wheels = cache_dir() / "wheels"
+    runtime_wheel = runtime.wheel(wheels)
+    args = [*args, "--find-links", str(wheels)]
+    if "--index-strategy" not in args:
+        args += ["--index-strategy", "unsafe-best-match"]
     base = os.path.realpath(getattr(sys, "_base_executable", sys.executable) or sys.executable)
     key = hashlib.sha256(
-        json.dumps([sys.version, base, wanted, exact, args, sorted(extra_env.items())]).encode()
+        json.dumps(
+            [sys.version, base, wanted, exact, args, sorted(extra_env.items()), runtime_wheel.name]
+        ).encode()
     ).hexdigest()[:20]
     envs = cache_dir() / "envs"
     env_dir = envs / key
@@ -270,7 +279,8 @@ print(json.dumps({"notebook": found, "modelcloud": spec.origin if spec else None
 
 
 def check_isolation(python: Path, bundle: Path) -> None:
-    """No Jupyter package can be imported there, and modelcloud comes from the bundle's own copy."""
+    """No Jupyter package can be imported there, and modelcloud comes from the environment (the
+    installed runtime), or from the bundle's own copy in a bundle an older AlgoLink vendored it in."""
     proc = subprocess.run(
         [str(python), "-E", "-s", "-c", _PROBE % (sorted(NOTEBOOK_ONLY),)],
         cwd=str(bundle),
@@ -291,9 +301,11 @@ def check_isolation(python: Path, bundle: Path) -> None:
             "need: take the import that pulls it in out of the code the commands run."
         )
     origin = found["modelcloud"] or ""
-    if not origin.startswith(str(bundle.resolve())):
+    env = python.parent.parent
+    if not (origin.startswith(str(env)) or origin.startswith(str(bundle.resolve()))):
         raise VerifyError(
-            f"The bundle's modelcloud/ is missing (modelcloud came from {origin or 'nowhere'}): "
+            f"modelcloud is not installed in the verification environment (it came from "
+            f"{origin or 'nowhere'}): requirements.txt must name {runtime.requirement()}; "
             "export again."
         )
 
@@ -561,7 +573,7 @@ def verify_bundle(
         f"  Environment {'reused' if reused else 'built'} in {env_seconds:.1f} s: {python.parent.parent}"
     )
     check_isolation(python, bundle)
-    out("  No Jupyter package is importable there; modelcloud comes from the bundle's own copy.")
+    out("  No Jupyter package is importable there; modelcloud is the installed runtime.")
     examples = load_examples(bundle)
     out("  Starting python cloud_model.py:")
     t = time.perf_counter()

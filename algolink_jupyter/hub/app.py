@@ -332,7 +332,11 @@ class Hub:
         make_not_dumpable()
         print(self.isolation.describe(), flush=True)
         self.builder = Builder(
-            self.data / "envs", uv=self.uv, isolation=self.isolation, cache_dir=self.build_cache
+            self.data / "envs",
+            uv=self.uv,
+            isolation=self.isolation,
+            cache_dir=self.build_cache,
+            wheels=self.data / "wheels",
         )
         self.publisher = Publisher(self)
         self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)

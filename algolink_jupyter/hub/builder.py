@@ -5,9 +5,10 @@ steps and the ``modelcloud`` runtime it carries. Bundles with the same key share
 built once under ``<envs_root>/<key>/`` and marked complete only when its build succeeded; a lock file
 per key makes concurrent builds of the same key wait for each other instead of corrupting it.
 
-Every environment gets the ``modelcloud`` runtime (this repository's package, copied into its
-site-packages, with tornado, pillow, numpy and pyyaml installed by uv) unless the bundle vendors its
-own ``modelcloud/``. Build steps run with the bundle as working directory and the environment's
+Every environment gets the ``modelcloud`` runtime the hub runs itself, installed from a wheel made of
+it (:mod:`algolink_jupyter.runtime`, kept in :attr:`Builder.wheels`, which every install also finds
+links in: a bundle's ``modelcloud==X`` is taken from there, with no network), unless the bundle vendors
+its own ``modelcloud/`` (an export of an older AlgoLink). Build steps run with the bundle as working directory and the environment's
 ``bin/`` first on PATH, where ``pip`` is uv's pip bound to the environment. Every install honours the
 machine's pip configuration (index URLs, find-links, constraints, trusted hosts: pip's config files and
 ``PIP_*`` variables), translated to uv's ``UV_*`` variables. uv never downloads a Python here: the
@@ -35,9 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import modelcloud
-
-from .bundles import BundleConfig, bundle_hash, read_config
+from .. import runtime
+from .bundles import BundleConfig, read_config
 from .pipconfig import pip_config, uv_settings
 from .processes import entrypoint_argv, read_lines, signal_group, terminate
 from .pythons import (
@@ -186,10 +186,6 @@ class _BuildLog:
 # The builder
 
 
-def _modelcloud_dir() -> Path:
-    return Path(modelcloud.__file__).resolve().parent
-
-
 def _find_uv() -> Optional[str]:
     try:
         from uv import find_uv_bin
@@ -228,8 +224,12 @@ class Builder:
         build_timeout: float = 1800.0,
         isolation: Optional[Isolation] = None,
         cache_dir: Optional[Path] = None,
+        wheels: Optional[Path] = None,
     ) -> None:
         self.envs_root = Path(envs_root)
+        #: Where the modelcloud runtime's wheel is made (and found by builds: a bundle's
+        #: ``modelcloud==X`` installs from here, with no network).
+        self.wheels = Path(wheels) if wheels else self.envs_root / ".wheels"
         self._uv = uv
         self.build_timeout = build_timeout
         #: How bundle code runs (see sandbox.py); None: as the hub, in the bundle's folder.
@@ -254,10 +254,16 @@ class Builder:
         return self._uv
 
     def runtime_hash(self) -> str:
-        """The hash of the ``modelcloud`` package the hub copies into environments."""
+        """The hash of the ``modelcloud`` runtime the hub installs into environments."""
         if self._runtime_hash is None:
-            self._runtime_hash = bundle_hash(_modelcloud_dir())
+            self._runtime_hash = runtime.runtime_hash()
         return self._runtime_hash
+
+    def runtime_wheel(self) -> Path:
+        """The runtime's wheel (made in :attr:`wheels` when it is not there yet)."""
+        path = runtime.wheel(self.wheels)
+        os.chmod(self.wheels, 0o755)
+        return path
 
     def env_key(self, config: BundleConfig, bundle_dir: Path) -> str:
         """The key of the environment a bundle needs: ``py<version>-<hash>``.
@@ -457,7 +463,7 @@ class Builder:
         python = await asyncio.to_thread(self.find_python, config.python, vendored=vendored)
         if build is not None:
             build.python = python.path
-        uv_env, install_flags = uv_settings()
+        uv_env, install_flags = self._uv_settings()
         base_env = {**env.process_env(build=True), **uv_env, **self._cache_env()}
         base_env.update(tmp_env(build.scratch / "tmp" if build is not None else None))
         run = functools.partial(
@@ -477,29 +483,16 @@ class Builder:
         if vendored:
             log.header("The bundle vendors its own modelcloud/: the hub's runtime is not installed")
         else:
-            log.header(
-                "Installing the modelcloud runtime and what it needs: "
-                + ", ".join(MODELCLOUD_REQUIREMENTS)
-            )
+            wheel = await asyncio.to_thread(self.runtime_wheel)
+            log.header(f"Installing the modelcloud runtime ({wheel.name}) and what it needs")
             rc = await run(
-                [uv, "pip", "install", "--python", str(env.python), *install_flags]
-                + list(MODELCLOUD_REQUIREMENTS)
+                [uv, "pip", "install", "--python", str(env.python), *install_flags, str(wheel)]
             )
             if rc != 0:
                 raise BuildError(
-                    f"The modelcloud runtime's packages could not be installed (exit status {rc}): "
+                    f"The modelcloud runtime could not be installed (exit status {rc}): "
                     f"{_tail(log.tail)}"
                 )
-            rc = await run(
-                [str(env.python), "-I", "-S", "-c", _COPY_RUNTIME, str(env.path)]
-                + [str(_modelcloud_dir()), _runtime_version(), *MODELCLOUD_REQUIREMENTS]
-            )
-            if rc != 0:
-                raise BuildError(
-                    f"The modelcloud runtime could not be copied into the environment (exit status "
-                    f"{rc}): {_tail(log.tail)}"
-                )
-            log.line(f"    copied modelcloud {_runtime_version()} into the environment")
         steps = list(config.build_steps)
         for i, step in enumerate(steps, 1):
             log.header(f"Build step {i}/{len(steps)}: {step}")
@@ -533,7 +526,7 @@ class Builder:
         """One build step in ``bundle_dir``: while the environment is being built (``build``, as the
         build user, the environment writable), else as ``who`` with the environment read-only."""
         building = build is not None or self.isolation is None
-        uv_env, _flags = uv_settings()
+        uv_env, _flags = self._uv_settings()
         command = _PYTHON_M_PIP.sub(lambda m: m.group(1) + "pip", step)
         extra = {**uv_env, **self._cache_env()} if building else {}
         extra.update(tmp_env(build.scratch / "tmp" if build is not None else tmp))
@@ -553,6 +546,14 @@ class Builder:
                 f"Build step {index} of {count} (`{step}`) failed with exit status {rc}; "
                 f"fix it and publish again. The log ends with:\n{_tail(log.tail)}"
             )
+
+    def _uv_settings(self) -> tuple[dict, list]:
+        """The machine's pip settings for uv, with the runtime's wheel folder among the find-links
+        (so a bundle's ``modelcloud==X`` is taken from it)."""
+        uv_env, flags = uv_settings()
+        links = uv_env.get("UV_FIND_LINKS") or os.environ.get("UV_FIND_LINKS") or ""
+        uv_env["UV_FIND_LINKS"] = ",".join(p for p in (links, str(self.wheels)) if p)
+        return uv_env, flags
 
     def _cache_env(self) -> dict[str, str]:
         """Where uv keeps its downloads for a build: the build user's cache when there is one."""
@@ -638,7 +639,7 @@ class Builder:
         tmp: Optional[Path],
     ) -> list:
         assert self.isolation is not None
-        tools = [Path(os.path.realpath(self.uv)).parent, _modelcloud_dir()]
+        tools = [Path(os.path.realpath(self.uv)).parent, self.wheels]
         if build is not None and build.python is not None:
             tools.append(python_prefix(Path(build.python)))
         for path in read_only:
@@ -691,39 +692,6 @@ class Builder:
 
 def _vendors_modelcloud(bundle_dir: Path) -> bool:
     return (Path(bundle_dir) / "modelcloud" / "__init__.py").is_file()
-
-
-def _runtime_version() -> str:
-    return getattr(modelcloud, "__version__", "0")
-
-
-# Run by the environment's own Python (-I -S: no site, nothing of the environment runs), as the build
-# user: copy this hub's modelcloud package into site-packages, with a dist-info so pip sees it.
-_COPY_RUNTIME = """
-import os, shutil, sys, sysconfig
-env, source, version, requires = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
-site = sysconfig.get_path("purelib", scheme, vars={"base": env, "platbase": env})
-target = os.path.join(site, "modelcloud")
-if os.path.lexists(target):
-    shutil.rmtree(target)
-shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-info = os.path.join(site, "modelcloud-%s.dist-info" % version)
-os.makedirs(info, exist_ok=True)
-def write(name, text):
-    with open(os.path.join(info, name), "w") as f:
-        f.write(text)
-write("METADATA", "Metadata-Version: 2.1\\nName: modelcloud\\nVersion: %s\\n"
-      "Summary: The AlgoLink model runtime, installed by the AlgoLink hub.\\n" % version
-      + "".join("Requires-Dist: %s\\n" % r for r in requires))
-write("INSTALLER", "algolink-hub\\n")
-files = []
-for folder, _dirs, names in os.walk(target):
-    for name in sorted(names):
-        files.append(os.path.relpath(os.path.join(folder, name), site).replace(os.sep, "/"))
-files += ["%s/%s" % (os.path.basename(info), n) for n in ("METADATA", "INSTALLER", "RECORD")]
-write("RECORD", "".join("%s,,\\n" % f for f in files))
-"""
 
 
 def _uv_cache_dir() -> Path:

@@ -343,7 +343,7 @@ class Isolation:
             path = self.data / name
             if path.is_dir():
                 os.chmod(path, 0o700)
-        for name in ("envs", "run"):
+        for name in ("envs", "run", "wheels"):
             path = self.data / name
             path.mkdir(exist_ok=True)
             os.chmod(path, 0o711 if passable else 0o700)
