@@ -9,10 +9,13 @@ holes of item 9.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import json
 import os
 import resource
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -718,7 +721,7 @@ def test_slow_connections_under_a_low_file_limit_leave_the_api_answering(tmp_pat
         times = []
         for _ in range(5):
             t0 = time.monotonic()
-            r = requests.get(hub.url + "/api/v1/projects", timeout=1)
+            r = hub.get("/api/v1/projects", timeout=1)
             times.append(time.monotonic() - t0)
             assert r.status_code == 200
         assert max(times) < 1, times
@@ -901,3 +904,329 @@ def test_405_answers_say_what_is_allowed(hub):
     r = hub.api("DELETE", "/api/v1/projects")
     assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
     assert "use GET or POST" in r.json()["error"]
+
+
+POISON = r"""
+import errno, json, os, sys
+cache, shared = os.environ.get("UV_CACHE_DIR", ""), sys.argv[1]
+report = {"cache": cache}
+for root in (cache, shared):
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name == "__init__.py" and folder.endswith("/tornado"):
+                key = "shared" if root == shared else "own copy"
+                try:
+                    with open(path, "a") as f:
+                        f.write("\nPOISONED = True\n")
+                    report[key + ": wrote in place"] = path
+                except OSError as e:
+                    report[key + ": in place"] = errno.errorcode[e.errno]
+                try:
+                    os.unlink(path)
+                    with open(path, "w") as f:
+                        f.write("POISONED = True\n")
+                    report[key + ": replaced"] = path
+                except OSError as e:
+                    report[key + ": replace"] = errno.errorcode[e.errno]
+print("POISON-REPORT " + json.dumps(report), flush=True)
+"""
+
+
+def test_a_build_cannot_poison_the_package_cache_other_builds_use(tmp_path):
+    """Build steps run with a cache of their own: what they change there (even by replacing files)
+    is gone with the build; the shared cache is the cache user's, fetched without running code."""
+    shared = tmp_path / "cache"
+    hub = Hub(tmp_path / "hub", extra_args=["--build-cache", str(shared)]).start()
+    try:
+        hub.ensure_group("p", "g")
+        attacker = make_bundle(tmp_path / "attacker", "a", requirements="tornado\n")
+        (attacker / "poison.py").write_text(POISON)
+        (attacker / "algolink.yml").write_text(
+            "entrypoint: python cloud_model.py\nbuild_steps:\n  - pip install -r requirements.txt\n"
+            f"  - python poison.py {shared}\n"
+        )
+        assert hub.register("p", "g", "attacker", attacker).status_code == 201
+        wait_for(lambda: "POISON-REPORT" in hub.logs("p", "attacker", 1), 120, 0.5, "the build")
+        report = json.loads(
+            hub.logs("p", "attacker", 1).split("POISON-REPORT ", 1)[1].splitlines()[0]
+        )
+        assert not any(
+            k.startswith("shared: wrote") or k.startswith("shared: replaced") for k in report
+        )
+        assert report.get("own copy: in place") == "EACCES", report  # it found and tried them
+        assert not any(k == "own copy: wrote in place" for k in report), report
+        # a bundle built after it, with other requirements (another environment), runs clean
+        victim = make_bundle(tmp_path / "victim", "v", requirements="tornado\npyyaml\n")
+        assert hub.register("p", "g", "victim", victim).status_code == 201
+        assert hub.publish("p", "victim").status_code == 202
+        hub.wait_version("p", "victim", 1)
+        for path in [
+            *shared.rglob("tornado/__init__.py"),
+            *(hub.data / "envs").rglob("tornado/__init__.py"),
+        ]:
+            assert "POISONED" not in path.read_text(), path
+    finally:
+        hub.stop()
+
+
+# --- what a second pair of eyes found: a hostile service's answers, its port, bodies, output --------
+
+#: A server that answers out of the protocol on purpose: ?m=<mode> picks the answer.
+RAW = r"""
+import json, os, socket, sys, threading, time
+M = {"sdkVersion": "raw", "metadata": {}, "options": [],
+     "commands": [{"name": "x", "inputs": [], "outputs": []}]}
+if os.environ.get("ALGOLINK_META") == "1":
+    print(json.dumps(M)); sys.exit(0)
+ANSWERS = {
+    "cookie": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\nSet-Cookie: algolink-session=EVIL; Path=/projects\r\n\r\nok",
+    "script": b"HTTP/1.1 200 OK\r\nX-A: a\nContent-Type: text/html\n\n<script>alert(1)</script>\r\n\r\n",
+    "negative": b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+    "words": b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
+    "status": b"HTTP/1.1 abc\r\nContent-Length: 0\r\n\r\n",
+    "both": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "twice": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+    "chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+    "fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n folded\r\nContent-Length: 2\r\n\r\nok",
+    "fine": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+}
+def answer(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        more = c.recv(65536)
+        if not more:
+            return
+        head += more
+    path = head.split(b" ")[1].decode()
+    if path.startswith(("/healthcheck", "/meta")):
+        body = json.dumps({"status": "RUNNING"} if path.startswith("/h") else M).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    elif "m=hang" in path:
+        time.sleep(3600)
+    else:
+        c.sendall(ANSWERS[path.split("m=")[1]])
+        time.sleep(0.5)
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(os.environ["ALGOLINK_PORT"]))); s.listen(256)
+print("Starting model server", flush=True)
+while True:
+    threading.Thread(target=answer, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+@pytest.fixture(scope="module")
+def raw(hub, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("raw") / "raw"
+    folder.mkdir()
+    (folder / "cloud_model.py").write_text(RAW)
+    (folder / "requirements.txt").write_text("")
+    hub.ensure_group("attack", "g")
+    assert hub.register("attack", "g", "raw", folder, public="true").status_code == 201
+    assert hub.publish("attack", "raw").status_code == 202
+    hub.wait_version("attack", "raw", 1)
+    return f"{hub.url}/serve/attack/raw/x"
+
+
+def test_answers_out_of_the_protocol_are_refused_and_the_hub_keeps_answering(hub, raw):
+    for mode in (
+        "cookie",
+        "script",
+        "negative",
+        "words",
+        "status",
+        "both",
+        "twice",
+        "chunk",
+        "fold",
+    ):
+        t0 = time.monotonic()
+        try:
+            r = requests.get(f"{raw}?m={mode}", timeout=10)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            assert mode == "chunk"  # a bad chunk comes after the head was sent: the hub breaks off
+            continue
+        assert r.status_code == 502, (mode, r.status_code, r.headers, r.text[:200])
+        assert "out of the protocol" in r.json()["error"]
+        assert "Set-Cookie" not in r.headers and "<script>" not in r.text
+        assert time.monotonic() - t0 < 5
+        assert hub.get("/api/v1/projects", timeout=2).status_code == 200  # still answering
+    fine = requests.get(f"{raw}?m=fine", timeout=10)
+    assert fine.status_code == 200 and fine.text == "ok"
+    assert fine.headers["Content-Security-Policy"] == "sandbox"
+
+
+def test_requests_a_client_leaves_are_cancelled_at_the_service(hub, raw):
+    pid = hub.proc.pid
+    before = fds(pid)
+    for _ in range(60):
+        s = socket.create_connection(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])), timeout=5)
+        s.sendall(b"GET /serve/attack/raw/x?m=hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.02)
+        s.close()
+    wait_for(lambda: fds(pid) - before < 10, 20, 0.2, "the hub to let go of the requests")
+
+
+def test_a_service_whose_port_is_taken_over_while_it_restarts_gets_no_traffic(hub, tmp_path):
+    hub.ensure_group("attack", "g")
+    r = hub.register("attack", "g", "victim2", make_bundle(tmp_path / "v2", "v2"), public="true")
+    assert r.status_code == 201
+    assert hub.publish("attack", "victim2").status_code == 202
+    hub.wait_version("attack", "victim2", 1)
+    port = hub.version("attack", "victim2", 1)["port"]
+    seen: list = []
+
+    class Impostor(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b'{"status": "RUNNING"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    os.kill(hub.service_pid("attack", "victim2", 1), signal.SIGKILL)
+    impostor = None
+    deadline = time.monotonic() + 5
+    while impostor is None and time.monotonic() < deadline:  # bind as soon as the port is free
+        try:
+            impostor = http.server.ThreadingHTTPServer(("127.0.0.1", port), Impostor)
+        except OSError:
+            time.sleep(0.005)
+    assert impostor is not None
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        wait_for(
+            lambda: "held by another program" in hub.logs("attack", "victim2", 1),
+            30,
+            0.2,
+            "the hub to notice the impostor",
+        )
+        r = requests.post(
+            f"{hub.url}/serve/attack/victim2/echo", json={"text": "secret"}, timeout=10
+        )
+        assert r.status_code != 200 and seen == []
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+    hub.wait_version("attack", "victim2", 1)  # the next restart, on its own port again
+    r = requests.post(f"{hub.url}/serve/attack/victim2/echo", json={"text": "back"}, timeout=10)
+    assert r.json() == {"text": "v2:back"} and seen == []
+
+
+def test_many_large_bodies_are_spooled_not_held(hub, spy):
+    pid = hub.proc.pid
+    before = rss_peak_kb(pid)
+    size = 40 * 2**20
+    statuses: list = []
+
+    def send() -> None:
+        statuses.append(send_body(f"{hub.url}/serve/{spy}/echo", size, {})[0])
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses == [200] * 12
+    assert rss_peak_kb(pid) - before < 100 * 1024, (before, rss_peak_kb(pid))
+    assert os.listdir(hub.data / "tmp") == []
+
+
+def test_a_body_that_trickles_in_is_cut_off(tmp_path):
+    hub = Hub(tmp_path / "hub", extra_args=["--max-connections", "8"]).start()
+    held = []
+    try:
+        port = int(hub.url.rsplit(":", 1)[1])
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\nx")
+            held.append(s)
+        time.sleep(1)
+        assert requests.get(hub.url + "/login", timeout=5).status_code == 503  # all taken
+        # a byte every second is under the 1 KB/s the hub asks of a body after 10 s: cut off
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(hub.url + "/login", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            for s in held:
+                with contextlib.suppress(OSError):
+                    s.send(b"x")
+            time.sleep(1)
+        assert requests.get(hub.url + "/login", timeout=2).status_code == 200
+    finally:
+        for s in held:
+            s.close()
+        hub.stop()
+
+
+def test_bundle_output_is_capped(hub, tmp_path):
+    hub.ensure_group("attack", "g")
+    loud = make_bundle(tmp_path / "loud", "loud")
+    (loud / "cloud_model.py").write_text(
+        "import os, sys\n"
+        "if os.environ.get('ALGOLINK_META') == '1':\n"
+        "    sys.stdout.write('x' * (20 << 20))\n"
+    )
+    assert hub.register("attack", "g", "loud", loud).status_code == 201
+    v = wait_for(
+        lambda: hub.version("attack", "loud", 1)["error"] and hub.version("attack", "loud", 1),
+        120,
+        0.5,
+        "the manifest read to fail",
+    )
+    assert "printed more than 16 MB" in v["error"]
+    noisy = make_bundle(tmp_path / "noisy", "noisy")
+    (noisy / "algolink.yml").write_text(
+        "entrypoint: python cloud_model.py\nbuild_steps:\n  - pip install -r requirements.txt\n"
+        "  - python -c \"import sys; sys.stdout.write(('y' * 999 + chr(10)) * 40000)\"\n"
+    )
+    assert hub.register("attack", "g", "noisy", noisy).status_code == 201
+    wait_for(lambda: hub.version("attack", "noisy", 1)["manifest"], 180, 0.5, "the build")
+    build_log = hub.data / "services" / "attack" / "noisy" / "1" / "build.log"
+    assert build_log.stat().st_size < 33 * 2**20
+    assert "the rest is left out of this log" in build_log.read_text()
+    r = hub.get("/api/v1/projects/attack/services/noisy/versions/1/logs", stream=True, timeout=30)
+    assert r.status_code == 200 and len(r.content) > 30 * 2**20  # streamed, a block at a time
+
+
+def test_the_small_things_a_token_holder_could_trip_on(hub):
+    r = hub.post(
+        "/api/v1/projects", data="[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert "nested too deeply" in error_of(r, 400)
+    r = hub.post(
+        "/api/v1/projects/attack/services",
+        json={"name": "x", "group": "g", "dev_url": "http://[::1"},
+    )
+    assert "is not an http" in error_of(r, 400)
+    assert hub.api("DELETE", "/api/v1/tokens/99999999999999999999999").status_code == 404
+    assert "Traceback" not in hub.output
+
+
+def test_api_reads_need_a_caller(hub, spy):
+    for path in ("/api/v1/projects", "/api/v1/projects/attack/services/spy",
+                 "/api/v1/projects/attack/services/spy/options",
+                 "/api/v1/projects/attack/services/spy/versions/1/logs"):  # fmt: skip
+        assert requests.get(hub.url + path, timeout=10).status_code == 401, path
+        assert hub.get(path).status_code == 200, path
+    assert requests.get(hub.url + "/api/v1", timeout=10).status_code == 200  # where things are
+
+
+def test_a_token_of_the_same_name_does_not_take_over_a_development_service(hub, forwarder):
+    alice = hub.post("/api/v1/tokens", json={"name": "alice"}).json()["token"]
+    assert connect_dev(hub, "nb", forwarder, token=alice).status_code == 201
+    mallory = hub.post("/api/v1/tokens", json={"name": "alice"}).json()["token"]  # the same name
+    assert "only that token" in error_of(connect_dev(hub, "nb", forwarder, token=mallory), 403)
+    assert connect_dev(hub, "nb", forwarder, token=alice).status_code == 200

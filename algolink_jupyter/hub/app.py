@@ -106,7 +106,12 @@ class APIRootHandler(RootHandler):
 
 
 class GalleryHandler(web.StaticFileHandler):
-    """Gallery images, stored by content: cached for a year."""
+    """Gallery images, stored by content: cached for a year, never sniffed as something else, and
+    sandboxed like any answer a service's content could shape."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "sandbox")
 
     def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
         return self.CACHE_MAX_AGE
@@ -137,6 +142,7 @@ class Hub:
         max_connections: Optional[int] = None,
         idle_timeout: float = 60.0,
         body_timeout: float = 900.0,
+        serve_timeout: float = 600.0,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -163,6 +169,8 @@ class Hub:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.body_timeout = body_timeout
+        #: Seconds a service has to answer a request /serve sent it (a 504 past it).
+        self.serve_timeout = serve_timeout
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
@@ -283,6 +291,8 @@ class Hub:
                 row.revoked_at = None
             db.commit()
         self.admin_token = token
+        with self.session() as db:
+            self.admin_token_id = db.query(orm.Token).filter_by(hashed=hashed).one().id
         if first:
             print(f"Admin token: {token}", flush=True)
         else:
@@ -296,20 +306,26 @@ class Hub:
         return token, row
 
     def check_token(self, token: str) -> Optional[str]:
-        """The name of a valid token, or None. Cached in memory; ``last_used`` kept per minute."""
+        """The name of a valid token, or None (see :meth:`token_of`)."""
+        found = self.token_of(token)
+        return found[0] if found else None
+
+    def token_of(self, token: str) -> Optional[tuple]:
+        """``(name, id)`` of a valid token, or None. Cached in memory; ``last_used`` kept per
+        minute."""
         hashed = orm.hash_token(token)
         now = time.monotonic()
         cached = self._tokens.get(hashed)
-        if cached is not None and now - cached[1] < 60:
-            return cached[0]
+        if cached is not None and now - cached[2] < 60:
+            return cached[0], cached[1]
         with self.session() as db:
             row = db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
             if row is None or row.revoked_at is not None:
                 return None
             row.last_used = orm.utcnow()
             db.commit()
-            self._tokens[hashed] = (row.name, now)
-            return row.name
+            self._tokens[hashed] = (row.name, row.id, now)
+            return row.name, row.id
 
     def forget_token(self, hashed: str) -> None:
         self._tokens.pop(hashed, None)
@@ -410,11 +426,12 @@ class Hub:
             )
 
     async def run(self) -> None:
-        await self.start()
+        # Before anything starts: a signal that comes while the hub starts stops it cleanly after.
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopped.set)
+        await self.start()
         await stopped.wait()
         print(
             "Stopping the hub and its services..."
@@ -446,6 +463,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
+        serve_timeout=args.serve_timeout,
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

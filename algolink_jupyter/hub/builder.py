@@ -67,6 +67,9 @@ MODELCLOUD_REQUIREMENTS = ("tornado>=6.3", "pillow>=10.0", "numpy>=1.24", "pyyam
 #: The oldest Python the modelcloud runtime runs on (a bundle that vendors its own may go lower).
 MIN_PYTHON = (3, 9)
 COMPLETE_MARKER = ".algolink-complete"
+#: The most a build log holds, and the most a manifest read may print.
+MAX_BUILD_LOG = 32 << 20
+MAX_MANIFEST_OUTPUT = 16 << 20
 _KEY_FORMAT = 1
 _INSTALL_STEP = re.compile(r"^\s*(pip3?|python3?(\.\d+)?\s+-m\s+pip|uv\s+pip)\s+install\b")
 _PYTHON_M_PIP = re.compile(r"(^|[;&|(]\s*)python3?(\.\d+)?\s+-m\s+pip\b")
@@ -154,17 +157,29 @@ def _tail(lines: Any, n: int = 8, width: int = 2000) -> str:
 
 
 class _BuildLog:
-    """The build log: each line stamped with the wall-clock time and flushed as soon as it is written."""
+    """The build log: each line stamped with the wall-clock time and flushed as soon as it is written,
+    up to :data:`MAX_BUILD_LOG` bytes (a build that prints more has the rest left out, said once)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
         self.start = time.monotonic()
         self.tail: collections.deque[str] = collections.deque(maxlen=60)
+        self.size = 0
 
     def line(self, text: str) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
-        self.file.write(f"[{stamp}] {text}\n")
+        data = f"[{stamp}] {text[:4000]}\n"
+        self.size += len(data)
+        if self.size > MAX_BUILD_LOG:
+            if self.size - len(data) <= MAX_BUILD_LOG:
+                self.file.write(
+                    f"[{stamp}] ==> The build printed more than {MAX_BUILD_LOG >> 20} MB: the rest "
+                    "is left out of this log.\n"
+                )
+                self.file.flush()
+            return
+        self.file.write(data)
         self.file.flush()
 
     def header(self, text: str) -> None:
@@ -202,11 +217,12 @@ def _find_uv() -> Optional[str]:
 @dataclass
 class _Build:
     """An environment being built in the sandbox: as whom, in which scratch folder, with which
-    Python."""
+    Python, and uv's cache for it (a copy of the shared cache that only this build writes)."""
 
     who: Optional[Identity]
     scratch: Path
     python: Optional[Path] = None
+    cache: Optional[Path] = None
 
 
 class Builder:
@@ -425,7 +441,7 @@ class Builder:
         try:
             scratch.mkdir(parents=True)
             (scratch / "tmp").mkdir()
-            self.isolation.own(scratch, builder, 0o700)
+            self.isolation.own(scratch, builder, 0o711)
             self.isolation.own(scratch / "tmp", builder, 0o700)
             await asyncio.to_thread(working_copy_for, bundle_dir, scratch / "bundle", builder)
             env.path.mkdir(parents=True)
@@ -461,10 +477,13 @@ class Builder:
                 f"{', '.join(usable) or 'none'}; set python: in algolink.yml to one of them."
             )
         python = await asyncio.to_thread(self.find_python, config.python, vendored=vendored)
+        uv_env, install_flags = self._uv_settings()
         if build is not None:
             build.python = python.path
-        uv_env, install_flags = self._uv_settings()
-        base_env = {**env.process_env(build=True), **uv_env, **self._cache_env()}
+            if self.isolation is not None and self.isolation.users:
+                await self._prefetch(build, bundle_dir, vendored, uv_env, install_flags, log)
+        cache_env = _private_cache_env(build)
+        base_env = {**env.process_env(build=True), **uv_env, **(cache_env or self._cache_env())}
         base_env.update(tmp_env(build.scratch / "tmp" if build is not None else None))
         run = functools.partial(
             self._run, cwd=bundle_dir, env=base_env, log=log, deadline=deadline, build=build
@@ -528,7 +547,8 @@ class Builder:
         building = build is not None or self.isolation is None
         uv_env, _flags = self._uv_settings()
         command = _PYTHON_M_PIP.sub(lambda m: m.group(1) + "pip", step)
-        extra = {**uv_env, **self._cache_env()} if building else {}
+        cache_env = _private_cache_env(build)
+        extra = {**uv_env, **(cache_env or self._cache_env())} if building else {}
         extra.update(tmp_env(build.scratch / "tmp" if build is not None else tmp))
         rc = await self._run(
             ["/bin/sh", "-c", command],
@@ -561,15 +581,93 @@ class Builder:
         return {"UV_CACHE_DIR": str(cache)} if cache is not None else {}
 
     def _build_cache(self) -> Optional[Path]:
+        """The shared download cache: the cache user's (as root: see :meth:`_prefetch`), else the
+        hub user's own."""
         if self.isolation is None:
             return None
         if self.isolation.users:
             cache = self.cache_dir or Path("/var/cache/algolink-build/uv")
-            if not cache.is_dir():
-                cache.mkdir(parents=True, exist_ok=True)
-            self.isolation.own(cache, self.isolation.build_user(), 0o700)
+            cache.mkdir(parents=True, exist_ok=True)
+            owner = self.isolation.cache_user()
+            if os.stat(cache).st_uid != (owner.uid if owner else 0):  # made by an older hub
+                for folder, dirs, files in os.walk(cache):
+                    for name in [*dirs, *files]:
+                        with contextlib.suppress(OSError):
+                            os.lchown(os.path.join(folder, name), owner.uid, owner.gid)
+            self.isolation.own(cache, owner, 0o755)
             return cache
         return self.cache_dir or _uv_cache_dir()
+
+    async def _prefetch(
+        self,
+        build: _Build,
+        bundle_dir: Path,
+        vendored: bool,
+        uv_env: dict,
+        install_flags: list,
+        log: _BuildLog,
+    ) -> None:
+        """The shared cache, kept out of bundle code's reach (as root).
+
+        What the environment will install (the runtime's wheel and requirements.txt) is fetched into
+        the shared cache first, as the cache user, with ``--no-build``: uv runs no package's code,
+        so nothing a bundle ships can change what the cache holds. The build then gets a copy of the
+        cache of its own (hard links to files it may read but not change) and writes only there.
+        A requirement that has no wheel is built by the build itself, in its own copy."""
+        assert self.isolation is not None
+        shared = self._build_cache()
+        assert shared is not None
+        fetcher = self.isolation.cache_user()
+        target = self.envs_root / f".prefetch-{build.scratch.name}"
+        await asyncio.to_thread(shutil.rmtree, target, True)
+        target.mkdir(parents=True)
+        self.isolation.own(target, fetcher, 0o700)
+        wanted = [] if vendored else [str(await asyncio.to_thread(self.runtime_wheel))]
+        requirements = bundle_dir / "requirements.txt"
+        if requirements.is_file():
+            wanted += ["-r", str(requirements)]
+        try:
+            if wanted:
+                argv = [self.uv, "pip", "install", "--no-build", "--python", str(build.python)]
+                argv += ["--target", str(target / "site"), *install_flags, *wanted]
+                argv = self.isolation.command(
+                    argv,
+                    who=fetcher,
+                    cwd=bundle_dir,
+                    read_only=[
+                        Path(os.path.realpath(self.uv)).parent,
+                        self.wheels,
+                        bundle_dir,
+                        python_prefix(Path(build.python or sys.executable)),
+                    ],
+                    writable=[shared, target],
+                    tmp=target,
+                )
+                env = clean_environment({**uv_env, "UV_CACHE_DIR": str(shared)}, build=True)
+                env.update(tmp_env(target))
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=str(bundle_dir),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                out, _ = await proc.communicate()
+                if proc.returncode != 0:
+                    said = out.decode("utf-8", "replace").strip().splitlines()[-3:]
+                    log.line(
+                        "Note: some requirements could not be fetched ahead without running their "
+                        "code ("
+                        + " / ".join(line.strip() for line in said)[-300:]
+                        + "): the build "
+                        "gets them itself, in a package cache of its own."
+                    )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+        build.cache = build.scratch / "uv-cache"
+        await asyncio.to_thread(clone_cache, shared, build.cache, build.who)
 
     async def _run(
         self,
@@ -702,14 +800,58 @@ def _uv_cache_dir() -> Path:
     return Path(base) / "uv"
 
 
+def _private_cache_env(build: Optional[_Build]) -> dict:
+    """uv's settings for a build with a cache of its own: the files it links there are not the
+    build user's, so the environment takes copies of them (hard links would need the owner)."""
+    if build is None or build.cache is None:
+        return {}
+    return {"UV_CACHE_DIR": str(build.cache), "UV_LINK_MODE": "copy"}
+
+
+#: Files of uv's cache that uv itself opens to write (markers and locks).
+_CACHE_OWN_FILES = frozenset({".git", ".gitignore", "CACHEDIR.TAG", ".lock"})
+
+
+def clone_cache(shared: Path, target: Path, who: Optional[Identity]) -> None:
+    """A copy of uv's shared cache for one build: its folders ``who``'s, its files hard links to the
+    shared ones (which ``who`` may read, not change); a file others may write (a lock) is made anew,
+    empty, instead of linked."""
+    for folder, _dirs, files in os.walk(shared):
+        dest = target / Path(folder).relative_to(shared)
+        dest.mkdir(parents=True, exist_ok=True)
+        if who is not None:
+            os.chown(dest, who.uid, who.gid)
+        os.chmod(dest, 0o755)
+        for name in files:
+            src, dst = os.path.join(folder, name), dest / name
+            try:
+                st = os.lstat(src)
+                if os.path.islink(src) or st.st_mode & 0o002 or name in _CACHE_OWN_FILES:
+                    # the cache's own bookkeeping (uv opens these to write): a copy of its own
+                    if not os.path.islink(src) and st.st_size < (1 << 20):
+                        shutil.copyfile(src, dst)
+                    else:
+                        dst.touch()
+                    if who is not None:
+                        os.chown(dst, who.uid, who.gid)
+                    continue
+                os.link(src, dst)
+            except OSError:
+                continue  # a file uv may fetch again
+
+
 def working_copy_for(bundle_dir: Path, target: Path, who: Optional[Identity]) -> None:
     """A copy of the bundle for a build (owned by ``who``, never linked: the build may write)."""
     shutil.copytree(bundle_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if who is not None:
+    if who is not None:  # readable by the cache user too (it fetches what requirements.txt names)
         for folder, dirs, files in os.walk(target):
             for name in [*dirs, *files]:
-                os.lchown(os.path.join(folder, name), who.uid, who.gid)
+                path = os.path.join(folder, name)
+                os.lchown(path, who.uid, who.gid)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | (0o755 if name in dirs else 0o644))
         os.chown(target, who.uid, who.gid)
+        os.chmod(target, 0o755)
 
 
 def _write_pip_shim(env: Environment, uv: str, install_flags: list[str]) -> None:
@@ -796,12 +938,20 @@ async def read_manifest(
     except OSError as e:
         raise BuildError(f"The entrypoint `{entrypoint}` cannot be started: {e}.") from None
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        (out,), (err,), _rc = await asyncio.wait_for(
+            asyncio.gather(_capped(proc.stdout), _capped(proc.stderr), proc.wait()), timeout
+        )
     except asyncio.TimeoutError:
         await terminate(proc, 2)
         raise BuildError(
             f"`{entrypoint}` with ALGOLINK_META=1 printed no manifest within {timeout:g} s: load "
             "models in the setup function, not when cloud_model.py is imported."
+        ) from None
+    except _TooMuch:
+        await terminate(proc, 2)
+        raise BuildError(
+            f"`{entrypoint}` with ALGOLINK_META=1 printed more than {MAX_MANIFEST_OUTPUT >> 20} MB: "
+            "it must print the manifest only; print nothing when cloud_model.py is imported."
         ) from None
     finally:
         if proc.returncode is None:
@@ -822,6 +972,22 @@ async def read_manifest(
             + (f"\n{stderr}" if stderr else "")
         )
     return manifest
+
+
+class _TooMuch(Exception):
+    pass
+
+
+async def _capped(stream: Any) -> tuple:
+    """All a pipe gives, up to MAX_MANIFEST_OUTPUT bytes (_TooMuch past it)."""
+    data = bytearray()
+    while True:
+        block = await stream.read(65536)
+        if not block:
+            return (bytes(data),)
+        data += block
+        if len(data) > MAX_MANIFEST_OUTPUT:
+            raise _TooMuch
 
 
 def _last_json_object(text: str) -> Optional[dict[str, Any]]:

@@ -52,8 +52,12 @@ def check_url(url: Any) -> str:
             "dev_url_missing",
         )
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # "http://[::1" and the like
+        parts, hostname = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not hostname:
         raise DevServerError(
             f"The dev_url {url!r} is not an http:// or https:// URL: give the address your model "
             "server prints, such as http://127.0.0.1:9000.",

@@ -4,9 +4,10 @@ flood of errors when file descriptors run out.
 - :func:`raise_nofile` lifts the soft limit on open files to the hard one at start.
 - :class:`GuardedHTTPServer` caps the connections it holds (by default three quarters of the open-file
   limit, so the database, logs and services keep theirs). At the cap, a new connection pushes out
-  the connection that has waited longest for its next request's head: a client that holds
-  connections open and sends nothing (or a byte at a time) cannot shut others out, while requests
-  that are being answered are never cut.
+  the connection that has waited longest for its next request's head, else the slowest one still
+  sending its body: a client that holds connections open and sends nothing (or a byte at a time)
+  cannot shut others out, while requests that are being answered are never cut. A body that
+  arrives slower than :data:`MIN_BODY_RATE` after its first :data:`BODY_GRACE` seconds is cut off.
 - :class:`GuardedSocket` wraps the listening socket: when ``accept()`` finds no descriptor left
   (EMFILE/ENFILE), it frees its spare descriptor, accepts the waiting connection, answers it 503 and
   closes it, so the accept loop neither spins nor writes a traceback per attempt; it logs one line
@@ -23,6 +24,7 @@ import time
 from typing import Any, Optional
 
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
 from tornado.iostream import IOStream
 
 __all__ = ["GuardedHTTPServer", "GuardedSocket", "default_max_connections", "raise_nofile"]
@@ -31,6 +33,9 @@ log = logging.getLogger("algolink.hub")
 
 #: Descriptors kept back from the connection cap, for the database, logs, services and the rest.
 RESERVED_FDS = 128
+#: A request body must arrive at this many bytes a second on average, once BODY_GRACE seconds passed.
+MIN_BODY_RATE = 1024
+BODY_GRACE = 10.0
 BUSY_ANSWER = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\nRetry-After: 1\r\nContent-Length: 74\r\n\r\n"
@@ -136,43 +141,77 @@ class GuardedSocket(socket.socket):
 class GuardedHTTPServer(HTTPServer):
     """An HTTPServer that holds at most ``max_connections`` connections (see the module's text).
 
-    The hub's connection delegate calls :meth:`waiting` when a connection waits for a request's
-    head and :meth:`busy` once it has one.
+    The hub's connection delegate reports each connection's phase: :meth:`waiting` (for a
+    request's head), :meth:`receiving` (its body, with :meth:`progress` for each piece) and
+    :meth:`answering`.
     """
 
     def initialize(self, *args: Any, max_connections: int = 1024, **kwargs: Any) -> None:
         super().initialize(*args, **kwargs)
         self.max_connections = max_connections
-        #: stream -> (waiting for a request's head, since when)
-        self.streams: dict[IOStream, tuple[bool, float]] = {}
+        #: stream -> [phase ("head", "body" or "answer"), since when, bytes of body so far]
+        self.streams: dict[IOStream, list] = {}
+        self._sweeper: Optional[PeriodicCallback] = None
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
+        if self._sweeper is None:
+            self._sweeper = PeriodicCallback(self.sweep, 2000)
+            self._sweeper.start()
         self._prune()
         if len(self.streams) >= self.max_connections and not self.shed(1):
             _refuse(stream)
             return
-        self.streams[stream] = (True, time.monotonic())
+        self.streams[stream] = ["head", time.monotonic(), 0]
         super().handle_stream(stream, address)
 
     def waiting(self, stream: Any) -> None:
         if stream in self.streams:
-            self.streams[stream] = (True, time.monotonic())
+            self.streams[stream] = ["head", time.monotonic(), 0]
 
-    def busy(self, stream: Any) -> None:
+    def receiving(self, stream: Any) -> None:
         if stream in self.streams:
-            self.streams[stream] = (False, time.monotonic())
+            self.streams[stream] = ["body", time.monotonic(), 0]
+
+    def progress(self, stream: Any, n: int) -> None:
+        state = self.streams.get(stream)
+        if state is not None:
+            state[2] += n
+
+    def answering(self, stream: Any) -> None:
+        if stream in self.streams:
+            self.streams[stream] = ["answer", time.monotonic(), 0]
+
+    def _slow_bodies(self, now: float) -> list:
+        """Connections sending a body slower than MIN_BODY_RATE past BODY_GRACE, slowest first."""
+        slow = []
+        for stream, (phase, since, got) in self.streams.items():
+            elapsed = now - since
+            if phase == "body" and elapsed > BODY_GRACE and got / elapsed < MIN_BODY_RATE:
+                slow.append((got / elapsed, id(stream), stream))
+        return [stream for _rate, _id, stream in sorted(slow)]
+
+    def sweep(self) -> None:
+        """Cut off bodies that trickle in."""
+        slow = self._slow_bodies(time.monotonic())
+        if slow:
+            log.info("closing %d connection(s) sending their body too slowly", len(slow))
+        for stream in slow:
+            self.streams.pop(stream, None)
+            stream.close()
 
     def shed(self, count: int) -> int:
-        """Close up to ``count`` connections that wait for a request's head, the longest-waiting
-        first; how many were closed."""
+        """Close up to ``count`` connections: those waiting for a request's head (the longest-waiting
+        first), then the slowest ones still sending a body; how many were closed."""
         self._prune()
-        idle = sorted(
+        waiting = sorted(
             (since, id(stream), stream)
-            for stream, (waiting, since) in self.streams.items()
-            if waiting
+            for stream, (phase, since, _got) in self.streams.items()
+            if phase == "head"
         )
+        candidates = [stream for _since, _id, stream in waiting]
+        candidates += self._slow_bodies(time.monotonic())
         closed = 0
-        for _since, _id, stream in idle[:count]:
+        for stream in candidates[:count]:
             self.streams.pop(stream, None)
             stream.close()
             closed += 1
@@ -182,6 +221,11 @@ class GuardedHTTPServer(HTTPServer):
         if len(self.streams) >= self.max_connections or len(self.streams) % 64 == 0:
             for stream in [s for s in self.streams if s.closed()]:
                 del self.streams[stream]
+
+    async def close_all_connections(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+        await super().close_all_connections()
 
 
 def _refuse(stream: IOStream) -> None:

@@ -98,8 +98,9 @@ class Service(Base):
     #: The number of the version that is (or was last) online.
     published_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
-    #: The name of the token that registered it (migration 0004).
+    #: The name and the id of the token that registered it (migration 0004).
     created_by: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    created_by_token: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     #: Development mode (migration 0003): the URL of a model server running elsewhere (a notebook
     #: kernel, ``python cloud_model.py``), the token it needs, the manifest its ``/meta`` gave last,
     #: and the last check of it. Such a service has no versions and is never published.

@@ -25,6 +25,7 @@ __all__ = [
     "kill_stale",
     "log_tail",
     "pid_file_for",
+    "port_intruder",
     "read_lines",
     "signal_group",
     "terminate",
@@ -280,3 +281,50 @@ def kill_stale(pid_file: Path, timeout: float = 5.0) -> bool:
             os.kill(shim, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return found
+
+
+def _listening_inodes(port: int) -> set:
+    """The inodes of the sockets listening on TCP ``port`` (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_intruder(port: int, pgid: int) -> Optional[int]:
+    """A process outside the process group ``pgid`` that listens on ``port`` (its pid), else None.
+
+    A service that answers /healthcheck on its port may not be the service: another program can
+    take the port while it restarts. Read from /proc (nothing on other systems)."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not wanted:
+        return None
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) in wanted:
+                        pid = int(entry.name)
+                        if os.getpgid(pid) != pgid:
+                            return pid
+                        break
+                except OSError:
+                    continue
+    return None

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import json
 import re
+import tempfile
 from collections.abc import Awaitable
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -53,6 +54,11 @@ DROP_REQUEST = HOP_BY_HOP | {
     "cookie",
     "cookie2",
     "x-algolink-hop",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-prefix",
+    "x-forwarded-host",
+    "forwarded",
 }
 
 MAX_HEAD = 65536
@@ -80,19 +86,26 @@ class UpstreamPool:
         stream.set_nodelay(True)
         return stream, False
 
-    async def exchange(self, address: tuple[str, int], request: bytes, serve: ServeRequest) -> None:
-        """Send ``request`` and let ``serve`` relay the answer. Raises StreamClosedError or OSError
-        when the service cannot be reached or breaks off its answer."""
+    async def exchange(self, address: tuple[str, int], head: bytes, serve: ServeRequest) -> None:
+        """Send ``head`` and the request's body (``serve.body``), and let ``serve`` relay the answer.
+        Raises StreamClosedError or OSError when the service cannot be reached or breaks off its
+        answer, :class:`BadAnswer` when it answers out of the protocol."""
         for attempt in (1, 2):
             stream, reused = await self._connect(address)
+            serve.upstream = stream
             try:
-                stream.write(request)
+                await serve.send_request(stream, head)
                 keep = await serve.relay(stream)
             except StreamClosedError:
                 stream.close()
-                if reused and attempt == 1 and not serve.started:
+                if reused and attempt == 1 and not serve.started and not serve.gone:
                     continue  # the service had closed this idle connection: once more, afresh
                 raise
+            except BaseException:
+                stream.close()  # out of step with the service: never used again
+                raise
+            finally:
+                serve.upstream = None
             idle = self._idle[address]
             if keep and not stream.closed() and len(idle) < self.max_idle:
                 idle.append(stream)
@@ -119,9 +132,63 @@ def address_of(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
-#: The largest request body /serve forwards (the model server's own default limit): request bodies are
-#: held in memory until they are sent on, so this bounds what one request can make the hub hold.
+#: The largest request body /serve forwards (the model server's own default limit). A body is kept in
+#: memory up to SPOOL_IN_MEMORY bytes and spooled to a temporary file beyond that; all the bodies
+#: being received at once may take SPOOL_BUDGET bytes of disk, and a request past it is a 503.
 MAX_SERVE_BODY = 64 * 1024 * 1024
+SPOOL_IN_MEMORY = 256 * 1024
+SPOOL_BUDGET = 4 * 1024**3
+#: Requests forwarded to one service at once; more are answered 503 (the service's own queue is
+#: the model server's business; this bounds what the hub holds for it).
+MAX_INFLIGHT = 512
+_STATUS = re.compile(r"^HTTP/1\.([01]) ([1-5]\d\d)(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CHUNK_SIZE = re.compile(rb"^([0-9a-fA-F]{1,15})(;[^\r\n]*)?\r\n$")
+
+
+class BadAnswer(Exception):
+    """A service's answer that is not HTTP/1.1 as it must be; the message says what was wrong."""
+
+
+def parse_head(raw: bytes) -> tuple:
+    """``(version, code, reason, [(name, value)])`` of a service's answer head (ending in a blank
+    line), parsed strictly: every line ends in CRLF, names are tokens, values hold no control
+    character (a bare CR or LF among them would start a header the hub never checked), no folded
+    lines. Anything else is a :class:`BadAnswer`."""
+    lines = raw.decode("latin1")[:-4].split("\r\n")
+    m = _STATUS.match(lines[0])
+    if not m:
+        raise BadAnswer(f"a malformed status line {lines[0][:60]!r}")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.match(name):
+            raise BadAnswer(f"a malformed header line {line[:60]!r}")
+        value = value.strip(" \t")
+        if _BAD_VALUE.search(value):
+            raise BadAnswer(f"a control character in the header {name!r}")
+        headers.append((name, value))
+    return f"HTTP/1.{m.group(1)}", int(m.group(2)), m.group(3) or "", headers
+
+
+def framing(headers: list) -> tuple:
+    """``(content_length, chunked)`` of an answer, or a :class:`BadAnswer` for framing a proxy must
+    not guess at: a length that is not a number, two different lengths, a length with chunking, a
+    transfer coding other than chunked."""
+    lengths = {v for n, v in headers if n.lower() == "content-length"}
+    codings = [v.lower() for n, v in headers if n.lower() == "transfer-encoding"]
+    if any(not v.isdigit() for v in lengths) or len(lengths) > 1:
+        raise BadAnswer(f"a bad Content-Length {sorted(lengths)}")
+    if codings:
+        if lengths:
+            raise BadAnswer("both Content-Length and Transfer-Encoding")
+        if [c.strip() for c in ",".join(codings).split(",")] != ["chunked"]:
+            raise BadAnswer(f"a Transfer-Encoding other than chunked ({', '.join(codings)})")
+        return None, True
+    return (int(next(iter(lengths))) if lengths else None), False
+
+
 #: Not relayed back to the client: cookies are the hub's business, never a service's.
 DROP_ANSWER = HOP_BY_HOP | {"set-cookie", "set-cookie2", "access-control-allow-credentials"}
 #: Added to every answer under /serve: a service's page is a sandbox with an origin of its own (it
@@ -151,11 +218,16 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     def __init__(self, hub: Any, connection: Any) -> None:
         self.hub = hub
         self.connection = connection
-        self.body: list = []
+        self.body: Any = None  # a SpooledTemporaryFile once the body begins
         self.size = 0  # bytes of the request body seen
+        self.budgeted = 0  # bytes of it counted against SPOOL_BUDGET
         self.started = False  # the service's answer has begun
         self.refused = False  # answered already (the body is read and dropped)
         self.plan: Optional[dict] = None
+        self.upstream: Optional[IOStream] = None  # the service's connection while forwarding
+        self.gone = False  # the client went away
+        # Told when the client goes away while the service answers (as a RequestHandler is).
+        connection.set_close_callback(self.on_connection_close)
 
     # --- the request, as Tornado's HTTP/1 server reads it -----------------------------------------
 
@@ -179,21 +251,56 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             return
         self.size += len(chunk)
         if self.size > MAX_SERVE_BODY:
-            self.body = []
+            self.release()
             self.refused = True
             self.error(413, _too_large(), Connection="close")
             return
-        self.body.append(chunk)
+        if self.body is None:
+            self.body = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by release()
+                SPOOL_IN_MEMORY, dir=self.hub.data / "tmp"
+            )
+        if self.size > SPOOL_IN_MEMORY:  # on disk from here on: counted against the budget
+            spooled = self.hub.publisher.spooled
+            if spooled[0] + len(chunk) > SPOOL_BUDGET:
+                self.release()
+                self.refused = True
+                self.error(
+                    503,
+                    "The hub is receiving too many large bodies at once: send it again in a "
+                    "moment.",
+                    5,
+                    Connection="close",
+                )
+                return
+            spooled[0] += len(chunk)
+            self.budgeted += len(chunk)
+        self.body.write(chunk)
+
+    def release(self) -> None:
+        """Give back the body's file and its share of the budget."""
+        if self.budgeted:
+            self.hub.publisher.spooled[0] -= self.budgeted
+            self.budgeted = 0
+        if self.body is not None:
+            self.body.close()
+            self.body = None
 
     def on_connection_close(self) -> None:
-        pass
+        """The client went away: so does the request to the service (and its body)."""
+        self.gone = True
+        if self.upstream is not None:
+            self.upstream.close()
+        if self.plan is None or self.refused:
+            self.release()
 
     def finish(self) -> None:
         if self.refused or self.plan is None:
+            self.release()
             return
         asyncio.ensure_future(self.forward()).add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future) -> None:
+        self.release()
         if task.cancelled() or task.exception() is None:
             return
         app_log.error("/serve failed", exc_info=task.exception())
@@ -285,6 +392,12 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 reason = f"{name} has no API version v{api}; {online}"
             raise _Refused(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
         self.check_callable(route, name, path)
+        if route.key is not None and hub.publisher.inflight[route.key] >= MAX_INFLIGHT:
+            raise _Refused(
+                503,
+                f"{name} is answering {MAX_INFLIGHT} requests already: try again in a moment.",
+                1,
+            )
         if route.dev:
             try:
                 address = await target_address(hub, route.url)
@@ -357,7 +470,6 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         assert plan is not None
         route, name, address = plan["route"], plan["name"], plan["address"]
         method = self.start_line.method
-        body = b"".join(self.body)
         context = self.connection.context
         query = plan["query"]
         lines = [
@@ -365,8 +477,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             f"Host: {address[0]}:{address[1]}",
         ]
         lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
-        if body or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body)}")
+        if self.size or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {self.size}")
         hops = ", ".join([*self.headers.get_list(HOP_HEADER), self.hub.hop_id])
         lines.append(f"{HOP_HEADER}: {hops}")
         api = plan["api"]
@@ -380,15 +492,28 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 f"X-Forwarded-Proto: {getattr(context, 'protocol', 'http')}",
                 f"X-Forwarded-Prefix: /serve/{name}{f'/v{api}' if api else ''}",
             ]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
 
         key, publisher = route.key, self.hub.publisher
         if key is not None:
             publisher.inflight[key] += 1
         try:
-            await self.hub.upstreams.exchange(address, request, self)
-        except (StreamClosedError, OSError) as e:
+            await asyncio.wait_for(
+                self.hub.upstreams.exchange(address, head, self), self.hub.serve_timeout
+            )
+        except (StreamClosedError, OSError, BadAnswer, asyncio.TimeoutError) as e:
+            if self.gone:
+                return  # the client left: nothing to answer
             if not self.started:
+                if isinstance(e, asyncio.TimeoutError):
+                    return self.error(
+                        504,
+                        f"{name} did not answer within {self.hub.serve_timeout:g} s (the hub's "
+                        "--serve-timeout): try again, or with less.",
+                    )
+                if isinstance(e, BadAnswer):
+                    app_log.warning("%s answered out of the protocol: %s", name, e)
+                    return self.error(502, f"{name} answered out of the protocol ({e}).")
                 if route.dev:
                     return self.error(502, not_answering(route.url))
                 return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
@@ -399,33 +524,39 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 publisher.inflight[key] -= 1
         self.connection.finish()
 
+    async def send_request(self, stream: IOStream, head: bytes) -> None:
+        """The head, then the body from memory or its spool file, a block at a time."""
+        body = self.body
+        if body is None:
+            stream.write(head)
+            return
+        body.seek(0)
+        first = body.read(CHUNK)
+        await stream.write(head + first)
+        while True:
+            block = body.read(CHUNK)
+            if not block:
+                return
+            await stream.write(block)
+
     async def relay(self, stream: IOStream) -> bool:
         """Read the service's answer from ``stream`` and send it on; True when ``stream`` can be
         used again."""
-        while True:
+        for _ in range(8):
             raw = await stream.read_until(b"\r\n\r\n", max_bytes=MAX_HEAD)
-            status_line, _, rest = raw.decode("latin1").partition("\r\n")
-            version, _, status = status_line.partition(" ")
-            code = int(status[:3])
+            version, code, reason, headers = parse_head(raw)
             if not 100 <= code < 200:
                 break  # a 1xx answer is followed by the real one
-        self.started = True
-        length: Optional[int] = None
-        chunked = False
-        keep = version == "HTTP/1.1"
-        head = [f"HTTP/1.1 {status}"]
-        for line in rest.split("\r\n"):
-            field, _, value = line.partition(":")
-            name = field.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "connection" and "close" in value.lower():
-                keep = False
-            if name and name not in DROP_ANSWER:
-                head.append(line)
+        else:
+            raise BadAnswer("more than 8 interim answers")
+        length, chunked = framing(headers)
+        keep = version == "HTTP/1.1" and not any(
+            n.lower() == "connection" and "close" in v.lower() for n, v in headers
+        )
+        head = [f"HTTP/1.1 {code} {reason or httputil.responses.get(code, '')}".rstrip()]
+        head += [f"{n}: {v}" for n, v in headers if n.lower() not in DROP_ANSWER]
         head.append(SERVE_HEADERS.rstrip("\r\n"))
+        self.started = True
         send = self.connection.write
         if self.start_line.method == "HEAD" or code in (204, 304):
             send(_head(head))
@@ -448,12 +579,18 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         await send(_head(head))
         if chunked:
             while True:
-                size = int((await stream.read_until(b"\r\n", max_bytes=1024)).split(b";")[0], 16)
+                size_line = _CHUNK_SIZE.match(await stream.read_until(b"\r\n", max_bytes=1024))
+                if size_line is None:
+                    raise BadAnswer("a malformed chunk")
+                size = int(size_line.group(1), 16)
                 if size == 0:
                     while await stream.read_until(b"\r\n", max_bytes=MAX_HEAD) != b"\r\n":
                         pass  # trailers
                     break
-                data = (await stream.read_bytes(size + 2))[:-2]
+                data = await stream.read_bytes(size + 2)
+                if data[-2:] != b"\r\n":
+                    raise BadAnswer("a chunk longer than it said")
+                data = data[:-2]
                 await send(b"%x\r\n%s\r\n" % (size, data) if rechunk else data)
             if rechunk:
                 send(b"0\r\n\r\n")
@@ -513,8 +650,8 @@ class _Dispatch(httputil.HTTPMessageDelegate):
     ) -> Optional[Awaitable[None]]:
         assert isinstance(start_line, httputil.RequestStartLine)
         server = getattr(self.server.hub, "http_server", None)
-        if server is not None and hasattr(server, "busy"):
-            server.busy(getattr(self.request_conn, "stream", None))
+        if server is not None and hasattr(server, "receiving"):
+            server.receiving(getattr(self.request_conn, "stream", None))
         if start_line.path.startswith("/serve/"):
             self.target = ServeRequest(self.server.hub, self.request_conn)
         else:
@@ -523,10 +660,16 @@ class _Dispatch(httputil.HTTPMessageDelegate):
 
     def data_received(self, chunk: bytes) -> Optional[Awaitable[None]]:
         assert self.target is not None
+        server = getattr(self.server.hub, "http_server", None)
+        if server is not None and hasattr(server, "progress"):
+            server.progress(getattr(self.request_conn, "stream", None), len(chunk))
         return self.target.data_received(chunk)
 
     def finish(self) -> None:
         assert self.target is not None
+        server = getattr(self.server.hub, "http_server", None)
+        if server is not None and hasattr(server, "answering"):
+            server.answering(getattr(self.request_conn, "stream", None))
         self.target.finish()
 
     def on_connection_close(self) -> None:

@@ -149,6 +149,8 @@ class Publisher:
         self.hub = hub
         self.routes: dict[tuple[str, str], Route] = {}
         self.inflight: collections.Counter = collections.Counter()
+        #: Bytes of /serve request bodies spooled to disk right now (proxy.SPOOL_BUDGET bounds it).
+        self.spooled = [0]
         self._locks: dict[int, asyncio.Lock] = {}
         self._prepared: dict[int, asyncio.Task] = {}
         self._tasks: set = set()

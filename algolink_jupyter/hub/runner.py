@@ -48,6 +48,7 @@ from .processes import (
     kill_stale,
     log_tail,
     pid_file_for,
+    port_intruder,
     signal_group,
     terminate,
 )
@@ -350,6 +351,8 @@ class Runner:
         )
         if await health(svc.connect_host, port) != "RUNNING":
             return False
+        if await asyncio.to_thread(port_intruder, port, pid) is not None:
+            return False  # another program holds its port: not the service any more
         svc.read_only, svc.writable, svc.tmp = tuple(read_only), tuple(writable), tmp
         status = Path(str(log_path) + ".exit")
         svc.proc = Process(shim, pid, status)
@@ -449,6 +452,14 @@ class Runner:
                 )
             status = await health(svc.connect_host, svc.port)
             if status == "RUNNING":
+                intruder = await asyncio.to_thread(port_intruder, svc.port, proc.pid)
+                if intruder is not None:
+                    await self._terminate(svc, 5)
+                    raise StartError(
+                        f"Port {svc.port} is held by another program (pid {intruder}), which "
+                        "answered in the service's place: the service was not started; stop that "
+                        "program, or publish the service on another port."
+                    )
                 return
             if status == "SETUP_FAILED":
                 await self._terminate(svc, 5)

@@ -41,6 +41,7 @@ from typing import Optional
 
 __all__ = [
     "BUILD_USER",
+    "CACHE_USER",
     "DROP",
     "MODES",
     "Identity",
@@ -56,8 +57,10 @@ __all__ = [
 log = logging.getLogger("algolink.hub")
 
 MODES = ("auto", "bwrap", "users", "none")
-#: The user environments are built as (machine-wide: builds share its package cache).
+#: The user environments are built as.
 BUILD_USER = "algolink-build"
+#: The user the machine-wide package cache of builds belongs to.
+CACHE_USER = "algolink-cache"
 #: The range the hub's system users take their ids from: far from people's and Debian's own.
 UID_RANGE = (1_900_000, 1_999_999)
 
@@ -273,6 +276,11 @@ class Isolation:
 
     def build_user(self) -> Optional[Identity]:
         return self._user(BUILD_USER) if self.users else None
+
+    def cache_user(self) -> Optional[Identity]:
+        """The user the shared package cache belongs to: it fetches packages and runs no code of
+        theirs (a build reads the cache and never writes it)."""
+        return self._user(CACHE_USER) if self.users else None
 
     def hub_users(self) -> list[str]:
         """The names of the service users this hub made (for removal)."""

@@ -91,3 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds a request's body may take to arrive (900)",
     )
+    parser.add_argument(
+        "--serve-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds a service has to answer a request sent through /serve (600; a 504 past it)",
+    )

@@ -264,10 +264,11 @@ class HubHandler(web.RequestHandler):
 
 
 class APIHandler(HubHandler):
-    """JSON in and out under ``/api/v1``; a token on every call that changes state."""
+    """JSON in and out under ``/api/v1``; a token, or the web UI's signed-in session (with its XSRF
+    header for a call that changes something), on every call."""
 
-    #: Whether GET needs a token too (the token list does).
-    read_needs_token = False
+    #: Whether GET needs a caller too (every route but the API's root does).
+    read_needs_token = True
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -284,11 +285,15 @@ class APIHandler(HubHandler):
 
     def prepare(self) -> None:
         self.token_name: Optional[str] = None
+        self.token_id: Optional[int] = None
         token = self.get_token()
         if token:
-            self.token_name = self.hub.check_token(token)
-            if self.token_name is None:
+            found = self.hub.token_of(token)
+            if found is None:
                 raise APIError(403, "The token is not valid: it is unknown or was revoked.")
+            self.token_name, self.token_id = found
+        else:
+            self.session_caller()
         needs = self.request.method not in ("GET", "HEAD", "OPTIONS") or self.read_needs_token
         if needs and self.token_name is None:
             raise APIError(
@@ -297,6 +302,27 @@ class APIHandler(HubHandler):
                 "in the hub's data folder, file admin_token).",
             )
         self.begin_body()
+
+    def session_caller(self) -> None:
+        """The signed-in user of the web UI, when the request carries its session (a call that
+        changes something must carry the page's XSRF token too)."""
+        hashed = self.session_hash()
+        if not hashed:
+            return
+        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
+        if row is None or row.revoked_at is not None:
+            return
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                self.check_xsrf_cookie()
+            except web.HTTPError:
+                raise APIError(
+                    403,
+                    "The page's form has expired (its XSRF token is missing or wrong): "
+                    "reload the page and try again.",
+                ) from None
+        self.token_name, self.token_id = row.name, row.id
+        self.via_session = True
 
     # --- JSON -----------------------------------------------------------------------------------
 
@@ -328,6 +354,10 @@ class APIHandler(HubHandler):
             data = json.loads(raw)
         except ValueError as e:
             raise APIError(400, f"The body is not valid JSON ({e}): send a JSON object.") from None
+        except RecursionError:
+            raise APIError(
+                400, "The body's JSON is nested too deeply: send a flat object."
+            ) from None
         if not isinstance(data, dict):
             raise APIError(400, 'The body must be a JSON object such as {"name": "demo"}.')
         return data

@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from tornado import web
@@ -56,33 +56,8 @@ def max_file_bytes(hub: Any) -> int:
 
 
 class SessionAPIHandler(APIHandler):
-    """An API handler that also takes the web UI's signed-in session (and then its XSRF header)."""
-
-    def session_user(self) -> Optional[str]:
-        hashed = self.session_hash()
-        if not hashed:
-            return None
-        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
-        return None if row is None or row.revoked_at is not None else row.name
-
-    def prepare(self) -> None:
-        if not self.get_token():
-            user = self.session_user()
-            if user is not None:
-                if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-                    try:
-                        self.check_xsrf_cookie()
-                    except web.HTTPError:
-                        raise APIError(
-                            403,
-                            "The page's form has expired (its XSRF token is missing or wrong): "
-                            "reload the page and try again.",
-                        ) from None
-                self.token_name = user
-                self.via_session = True
-                self.begin_body()
-                return
-        super().prepare()
+    """The options and uploads routes, which the web UI calls too: their refusals in the page's
+    language when it does (the API keeps English)."""
 
     def option_error(self, e: opts.OptionError) -> APIError:
         return APIError(e.status, e.message, e.key, **e.params)

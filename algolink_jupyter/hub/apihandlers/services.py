@@ -223,6 +223,7 @@ class ServiceListAPIHandler(BundleReceiver):
             message="",
             meta=metadata,
             created_by=self.token_name,
+            created_by_token=self.token_id,
         )
         version = orm.Version(
             service=service, number=1, bundle_hash=digest, meta={}, gallery=images, error=""
@@ -256,7 +257,11 @@ class ServiceListAPIHandler(BundleReceiver):
                 "another name for the development service.",
             )
         who = self.token_name or ""
-        if service is not None and who not in (service.created_by, "admin") and service.created_by:
+        mine = self.token_id is not None and self.token_id in (
+            service.created_by_token if service is not None else None,
+            self.hub.admin_token_id,
+        )
+        if service is not None and service.created_by_token is not None and not mine:
             raise APIError(
                 403,
                 f"{project.name}/{name} was connected by the token {service.created_by!r}: only "
@@ -264,7 +269,7 @@ class ServiceListAPIHandler(BundleReceiver):
                 "dev_not_yours",
             )
         try:
-            self.hub.dev_connects.check(who)
+            self.hub.dev_connects.check(str(self.token_id or who))
             url = devmode.check_url(form.get("dev_url"))
             token = str(form.get("dev_token") or "").strip() or None
             manifest = await devmode.fetch_manifest(self.hub, url, token, devmode.REGISTER_TIMEOUT)
@@ -275,7 +280,12 @@ class ServiceListAPIHandler(BundleReceiver):
         created = service is None
         if created:
             service = orm.Service(
-                project=project, name=name, meta={}, message="", created_by=who or None
+                project=project,
+                name=name,
+                meta={},
+                message="",
+                created_by=who or None,
+                created_by_token=self.token_id,
             )
             self.db.add(service)
         service.group = group

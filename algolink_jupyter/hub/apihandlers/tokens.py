@@ -32,7 +32,7 @@ class TokenAPIHandler(APIHandler):
     read_needs_token = True
 
     def find_token(self, token_id: str) -> orm.Token:
-        row = self.db.get(orm.Token, int(token_id))
+        row = self.db.get(orm.Token, int(token_id)) if len(token_id) <= 18 else None
         if row is None or row.revoked_at is not None:
             raise APIError(404, f"There is no token {token_id}: GET /api/v1/tokens lists them.")
         return row

@@ -76,9 +76,21 @@ class LogsAPIHandler(APIHandler):
         build_log, run_log = self.hub.publisher.log_paths(project_name, name, version.number)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         follow = self.get_query_argument("follow", "").lower() in _TRUE
-        if not follow:
-            parts = [p.read_bytes() for p in (build_log, run_log) if p.is_file()]
-            self.finish(b"".join(parts))
+        if not follow:  # both logs, a block at a time: never all in memory
+            self._gone = False
+            for path in (build_log, run_log):
+                offset = 0
+                while not self._gone:
+                    data, offset = read_from(path, offset)
+                    if not data:
+                        break
+                    self.write(data)
+                    try:
+                        await self.flush()
+                    except StreamClosedError:
+                        return
+            if not self._gone:
+                self.finish()
             return
         until_online = self.get_query_argument("until", "") == "online"
         version_id = version.id

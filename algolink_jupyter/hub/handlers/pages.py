@@ -116,6 +116,7 @@ class PageHandler(HubHandler):
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
+        self.token_id: Optional[int] = None  # set with the signed-in user (get_current_user)
         self.lang = i18n.pick(
             self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
         )
@@ -141,6 +142,7 @@ class PageHandler(HubHandler):
         row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
         if row is None or row.revoked_at is not None:
             return None
+        self.token_id = row.id
         return row.name
 
     def get_template_namespace(self) -> dict:

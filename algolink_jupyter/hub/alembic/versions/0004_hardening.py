@@ -23,6 +23,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("services") as batch:
         batch.add_column(sa.Column("created_by", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("created_by_token", sa.Integer(), nullable=True))
         batch.alter_column(
             "dev_token", existing_type=sa.String(256), type_=sa.String(1024), existing_nullable=True
         )
@@ -33,4 +34,5 @@ def downgrade() -> None:
         batch.alter_column(
             "dev_token", existing_type=sa.String(1024), type_=sa.String(256), existing_nullable=True
         )
+        batch.drop_column("created_by_token")
         batch.drop_column("created_by")
