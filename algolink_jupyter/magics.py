@@ -222,7 +222,6 @@ class AlgoLinkMagics(Magics):
     @argument("--project", default=None, help="the hub project (picked from the hub or created)")
     @argument("--group", default=None, help="the group (picked from the hub or created)")
     @argument("--name", default=None, help="the model's name: the service's name on the hub")
-    @argument("--port", type=int, default=None, help="the service's port (default: the hub picks)")
     @argument("--bundle", default=None, help="the bundle folder (default: bundles/NAME)")
     def _publish(self, rest: str) -> None:
         """Show the publish form: export, verify, register, build and start on the hub."""
@@ -233,7 +232,6 @@ class AlgoLinkMagics(Magics):
                 project=_unquote(args.project),
                 group=_unquote(args.group),
                 name=_unquote(args.name),
-                port=args.port,
                 bundle_dir=_unquote(args.bundle),
             )
         )

@@ -128,7 +128,6 @@ class PublishForm(widgets.VBox):
         project: Optional[str] = None,
         group: Optional[str] = None,
         name: Optional[str] = None,
-        port: Optional[int] = None,
         bundle_dir: Optional[str] = None,
         no_hub_reason: str = "",
     ) -> None:
@@ -230,10 +229,6 @@ class PublishForm(widgets.VBox):
             style=style,
         )
         self.service.add_class("algolink-publish-service")
-        self.port = widgets.IntText(
-            value=int(port or 0), description="Port", style=style, tooltip="0: the hub picks one"
-        )
-        self.port.add_class("algolink-publish-port")
         self.version = text("Version", str(meta.get("version") or "1.0"), "version")
         self.where_error = widgets.HTML()
         self.where_error.add_class("algolink-publish-where-error")
@@ -309,7 +304,6 @@ class PublishForm(widgets.VBox):
                 self.group,
                 self.new_group,
                 self.service,
-                self.port,
                 self.version,
                 self.bundle_dir,
                 self.where_error,
@@ -337,7 +331,6 @@ class PublishForm(widgets.VBox):
 
         for w in (self.name, self.version, self.new_project, self.new_group, self.links):
             w.observe(lambda _c: self.check(), names="value")
-        self.port.observe(lambda _c: self.check(), names="value")
         self.description.observe(lambda _c: self.render_preview(), names="value")
         self.license.observe(lambda _c: self._show_license_other(), names="value")
         self.project.observe(lambda _c: self._project_changed(), names="value")
@@ -497,12 +490,6 @@ class PublishForm(widgets.VBox):
         problem = version_problem(self.version.value.strip())
         if problem:
             found["version"] = problem
-        port = self.port.value
-        if port and not 1024 <= port <= 65535:
-            found["port"] = (
-                f"The port {port} is out of range: give one from 1024 to 65535, or 0 to let the hub "
-                "pick a free one."
-            )
         _, problem = _links(self.links.value)
         if problem:
             found["links"] = problem
@@ -591,7 +578,6 @@ class PublishForm(widgets.VBox):
             self.bundle_path = pipeline.export_bundle(
                 self.bundle_dir.value.strip() or str(Path("bundles") / name),
                 verify=action in ("verify", "publish"),
-                port=self.port.value or None,
                 shell=self.shell,
                 registry=self.registry,
                 say=self.say,
@@ -632,7 +618,6 @@ class PublishForm(widgets.VBox):
             name=name,
             metadata=self.metadata(),
             images=self.images(),
-            port=self.port.value or None,
             existing=self.service.value != NEW,
             say=self.say,
         )
@@ -722,7 +707,6 @@ def for_kernel(
     project: Optional[str] = None,
     group: Optional[str] = None,
     name: Optional[str] = None,
-    port: Optional[int] = None,
     bundle_dir: Optional[str] = None,
 ) -> PublishForm:
     """The form for this kernel: its registry, and the hub from the environment or the user's config."""
@@ -744,7 +728,6 @@ def for_kernel(
         project=project,
         group=group,
         name=name,
-        port=port,
         bundle_dir=bundle_dir,
         no_hub_reason=reason,
     )

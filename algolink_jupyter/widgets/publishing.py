@@ -72,7 +72,6 @@ def export_bundle(
     folder: str,
     *,
     verify: bool,
-    port: Optional[int],
     shell: Any,
     registry: Any,
     say: Say,
@@ -81,7 +80,7 @@ def export_bundle(
     """Export the kernel's commands to ``folder`` (and verify the bundle): the bundle's path."""
     step(0, "export")
     say(f"Exporting the notebook to {folder}...")
-    bundle = export(folder, False, port=port, shell=shell, registry=registry, say=say)
+    bundle = export(folder, False, shell=shell, registry=registry, say=say)
     if verify:
         step(1, "verification")
         try:
@@ -132,7 +131,6 @@ def upload(
     name: str,
     metadata: dict,
     images: list,
-    port: Optional[int],
     existing: bool,
     say: Say,
 ) -> int:
@@ -150,9 +148,7 @@ def upload(
             number = json.loads(r.read())["number"]
         say(f"Uploaded version {number} of {project}/{name}.")
         return number
-    fields.update({"name": name, "group": group})
-    if port:
-        fields["port"] = port
+    fields.update({"name": name, "group": group})  # no port: the hub chooses its services' ports
     body, content_type = multipart(fields, files)
     quoted = urllib.parse.quote(project)
     try:
