@@ -144,10 +144,11 @@ class PublishForm(widgets.VBox):
         self._hub: dict = {}  # project -> {"groups": [...], "services": [...]}
         self._log_lock = threading.Lock()
         meta = dict(getattr(registry, "metadata", None) or {})
-        layout = widgets.Layout(width="100%")
         style = {"description_width": "110px"}
 
         def text(desc: str, value: str = "", cls: str = "", **kw: Any) -> widgets.Text:
+            # A layout of its own: hiding "New project" or marking the name must not touch the rest.
+            layout = widgets.Layout(width="100%")
             w = widgets.Text(value=value, description=desc, style=style, layout=layout, **kw)
             w.add_class(f"algolink-publish-{cls}")
             return w
