@@ -9,8 +9,12 @@ taken, no hub, unreachable hub, bad token) drive the form in-process through its
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+import subprocess
+import time
 
 import nbformat
 import pytest
@@ -18,9 +22,12 @@ from hub_process import Hub, free_port, make_bundle
 from nbclient import NotebookClient
 
 from algolink_jupyter.client import HubClient, config_path, hub_settings
-from algolink_jupyter.widgets.publish import build_publish_form, curl_line
+from algolink_jupyter.widgets import curl
+from algolink_jupyter.widgets.publish import build_publish_form
+from algolink_jupyter.widgets.publishing import taken_sentence
 from modelcloud import Registry
-from modelcloud.data_types import text
+from modelcloud.data_types import any as any_type
+from modelcloud.data_types import file, image, segmentation, text
 from support import Kernel
 
 COMMAND = (
@@ -48,28 +55,69 @@ def registry() -> Registry:
     return reg
 
 
-def test_the_notebook_publishes_through_the_form_and_the_hub_serves_it(hub, tmp_path):
+#: A command whose recorded example is over 4 KB (a noisy photo): its curl line posts a file.
+SIZE = (
+    '%%algolink_command size --inputs "photo=image" --outputs "width=number, height=number"\n'
+    "def size(model, inputs):\n"
+    '    return {"width": inputs["photo"].width, "height": inputs["photo"].height}'
+)
+#: A text the shell would mangle if the curl line were not quoted right.
+TRICKY = 'it\'s "loud" $HOME `id` \\n'
+RECORD = (
+    "import base64, io\n"
+    "import numpy as np\n"
+    "from algolink_jupyter import examples\n"
+    "buf = io.BytesIO()\n"
+    "noise = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)\n"
+    "Image.fromarray(noise).save(buf, format='PNG')\n"
+    "photo = 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()\n"
+    "examples.save('size', {'photo': photo}, {'width': 48, 'height': 40})\n"
+    f"examples.save('shout', {{'text': {TRICKY!r}}}, {{'text': {TRICKY.upper() + '!'!r}}})"
+)
+SHOW = (
+    "print('state:', {state})\n"
+    "print('message:', form.message)\n"
+    "print('api:', form.api_url)\n"
+    "print('classes:', form._dom_classes)\n"
+    "print('lists:', json.dumps([form.project.value, form.group.value, form.service.value, "
+    "[v for _l, v in form.service.options]]))\n"
+    "print('result:', form.result.value)"
+)
+
+
+def printed(cell) -> dict:
+    """``{label: text}`` of the ``label: text`` lines a cell printed."""
+    out = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+@pytest.fixture(scope="module")
+def notebook(hub, tmp_path_factory):
+    """The notebook as a user runs it: two commands, a shown image, recorded examples, the form; then
+    Publish pressed twice on the same form (no cell run again): version 1, then version 2."""
+    tmp_path = tmp_path_factory.mktemp("notebook")
     cells = [
-        "%load_ext algolink_jupyter",
+        "%load_ext algolink_jupyter\nimport json",
         COMMAND,
+        SIZE,
         "from PIL import Image\n\nImage.new('RGB', (16, 16), (20, 160, 60))",
+        RECORD,
         "%algolink publish --project widget-test --group demo --name shout",
         "from algolink_jupyter.widgets.publish import latest\n\n"
         "form = latest()\n"
         "form.tagline.value = 'Shouts your text'\n"
         "form.description.value = '# Shout\\nMakes text **loud**.'\n"
         "form.links.value = 'Code | https://example.org/shout'\n"
-        "form.gallery_picks[-1][0].value = True\n"
-        "print('state:', form.publish())\n"
-        "print('message:', form.message)\n"
-        "print('api:', form.api_url)\n"
-        "print('classes:', form._dom_classes)\n"
-        "print('result:', form.result.value)",
+        "form.gallery_picks[-1][0].value = True\n" + SHOW.format(state="form.publish()"),
+        "import time\n\nstarted = time.monotonic()\n"
+        "form.publish_button.click()\n"
+        + SHOW.format(state="form.wait(600)")
+        + "\nprint('seconds:', time.monotonic() - started)",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env = {
         **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(tmp_path),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "ALGOLINK_HUB_URL": hub.url,
         "ALGOLINK_TOKEN": hub.token,
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
@@ -78,15 +126,22 @@ def test_the_notebook_publishes_through_the_form_and_the_hub_serves_it(hub, tmp_
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute(env=env)
-    out = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
-    assert "state: online" in out, out + hub.output[-3000:]
-    assert "algolink-publish-online" in out
-    assert f"api: {hub.url}/serve/widget-test/shout/v1/" in out
-    assert "curl -X POST -H &quot;Authorization: token $ALGOLINK_TOKEN&quot;" in out or (
-        'Authorization: token $ALGOLINK_TOKEN"' in out
-    )
+    return {
+        "nb": nb,
+        "path": tmp_path,
+        "first": printed(nb.cells[-2]),
+        "again": printed(nb.cells[-1]),
+    }
+
+
+def test_the_notebook_publishes_through_the_form_and_the_hub_serves_it(hub, notebook):
+    nb, out = notebook["nb"], notebook["first"]
+    assert out.get("state") == "online", f"{out}\n{hub.output[-3000:]}"
+    assert "algolink-publish-online" in out["classes"]
+    assert out["api"] == f"{hub.url}/serve/widget-test/shout/v1/"
+    assert out["message"].startswith("widget-test/shout version 1 is online as v1")
     # The form was shown by the magic, as a widget.
-    shown = [o for o in nb.cells[3].outputs if o.output_type == "display_data"]
+    shown = [o for o in nb.cells[5].outputs if o.output_type == "display_data"]
     assert shown and "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
 
     # The published service answers through the hub.
@@ -94,19 +149,89 @@ def test_the_notebook_publishes_through_the_form_and_the_hub_serves_it(hub, tmp_
     assert r.status_code == 200, r.text
     assert r.json() == {"text": "HI!"}
     service = hub.service("widget-test", "shout")
-    assert service["status"] == "online"
     assert service["metadata"]["tagline"] == "Shouts your text"
     assert service["metadata"]["links"] == [{"title": "Code", "url": "https://example.org/shout"}]
     assert service["metadata"]["license"] == "MIT"
     assert len(service["gallery"]) == 1
 
     # The saved notebook keeps the widgets' state, and never the token.
-    path = tmp_path / "published.ipynb"
+    path = notebook["path"] / "published.ipynb"
     nbformat.write(nb, path)
     saved = path.read_text()
     assert "application/vnd.jupyter.widget-state+json" in saved
     assert "Shouts your text" in saved  # the state really is there
-    assert hub.token not in saved
+    assert "export ALGOLINK_TOKEN=" in saved  # how to set it is there...
+    assert hub.token not in saved  # ...the token is not
+
+
+def test_publish_again_on_the_same_form_makes_the_next_version(hub, notebook):
+    first, again = notebook["first"], notebook["again"]
+    # After the first publish the lists come from the hub again, the service selected.
+    project, group, service, services = json.loads(first["lists"])
+    assert (project, group, service) == ("widget-test", "demo", "shout"), first["lists"]
+    assert "shout" in services
+    # Pressing Publish again (no cell run again) made version 2 of the same service.
+    assert again.get("state") == "online", f"{again}\n{hub.output[-3000:]}"
+    assert re.match(
+        r"widget-test/shout version 2 is online as v\d+; press Publish again", again["message"]
+    )
+    assert json.loads(again["lists"])[:3] == ["widget-test", "demo", "shout"]
+    service = hub.service("widget-test", "shout")
+    assert [v["number"] for v in service["versions"]] == [1, 2]
+    assert service["published_version"] == 2
+    assert hub.version("widget-test", "shout", 2)["status"] == "online"
+    assert hub.service("widget-test", "shout")["metadata"]["tagline"] == "Shouts your text"
+    assert hub.serve("widget-test/shout/shout", json={"text": "hi"}).json() == {"text": "HI!"}
+
+
+def shown_lines(result_html: str, cls: str) -> list:
+    """The text of every ``<code class="cls">`` in the form's result, as a user copies it."""
+    found = re.findall(rf'<code class="{cls}"[^>]*>(.*?)</code>', result_html, re.S)
+    return [html.unescape(line) for line in found]
+
+
+def run_as_given(setup: str, line: str, cwd) -> tuple:
+    """``setup`` then ``line`` in bash, as pasted in a terminal that has no ALGOLINK_TOKEN: the
+    HTTP status and the body curl received."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")}
+    script = f"{setup}\n{line} -o answer.json -w '%{{http_code}}'"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, (cwd / "answer.json").read_text()
+
+
+def test_every_curl_line_the_form_shows_runs_as_given(hub, notebook, tmp_path):
+    result = notebook["again"]["result"]
+    (setup,) = shown_lines(result, "algolink-publish-token-line")
+    assert hub.token not in result
+    runtime = notebook["path"] / "runtime"
+    assert setup.startswith('export ALGOLINK_TOKEN="$(cat ') and str(runtime) in setup
+    lines = shown_lines(result, "algolink-publish-curl")
+    assert len(lines) == 2, result
+    (shout,) = [line for line in lines if line.endswith("/shout")]
+    (size,) = [line for line in lines if line.endswith("/size")]
+    api = notebook["again"]["api"]  # the version just published
+    assert api.startswith(f"{hub.url}/serve/widget-test/shout/")
+    assert shout.endswith(f" {api}shout") and size.endswith(f" {api}size")
+    assert '-H "Authorization: token $ALGOLINK_TOKEN"' in shout
+    # The shout line carries its recorded example inline, quoted for the shell.
+    assert "-d '" in shout and "$HOME" in shout
+    # The size example (a noisy photo, over 4 KB) is posted from a file beside the bundle.
+    body = notebook["path"] / "bundles" / "shout.requests" / "size.json"
+    assert f"-d @{body} " in size and body.stat().st_size > 4096
+    assert "-F " not in shout + size  # no file the user would not have
+
+    status, answer = run_as_given(setup, shout, tmp_path)
+    assert status == "200", answer
+    assert json.loads(answer) == {"text": TRICKY.upper() + "!"}
+    status, answer = run_as_given(setup, size, tmp_path)
+    assert status == "200", answer
+    assert json.loads(answer) == {"width": 48, "height": 40}
+    # Without the token line the same call is refused: the line really sets what the call needs.
+    status, _answer = run_as_given("true", shout, tmp_path)
+    assert status == "401"
 
 
 def test_a_bad_name_shows_the_rule_and_publish_stays_disabled(hub):
@@ -127,7 +252,7 @@ def test_a_bad_name_shows_the_rule_and_publish_stays_disabled(hub):
     assert "no '_'" in form.where_error.value and form.publish_button.disabled
 
 
-def test_a_taken_name_says_to_pick_the_service(hub, tmp_path):
+def test_a_taken_name_is_said_at_once_with_a_button_to_publish_a_new_version(hub, tmp_path):
     hub.ensure_group("taken", "g")
     r = hub.register("taken", "g", "echo", make_bundle(tmp_path / "b"))
     assert r.status_code == 201, r.text
@@ -138,13 +263,78 @@ def test_a_taken_name_says_to_pick_the_service(hub, tmp_path):
     assert form.name.value == "fresh"  # filling the Service list does not rename the model
     assert ("echo", "echo") in form.service.options
     assert form.service.value == "new…"
+    assert form.new_version_button.layout.display == "none"
+    # "New project" and "New group" hidden (both are on the hub), and nothing else with them.
+    assert form.new_project.layout.display == form.new_group.layout.display == "none"
+    assert {form.name.layout.display, form.version.layout.display} == {None}
     form.name.value = "echo"
-    assert "The name 'echo' is taken" in form.name_error.value
-    assert "pick it under Service" in form.name_error.value
+    assert html.escape(taken_sentence("taken", "echo"), quote=False) in form.name_error.value
+    assert "Publish as a new version of taken/echo" in form.name_error.value
     assert form.publish_button.disabled
+    assert form.new_version_button.layout.display == ""
+    assert form.new_version_button.description == "Publish as a new version of taken/echo"
+    assert not form.new_version_button.disabled
+    # Publish pressed anyway: refused at once, nothing exported.
+    assert form.start("publish") is False
+    assert form.state == "failed" and form.message == taken_sentence("taken", "echo")
+    assert form.log_box.value == ""
+    # Picking the service under Service is the same as the button's first half.
     form.service.value = "echo"
     assert form.name.value == "echo" and form.name_error.value == ""
+    assert form.new_version_button.layout.display == "none"
     assert not form.publish_button.disabled
+    # Typing another name leaves that service: a new one.
+    form.name.value = "echo2"
+    assert form.service.value == "new…" and form.name_error.value == ""
+
+
+def test_a_name_taken_after_the_form_opened_is_found_before_the_export(hub, tmp_path):
+    """The form's lists are stale (the service was made after the form opened): pressing Publish
+    asks the hub again and refuses at once, with the button; the button publishes version 2."""
+    hub.ensure_group("clash", "g")
+    k = Kernel(
+        tmp_path,
+        env={
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "ALGOLINK_HUB_URL": hub.url,
+            "ALGOLINK_TOKEN": hub.token,
+            "ALGOLINK_CONFIG": str(tmp_path / "no-config.json"),
+        },
+    )
+    try:
+        k.run("%load_ext algolink_jupyter")
+        k.run(COMMAND)
+        k.run(
+            "%algolink publish --project clash --group g --name shout\n"
+            "from algolink_jupyter.widgets.publish import latest\n"
+            "form = latest()"
+        )
+        assert k.eval("[form.service.value, form.publish_button.disabled]") == ["new…", False]
+        r = hub.register("clash", "g", "shout", make_bundle(tmp_path / "b"))
+        assert r.status_code == 201, r.text
+
+        started = time.monotonic()
+        k.run("form.publish_button.click()\nform.wait(60)")
+        seconds = time.monotonic() - started
+        state, message, log, button = k.eval(
+            "[form.state, form.message, form.log_box.value, "
+            "[form.new_version_button.layout.display, form.new_version_button.description]]"
+        )
+        assert state == "failed" and message == taken_sentence("clash", "shout"), message
+        assert seconds < 3, seconds  # no export first (that takes seconds)
+        assert log == "" and not (tmp_path / "bundles" / "shout").exists()
+        assert button == ["", "Publish as a new version of clash/shout"]
+
+        k.run("form.new_version_button.click()\nform.wait(600)", timeout=660)
+        state, message, service = k.eval("[form.state, form.message, form.service.value]")
+        assert state == "online", message + hub.output[-3000:]
+        assert message.startswith("clash/shout version 2 is online"), message
+        assert service == "shout"
+        assert hub.service("clash", "shout")["published_version"] == 2
+        assert hub.version("clash", "shout", 2)["status"] == "online"
+        assert hub.serve("clash/shout/shout", json={"text": "hi"}).json() == {"text": "HI!"}
+    finally:
+        k.shutdown()
 
 
 def test_no_hub_configured_says_how_to_configure_one(tmp_path, monkeypatch):
@@ -177,11 +367,42 @@ def test_the_config_file_names_the_hub_and_the_environment_wins(hub, tmp_path, m
     form = publish.for_kernel(None, name="shout")
     assert form.client_ok, form.hub_line.value
     assert hub.url in form.hub_line.value
+    # The curl lines' token comes from this very file, read by the line that sets it.
+    line = curl.token_setup(hub.url, hub.token)
+    assert str(path) in line and hub.token not in line
+    assert set_by(line, tmp_path) == hub.token
     monkeypatch.setenv("ALGOLINK_TOKEN", "from-env")
     assert hub_settings()[:2] == (hub.url, "from-env")
     path.write_text("{not json")
     with pytest.raises(Exception, match="is not valid JSON"):
         hub_settings()
+
+
+def set_by(line: str, cwd) -> str:
+    """What ``$ALGOLINK_TOKEN`` holds after ``line`` runs in bash in a terminal without it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")}
+    done = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf %s "$ALGOLINK_TOKEN"'],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_token_from_the_environment_is_set_from_a_private_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("ALGOLINK_CONFIG", str(tmp_path / "none.json"))
+    line = curl.token_setup("http://127.0.0.1:1", "tok'en $x")
+    copy = curl.token_file("http://127.0.0.1:1")
+    assert line == f'export ALGOLINK_TOKEN="$(cat {copy})"'
+    assert copy.parent == tmp_path / "runtime"
+    assert copy.stat().st_mode & 0o777 == 0o600
+    assert set_by(line, tmp_path) == "tok'en $x"
+    assert curl.token_setup("http://127.0.0.1:1", None) is None
 
 
 def test_an_unreachable_hub_and_a_bad_token_are_sentences(hub):
@@ -196,7 +417,7 @@ def test_an_unreachable_hub_and_a_bad_token_are_sentences(hub):
     assert form.publish_button.disabled
 
 
-def test_the_preview_renders_markdown_as_the_hub_does_and_curl_lines():
+def test_the_preview_renders_markdown_as_the_hub_does():
     form = build_publish_form(registry(), None, name="shout", no_hub_reason="No hub.")
     form.description.value = (
         "# Title\n\n**bold** <script>alert(1)</script> [x](javascript:alert(1))"
@@ -212,15 +433,39 @@ def test_the_preview_renders_markdown_as_the_hub_does_and_curl_lines():
     form.links.value = "Paper | https://arxiv.org/abs/1"
     assert form.metadata()["license"] == "CC-BY-4.0"
     assert form.metadata()["links"] == [{"title": "Paper", "url": "https://arxiv.org/abs/1"}]
-    spec = {"name": "shout", "inputs": [{"name": "text", "type": "text"}]}
-    assert curl_line("http://h/serve/p/s/v1/", spec) == (
-        'curl -X POST -H "Authorization: token $ALGOLINK_TOKEN" -H \'Content-Type: '
-        'application/json\' -d \'{"text": "hello"}\' http://h/serve/p/s/v1/shout'
+
+
+def test_curl_bodies_are_real_inputs_and_public_services_need_no_token(tmp_path):
+    reg = Registry()
+
+    @reg.command(
+        "look",
+        inputs={
+            "photo": image(channels=1, width=20, height=10),
+            "text": text(max_length=3),
+            "mask": segmentation(label_to_id={"sky": 3, "sea": 7}),
+            "weights": file(extension=".pt"),
+        },
+        outputs={"seen": any_type()},
     )
-    spec = {"name": "classify", "inputs": [{"name": "photo", "type": "image"}]}
-    assert "-F photo=@photo.png http://h/serve/p/s/v1/classify" in curl_line(
-        "http://h/serve/p/s/v1", spec
+    def look(model, inputs):
+        return {"seen": [inputs["photo"].size, inputs["text"], os.path.basename(inputs["weights"])]}
+
+    reg.run_setup()
+    body = curl.request_body(reg.get_command("look"), [])
+    assert body["photo"].startswith("data:image/png;base64,")
+    assert reg.run_command("look", body) == {"seen": [[20, 10], "hel", "example.pt"]}
+    recorded = [{"command": "look", "inputs": {"text": "abc"}, "outputs": {}}]
+    assert curl.request_body(reg.get_command("look"), recorded) == {"text": "abc"}
+
+    line = curl.curl_line("http://h/serve/p/s/v1/", "shout", {"text": "hi"}, public=True)
+    assert line == (
+        "curl -sS -H 'Content-Type: application/json' -d '{\"text\": \"hi\"}' "
+        "http://h/serve/p/s/v1/shout"
     )
+    line = curl.curl_line("http://h/x/", "big", {"t": "x" * 5000}, body_dir=tmp_path / "b c")
+    assert line.endswith(f"-d '@{tmp_path / 'b c' / 'big.json'}' http://h/x/big")
+    assert json.loads((tmp_path / "b c" / "big.json").read_text()) == {"t": "x" * 5000}
 
 
 def test_export_then_a_verify_that_names_the_example_that_differed(tmp_path, monkeypatch):
@@ -367,6 +612,21 @@ def test_connect_serves_the_live_kernel_on_the_hub_in_development_mode(hub, tmp_
         r = hub.serve("devconn/live/shout", json={"text": "hi"})
         assert r.status_code == 200, r.text
         assert r.json() == {"text": "HI!"}
+        # The lists come from the hub again with the development service selected; Publish would
+        # need a name of its own, and the form says so.
+        assert k.eval("[form.project.value, form.group.value, form.service.value]") == [
+            "devconn",
+            "nb",
+            "live",
+        ]
+        assert k.eval("form.publish_button.disabled") is True
+        assert "devconn/live is a development service" in k.eval("form.name_error.value")
+        # Its curl line (no example recorded: an input made up from the types) runs as given.
+        (setup,) = shown_lines(result, "algolink-publish-token-line")
+        (line,) = shown_lines(result, "algolink-publish-curl")
+        assert line.endswith(f"{hub.url}/serve/devconn/live/shout")
+        status, answer = run_as_given(setup, line, tmp_path)
+        assert status == "200" and json.loads(answer) == {"text": "HELLO!"}, answer
         # Live: the cell edited in the notebook answers on the hub at once.
         k.run(COMMAND.replace('"!"', '"?"'))
         assert hub.serve("devconn/live/shout", json={"text": "hi"}).json() == {"text": "HI?"}

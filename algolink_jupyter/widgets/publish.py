@@ -5,7 +5,15 @@ hub, build and start it, without leaving the notebook.
 shown) and a :class:`~algolink_jupyter.client.HubClient` (None when no hub is configured), so tests
 drive it through its traitlets and ``click()`` without a browser. The hub's URL and token come from the
 environment or the user's AlgoLink config file and stay in the client: no widget holds the token, so a
-saved notebook (widget state included) never contains it; the ``curl`` line reads ``$ALGOLINK_TOKEN``.
+saved notebook (widget state included) never contains it; the ``curl`` lines read ``$ALGOLINK_TOKEN``
+and the line shown above them sets it in a terminal without showing it (:mod:`.curl`).
+
+Versions stay versions: after a publish (or a Connect) the Project, Group and Service lists are filled
+from the hub again with that service selected, so pressing Publish again publishes its next version.
+A name typed under "new…" that is already a service of the project is said at once, with a button
+"Publish as a new version of P/S"; and Publish asks the hub again (two quick requests) before it
+exports, so a service made meanwhile is found before the export, not after it. The hub chooses its
+services' ports: the form sends none.
 
 The long work (export, verification, upload, build, start) runs in a background thread so the kernel
 stays responsive; one progress bar goes through the five steps, the build log streams into the log box,
@@ -20,7 +28,6 @@ kernel runs. The work itself (export, verify, upload, build, connect) is :mod:`.
 from __future__ import annotations
 
 import html
-import json
 import re
 import threading
 import urllib.parse
@@ -30,19 +37,21 @@ from typing import Any, Optional
 import ipywidgets as widgets
 
 from .. import names
-from ..client import HubClient, config_path, hub_settings, service_page_url
+from ..client import HubClient, HubRequestError, config_path, hub_settings, service_page_url
 from ..errors import CLIError
+from ..examples import DEFAULT_DIR as EXAMPLES_DIR
 from ..kernel import registry as kernel_registry
 from ..markdown import render_markdown
-from . import gallery
+from . import curl, gallery
 from . import publishing as pipeline
-from .publishing import STEPS
-from .test_form import OMIT, sample_value
+from .publishing import STEPS, new_version_label, taken_sentence
 
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0", "proprietary", "other…")
 NEW = "new…"
 _LOG_LIMIT = 40_000
 _ERROR_STYLE = "color: #b3261e; margin: 2px 0"
+_NOTE_STYLE = "color: #1a73e8; margin: 2px 0"
+_CODE_STYLE = "white-space: pre-wrap; word-break: break-all"  # a long line wraps in the form
 _OK_BORDER = "2px solid #188038"
 _DEV_BORDER = "2px dashed #1a73e8"
 _NO_HUB = (
@@ -68,6 +77,11 @@ def name_problem(kind: str, value: str) -> Optional[str]:
 def version_problem(value: str) -> Optional[str]:
     problem = names.version_problem(value)
     return problem.message if problem else None
+
+
+def _service_label(service: dict) -> str:
+    mode = " (development)" if service.get("mode") == "development" else ""
+    return f"{service['name']}{mode}"
 
 
 def _esc(value: Any) -> str:
@@ -96,26 +110,6 @@ def _links(text: str) -> tuple[list, Optional[str]]:
     return links, None
 
 
-def curl_line(api_url: str, spec: dict) -> str:
-    """A ``curl`` call of one command at ``api_url``: JSON inputs, or a file part per image/file input."""
-    url = api_url.rstrip("/") + "/" + spec["name"]
-    auth = '-H "Authorization: token $ALGOLINK_TOKEN"'
-    files = [
-        t for t in spec.get("inputs") or [] if t.get("type") in ("image", "segmentation", "file")
-    ]
-    if files:
-        parts = " ".join(f"-F {t['name']}=@{t['name']}.png" for t in files)
-        return f"curl -X POST {auth} {parts} {url}"
-    body = {}
-    for t in spec.get("inputs") or []:
-        value = sample_value(t)
-        if t.get("type") == "text" and not value:
-            value = "hello"
-        if value is not OMIT:
-            body[t["name"]] = value
-    return f"curl -X POST {auth} -H 'Content-Type: application/json' -d '{json.dumps(body)}' {url}"
-
-
 class PublishForm(widgets.VBox):
     """The metadata, where it goes on the hub, and the Export / Verify / Publish buttons."""
 
@@ -141,8 +135,12 @@ class PublishForm(widgets.VBox):
         self._thread: Optional[threading.Thread] = None
         self.client_ok = False
         self._filling = False
-        self._hub: dict = {}  # project -> {"groups": [...], "services": [...]}
+        self._hub: dict = {}  # project -> {"groups": [...], "services": {name: service JSON}}
+        self._conflict: Optional[tuple] = None  # (project, service) the typed name collides with
+        self._dev_name = False  # the name is a development service's: Publish needs another
+        self.hub_problem = ""  # why the hub could not be asked, when it could not
         self._log_lock = threading.Lock()
+        self._uploaded: Optional[tuple] = None  # (project, group, name) once a publish uploaded
         meta = dict(getattr(registry, "metadata", None) or {})
         style = {"description_width": "110px"}
 
@@ -163,6 +161,14 @@ class PublishForm(widgets.VBox):
         )
         self.name_error = widgets.HTML()
         self.name_error.add_class("algolink-publish-name-error")
+        self.new_version_button = widgets.Button(
+            description="Publish as a new version",
+            icon="cloud-upload",
+            button_style="primary",
+            layout=widgets.Layout(width="auto", display="none"),
+        )
+        self.new_version_button.add_class("algolink-publish-new-version-button")
+        self.new_version_button.on_click(lambda _b: self.publish_new_version())
         self.tagline = text("Tagline", str(meta.get("tagline") or ""), "tagline")
         self.description = widgets.Textarea(
             value=str(meta.get("description") or ""),
@@ -287,6 +293,7 @@ class PublishForm(widgets.VBox):
                 self.name,
                 self.name_rule,
                 self.name_error,
+                self.new_version_button,
                 self.tagline,
                 self.description,
                 widgets.HTML("<small>Preview, as the hub will show it:</small>"),
@@ -330,7 +337,8 @@ class PublishForm(widgets.VBox):
         )
         self.add_class("algolink-publish")
 
-        for w in (self.name, self.version, self.new_project, self.new_group, self.links):
+        self.name.observe(lambda _c: self._name_changed(), names="value")
+        for w in (self.version, self.new_project, self.new_group, self.links):
             w.observe(lambda _c: self.check(), names="value")
         self.description.observe(lambda _c: self.render_preview(), names="value")
         self.license.observe(lambda _c: self._show_license_other(), names="value")
@@ -344,8 +352,8 @@ class PublishForm(widgets.VBox):
         if client is None:
             self.hub_line.value = _error_html(no_hub_reason)
             self.message = no_hub_reason
-        else:
-            self.refresh_hub(project, group, name)
+        elif not self.refresh_hub(project, group, name):
+            self.message = self.hub_problem
         self.check()
 
     # -- the hub's projects, groups and services ---------------------------------------------------
@@ -355,62 +363,117 @@ class PublishForm(widgets.VBox):
         group: Optional[str] = None,
         name: Optional[str] = None,
     ) -> bool:
-        """Fill the dropdowns from the hub; on failure say why in the form. True when it answered."""
-        self._hub = {}
+        """Fill the lists from the hub, selecting ``project``, ``group`` and the service ``name`` when
+        the hub has them (else "new…" with the names typed in); on failure say why in the form
+        (:attr:`hub_problem`). True when the hub answered."""
+        found = {}
         try:
             self.client.call("GET", "/api/v1/tokens")  # any valid token may list tokens
             for p in self.client.call("GET", "/api/v1/projects"):
-                quoted = urllib.parse.quote(p["name"])
-                services = self.client.call("GET", f"/api/v1/projects/{quoted}/services")
-                self._hub[p["name"]] = {
-                    "groups": list(p.get("groups") or []),
-                    "services": {s["name"]: s for s in services},
-                }
+                found[p["name"]] = self._project_info(p["name"], p)
         except Exception as e:
-            self.message = pipeline.failure_sentence(e, self.client)
-            self.hub_line.value = _error_html(self.message)
-            self.client_ok = False
+            self._hub_failed(e)
             return False
-        self.client_ok = True
-        self.hub_line.value = f"<small>Hub: <code>{_esc(self.client.url)}</code></small>"
-        self.project.options = [*sorted(self._hub), NEW]
+        self._hub = found
+        self._hub_answered()
         if project is None and self._hub:
             project = sorted(self._hub)[0]  # no project named: the first one on the hub
-        self.project.value = project if project in self._hub else NEW
-        if project and project not in self._hub:
-            self.new_project.value = project
-        self._project_changed(group, name)
+        self._fill(project, group, name)
         return True
 
-    def _project_changed(self, group: Optional[str] = None, name: Optional[str] = None) -> None:
-        info = self._hub.get(self.project.value) or {"groups": [], "services": {}}
-        group = group or (self.group.value if self.group.value != NEW else self.new_group.value)
-        self.group.options = [*info["groups"], NEW]
-        self.group.value = group if group in info["groups"] else (info["groups"] or [NEW])[0]
-        if group and group not in info["groups"]:
-            self.group.value = NEW
-            self.new_group.value = group
-        current = name or self.name.value
+    def recheck(self) -> bool:
+        """Ask the hub again about the project the form points at (two quick requests), keeping what
+        is selected: a service made since the lists were filled is found before anything is
+        exported. True when the hub answered."""
+        project = self._project_name()
+        service = self.service.value if self.service.value != NEW else None
+        try:
+            quoted = urllib.parse.quote(project)
+            try:
+                info = self._project_info(
+                    project, self.client.call("GET", f"/api/v1/projects/{quoted}")
+                )
+            except HubRequestError as e:
+                if e.status != 404:
+                    raise
+                info = None
+        except Exception as e:
+            self._hub_failed(e)
+            return False
+        if info is None:
+            self._hub.pop(project, None)
+        else:
+            self._hub[project] = info
+        self._hub_answered()
+        self._fill(project, self._group_name(), service)
+        return True
+
+    def _project_info(self, project: str, model: dict) -> dict:
+        services = self.client.call(
+            "GET", f"/api/v1/projects/{urllib.parse.quote(project)}/services"
+        )
+        groups = [g if isinstance(g, str) else g["name"] for g in model.get("groups") or []]
+        return {"groups": groups, "services": {s["name"]: s for s in services}}
+
+    def _hub_failed(self, error: Exception) -> None:
+        self.hub_problem = pipeline.failure_sentence(error, self.client)
+        self.hub_line.value = _error_html(self.hub_problem)
+        self.client_ok = False
+
+    def _hub_answered(self) -> None:
+        self.hub_problem = ""
+        self.client_ok = True
+        self.hub_line.value = f"<small>Hub: <code>{_esc(self.client.url)}</code></small>"
+
+    def _fill(self, project: Optional[str], group: Optional[str], service: Optional[str]) -> None:
+        """Set the three lists from :attr:`_hub` and select ``project``, ``group`` and ``service``
+        (a name the hub has not got selects "new…" and is typed in the field below)."""
         self._filling = True  # a new options list selects its first entry: not the user's choice
         try:
+            self.project.options = [*sorted(self._hub), NEW]
+            self.project.value = project if project in self._hub else NEW
+            if project and project not in self._hub:
+                self.new_project.value = project
+            info = self._hub.get(project) or {"groups": [], "services": {}}
+            chosen = info["services"].get(service) if service else None
+            if chosen is not None:
+                group = chosen.get("group") or group
+            self.group.options = [*info["groups"], NEW]
+            if group and group not in info["groups"]:
+                self.group.value = NEW
+                self.new_group.value = group
+            else:
+                self.group.value = group or (info["groups"] or [NEW])[0]
             self.service.options = [
-                *((n, n) for n in sorted(info["services"])),
+                *((_service_label(s), n) for n, s in sorted(info["services"].items())),
                 (f"{NEW} (named as the model)", NEW),
             ]
-            self.service.value = current if current in info["services"] else NEW
+            self.service.value = service if chosen is not None else NEW
+            if chosen is not None:
+                self.name.value = chosen["name"]
         finally:
             self._filling = False
         self.check()
 
+    def _project_changed(self) -> None:
+        if self._filling:
+            return
+        name = self.name.value.strip()
+        self._fill(self._project_name(), self._group_name(), name)  # its service of that name
+
     def _service_changed(self) -> None:
         if self._filling:
             return
-        info = self._hub.get(self.project.value) or {"services": {}}
-        chosen = info["services"].get(self.service.value)
-        if chosen is not None:
-            self.name.value = chosen["name"]
-            if chosen.get("group") in self.group.options:
-                self.group.value = chosen["group"]
+        self._fill(self._project_name(), self._group_name(), self.service.value)
+
+    def _name_changed(self) -> None:
+        """A name typed that is not the selected service's means a new service ("new…")."""
+        if not self._filling and self.service.value not in (NEW, self.name.value.strip()):
+            self._filling = True
+            try:
+                self.service.value = NEW
+            finally:
+                self._filling = False
         self.check()
 
     def _show_license_other(self) -> None:
@@ -470,14 +533,22 @@ class PublishForm(widgets.VBox):
     def problems(self) -> dict:
         """``{field: sentence}`` for every field that would stop a publish."""
         found = {}
+        self._conflict = None
+        self._dev_name = False
         name = self.name.value.strip()
+        project = self._project_name()
         problem = name_problem("model", name)
-        info = self._hub.get(self.project.value) or {"services": {}}
-        if problem is None and self.service.value == NEW and name in info["services"]:
+        there = (self._hub.get(project) or {"services": {}})["services"].get(name)
+        if problem is None and there is not None and there.get("mode") == "development":
             problem = (
-                f"The name {name!r} is taken: project {self.project.value!r} already has a service "
-                f"{name!r}; pick it under Service to publish a new version of it, or choose another name."
+                f"{project}/{name} is a development service (a kernel connected with Connect): it "
+                "has no versions, so Publish needs a name of its own; type another name (Connect "
+                "(development) connects this kernel to it again)."
             )
+            self._dev_name = True  # not a mistake: said as a note, not in red
+        elif problem is None and there is not None and self.service.value == NEW:
+            problem = taken_sentence(project, name)
+            self._conflict = (project, name)
         if problem:
             found["name"] = problem
         if self.project.value == NEW:
@@ -498,8 +569,12 @@ class PublishForm(widgets.VBox):
 
     def check(self) -> dict:
         found = self.problems()
-        self.name_error.value = _error_html(found.get("name", ""))
-        self.name.layout.border = "2px solid #d93025" if "name" in found else None
+        if self._dev_name:
+            self.name_error.value = f'<div style="{_NOTE_STYLE}">{_esc(found["name"])}</div>'
+        else:
+            self.name_error.value = _error_html(found.get("name", ""))
+        error = "name" in found and not self._dev_name
+        self.name.layout.border = "2px solid #d93025" if error else None
         others = [v for k, v in found.items() if k != "name"]
         self.where_error.value = "".join(_error_html(t) for t in others)
         busy = self.state == "working"
@@ -507,6 +582,11 @@ class PublishForm(widgets.VBox):
         self.verify_button.disabled = busy
         self.publish_button.disabled = busy or bool(found) or not getattr(self, "client_ok", False)
         self.connect_button.disabled = busy or self.client is None
+        conflict = self._conflict
+        self.new_version_button.layout.display = "" if conflict else "none"
+        self.new_version_button.disabled = busy or not conflict
+        if conflict:
+            self.new_version_button.description = new_version_label(*conflict)
         self.new_project.layout.display = "" if self.project.value == NEW else "none"
         self.new_group.layout.display = "" if self.group.value == NEW else "none"
         return found
@@ -527,11 +607,14 @@ class PublishForm(widgets.VBox):
         cannot start."""
         if self.state == "working":
             return False
-        found = self.check()
         if action in ("publish", "connect") and self.client is None:
             self._fail(self.message or "No hub is configured.")
             return False
-        if action == "connect":  # a name already there is reconnected, or refused by the hub
+        if action == "publish" and not self.recheck():  # a name taken meanwhile: before the export
+            self._fail(self.hub_problem)
+            return False
+        found = self.check()
+        if action != "publish":  # only the rules: a name on the hub is reconnected, or exported
             found = self._name_problems()
         if found and (action in ("publish", "connect") or "name" in found):
             self._fail(next(iter(found.values())))
@@ -539,6 +622,7 @@ class PublishForm(widgets.VBox):
         self.state = "working"
         self.message = ""
         self.api_url = self.page_url = self.serve_url = None
+        self._uploaded = None
         self.result.value = ""
         self.status.value = ""
         self.remove_class("algolink-publish-online")
@@ -565,6 +649,15 @@ class PublishForm(widgets.VBox):
             self._thread.join(timeout)
         return self.state
 
+    def publish_new_version(self) -> bool:
+        """What the "Publish as a new version of P/S" button does: select the service the typed name
+        is taken by, and publish the notebook as its next version. False when it cannot start."""
+        if self._conflict is None or self.state == "working":
+            return False
+        project, name = self._conflict
+        self._fill(project, None, name)
+        return self.start("publish")
+
     def connect(self, timeout: float = 120) -> str:
         """What the Connect (development) button does, waited for: the final state."""
         self.start("connect")
@@ -575,9 +668,8 @@ class PublishForm(widgets.VBox):
             if action == "connect":
                 self._connect()
                 return
-            name = self.name.value.strip()
             self.bundle_path = pipeline.export_bundle(
-                self.bundle_dir.value.strip() or str(Path("bundles") / name),
+                str(self._bundle_folder()),
                 verify=action in ("verify", "publish"),
                 shell=self.shell,
                 registry=self.registry,
@@ -591,11 +683,16 @@ class PublishForm(widgets.VBox):
             else:
                 self._publish()
         except Exception as e:
+            if action == "publish":
+                self._lists_after_failure()  # while still "working": no second start meanwhile
             self._fail(pipeline.failure_sentence(e, self.client))
         finally:
             if self.state == "working":  # pragma: no cover - every path above settles
                 self.state = "failed"
             self.check()
+
+    def _bundle_folder(self) -> Path:
+        return Path(self.bundle_dir.value.strip() or Path("bundles") / self.name.value.strip())
 
     def _project_name(self) -> str:
         return self.project.value if self.project.value != NEW else self.new_project.value.strip()
@@ -622,6 +719,7 @@ class PublishForm(widgets.VBox):
             existing=self.service.value != NEW,
             say=self.say,
         )
+        self._uploaded = (project, group, name)
         service, version = pipeline.build_and_start(
             client,
             project,
@@ -632,15 +730,81 @@ class PublishForm(widgets.VBox):
             log_tail=lambda: self.log_box.value,
         )
         self.api_url = service["urls"]["api"] or service["urls"]["serve"]
-        commands = [c.to_dict() for c in self.registry.commands.values()]
-        curls = "<br>".join(f"<code>{_esc(curl_line(self.api_url, c))}</code>" for c in commands)
+        public = bool(service.get("public"))
+        try_it = self._try_it(
+            self.api_url,
+            list(self.registry.commands.values()),
+            public,
+            self.bundle_path / "examples",
+        )
+        self._refresh_lists(project, group, name)
         self._set_step(len(STEPS), "online")
         self._done(
             "online",
-            f"{project}/{name} version {number} is online as {version['api_version']}.",
+            f"{project}/{name} version {number} is online as {version['api_version']}; "
+            f"press Publish again to publish its next version.",
             f'<div>API: <a href="{_esc(self.api_url)}" target="_blank">{_esc(self.api_url)}</a></div>'
-            f"<div>Try it:</div><div>{curls}</div>",
+            + try_it,
         )
+
+    def _refresh_lists(self, project: str, group: str, name: str) -> None:
+        """The lists from the hub again, with ``project/name`` selected: pressing Publish again
+        publishes its next version, without running the cell again."""
+        if not self.refresh_hub(project, group, name):
+            self.say(f"The lists could not be refreshed from the hub: {self.hub_problem}")
+
+    def _lists_after_failure(self) -> None:
+        """After a failed publish: the service selected when it was uploaded (a failed build is fixed
+        by its next version), else the hub asked again (a name taken meanwhile offers its button)."""
+        try:
+            if self._uploaded is not None:
+                self._refresh_lists(*self._uploaded)
+            else:
+                self.recheck()
+        except Exception as e:  # pragma: no cover - the sentence of the failure is already shown
+            self.say(f"The lists could not be refreshed from the hub: {e}")
+
+    def _try_it(self, url: str, commands: list, public: bool, examples_dir: Path) -> str:
+        """The "Try it" part of the result: a ``curl`` line per command that runs as given in a
+        terminal, and (unless the service is public) the line that sets ``$ALGOLINK_TOKEN`` first."""
+        if not commands:
+            return ""
+        folder = self._bundle_folder().absolute()
+        lines = curl.command_lines(
+            url,
+            commands,
+            examples_dir=examples_dir,
+            body_dir=folder.with_name(folder.name + ".requests"),
+            public=public,
+        )
+        out = []
+        if public:
+            out.append("<div><small>A public service: no token is needed.</small></div>")
+        else:
+            try:
+                setup = curl.token_setup(self.client.url, self.client.token)
+            except OSError as e:
+                setup = None
+                self.say(f"Could not keep a copy of the token for the curl lines ({e}).")
+            if setup:
+                out.append(
+                    '<div class="algolink-publish-token-note"><small>In a terminal, set '
+                    "ALGOLINK_TOKEN first with this line (it reads the token from the file it "
+                    "names; the token itself is never shown here):</small></div>"
+                    f'<div><code class="algolink-publish-token-line" style="{_CODE_STYLE}">'
+                    f"{_esc(setup)}</code></div>"
+                )
+            else:
+                out.append(
+                    "<div><small>Set ALGOLINK_TOKEN in your terminal to a token of this hub "
+                    "first.</small></div>"
+                )
+        curls = "<br>".join(
+            f'<code class="algolink-publish-curl" style="{_CODE_STYLE}">{_esc(line)}</code>'
+            for line in lines
+        )
+        out.append(f"<div>Try it:</div><div>{curls}</div>")
+        return "".join(out)
 
     def _connect(self) -> None:
         """Register this kernel's server in development mode under the chosen project/group/name."""
@@ -651,18 +815,22 @@ class PublishForm(widgets.VBox):
         )
         self.page_url = service_page_url(self.client, service)
         self.serve_url = service["urls"]["serve"]
-        commands = (service.get("manifest") or {}).get("commands") or []
-        curls = "<br>".join(f"<code>{_esc(curl_line(self.serve_url, c))}</code>" for c in commands)
+        served = [c["name"] for c in (service.get("manifest") or {}).get("commands") or []]
+        commands = [self.registry.commands[n] for n in served if n in self.registry.commands]
+        try_it = self._try_it(
+            self.serve_url, commands, bool(service.get("public")), Path(EXAMPLES_DIR)
+        )
+        self._refresh_lists(project, group, name)
         self._done(
             "connected",
             f"Connected {project}/{name} in development mode: the hub serves this kernel's live "
-            "model while the kernel runs; nothing is published (press Publish for a version).",
+            "model while the kernel runs; nothing is published (to publish a version, type a name "
+            "of its own and press Publish).",
             '<div class="algolink-publish-dev-note"><b>Development mode</b>: calls go to this '
             "notebook's kernel, so they stop when it stops or restarts.</div>"
             f'<div>Service page: <a href="{_esc(self.page_url)}" target="_blank">'
             f"{_esc(self.page_url)}</a></div>"
-            f"<div>Serve URL: <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>"
-            + (f"<div>Try it:</div><div>{curls}</div>" if curls else ""),
+            f"<div>Serve URL: <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>" + try_it,
         )
 
     def _name_problems(self) -> dict:

@@ -68,6 +68,20 @@ def failure_sentence(error: BaseException, client: Optional[HubClient]) -> str:
     )
 
 
+def new_version_label(project: str, name: str) -> str:
+    """The words of the form's one-click button for a name that is taken."""
+    return f"Publish as a new version of {project}/{name}"
+
+
+def taken_sentence(project: str, name: str) -> str:
+    """What the form says when the name typed for a new service is a service of that project."""
+    return (
+        f"The name {name!r} is taken: {project}/{name} is already a service on the hub. Press "
+        f'"{new_version_label(project, name)}" to publish this notebook as its next version, or '
+        "type another name."
+    )
+
+
 def export_bundle(
     folder: str,
     *,
@@ -156,12 +170,7 @@ def upload(
             pass
     except HubRequestError as e:
         if e.status == 409 and "already has a service" in str(e):
-            raise HubRequestError(
-                409,
-                f"The name {name!r} is taken: project {project!r} already has a service "
-                f"{name!r}; pick it under Service to publish a new version, or choose "
-                "another name",
-            ) from None
+            raise Failed(taken_sentence(project, name)) from None
         raise
     say(f"Registered {project}/{name} (version 1).")
     return 1
