@@ -134,3 +134,35 @@ def walk(page, stack, artifacts) -> None:
         )
     assert answer.status_code == 200, answer.text
     assert answer.json()["digit"] == 3
+
+    # The form's lists came from the hub again: the service just published is selected, so
+    # pressing Publish once more (no cell run again) publishes its version 2.
+    assert selected(publish, "project") == "demo"
+    assert selected(publish, "group") == "digits"
+    assert selected(publish, "service") == "digits"
+    assert publish.locator(".algolink-publish-new-version-button").is_hidden()
+    assert publish.locator(".algolink-publish-new-project").is_hidden()
+    for field in ("name", "tagline", "version", "bundle-dir"):  # hiding "New project" hid these
+        assert publish.locator(f".algolink-publish-{field}").is_visible(), field
+    publish.locator(".algolink-publish-service").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "06-lists-after-publish.png"))
+    publish.locator(".algolink-publish-publish-button").click()
+    status = publish.locator(".algolink-publish-status")
+    status.filter(has_text="demo/digits version 2 is online").wait_for(timeout=600_000)
+    publish.locator(".algolink-publish-result").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "07-published-again.png"))
+    assert re.search(r"/serve/demo/digits/(v\d+/)?classify", publish.inner_text())
+    service = requests.get(
+        stack["hub"] + "/api/v1/projects/demo/services/digits",
+        headers={"Authorization": f"token {stack['token']}"},
+        timeout=30,
+    ).json()
+    assert service["published_version"] == 2
+    assert next(v for v in service["versions"] if v["number"] == 2)["status"] == "online"
+
+
+def selected(form, field: str) -> str:
+    """The text of the option selected in the form's ``field`` dropdown."""
+    return form.locator(f".algolink-publish-{field} select").evaluate(
+        "s => s.options[s.selectedIndex].textContent"
+    )
