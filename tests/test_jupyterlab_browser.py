@@ -52,7 +52,12 @@ def stack(tmp_path_factory):
         "--root-dir",
         str(root),
     ]
-    proc = ServerProcess(args, cwd=REPO, env={"JUPYTER_CONFIG_DIR": str(root / ".jupyter")})
+    env = {
+        "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
+        # Jupyter's files, and the publish form's copy of the hub token for its curl lines, here.
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+    }
+    proc = ServerProcess(args, cwd=REPO, env=env)
     try:
         lab = wait_until(lambda: LAB_URL.search(proc.output), timeout=240)
         hub = HUB_URL.search(proc.output)
