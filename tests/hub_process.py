@@ -193,6 +193,15 @@ class Hub:
         except (OSError, ValueError):
             return None
 
+    def service_port(self, project: str, name: str, number: int) -> Optional[int]:
+        """The port a version's process listens on (the hub keeps it to itself: clients go through
+        /serve), from the pid file the runner writes."""
+        path = self.data / "services" / project / name / str(number) / "run.log.pid"
+        try:
+            return json.loads(path.read_text())["port"]
+        except (OSError, ValueError):
+            return None
+
     def stop(self, keep_services: bool = False) -> None:
         """SIGTERM, as a service manager stops the hub; its services keep running (the next start
         takes them back) unless ``keep_services`` is False, when this test's are stopped too."""

@@ -232,12 +232,12 @@ def test_registration_is_checked(hub, bundles, tmp_path):
     assert "python" in err
 
     port = 20000 + os.getpid() % 20000
-    r = register({"name": "first", "group": "g", "port": str(port)})
-    assert r.status_code == 201, r.text
-    assert r.json()["port"] == port and r.json()["status"] == "registered"
-    assert "already the port" in error_of(
-        register({"name": "second", "group": "g", "port": str(port)}), 409
+    assert "no longer takes a port" in error_of(
+        register({"name": "first", "group": "g", "port": str(port)}), 400
     )
+    r = register({"name": "first", "group": "g"})
+    assert r.status_code == 201, r.text
+    assert "port" not in r.json() and r.json()["status"] == "registered"
     assert "already has a service" in error_of(register({"name": "first", "group": "g"}), 409)
     folder = hub.post(url, data={"name": "from-folder", "group": "g", "path": str(bundles["v1"])})
     assert folder.status_code == 201, folder.text
@@ -265,7 +265,7 @@ def test_seed_flow(hub, bundles):
     )
     assert r.status_code == 201, r.text
     service = r.json()
-    assert service["status"] == "registered" and isinstance(service["port"], int)
+    assert service["status"] == "registered" and "port" not in service
     assert service["versions"][0]["status"] == "registered"
 
     # The manifest is read from the bundle (ALGOLINK_META=1 in its environment).
@@ -316,7 +316,8 @@ def test_seed_flow(hub, bundles):
     hub.wait_version("seed", "echo", 2)
     assert hub.serve("seed/echo/echo", json={"text": "hi"}).json() == {"text": "v2:hi"}
     assert hub.serve("seed/echo/v2/echo", json={"text": "hi"}).json() == {"text": "v2:hi"}
-    assert "no longer online" in error_of(hub.serve("seed/echo/v1/echo", json={}), 404)
+    # Version 1 stays callable at its API version, for clients that pinned it.
+    assert hub.serve("seed/echo/v1/echo", json={"text": "hi"}).json() == {"text": "v1:hi"}
     service = hub.service("seed", "echo")
     assert service["published_version"] == 2 and service["metadata"]["tagline"] == "Second"
     assert [v["status"] for v in service["versions"]] == ["offline", "online"]

@@ -84,7 +84,7 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     color = page.eval_on_selector("#publish", "e => getComputedStyle(e).backgroundColor")
     assert color == "rgb(31, 157, 85)"
     page.reload()
-    assert "curl -X POST" in page.inner_text("#curl")
+    assert "curl -sS -X POST" in page.inner_text("#api-panel code.curl")
     # Try it: the form generated from the manifest runs the command.
     page.fill("#try-echo-text", "hello " + EVIL)
     page.click("#try form.try-form button[type=submit]")

@@ -112,6 +112,8 @@ def test_two_publishes_at_once_leave_the_service_consistent(hub, bundles):
     assert len(apis) == len(set(apis)) == 3  # v1, and one each for versions 2 and 3
     tag = f"v{live[0]}"
     assert hub.serve("race/svc/echo", json={"text": "x"}).json() == {"text": f"{tag}:x"}
+    # The versions swapped out stay warm for pinned clients, then stop when idle.
+    assert hub.api("PATCH", "/api/v1/projects/race/services/svc", json={"keep_warm": 1}).ok
     wait_for(
         lambda: len(processes_of(hub, "race", "svc")) == 1, 30, 0.2, "one version left running"
     )
@@ -148,6 +150,8 @@ def test_publishing_under_a_stream_of_requests_fails_none(hub, bundles):
     assert hub.publish("load", "svc", 2).status_code == 202
     hub.wait_version("load", "svc", 2)
     wait_for(lambda: seen.get("v2", 0) > 20, 30, 0.05, "requests to reach version 2")
+    # Version 1 stays warm for clients that pinned /v1/; idle for a second, it stops.
+    assert hub.api("PATCH", "/api/v1/projects/load/services/svc", json={"keep_warm": 1}).ok
     wait_for(lambda: len(processes_of(hub, "load", "svc")) == 1, 30, 0.1, "version 1 to stop")
     time.sleep(0.5)
     stop.set()

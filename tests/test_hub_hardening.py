@@ -187,7 +187,7 @@ def test_a_sdk_service_under_the_hub_has_no_setup_route_and_says_so(hub, tmp_pat
     assert set(doc["paths"]) == {"/meta", "/openapi.json", "/echo"}
     assert doc["servers"] == [{"url": "/serve/attack/sdk/"}]
     # the process itself (on its port, bypassing the hub) has no /setup either
-    port = hub.service("attack", "sdk")["versions"][0]["port"]
+    port = hub.service_port("attack", "sdk", 1)
     direct = requests.post(f"http://127.0.0.1:{port}/setup", json={}, timeout=10)
     assert direct.status_code == 404
 
@@ -380,7 +380,7 @@ def connect_dev(hub, name, url, token=None, **extra):
 def test_development_urls_that_lead_to_the_hub_or_its_services_are_refused(hub, spy):
     hub.ensure_group("attack", "g")
     port = hub.url.rsplit(":", 1)[1]
-    internal = hub.service("attack", "spy")["versions"][0]["port"]
+    internal = hub.service_port("attack", "spy", 1)
     for url in (
         hub.url,
         f"http://localhost:{port}/serve/attack/spy",
@@ -1074,7 +1074,7 @@ def test_a_service_whose_port_is_taken_over_while_it_restarts_gets_no_traffic(hu
     assert r.status_code == 201
     assert hub.publish("attack", "victim2").status_code == 202
     hub.wait_version("attack", "victim2", 1)
-    port = hub.version("attack", "victim2", 1)["port"]
+    port = hub.service_port("attack", "victim2", 1)
     seen: list = []
 
     class Impostor(http.server.BaseHTTPRequestHandler):

@@ -1,19 +1,17 @@
-"""``algolink register``, ``publish``, ``logs``, ``status`` and ``options``: the hub's client commands."""
+"""``algolink register``, ``publish``, ``logs``, ``status`` and ``options``: the hub's client commands
+(``push``, ``versions``, ``rollback``, ``alias`` and ``delete`` are in :mod:`.versions`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from ..errors import CLIError
 from .core import (
-    SETTLED,
     HubClient,
     dev_service_lines,
     ensure_project_group,
@@ -24,6 +22,7 @@ from .core import (
     split_service,
 )
 from .options import add_options_command
+from .versions import add_version_commands, publish_and_follow
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -56,8 +55,6 @@ def cmd_register(args: argparse.Namespace) -> int:
     project = urllib.parse.quote(args.project)
     ensure_project_group(client, args.project, args.group)
     fields: dict = {"name": args.name, "group": args.group}
-    if args.port is not None:
-        fields["port"] = args.port
     if args.metadata:
         fields["metadata"] = args.metadata
     if args.public:
@@ -70,68 +67,15 @@ def cmd_register(args: argparse.Namespace) -> int:
     with client.open("POST", f"/api/v1/projects/{project}/services", body, content_type) as r:
         service = json.loads(r.read())
     print(
-        f"Registered {args.project}/{service['name']} (version 1, port {service['port']}): "
-        f"publish it with `algolink publish {args.project}/{service['name']}`."
+        f"Registered {args.project}/{service['name']} (version 1): publish it with "
+        f"`algolink publish {args.project}/{service['name']}`."
     )
     return 0
 
 
-def _follow_status(client: HubClient, path: str, number: int, start: float, stop: Any) -> None:
-    """Print each change of the version's status while the log streams."""
-    last = None
-    while not stop.is_set():
-        try:
-            service = client.call("GET", path)
-        except CLIError:
-            service = None
-        version = next(
-            (v for v in (service or {}).get("versions", []) if v["number"] == number), None
-        )
-        if version is not None and version["status"] != last:
-            last = version["status"]
-            print(f"==> {last} ({time.monotonic() - start:.1f} s)", file=sys.stderr, flush=True)
-        stop.wait(0.5)
-
-
 def cmd_publish(args: argparse.Namespace) -> int:
-    client = HubClient()
     project, name = split_service(args.service)
-    path = service_path(project, name)
-    start = time.monotonic()
-    body = {} if args.version is None else {"version": args.version}
-    service = client.call("POST", f"{path}/publish", body)
-    number = service["publishing"]
-    print(f"Publishing {project}/{name} version {number}...", flush=True)
-    stop = threading.Event()
-    watcher = threading.Thread(
-        target=_follow_status, args=(client, path, number, start, stop), daemon=True
-    )
-    watcher.start()
-    try:
-        for line in client.stream(f"{path}/versions/{number}/logs?follow=1&until=online"):
-            sys.stdout.write(line.decode("utf-8", "replace"))
-            sys.stdout.flush()
-        deadline = time.monotonic() + 30  # the log ended: the status settles at the same moment
-        while True:
-            service = client.call("GET", path)
-            version = next(v for v in service["versions"] if v["number"] == number)
-            if version["status"] in SETTLED or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        watcher.join(2)
-    elapsed = time.monotonic() - start
-    if version["status"] == "online":
-        print(
-            f"{project}/{name} version {number} is online as {version['api_version']} "
-            f"({elapsed:.1f} s): {service['urls']['serve']}"
-        )
-        return 0
-    raise CLIError(
-        f"{project}/{name} version {number} is {version['status']}: "
-        f"{version.get('error') or service.get('message') or 'see the log above'}"
-    )
+    return publish_and_follow(HubClient(), project, name, args.version)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -163,12 +107,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s.get("dev_message"):
                 print(f"  {s['dev_message']}")
             return 0
-        print(f"  group {s['group']}, port {s['port']}, {'public' if s['public'] else 'token'}")
+        print(f"  group {s['group']}, {'public' if s['public'] else 'token'}")
         if s["urls"]["api"]:
             print(f"  serving {s['api_version']} at {s['urls']['serve']}")
         for v in s["versions"]:
             api = v["api_version"] or "-"
             line = f"  version {v['number']}: {v['status']:<10} {api:<4} {v['created']}"
+            if v.get("process"):
+                line += f"  process {v['process']}"
             print(line + (f"  {v['error'].splitlines()[0]}" if v["error"] else ""))
         return 0
     rows = [("SERVICE", "GROUP", "STATUS", "VERSION", "API")]
@@ -212,7 +158,6 @@ def add_commands(sub: Any) -> None:
     reg.add_argument("--project", required=True)
     reg.add_argument("--group", required=True)
     reg.add_argument("--name", required=True, help="the service's name")
-    reg.add_argument("--port", type=int, help="the service's port (default: a free one)")
     reg.add_argument("--metadata", help="JSON metadata that wins over the bundle's meta()")
     reg.add_argument("--image", action="append", help="a gallery image (repeatable)")
     reg.add_argument("--public", action="store_true", help="serve it without a token")
@@ -221,11 +166,15 @@ def add_commands(sub: Any) -> None:
     pub = sub.add_parser(
         "publish",
         help="publish (上线) a service version and follow its build",
-        description="Build, start and health-check a version (the newest by default), following "
-        "its log until it is online or failed. " + env_note,
+        description="Build, start and health-check a version (by default the one online last, "
+        "else the newest), following its log until it is online or failed. " + env_note,
     )
     pub.add_argument("service", metavar="PROJECT/SERVICE")
-    pub.add_argument("--version", type=int, help="the version number (default: the newest)")
+    pub.add_argument(
+        "--version",
+        type=int,
+        help="the version number (default: the one online last, else the newest)",
+    )
     pub.set_defaults(func=cmd_publish)
 
     logs = sub.add_parser("logs", help="show a service's build and run log", description=env_note)
@@ -239,3 +188,4 @@ def add_commands(sub: Any) -> None:
     status.set_defaults(func=cmd_status)
 
     add_options_command(sub)  # options P/S --set name=value --upload name=FILE
+    add_version_commands(sub, env_note)  # push, versions, rollback, alias, delete

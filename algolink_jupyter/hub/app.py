@@ -36,6 +36,7 @@ from .apihandlers import default_handlers as api_handlers
 from .apihandlers.base import NotFoundHandler
 from .apihandlers.common import redact
 from .builder import Builder
+from .collect import Collector
 from .devmode import ConnectLimiter
 from .guard import GuardedHTTPServer, GuardedSocket, default_max_connections, raise_nofile
 from .handlers import app_settings as page_settings
@@ -143,6 +144,8 @@ class Hub:
         idle_timeout: float = 60.0,
         body_timeout: float = 900.0,
         serve_timeout: float = 600.0,
+        env_budget: Optional[int] = None,
+        cold_start_timeout: float = 60.0,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -171,6 +174,10 @@ class Hub:
         self.body_timeout = body_timeout
         #: Seconds a service has to answer a request /serve sent it (a 504 past it).
         self.serve_timeout = serve_timeout
+        #: Bytes the environments may take on disk (``--env-budget``; None: no limit).
+        self.env_budget = env_budget
+        #: Seconds a request waits for a version that is not running to start.
+        self.cold_start_timeout = cold_start_timeout
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
@@ -355,6 +362,8 @@ class Hub:
             wheels=self.data / "wheels",
         )
         self.publisher = Publisher(self)
+        self.publisher.cold_start_timeout = self.cold_start_timeout
+        self.collector = Collector(self, self.env_budget)
         self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)
         self.upstreams = UpstreamPool()
 
@@ -402,6 +411,8 @@ class Hub:
         await self.publisher.adopt_running()  # before listening: not one request is refused
         self.listen()
         await self.publisher.restore()
+        self.publisher.start_reaper()
+        self.collector.soon()
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         print(
             f"AlgoLink hub running at http://{host}:{self.port}/ (data in {self.data})", flush=True
@@ -464,6 +475,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
         serve_timeout=args.serve_timeout,
+        env_budget=args.env_budget,
+        cold_start_timeout=args.cold_start_timeout,
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

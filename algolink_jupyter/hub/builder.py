@@ -49,6 +49,7 @@ from .pythons import (
     version_tuple,
 )
 from .sandbox import Identity, Isolation, clean_environment, python_prefix, tmp_env, venv_base
+from .shim import stamp
 
 __all__ = [
     "BuildError",
@@ -168,13 +169,13 @@ class _BuildLog:
         self.size = 0
 
     def line(self, text: str) -> None:
-        stamp = datetime.datetime.now().strftime("%H:%M:%S")
-        data = f"[{stamp}] {text[:4000]}\n"
+        now = stamp()
+        data = f"[{now}] {text[:4000]}\n"
         self.size += len(data)
         if self.size > MAX_BUILD_LOG:
             if self.size - len(data) <= MAX_BUILD_LOG:
                 self.file.write(
-                    f"[{stamp}] ==> The build printed more than {MAX_BUILD_LOG >> 20} MB: the rest "
+                    f"[{now}] ==> The build printed more than {MAX_BUILD_LOG >> 20} MB: the rest "
                     "is left out of this log.\n"
                 )
                 self.file.flush()

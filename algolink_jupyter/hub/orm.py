@@ -90,13 +90,18 @@ class Service(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
-    port: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="registered")
     message: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     #: The number of the version that is (or was last) online.
     published_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    #: Seconds a version that is not online keeps running after its last request (0: for good).
+    keep_warm: Mapped[int] = mapped_column(Integer, default=600)
+    #: The highest version number and API version ever given (migration 0005): numbers of deleted
+    #: versions are never given again, so ``/vN/`` never means another bundle than it did.
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_api_version: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     #: The name and the id of the token that registered it (migration 0004).
     created_by: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
@@ -115,6 +120,9 @@ class Service(Base):
     group: Mapped[Group] = relationship(back_populates="services")
     versions: Mapped[list[Version]] = relationship(
         back_populates="service", order_by="Version.number", cascade="all, delete-orphan"
+    )
+    aliases: Mapped[list[Alias]] = relationship(
+        back_populates="service", order_by="Alias.name", cascade="all, delete-orphan"
     )
 
     def version(self, number: Optional[int]) -> Optional[Version]:
@@ -151,8 +159,26 @@ class Version(Base):
     #: The values of the setup options this version gives (``{name: value}``; a ``file`` or
     #: ``directory`` value is ``{"file": "<sha256>", "filename": "x.pt"}``), or None: the defaults.
     options: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
+    #: The key of the environment it was built in (migration 0005): what the collector keeps.
+    env_key: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
 
     service: Mapped[Service] = relationship(back_populates="versions")
+
+
+class Alias(Base):
+    """A name for one version of a service (``stable``, ``canary``): ``/serve/P/S/@name/``."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("service_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    version_number: Mapped[int] = mapped_column(Integer)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+
+    service: Mapped[Service] = relationship(back_populates="aliases")
 
 
 class StoredFile(Base):

@@ -1,4 +1,8 @@
-"""``/serve/{project}/{service}[/v{N}]/{command}``: requests forwarded to the service's process.
+"""``/serve/{project}/{service}[/v{N} | /@{alias}]/{command}``: requests forwarded to a version's process.
+
+Without ``v{N}`` or ``@{alias}`` a request goes to the version online now; with one, to that version,
+whose process is started for the request when it does not run (:meth:`Publisher.warm_up`: the request
+waits, then gets 503 with ``Retry-After`` past the hub's cold-start time).
 
 This is the hub's hot path, so it is served below ``tornado.web``: :class:`HubServer` hands requests
 for ``/serve/`` to a :class:`ServeRequest` and everything else to the application. The route comes
@@ -20,6 +24,7 @@ import collections
 import json
 import re
 import tempfile
+import time
 from collections.abc import Awaitable
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -30,6 +35,7 @@ from tornado.log import app_log
 from tornado.tcpclient import TCPClient
 
 from .devmode import HOP_HEADER, DevServerError, not_answering, target_address
+from .publisher import ColdStartError
 
 #: Headers that belong to one connection, not to the request or answer they travel with.
 HOP_BY_HOP = frozenset(
@@ -63,7 +69,8 @@ DROP_REQUEST = HOP_BY_HOP | {
 
 MAX_HEAD = 65536
 CHUNK = 65536
-_VERSIONED = re.compile(r"^/v(\d+)(/.*)$")
+_VERSIONED = re.compile(r"^/v(\d{1,9})(/.*)$")
+_ALIASED = re.compile(r"^/@([A-Za-z0-9_-]{1,64})(/.*)$")
 
 
 class UpstreamPool:
@@ -352,10 +359,13 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             raise _Refused(404, "Use /serve/{project}/{service}/{command}.")
         project, service = parts[2], parts[3]
         path = "/" + (parts[4] if len(parts) > 4 else "")
-        api = None
+        api = alias = None
         m = _VERSIONED.match(path) or (_VERSIONED.match(path + "/") if path != "/" else None)
+        a = _ALIASED.match(path) or (_ALIASED.match(path + "/") if path != "/" else None)
         if m:
             api, path = int(m.group(1)), m.group(2)
+        elif a:
+            alias, path = a.group(1), a.group(2)
         name = f"{project}/{service}"
         route = hub.publisher.routes.get((project, service))
         if route is None:
@@ -372,27 +382,33 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         length = self.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MAX_SERVE_BODY:
             raise _Refused(413, _too_large())
-        if route.url is None:
-            if route.status == "starting":
-                raise _Refused(503, f"{name} is starting: try again in a moment.", 2)
-            raise _Refused(
-                503, f"{name} is not online (its status is {route.status}): publish it first."
-            )
-        if route.dev and api is not None:
+        if route.dev and (api is not None or alias is not None):
             raise _Refused(
                 404,
                 f"{name} is in development mode and has no API versions: use /serve/{name}/ "
-                "without /v{N}.",
+                "without /v{N} or /@{alias}.",
             )
-        if not route.dev and api is not None and api != route.api_version:
-            online = f"the online one is v{route.api_version}"
-            if api in route.api_versions:
-                reason = f"v{api} of {name} is no longer online; {online}"
-            else:
-                reason = f"{name} has no API version v{api}; {online}"
-            raise _Refused(404, f"{reason}: use /serve/{name}/v{route.api_version}/ instead.")
-        self.check_callable(route, name, path)
-        if route.key is not None and hub.publisher.inflight[route.key] >= MAX_INFLIGHT:
+        target = self.pinned_target(route, name, api, alias)
+        if target is not None and target.key == route.key and route.url is not None:
+            target = None  # the version online now: served as such
+        if target is None:
+            if route.url is None:
+                if route.status == "starting":
+                    raise _Refused(503, f"{name} is starting: try again in a moment.", 2)
+                raise _Refused(
+                    503, f"{name} is not online (its status is {route.status}): publish it first."
+                )
+            self.check_callable(route.commands, name, path)
+        else:
+            if route.status == "offline":
+                raise _Refused(
+                    503,
+                    f"{name} was taken offline (下线): its versions answer again once it is "
+                    "published.",
+                )
+            self.check_callable(target.commands, name, path)
+        key = target.key if target is not None else route.key
+        if key is not None and hub.publisher.inflight[key] >= MAX_INFLIGHT:
             raise _Refused(
                 503,
                 f"{name} is answering {MAX_INFLIGHT} requests already: try again in a moment.",
@@ -410,20 +426,65 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 "address": address,
                 "path": prefix + path,
                 "query": query,
-                "api": None,
+                "prefix": f"/serve/{name}",
+                "key": None,
+                "target": None,
             }
+        if api is not None:
+            prefix = f"/serve/{name}/v{api}"
+        elif alias is not None:
+            prefix = f"/serve/{name}/@{alias}"
+        else:
+            prefix = f"/serve/{name}"
         return {
             "route": route,
             "name": name,
-            "address": address_of(route.url),
+            "address": address_of(route.url) if target is None else None,
             "path": path,
             "query": query,
-            "api": api,
+            "prefix": prefix,
+            "key": key,
+            "target": target,
         }
 
-    def check_callable(self, route: Any, name: str, path: str) -> None:
-        """What a client may reach: the commands, ``meta`` and ``openapi.json``; never ``/setup``,
-        ``/healthcheck`` or anything else the process answers."""
+    def pinned_target(
+        self, route: Any, name: str, api: Optional[int], alias: Optional[str]
+    ) -> Optional[Any]:
+        """The version ``/v{api}`` or ``/@{alias}`` names (None for neither), or a 404 that says
+        which ones there are."""
+        if api is None and alias is None:
+            return None
+        online = (
+            f"the online one is v{route.api_version}" if route.api_version else "none is online"
+        )
+        have = ", ".join(f"v{n}" for n in sorted(route.by_api)) or "none yet"
+        if api is not None:
+            number = route.by_api.get(api)
+            if number is None:
+                if 0 < api <= route.last_api_version:
+                    reason = f"v{api} of {name} was deleted"
+                else:
+                    reason = f"{name} has no API version v{api}"
+                raise _Refused(404, f"{reason}; its API versions are {have} ({online}).")
+        else:
+            number = route.aliases.get(alias)
+            if number is None:
+                names = ", ".join(f"@{a}" for a in sorted(route.aliases)) or "none"
+                raise _Refused(
+                    404, f"{name} has no alias @{alias}: its aliases are {names} ({online})."
+                )
+        target = route.targets.get(number)
+        if target is None:
+            raise _Refused(
+                503,
+                f"Version {number} of {name} has not been built yet: try again once it is.",
+                5,
+            )
+        return target
+
+    def check_callable(self, commands: frozenset, name: str, path: str) -> None:
+        """What a client may reach: the commands (of the version it reaches), ``meta`` and
+        ``openapi.json``; never ``/setup``, ``/healthcheck`` or anything else the process answers."""
         method = self.start_line.method
         rest = path[1:]
         if rest in PUBLIC_PATHS:
@@ -432,7 +493,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             raise _Refused(
                 405, f"{method} is not allowed on /serve/{name}/{rest}: use GET.", Allow="GET, HEAD"
             )
-        if rest in route.commands:
+        if rest in commands:
             if method in ("GET", "HEAD", "POST", "OPTIONS"):
                 return
             raise _Refused(
@@ -440,7 +501,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 f"{method} is not allowed on /serve/{name}/{rest}: use POST (GET gives its spec).",
                 Allow="GET, HEAD, POST",
             )
-        commands = ", ".join(sorted(route.commands)) or "none yet"
+        listed = ", ".join(sorted(commands)) or "none yet"
         if rest == "setup":
             raise _Refused(
                 404,
@@ -450,7 +511,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             )
         raise _Refused(
             404,
-            f"{name} has no command {rest!r}: its commands are {commands} (GET /serve/{name}/meta "
+            f"{name} has no command {rest!r}: its commands are {listed} (GET /serve/{name}/meta "
             "describes them).",
         )
 
@@ -469,6 +530,29 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         plan = self.plan
         assert plan is not None
         route, name, address = plan["route"], plan["name"], plan["address"]
+        key, publisher = plan["key"], self.hub.publisher
+        if key is not None:
+            publisher.inflight[key] += 1
+        try:
+            if plan["target"] is not None:  # a pinned version: started for this request if need be
+                try:
+                    url = await publisher.warm_up(route, plan["target"])
+                except ColdStartError as e:
+                    if self.gone:
+                        return
+                    return self.error(503, f"{name}: {e}", e.retry_after)
+                if self.gone:
+                    return
+                address = address_of(url)
+            await self._forward(route, name, address)
+        finally:
+            if key is not None:
+                publisher.inflight[key] -= 1
+                publisher.last_used[key] = time.monotonic()
+
+    async def _forward(self, route: Any, name: str, address: tuple) -> None:
+        plan = self.plan
+        assert plan is not None
         method = self.start_line.method
         context = self.connection.context
         query = plan["query"]
@@ -481,22 +565,17 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             lines.append(f"Content-Length: {self.size}")
         hops = ", ".join([*self.headers.get_list(HOP_HEADER), self.hub.hop_id])
         lines.append(f"{HOP_HEADER}: {hops}")
-        api = plan["api"]
         if route.dev:
             if route.dev_token:  # the token the developer's server needs: the caller never sees it
                 lines.append(f"Authorization: token {route.dev_token}")
-            lines.append(f"X-Forwarded-Prefix: /serve/{name}")
+            lines.append(f"X-Forwarded-Prefix: {plan['prefix']}")
         else:
             lines += [
                 f"X-Forwarded-For: {getattr(context, 'remote_ip', '') or ''}",
                 f"X-Forwarded-Proto: {getattr(context, 'protocol', 'http')}",
-                f"X-Forwarded-Prefix: /serve/{name}{f'/v{api}' if api else ''}",
+                f"X-Forwarded-Prefix: {plan['prefix']}",
             ]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
-
-        key, publisher = route.key, self.hub.publisher
-        if key is not None:
-            publisher.inflight[key] += 1
         try:
             await asyncio.wait_for(
                 self.hub.upstreams.exchange(address, head, self), self.hub.serve_timeout
@@ -519,9 +598,6 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
             self.connection.close()  # it broke off mid-answer: so do we
             return
-        finally:
-            if key is not None:
-                publisher.inflight[key] -= 1
         self.connection.finish()
 
     async def send_request(self, stream: IOStream, head: bytes) -> None:

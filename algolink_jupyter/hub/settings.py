@@ -5,6 +5,23 @@ from __future__ import annotations
 import argparse
 
 DEFAULT_PORT = 8800
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """``20G``, ``500M``, ``1.5T`` or a number of bytes, for ``--env-budget``."""
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)] if unit else raw
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: give one such as 20G, 500M or 1.5T."
+        )
+    return int(value * _UNITS[unit])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +107,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=900.0,
         metavar="S",
         help="seconds a request's body may take to arrive (900)",
+    )
+    parser.add_argument(
+        "--env-budget",
+        type=byte_size,
+        default=None,
+        metavar="SIZE",
+        help="disk space the built environments may take, such as 20G: past it, those used least "
+        "recently are removed (never one a process runs in; a version whose environment went is "
+        "built again when it starts). Default: no limit; environments no version uses are always "
+        "removed",
+    )
+    parser.add_argument(
+        "--cold-start-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a request to a version that is not running (/serve/P/S/vN/ or /@alias/) waits "
+        "for it to start before it is answered 503 with Retry-After (60)",
     )
     parser.add_argument(
         "--serve-timeout",

@@ -22,7 +22,7 @@ from tornado.log import app_log
 from .. import orm
 from ..multipart import FormError, FormParser, boundary_of
 from .common import APIError, human_size, parse_version_number, redact
-from .models import service_model
+from .models import service_model, version_model
 
 #: The web UI's session cookie: the hash of the token it signed in with (never the token), signed.
 SESSION_COOKIE = "algolink-session"
@@ -330,8 +330,9 @@ class APIHandler(HubHandler):
         """The service's next version (numbered after its newest), committed and handed to the
         publisher to prepare; a 409 that ends with ``again`` when another request took the number."""
         self.db.refresh(service)
-        number = 1 + max((v.number for v in service.versions), default=0)
+        number = 1 + max([service.last_version or 0, *(v.number for v in service.versions)])
         version = orm.Version(service=service, number=number, error="", **fields)
+        service.last_version = number
         self.db.add(version)
         try:
             self.db.commit()
@@ -448,7 +449,15 @@ class APIHandler(HubHandler):
         return f"{self.request.protocol}://{self.request.host}{path}"
 
     def service_json(self, service: orm.Service) -> dict:
-        return service_model(service, self.url(""), self.hub.serve_origin)
+        running = self.hub.publisher.running(service.project.name, service.name)
+        return service_model(service, self.url(""), self.hub.serve_origin, running)
+
+    def version_json(self, version: orm.Version) -> dict:
+        service = version.service
+        running = self.hub.publisher.running(service.project.name, service.name)
+        return version_model(
+            version, self.url(""), self.hub.serve_origin, running.get(version.number)
+        )
 
 
 class NotFoundHandler(APIHandler):

@@ -34,6 +34,23 @@ class GroupAPIHandler(APIHandler):
     def get(self, project_name: str, name: str) -> None:
         self.write_json(group_model(self.find_group(self.find_project(project_name), name)))
 
+    def delete(self, project_name: str, name: str) -> None:
+        """Remove an empty group (a group with services keeps them: move or delete them first)."""
+        group = self.find_group(self.find_project(project_name), name)
+        if group.services:
+            listed = ", ".join(s.name for s in group.services)
+            raise APIError(
+                409,
+                f"Group {name!r} of {project_name!r} still has services ({listed}): delete them "
+                "first (DELETE /api/v1/projects/{project}/services/{service}).",
+                "group_not_empty",
+                group=name,
+                services=listed,
+            )
+        self.db.delete(group)
+        self.db.commit()
+        self.write_json({"deleted": f"{project_name} group {name}"})
+
 
 default_handlers = [
     (r"/api/v1/projects/([^/]+)/groups", GroupListAPIHandler),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import hashlib
+import json
+from typing import Any, Optional
 
 from .. import orm
 from ..devmode import dev_model
@@ -51,26 +53,60 @@ def current_version(service: orm.Service) -> Optional[orm.Version]:
     )
 
 
-def version_model(version: orm.Version, base: str = "") -> dict:
+def default_publish_version(service: orm.Service) -> Optional[orm.Version]:
+    """What 上线 publishes when no version is named: the newest version uploaded since the one
+    online last went online, else that one (a rollback stays a rollback), else the newest."""
+    published = service.version(service.published_version)
+    if published is None:
+        return service.versions[-1] if service.versions else None
+    since = published.published_at or published.created
+    newer = [v for v in service.versions if v.created is not None and v.created > since]
+    return newer[-1] if newer else published
+
+
+def version_model(
+    version: orm.Version,
+    base: str = "",
+    serve_base: Optional[str] = None,
+    process: Optional[str] = None,
+) -> dict:
+    """A version as the API shows it; ``process`` is the state of its process when one runs
+    (``online``, ``starting``, ``restarting``), else None."""
     service = version.service
-    path = (
-        f"/api/v1/projects/{service.project.name}/services/{service.name}/versions/{version.number}"
-    )
+    project = service.project.name
+    path = f"/api/v1/projects/{project}/services/{service.name}/versions/{version.number}"
+    serve = f"{(serve_base or base).rstrip('/')}/serve/{project}/{service.name}/"
     return {
         "number": version.number,
         "status": version.status,
         "error": version.error or None,
         "api_version": f"v{version.api_version}" if version.api_version else None,
+        "url": f"{serve}v{version.api_version}/" if version.api_version else None,
+        "aliases": [a.name for a in service.aliases if a.version_number == version.number],
+        "process": process,
         "bundle_hash": version.bundle_hash,
         "manifest": version.manifest,
         "metadata": effective_metadata(service, version),
         "gallery": gallery_model(version, base),
-        "port": version.port,
         "created": isotime(version.created),
         "published_by": version.published_by,
         "published_at": isotime(version.published_at),
         "options": version.options or {},
         "logs": base + path + "/logs",
+    }
+
+
+def alias_model(alias: orm.Alias, base: str = "", serve_base: Optional[str] = None) -> dict:
+    service = alias.service
+    version = service.version(alias.version_number)
+    serve = f"{(serve_base or base).rstrip('/')}/serve/{service.project.name}/{service.name}/"
+    return {
+        "name": alias.name,
+        "version": alias.version_number,
+        "api_version": f"v{version.api_version}" if version and version.api_version else None,
+        "url": f"{serve}@{alias.name}/",
+        "updated_by": alias.updated_by,
+        "created": isotime(alias.created),
     }
 
 
@@ -91,11 +127,19 @@ def gallery_model(version: Optional[orm.Version], base: str = "") -> list:
     ]
 
 
-def service_model(service: orm.Service, base: str = "", serve_base: Optional[str] = None) -> dict:
+def service_model(
+    service: orm.Service,
+    base: str = "",
+    serve_base: Optional[str] = None,
+    running: Optional[dict] = None,
+) -> dict:
     """A service as the API shows it; its ``/serve`` URLs start with ``serve_base`` (the hub's
-    ``--serve-origin``) when given, else ``base``."""
+    ``--serve-origin``) when given, else ``base``; ``running`` maps the numbers of the versions
+    whose process runs to its state."""
+    running = running or {}
     version = current_version(service)
     published = service.version(service.published_version)
+    default_version = default_publish_version(service)
     project = service.project.name
     serve = f"{(serve_base or base).rstrip('/')}/serve/{project}/{service.name}/"
     model = {
@@ -104,14 +148,19 @@ def service_model(service: orm.Service, base: str = "", serve_base: Optional[str
         "group": service.group.name,
         "status": service.status,
         "message": service.message or None,
-        "port": service.port,
         "public": service.public,
+        "keep_warm": service.keep_warm,
         "published_version": service.published_version,
+        "publish_default": default_version.number if default_version else None,
         "api_version": f"v{published.api_version}" if published and published.api_version else None,
         "metadata": effective_metadata(service, version),
         "manifest": version.manifest if version else None,
         "gallery": gallery_model(version, base),
-        "versions": [version_model(v, base) for v in service.versions],
+        "versions": [
+            version_model(v, base, serve_base, running.get(v.number)) for v in service.versions
+        ],
+        "running": sorted(running),
+        "aliases": [alias_model(a, base, serve_base) for a in service.aliases],
         "created": isotime(service.created),
         "urls": {
             "serve": serve,
@@ -135,7 +184,27 @@ def service_model(service: orm.Service, base: str = "", serve_base: Optional[str
         merged.update(service.meta or {})
         model.update(dev_model(service), manifest=service.dev_manifest, metadata=merged)
         model["urls"]["api"] = serve
+    model["state"] = state_of(model)
     return model
+
+
+#: What a page shows of a service that is not a URL (URLs differ with the host a page is seen on).
+_URL_KEYS = {"urls", "url", "logs", "gallery", "state", "created", "dev_checked_at"}
+
+
+def state_of(model: dict) -> str:
+    """A short digest of what the service's page shows: when it changes, the page shows it anew
+    (all of it at once, so that no part says something another part contradicts)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _URL_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    text = json.dumps(strip(model), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def token_model(token: orm.Token) -> dict:

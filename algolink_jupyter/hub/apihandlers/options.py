@@ -38,7 +38,7 @@ from .. import orm
 from ..handlers import i18n
 from .base import APIHandler
 from .common import APIError, human_size, parse_version_number
-from .models import current_version, version_model
+from .models import current_version
 
 #: Upload id -> (bytes hashed so far, the sha256 object): a resumed upload continues its hash.
 _HASHERS: dict = {}
@@ -83,7 +83,9 @@ class SessionAPIHandler(APIHandler):
             raise APIError(
                 409, f"{service.project.name}/{service.name} has no version: register a bundle."
             )
-        return service.versions[-1]
+        # The newest whose options are known (a version still building has none yet).
+        built = [v for v in service.versions if v.manifest is not None]
+        return built[-1] if built else service.versions[-1]
 
     def manifest_of(self, version: orm.Version) -> dict:
         if version.manifest is None:
@@ -162,7 +164,7 @@ class OptionsAPIHandler(SessionAPIHandler):
         publish = body.get("publish") is True
         if publish:
             self.hub.publisher.request_publish(self.db, service, version, self.token_name)
-        model = version_model(version, self.url(""))
+        model = self.version_json(version)
         model.update(self.model(version), version=version.number, publishing=publish)
         model["status"] = version.status
         self.write_json(model, 201)

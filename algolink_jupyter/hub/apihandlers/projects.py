@@ -41,6 +41,29 @@ class ProjectAPIHandler(APIHandler):
     def get(self, name: str) -> None:
         self.write_json(project_model(self.find_project(name), detail=True))
 
+    async def delete(self, name: str) -> None:
+        """Remove the project with its groups and services (each stopped and removed as
+        ``DELETE .../services/{service}`` does)."""
+        project = self.find_project(name)
+        project_id = project.id
+        self.db.close()
+        del self._db
+        services: list = []
+        while True:  # a service registered meanwhile goes too
+            with self.hub.session() as db:
+                project = db.get(orm.Project, project_id)
+                if project is None:
+                    break
+                left = [(s.id, s.name) for s in project.services]
+                if not left:
+                    db.delete(project)
+                    db.commit()
+                    break
+            for service_id, service_name in left:
+                await self.hub.publisher.delete_service(service_id)
+                services.append(service_name)
+        self.write_json({"deleted": name, "services": services})
+
 
 default_handlers = [
     (r"/api/v1/projects", ProjectListAPIHandler),

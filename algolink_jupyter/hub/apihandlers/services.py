@@ -1,8 +1,12 @@
 """Services (模型服务): register a bundle, show a service, publish (上线) and take offline.
 
 Registering takes a multipart form: the ``bundle`` file (.tar.gz or .zip), ``name``, ``group``,
-``port`` (optional), ``metadata`` (JSON, optional), ``public`` (optional) and any number of gallery
-``images``. Instead of a file, ``path`` may name a bundle folder on the hub's machine.
+``metadata`` (JSON, optional), ``public`` (optional) and any number of gallery ``images``. Instead of a
+file, ``path`` may name a bundle folder on the hub's machine. There is no port to give: the hub picks
+a free one for every process it starts, and clients reach services through ``/serve`` only.
+
+``DELETE`` removes a service (its processes stopped first, its versions, aliases, logs and working
+copies with it); what nothing else uses is collected (``collect.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from tornado.ioloop import IOLoop
@@ -21,7 +25,7 @@ from ..bundles import BundleError, bundle_root, read_config, store, unpack_archi
 from ..publisher import store_image
 from .base import APIHandler
 from .common import APIError, check_name, parse_version_number
-from .models import current_version
+from .models import current_version, default_publish_version
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -85,41 +89,49 @@ class BundleReceiver(APIHandler):
             )
         return raw
 
-    def port_field(self, form: dict) -> Optional[int]:
-        raw = form.get("port")
-        if raw is None or raw == "":
-            return None
-        try:
-            port = int(raw)
-        except (TypeError, ValueError):
-            port = -1
-        if isinstance(raw, bool) or not 1024 <= port <= 65535:
+    def refuse_port(self, form: dict) -> None:
+        """A ``port`` is no longer taken: say so rather than ignore it."""
+        if form.get("port") not in (None, ""):
             raise APIError(
                 400,
-                f"The port must be a whole number between 1024 and 65535, got {raw!r}.",
-                "port_bad",
-                value=str(raw),
+                f"The hub no longer takes a port (got {form.get('port')!r}): it picks a free one "
+                "for each process it starts, and clients reach the service at /serve/{project}/"
+                "{service}/. Leave port out.",
+                "port_gone",
+                value=str(form.get("port")),
             )
-        if port == self.hub.port:
-            raise APIError(
-                409,
-                f"Port {port} is the hub's own port: choose another one.",
-                "port_hub",
-                port=port,
-            )
-        return port
 
     def images(self, keep: bool = True) -> list:
-        """The uploaded gallery images, checked, and stored when ``keep``."""
+        """The uploaded gallery images, checked, and stored when ``keep`` (kept from the collector
+        until the request ends: its row is committed by then)."""
         stored = []
+        collector = self.hub.collector
         for part in self.request.files.get("images", []) + self.request.files.get("image", []):
             try:
-                stored.append(
-                    store_image(part.body, self.hub.data / "gallery", part.filename, keep=keep)
-                )
+                with collector.store_lock:
+                    image = store_image(
+                        part.body, self.hub.data / "gallery", part.filename, keep=keep
+                    )
+                    if keep:
+                        collector.pin(image["file"])
+                        self.pins.append(image["file"])
+                stored.append(image)
             except ValueError as e:
                 raise APIError(400, str(e), "image_bad", name=part.filename) from None
         return stored
+
+    @property
+    def pins(self) -> list:
+        """What this request stored for a row it has not committed yet (see collect.py)."""
+        if not hasattr(self, "_pins"):
+            self._pins: list = []
+        return self._pins
+
+    def on_finish(self) -> None:
+        for name in getattr(self, "_pins", ()):
+            self.hub.collector.unpin(name)
+        self._pins = []
+        super().on_finish()
 
     async def receive_bundle(self, form: dict) -> tuple[str, Any]:
         """Unpack (or read) the bundle, check it, store it by content; ``(hash, config)``."""
@@ -133,6 +145,7 @@ class BundleReceiver(APIHandler):
                 "no_bundle",
             )
         hub = self.hub
+        pins = self.pins
 
         def receive() -> tuple[str, Any]:
             tmp = Path(tempfile.mkdtemp(prefix="bundle-", dir=hub.data / "tmp"))
@@ -158,7 +171,10 @@ class BundleReceiver(APIHandler):
                         )
                     root = bundle_root(folder)
                 config = read_config(root)
-                digest, _ = store(root, hub.data / "bundles")
+                with hub.collector.store_lock:
+                    digest, _ = store(root, hub.data / "bundles")
+                    hub.collector.pin(digest)
+                pins.append(digest)
                 return digest, config
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -198,32 +214,29 @@ class ServiceListAPIHandler(BundleReceiver):
             raise APIError(
                 409,
                 f"Project {project.name!r} already has a service {name!r}: upload a new version "
-                f"with POST /api/v1/projects/{project.name}/services/{name}/versions.",
+                f"with POST /api/v1/projects/{project.name}/services/{name}/versions (or "
+                f"`algolink push DIR {project.name}/{name}`).",
                 "service_exists",
                 project=project.name,
                 name=name,
             )
-        port = self.port_field(form)
-        if port is not None:
-            self.check_port_unused(port)
+        self.refuse_port(form)
         metadata = self.metadata_field(form)
         public = str(form.get("public", "")).lower() in _TRUE
         self.images(keep=False)  # refused before anything is stored
         digest, config = await self.receive_bundle(form)
         images = self.images()
-        if port is None and config.port is not None and config.port != self.hub.port:
-            port = config.port
         service = orm.Service(
             project=project,
             group=group,
             name=name,
-            port=port or self.unused_port(),
             public=public,
             status="registered",
             message="",
             meta=metadata,
             created_by=self.token_name,
             created_by_token=self.token_id,
+            last_version=1,
         )
         version = orm.Version(
             service=service, number=1, bundle_hash=digest, meta={}, gallery=images, error=""
@@ -309,25 +322,6 @@ class ServiceListAPIHandler(BundleReceiver):
         self.hub.publisher.route(service)
         self.answer_service(service, 201 if created else 200)
 
-    def check_port_unused(self, port: int) -> None:
-        other = self.db.query(orm.Service).filter_by(port=port).first()
-        if other is not None:
-            raise APIError(
-                409,
-                f"Port {port} is already the port of {other.project.name}/{other.name}: choose "
-                "another one, or leave it out and the hub assigns a free one.",
-                "port_taken",
-                port=port,
-                other=f"{other.project.name}/{other.name}",
-            )
-
-    def unused_port(self) -> int:
-        taken = {p for (p,) in self.db.query(orm.Service.port)}
-        while True:
-            port = self.hub.free_port()
-            if port not in taken:
-                return port
-
 
 def refuse_dev(service: orm.Service, what: str) -> None:
     """A development-mode service is never published: a 409 sentence for ``what``."""
@@ -349,13 +343,15 @@ class ServiceAPIHandler(BundleReceiver):
         self.write_json(self.service_json(self.find_service(project_name, name)))
 
     def patch(self, project_name: str, name: str) -> None:
-        """Change ``public``, ``metadata`` (the registration's, over the bundle's) or ``port``."""
+        """Change ``public``, ``metadata`` (the registration's, over the bundle's) or ``keep_warm``."""
         service = self.find_service(project_name, name)
         data = self.json_body()
-        unknown = sorted(set(data) - {"public", "metadata", "port"})
+        self.refuse_port(data)
+        unknown = sorted(set(data) - {"public", "metadata", "keep_warm", "port"})
         if unknown:
             raise APIError(
-                400, f"Cannot change {', '.join(unknown)}: only public, metadata and port can."
+                400,
+                f"Cannot change {', '.join(unknown)}: only public, metadata and keep_warm can.",
             )
         if "public" in data:
             if not isinstance(data["public"], bool):
@@ -363,26 +359,49 @@ class ServiceAPIHandler(BundleReceiver):
             service.public = data["public"]
         if "metadata" in data:
             service.meta = self.metadata_field(data)
-        if "port" in data:
-            port = self.port_field(data)
-            if port is not None and port != service.port:
-                self.check_port_unused(port)
-            service.port = port
+        if "keep_warm" in data:
+            service.keep_warm = check_keep_warm(data["keep_warm"])
         self.db.commit()
         self.hub.publisher.route(service)
         self.answer_service(service)
 
+    async def delete(self, project_name: str, name: str) -> None:
+        """Remove the service: its processes stopped, its versions, aliases, logs and working copies
+        gone; bundles, files and environments no other service uses collected."""
+        service = self.find_service(project_name, name)
+        service_id = service.id
+        self.db.close()
+        del self._db
+        await self.hub.publisher.delete_service(service_id)
+        self.write_json({"deleted": f"{project_name}/{name}"})
+
+
+def check_keep_warm(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 7 * 86400:
+        raise APIError(
+            400,
+            f"keep_warm must be whole seconds from 0 to 604800 (a week), got {value!r}: how long a "
+            "version that is not online keeps running after its last request; 0 keeps it running.",
+            "keep_warm_bad",
+        )
+    return value
+
 
 class PublishAPIHandler(BundleReceiver):
     def post(self, project_name: str, name: str) -> None:
-        """上线: build, start and health-check a version (the newest when none is given); 202."""
+        """上线: build, start and health-check a version; 202. Without ``version``: see
+        :func:`.models.default_publish_version` (a rollback stays a rollback)."""
         service = self.find_service(project_name, name)
         refuse_dev(service, "be published")
-        if not service.versions:  # pragma: no cover - registration always makes version 1
-            raise APIError(400, f"{project_name}/{name} has no version to publish.")
+        if not service.versions:
+            raise APIError(
+                400,
+                f"{project_name}/{name} has no version to publish: upload one with POST "
+                f"/api/v1/projects/{project_name}/services/{name}/versions.",
+            )
         number = self.json_body().get("version")
         if number is None:
-            version = service.versions[-1]
+            version = default_publish_version(service)
         else:
             version = self.find_version(service, parse_version_number(number))
         started = self.hub.publisher.request_publish(self.db, service, version, self.token_name)

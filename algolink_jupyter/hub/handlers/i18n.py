@@ -94,7 +94,6 @@ MESSAGES: dict = {
         "endpoint": "Endpoint",
         "not_published": "Not published yet: press Publish.",
         "log": "Build and run log",
-        "port": "Port",
         "language": "Language",
         "not_found": "Not found",
         "error": "Something went wrong",
@@ -108,8 +107,6 @@ MESSAGES: dict = {
         "bundle": "Bundle (.tar.gz or .zip)",
         "path": "Or a bundle folder on the hub's machine",
         "path_help": "An absolute path, the folder that holds cloud_model.py.",
-        "port_help": "Optional: left empty, the hub assigns a free port.",
-        "port_bad": "A port is a whole number between 1024 and 65535.",
         "tagline": "Tagline",
         "links_help": "One link a line: a title, a space, then the URL.",
         "images": "Gallery images (the first is the thumbnail)",
@@ -198,7 +195,6 @@ MESSAGES: dict = {
         "endpoint": "接口地址",
         "not_published": "尚未上线：请点击“上线”。",
         "log": "构建和运行日志",
-        "port": "端口",
         "language": "语言",
         "not_found": "未找到",
         "error": "出错了",
@@ -212,8 +208,6 @@ MESSAGES: dict = {
         "bundle": "服务包（.tar.gz 或 .zip）",
         "path": "或者 hub 所在机器上的服务目录",
         "path_help": "绝对路径，即 cloud_model.py 所在的目录。",
-        "port_help": "可选：留空时系统会自动分配闲置端口。",
-        "port_bad": "端口必须是 1024 到 65535 之间的整数。",
         "tagline": "一句话简介",
         "links_help": "每行一个链接：标题、空格、然后是网址。",
         "images": "图库图片（第一张作为缩略图）",
@@ -289,11 +283,6 @@ MORE: dict = {
         "e_metadata_text": "The field '{field}' must be text: type it as plain text.",
         "e_metadata_links": "The links must be a list of a title and a URL each: write one "
         "link a line.",
-        "e_port_bad": "The port '{value}' is not allowed: give a whole number between 1024 and "
-        "65535.",
-        "e_port_hub": "Port {port} is the hub's own port: choose another one.",
-        "e_port_taken": "Port {port} is already the port of {other}: choose another one, or "
-        "leave it empty and the hub assigns a free one.",
         "e_image_bad": "'{name}' is not an image the hub can show: give a PNG, JPEG, GIF or "
         "WebP file under 20 MB.",
         "e_no_bundle": "No bundle was given: upload a .tar.gz or .zip file, or give a bundle "
@@ -367,9 +356,6 @@ MORE: dict = {
         "e_metadata_type": "元数据必须是一个对象，包含一句话简介、许可证等字段。",
         "e_metadata_text": "字段“{field}”必须是文本：请填写纯文本。",
         "e_metadata_links": "链接必须是由标题和网址组成的列表：请每行写一个链接。",
-        "e_port_bad": "端口“{value}”不可用：端口必须是 1024 到 65535 之间的整数。",
-        "e_port_hub": "端口 {port} 是 hub 自己的端口：请换一个端口。",
-        "e_port_taken": "端口 {port} 已被 {other} 使用：请换一个端口，或留空由系统自动分配。",
         "e_image_bad": "“{name}”不是 hub 可以显示的图片：请上传不超过 20 MB 的 PNG、JPEG、GIF 或 "
         "WebP 文件。",
         "e_no_bundle": "没有提供服务包：请上传 .tar.gz 或 .zip 文件，或填写 hub 所在机器上的服务"
@@ -484,5 +470,118 @@ MESSAGES["zh_CN"].update(
         "e_opt_too_large": "设置项 '{option}' 的文件 '{filename}' 大小为 {size}，超过了 hub 的上限 "
         "{limit}：请选择更小的文件。",
         "e_opt_not_known": "尚不知道版本 {version} 的设置项：请等服务包构建完成后再试。",
+    }
+)
+
+# Versions that stay versions (issue 14): API versions, aliases, deleting, the log per version.
+MESSAGES["en"].update(
+    {
+        "publish_n": "Publish version {number}",
+        "serving_n": "Version {number} is online",
+        "online_version": "version {number} online as {api}",
+        "online_version_col": "Online",
+        "api_versions": "API versions",
+        "api_versions_help": "Each stays callable; one that is not running starts on its first "
+        "request and stops after {minutes} minutes without one.",
+        "api_versions_help_always": "Each stays callable; once started, it keeps running.",
+        "process": "Process",
+        "process_online": "running",
+        "process_starting": "starting",
+        "process_restarting": "restarting",
+        "process_stopped": "stopped",
+        "token_env_help": "The service is not public: set ALGOLINK_TOKEN to a token of this hub "
+        "(make one on the {link} page; it is shown once), then copy a line.",
+        "your_token": "your token",
+        "aliases": "Aliases",
+        "aliases_help": "A name for a version, callable at /serve/project/service/@name/: point "
+        "stable or canary at the version you choose.",
+        "alias_set": "Set",
+        "delete": "Delete",
+        "confirm_delete_version": "Delete version {number}? Its logs and working copy go; its API "
+        "version is never given again.",
+        "confirm_delete_alias": "Delete the alias @{name}? Clients calling it get 404.",
+        "confirm_delete_group": "Delete the empty group {name}?",
+        "confirm_delete_service": "Delete {name} with every version, alias and log? Its processes "
+        "stop. Type the service's name to confirm:",
+        "confirm_delete_project": "Delete the project {name} with every group and service? Their "
+        "processes stop. Type the project's name to confirm:",
+        "confirm_needed": "Nothing was deleted: confirm it first.",
+        "confirm_name_needed": "Nothing was deleted: type {name} to confirm.",
+        "danger_zone": "Delete",
+        "delete_service": "Delete this service",
+        "delete_service_help": "Stops its processes and removes its versions, aliases, logs and "
+        "working copies; bundles, files and environments no other service uses are removed too.",
+        "delete_project": "Delete this project",
+        "delete_project_help": "Removes every group and service of the project (their processes "
+        "stop first).",
+        "delete_group": "Delete the group",
+        "log_of": "Log of",
+        "keep_warm": "Keep warm (seconds)",
+        "keep_warm_help": "How long a version that is not online keeps running after its last "
+        "request (pinned /vN/ and @alias clients); 0 keeps it running.",
+        "e_version_online": "Version {number} is online: publish another version (or take the "
+        "service offline) before deleting it.",
+        "e_version_busy": "Version {number} is being built or started: wait until it is done.",
+        "e_version_aliased": "Version {number} is named by {aliases}: point them at another "
+        "version or delete them first.",
+        "e_group_not_empty": "The group {group} still has services ({services}): delete them "
+        "first.",
+        "e_alias_unbuilt": "That version has not been built yet: an alias names a version that "
+        "can run.",
+        "e_keep_warm_bad": "Keep warm is whole seconds from 0 to 604800 (a week).",
+        "e_port_gone": "The hub no longer takes a port: leave it out.",
+    }
+)
+MESSAGES["zh_CN"].update(
+    {
+        "publish_n": "上线版本 {number}",
+        "serving_n": "版本 {number} 服务中",
+        "online_version": "版本 {number} 以 {api} 服务中",
+        "online_version_col": "在线版本",
+        "api_versions": "API 版本",
+        "api_versions_help": "每个 API 版本都一直可以调用；未运行的版本在第一次请求时启动，"
+        "{minutes} 分钟无请求后停止。",
+        "api_versions_help_always": "每个 API 版本都一直可以调用；启动后一直运行。",
+        "process": "进程",
+        "process_online": "运行中",
+        "process_starting": "启动中",
+        "process_restarting": "重启中",
+        "process_stopped": "已停止",
+        "token_env_help": "该服务不是公开的：先把 ALGOLINK_TOKEN 设为本 hub 的一个令牌（在{link}页面"
+        "新建，只显示一次），再复制下面的命令。",
+        "your_token": "你的令牌",
+        "aliases": "别名",
+        "aliases_help": "给某个版本起名，通过 /serve/项目/服务/@名称/ 调用：例如把 stable 或 canary "
+        "指向你选定的版本。",
+        "alias_set": "设置",
+        "delete": "删除",
+        "confirm_delete_version": "删除版本 {number}？它的日志和工作副本会被删除；它的 API 版本号不会"
+        "再分配。",
+        "confirm_delete_alias": "删除别名 @{name}？调用它的客户端会得到 404。",
+        "confirm_delete_group": "删除空分组 {name}？",
+        "confirm_delete_service": "删除 {name} 及其所有版本、别名和日志？它的进程会停止。请输入服务名称"
+        "确认：",
+        "confirm_delete_project": "删除项目 {name} 及其所有分组和服务？它们的进程会停止。请输入项目名称"
+        "确认：",
+        "confirm_needed": "没有删除任何内容：请先确认。",
+        "confirm_name_needed": "没有删除任何内容：请输入 {name} 确认。",
+        "danger_zone": "删除",
+        "delete_service": "删除此服务",
+        "delete_service_help": "停止它的进程，删除它的版本、别名、日志和工作副本；其他服务不用的服务包、"
+        "文件和环境也会一并删除。",
+        "delete_project": "删除此项目",
+        "delete_project_help": "删除项目的所有分组和服务（先停止它们的进程）。",
+        "delete_group": "删除分组",
+        "log_of": "日志版本",
+        "keep_warm": "保温时间（秒）",
+        "keep_warm_help": "非在线版本在最后一次请求后继续运行的时间（供固定 /vN/ 和 @别名 的客户端"
+        "使用）；0 表示一直运行。",
+        "e_version_online": "版本 {number} 正在服务：删除前请先上线其他版本（或下线服务）。",
+        "e_version_busy": "版本 {number} 正在构建或启动：请等它完成。",
+        "e_version_aliased": "版本 {number} 被别名 {aliases} 引用：请先把它们指向其他版本或删除。",
+        "e_group_not_empty": "分组 {group} 中还有服务（{services}）：请先删除它们。",
+        "e_alias_unbuilt": "该版本尚未构建完成：别名只能指向可以运行的版本。",
+        "e_keep_warm_bad": "保温时间是 0 到 604800（一周）之间的整数秒。",
+        "e_port_gone": "hub 不再接受端口：请不要填写端口。",
     }
 )

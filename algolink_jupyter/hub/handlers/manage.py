@@ -7,6 +7,10 @@
   ``modelcloud.meta(...)`` and over metadata uploaded with a version.
 - 令牌: list (name, first characters, created, last used, revoked), create (the secret is on the
   answer page only, never again) and revoke (its sessions end at once: the cookie names the token).
+- 别名 (aliases): name a version, or remove the name.
+- 删除 (delete): a version, a service, an empty group or a project, each with the same checks as the
+  API; the form must carry ``confirm`` (the page's script asks first: a yes for a version or an alias,
+  the name typed again for a service or a project), so a stray POST deletes nothing.
 
 Every handler is a page handler: signed-in user, XSRF on POST, the page's language.
 """
@@ -18,9 +22,11 @@ from urllib.parse import quote
 
 from .. import orm
 from ..apihandlers.common import APIError
+from ..apihandlers.groups import GroupAPIHandler
 from ..apihandlers.models import current_version, effective_metadata
-from ..apihandlers.services import BundleReceiver
-from ..apihandlers.versions import VersionListAPIHandler
+from ..apihandlers.projects import ProjectAPIHandler
+from ..apihandlers.services import BundleReceiver, ServiceAPIHandler, check_keep_warm
+from ..apihandlers.versions import AliasAPIHandler, VersionAPIHandler, VersionListAPIHandler
 from ..publisher import store_image
 from .pages import FormError, PageHandler, ServicePage, render_markdown
 
@@ -85,6 +91,7 @@ class MetadataEditPage(PageHandler):
             meta = effective_metadata(service, current_version(service))
             form = {k: str(meta.get(k) or "") for k in META_TEXT}
             form["links"] = links_text(meta.get("links"))
+            form["keep_warm"] = str(service.keep_warm)
         version = current_version(service)
         gallery = [image["name"] for image in (version.gallery or [])] if version else []
         self.render(
@@ -98,31 +105,45 @@ class MetadataEditPage(PageHandler):
 
     def post(self, project_name: str, name: str) -> None:
         service = self.find_service(project_name, name)
-        form = {k: self.get_body_argument(k, "").strip() for k in (*META_TEXT, "links")}
+        form = {
+            k: self.get_body_argument(k, "").strip() for k in (*META_TEXT, "links", "keep_warm")
+        }
         edited: dict = {k: form[k] for k in META_TEXT}
         edited["links"] = parse_links(form["links"])
         try:
+            keep_warm = service.keep_warm
+            if form["keep_warm"]:
+                try:
+                    keep_warm = check_keep_warm(
+                        int(form["keep_warm"]) if form["keep_warm"].isdigit() else form["keep_warm"]
+                    )
+                except APIError as e:
+                    raise FormError(self.error_text(e)) from None
             try:
                 BundleReceiver.metadata_field(self, {"metadata": edited})  # type: ignore[arg-type]
             except APIError as e:
                 raise FormError(self.error_text(e)) from None
             parts = self.request.files.get("images", [])
             images = []
+            collector = self.hub.collector
             for keep in (False, True):  # all checked before any is stored
                 images = []
                 for part in parts:
                     try:
-                        images.append(
-                            store_image(
+                        with collector.store_lock:
+                            image = store_image(
                                 part.body, self.hub.data / "gallery", part.filename, keep=keep
                             )
-                        )
+                            if keep:  # until the row is committed (collect.py)
+                                collector.pin(image["file"])
+                        images.append(image)
                     except ValueError:
                         raise FormError(self.t("e_image_bad", name=part.filename)) from None
         except FormError as e:
             self.set_status(400)
             self.get(project_name, name, error=e.message, form=form)
             return
+        service.keep_warm = keep_warm
         service.meta = {**(service.meta or {}), **edited}
         for version in service.versions:  # the card saved here wins over a version's metadata
             if version.meta and set(version.meta) & set(edited):
@@ -131,6 +152,9 @@ class MetadataEditPage(PageHandler):
         if images and version is not None:
             version.gallery = images
         self.db.commit()
+        for image in images:
+            self.hub.collector.unpin(image["file"])
+        self.hub.publisher.route(service)
         self.redirect(service_path(project_name, name))
 
 
@@ -190,8 +214,128 @@ class TokenRevokeAction(PageHandler):
         TokensPage.get(self, notice=self.t("token_revoked", name=row.name))  # type: ignore[arg-type]
 
 
+class ConfirmedAction(PageHandler):
+    """A page action that changes for good: refused unless the form carries ``confirm`` (the name
+    typed again where :attr:`confirm_name` says so)."""
+
+    confirm_name = False
+
+    def confirmed(self, name: str) -> bool:
+        given = self.get_body_argument("confirm", "").strip()
+        return given == name if self.confirm_name else bool(given)
+
+    def refuse(self, project_name: str, name: Optional[str], message: str) -> None:
+        self.db.rollback()
+        self.set_status(400)
+        if name is None:
+            from .pages import ProjectPage
+
+            ProjectPage.get(self, project_name, error=message)  # type: ignore[arg-type]
+        else:
+            ServicePage.get(self, project_name, name, error=message)  # type: ignore[arg-type]
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        """Where the shared API code answers: back to the page."""
+        self.redirect(self.after())
+
+    def after(self) -> str:
+        return service_path(self.path_args[0], self.path_args[1])
+
+
+class VersionDeleteAction(ConfirmedAction, VersionAPIHandler):
+    """删除版本: a version that is not online (the API's checks)."""
+
+    async def post(self, project_name: str, name: str, number: str) -> None:  # type: ignore[override]
+        if not self.confirmed(number):
+            return self.refuse(project_name, name, self.t("confirm_needed"))
+        try:
+            await VersionAPIHandler.delete(self, project_name, name, number)
+        except APIError as e:
+            self.refuse(project_name, name, self.error_text(e))
+
+    def after(self) -> str:
+        return service_path(self.path_args[0], self.path_args[1]) + "#versions"
+
+
+class ServiceDeleteAction(ConfirmedAction, ServiceAPIHandler):
+    """删除服务: its processes stopped, everything of it removed; back to the project."""
+
+    confirm_name = True
+
+    async def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
+        if not self.confirmed(name):
+            return self.refuse(project_name, name, self.t("confirm_name_needed", name=name))
+        await ServiceAPIHandler.delete(self, project_name, name)
+
+    def after(self) -> str:
+        return f"/projects/{quote(self.path_args[0], safe='')}"
+
+
+class AliasSetAction(ConfirmedAction, AliasAPIHandler):
+    """设置别名: ``name`` now names ``version``."""
+
+    def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
+        alias = self.get_body_argument("name", "").strip()
+        number = self.get_body_argument("version", "").strip()
+        try:
+            self.name_version(project_name, name, alias, {"version": number})
+        except APIError as e:
+            self.refuse(project_name, name, self.error_text(e))
+
+    def after(self) -> str:
+        return service_path(self.path_args[0], self.path_args[1]) + "#aliases"
+
+
+class AliasDeleteAction(ConfirmedAction, AliasAPIHandler):
+    def post(self, project_name: str, name: str, alias: str) -> None:  # type: ignore[override]
+        if not self.confirmed(alias):
+            return self.refuse(project_name, name, self.t("confirm_needed"))
+        try:
+            AliasAPIHandler.delete(self, project_name, name, alias)
+        except APIError as e:
+            self.refuse(project_name, name, self.error_text(e))
+
+    def after(self) -> str:
+        return service_path(self.path_args[0], self.path_args[1]) + "#aliases"
+
+
+class GroupDeleteAction(ConfirmedAction, GroupAPIHandler):
+    """删除分组: an empty one."""
+
+    def post(self, project_name: str, group: str) -> None:  # type: ignore[override]
+        if not self.confirmed(group):
+            return self.refuse(project_name, None, self.t("confirm_needed"))
+        try:
+            GroupAPIHandler.delete(self, project_name, group)
+        except APIError as e:
+            self.refuse(project_name, None, self.error_text(e))
+
+    def after(self) -> str:
+        return f"/projects/{quote(self.path_args[0], safe='')}"
+
+
+class ProjectDeleteAction(ConfirmedAction, ProjectAPIHandler):
+    """删除项目: with its groups and services (each stopped and removed)."""
+
+    confirm_name = True
+
+    async def post(self, project_name: str) -> None:  # type: ignore[override]
+        if not self.confirmed(project_name):
+            return self.refuse(project_name, None, self.t("confirm_name_needed", name=project_name))
+        await ProjectAPIHandler.delete(self, project_name)
+
+    def after(self) -> str:
+        return "/projects"
+
+
 manage_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/versions", VersionUploadAction),
+    (r"/projects/([^/]+)/services/([^/]+)/versions/([^/]+)/delete", VersionDeleteAction),
+    (r"/projects/([^/]+)/services/([^/]+)/delete", ServiceDeleteAction),
+    (r"/projects/([^/]+)/services/([^/]+)/aliases", AliasSetAction),
+    (r"/projects/([^/]+)/services/([^/]+)/aliases/([^/]+)/delete", AliasDeleteAction),
+    (r"/projects/([^/]+)/groups/([^/]+)/delete", GroupDeleteAction),
+    (r"/projects/([^/]+)/delete", ProjectDeleteAction),
     (r"/projects/([^/]+)/services/([^/]+)/edit", MetadataEditPage),
     (r"/preview", MarkdownPreview),
     (r"/tokens/?", TokensPage),

@@ -8,7 +8,6 @@ raw HTML escaped and then sanitised (bleach); every other user string is escaped
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -24,8 +23,9 @@ from ...markdown import render_markdown
 from .. import devmode, orm
 from ..apihandlers.base import HubHandler
 from ..apihandlers.common import APIError, check_name, check_version_string
-from ..apihandlers.models import current_version, service_model
+from ..apihandlers.models import current_version, default_publish_version, service_model
 from ..apihandlers.services import ServiceListAPIHandler
+from ..snippets import curl_line, example_inputs, recorded_example
 from . import i18n
 
 HERE = Path(__file__).resolve().parent
@@ -295,7 +295,13 @@ class ProjectPage(PageHandler):
         by_group: dict = {g.id: [] for g in project.groups}
         for service in project.services:
             by_group.setdefault(service.group_id, []).append(service)
-        self.render("project.html", project=project, by_group=by_group, error=error)
+        self.render(
+            "project.html",
+            project=project,
+            by_group=by_group,
+            error=error,
+            default_of=default_publish_version,
+        )
 
 
 class GroupCreate(PageHandler):
@@ -325,7 +331,7 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
     def form(self) -> dict:
         fields = {
             k: self.get_body_argument(k, "").strip()
-            for k in ("name", "group", "port", "path", "links", *self.META_FIELDS)
+            for k in ("name", "group", "path", "links", *self.META_FIELDS)
         }
         meta = {k: fields[k] for k in self.META_FIELDS if fields[k]}
         links = []
@@ -338,7 +344,6 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
         return {
             "name": fields["name"],
             "group": fields["group"],
-            "port": fields["port"],
             "path": fields["path"],
             "metadata": meta,
             # development mode (devmode.py): the project page's "connect" form
@@ -368,6 +373,32 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
         )
 
 
+def curl_lines(
+    handler: PageHandler,
+    service: orm.Service,
+    version: Optional[orm.Version],
+    specs: list,
+    endpoint: str,
+) -> list:
+    """``(command, line)`` for each command of the version shown: runnable as given."""
+    if version is None or service.dev_url:
+        return []
+    bundle = handler.hub.data / "bundles" / version.bundle_hash
+    api = f"{handler.base_url()}/api/v1/projects/{quote(service.project.name, safe='')}/services/"
+    api += f"{quote(service.name, safe='')}/versions/{version.number}/examples/"
+    lines = []
+    for spec in specs:
+        body = example_inputs(spec, recorded_example(bundle, spec["name"]))
+        line = curl_line(
+            endpoint + quote(spec["name"], safe=""),
+            body,
+            public=service.public,
+            body_url=api + quote(spec["name"], safe=""),
+        )
+        lines.append((spec["name"], line))
+    return lines
+
+
 class ServicePage(PageHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         super().prepare()
@@ -380,7 +411,8 @@ class ServicePage(PageHandler):
 
     def get(self, project_name: str, name: str, error: Optional[str] = None) -> None:
         service = self.find_service(project_name, name)
-        model = service_model(service, self.base_url(), self.hub.serve_origin)
+        running = self.hub.publisher.running(project_name, name)
+        model = service_model(service, self.base_url(), self.hub.serve_origin, running)
         meta = model["metadata"] or {}
         links = []
         for link in meta.get("links") or []:
@@ -390,22 +422,12 @@ class ServicePage(PageHandler):
                 title, url = link, link
             links.append({"title": str(title), "url": safe_url(url)})
         specs = [c for c in ((model.get("manifest") or {}).get("commands") or []) if c.get("name")]
-        commands = [c["name"] for c in specs]
-        endpoint = model["urls"]["serve"]
-        curl = None
-        if specs:
-            body = json.dumps({i["name"]: "..." for i in specs[0].get("inputs") or []})
-            auth = "" if service.public else " -H 'Authorization: token <token>'"
-            curl = (
-                f"curl -X POST {endpoint}{specs[0]['name']}{auth} "
-                f"-H 'Content-Type: application/json' -d '{body}'"
-            )
         version = current_version(service)
+        endpoint = model["urls"]["api"] or model["urls"]["serve"]
+        curls = curl_lines(self, service, version, specs, endpoint)
         # The log shown live: the version being built or started, else the current one.
         active = [v for v in service.versions if v.status in ("building", "starting")]
-        log_url = model["urls"]["logs"]
-        if active:
-            log_url = next(v["logs"] for v in model["versions"] if v["number"] == active[-1].number)
+        log_version = active[-1] if active else version
         problem = None
         if service.message:  # the publisher's English sentence, said in the page's language
             failed = [v.number for v in service.versions if v.status == "failed"]
@@ -418,6 +440,7 @@ class ServicePage(PageHandler):
                 problem = self.t("publish_failed", version=failed[-1])
             else:
                 problem = self.t("service_failed")
+        default = model["publish_default"]
         self.render(
             "service.html",
             error=error,
@@ -427,13 +450,14 @@ class ServicePage(PageHandler):
             meta=meta,
             description_html=render_markdown(meta.get("description") or ""),
             links=links,
-            commands=commands,
             specs=specs,
             endpoint=endpoint,
-            curl=curl,
+            curls=curls,
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
-            log_url=log_url,
+            log_number=log_version.number if log_version is not None else None,
             version=version,
+            default=default,
+            serving=service.status == "online" and default == service.published_version,
             labels={
                 s: self.t("status_" + s)
                 for s in ("registered", "building", "starting", "online", "failed", "offline")
@@ -443,16 +467,16 @@ class ServicePage(PageHandler):
 
 class PublishAction(PageHandler):
     def post(self, project_name: str, name: str) -> None:
-        """上线 the newest version, or the one the versions table names (an older one: rollback)."""
+        """上线 the version the button names: the one the versions table gives (an older one:
+        rollback), else the one online last (a rollback stays a rollback), else the newest."""
         service = self.find_service(project_name, name)
         number = self.get_body_argument("version", "")
         chosen = [v for v in service.versions if str(v.number) == number.strip()]
         if number and not chosen:
             raise web.HTTPError(404)
         if service.versions:
-            self.hub.publisher.request_publish(
-                self.db, service, (chosen or service.versions)[-1], self.current_user
-            )
+            version = chosen[-1] if chosen else default_publish_version(service)
+            self.hub.publisher.request_publish(self.db, service, version, self.current_user)
         self.redirect(f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}")
 
 

@@ -2,9 +2,12 @@
    where they stopped when the connection breaks), then a new version with those values. */
 (function () {
   "use strict";
+  // Bound at load, and again when the live refresh puts a new options card on the page.
+  function init() {
   var box = document.getElementById("options");
   var form = document.getElementById("options-form");
-  if (!box || !form) return;
+  if (!box || !form || box.dataset.bound) return;
+  box.dataset.bound = "1";
   var api = box.dataset.api, xsrf = box.dataset.xsrf;
   var out = document.getElementById("options-result");
 
@@ -130,4 +133,7 @@
       button.disabled = false;
     });
   });
+  }
+  init();
+  document.addEventListener("algolink:replaced", init);
 })();
