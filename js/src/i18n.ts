@@ -120,8 +120,52 @@ const MESSAGES = {
   },
   copied: { en: 'Copied', zh: '已复制' },
   'curl-title': {
-    en: 'Set JUPYTER_TOKEN to your Jupyter token first',
-    zh: '请先把 JUPYTER_TOKEN 设为你的 Jupyter 令牌'
+    en: 'Set JUPYTER_TOKEN first: see "Calling with curl" below',
+    zh: '请先设置 JUPYTER_TOKEN：见下方“用 curl 调用”'
+  },
+  'body-example': {
+    en: 'Body: the recorded example {0}',
+    zh: '请求体：已保存的示例 {0}'
+  },
+  'body-sample': {
+    en: "Body: a sample made from the inputs' types (save an example from the test form to use it here)",
+    zh: '请求体：根据输入类型生成的样例（在测试表单中保存示例后，这里会使用它）'
+  },
+  'curl-section-title': { en: 'Calling with curl', zh: '用 curl 调用' },
+  'curl-token': {
+    en: "The curl lines read this Jupyter server's token from $JUPYTER_TOKEN: copy the export line, paste it into your terminal, then paste a curl line.",
+    zh: 'curl 命令从 $JUPYTER_TOKEN 读取此 Jupyter 服务器的令牌：先复制 export 命令并粘贴到终端，再粘贴 curl 命令。'
+  },
+  'copy-export': { en: 'Copy export line', zh: '复制 export 命令' },
+  'copy-export-title': {
+    en: "Copy export JUPYTER_TOKEN=… with this Jupyter server's token (it is not shown here)",
+    zh: '复制带有此 Jupyter 服务器令牌的 export JUPYTER_TOKEN=… 命令（令牌不会在这里显示）'
+  },
+  'copied-export': { en: 'Copied: paste it into your terminal', zh: '已复制：请粘贴到终端' },
+  'curl-token-unknown': {
+    en: 'The curl lines read the Jupyter token from $JUPYTER_TOKEN: set it to the token this Jupyter server printed when it started (jupyter server list shows it).',
+    zh: 'curl 命令从 $JUPYTER_TOKEN 读取 Jupyter 令牌：请把它设为此 Jupyter 服务器启动时打印的令牌（jupyter server list 可以查看）。'
+  },
+  'curl-hub': {
+    en: "The curl lines read a JupyterHub API token from $JUPYTER_TOKEN: make one on JupyterHub's token page, then run export JUPYTER_TOKEN=<that token> in your terminal.",
+    zh: 'curl 命令从 $JUPYTER_TOKEN 读取 JupyterHub API 令牌：请在 JupyterHub 的令牌页面创建一个，然后在终端运行 export JUPYTER_TOKEN=<该令牌>。'
+  },
+  'hub-token-page': { en: "JupyterHub's token page", zh: 'JupyterHub 令牌页面' },
+  'curl-none': {
+    en: "This Jupyter server's authentication is off: the curl lines need no token.",
+    zh: '此 Jupyter 服务器未启用身份验证：curl 命令不需要令牌。'
+  },
+  'curl-none-xsrf': {
+    en: "This Jupyter server's authentication is off: the curl lines need no token. They send the same value as _xsrf cookie and X-XSRFToken header, which Jupyter's cross-site check asks of a POST without a token.",
+    zh: '此 Jupyter 服务器未启用身份验证：curl 命令不需要令牌。它们以相同的值发送 _xsrf cookie 和 X-XSRFToken 请求头，这是 Jupyter 对不带令牌的 POST 请求的跨站检查所要求的。'
+  },
+  'curl-password': {
+    en: 'This Jupyter server logs in with a password, which curl cannot send: start Jupyter with a token (--IdentityProvider.token=…), then export JUPYTER_TOKEN=<that token> to run these lines.',
+    zh: '此 Jupyter 服务器使用密码登录，curl 无法发送密码：请用令牌启动 Jupyter（--IdentityProvider.token=…），然后运行 export JUPYTER_TOKEN=<该令牌>，再使用这些命令。'
+  },
+  'curl-other': {
+    en: 'The curl lines read a token this Jupyter server accepts from $JUPYTER_TOKEN: set it before running them.',
+    zh: 'curl 命令从 $JUPYTER_TOKEN 读取此 Jupyter 服务器接受的令牌：运行前请先设置它。'
   },
   'hub-title': { en: 'Hub', zh: '中心' },
   'asking-hub': { en: 'Asking the hub…', zh: '正在查询中心…' },

@@ -4,6 +4,7 @@
  */
 
 import { t } from './i18n';
+import { dataUri, EMPTY_ZIP, solidPng } from './samples';
 
 /** One serving kernel, as `GET <base>algolink/api/endpoints` lists it. */
 export interface IEndpoint {
@@ -36,14 +37,60 @@ export type HubState =
   | { kind: 'unconfigured'; message: string }
   | { kind: 'error'; message: string };
 
-/** An input of a command, as the model server's `GET /<command>` describes it. */
+/** An input of a command (or an array's item type), as the model server's `GET /<command>` describes it. */
 export interface IInputSpec {
   name: string;
   type: string;
+  /** Whether the input has a default (a missing input takes it). */
+  hasDefault?: boolean;
   default?: unknown;
   /** A category's choices (`oneOf` in the spec). */
   oneOf?: unknown[];
   min?: number;
+  max?: number;
+  step?: number;
+  minLength?: number;
+  maxLength?: number;
+  /** A vector's or landmarks' length. */
+  length?: number;
+  width?: number;
+  height?: number;
+  minWidth?: number;
+  minHeight?: number;
+  maxWidth?: number;
+  maxHeight?: number;
+  /** A segmentation's labels and the one a blank map holds. */
+  labelToId?: Record<string, number>;
+  defaultLabel?: string;
+  /** A file's extensions (`.pt`). */
+  extension?: string[];
+  /** An array's item type. */
+  itemType?: IInputSpec;
+}
+
+/** How this Jupyter server takes a client's credentials, as `GET <base>algolink/api/access` says. */
+export interface IAccess {
+  /**
+   * `token`: Jupyter's token; `hub`: a JupyterHub API token; `none`: authentication is off; `password`:
+   * a password only; `other`: another identity provider.
+   */
+  mode: 'token' | 'hub' | 'none' | 'password' | 'other';
+  /** Whether a POST without a token must pass Jupyter's XSRF check. */
+  xsrf: boolean;
+}
+
+/** A recorded example of a command (`algolink_examples/<command>/NNN.json` beside the notebook). */
+export interface IRecordedExample {
+  /** Its file, relative to the notebook's folder. */
+  file: string;
+  /** Its inputs, as wire values. */
+  inputs: Record<string, unknown>;
+}
+
+/** A curl line's body and where it comes from: a recorded example's file, or null for a sample. */
+export interface IRequestBody {
+  body: Record<string, unknown>;
+  example: string | null;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -163,26 +210,149 @@ export function commandUrl(origin: string, endpoint: IEndpoint, command: string)
   return `${base.origin}${path}${encodeURIComponent(command)}`;
 }
 
-/** A value that fits an input, for a first curl call. */
-export function exampleValue(input: IInputSpec): unknown {
-  if (input.default !== undefined && input.default !== null) {
-    return input.default;
+const ACCESS_MODES = ['token', 'hub', 'none', 'password', 'other'];
+
+/** How this Jupyter server takes credentials; null when the answer is not one. */
+export function parseAccess(payload: unknown): IAccess | null {
+  if (!isObject(payload) || !ACCESS_MODES.includes(payload.mode as string)) {
+    return null;
   }
+  return { mode: payload.mode as IAccess['mode'], xsrf: payload.xsrf !== false };
+}
+
+/** The recorded examples in an answer of `GET <base>algolink/api/examples/<kernel>/<command>`. */
+export function parseExamples(payload: unknown): IRecordedExample[] {
+  if (!isObject(payload) || !Array.isArray(payload.examples)) {
+    return [];
+  }
+  return payload.examples.filter(
+    (e): e is IRecordedExample => isObject(e) && typeof e.file === 'string' && isObject(e.inputs)
+  );
+}
+
+/** A size an image input takes: the declared one, else 8 within the declared limits (as the runtime's
+ * OpenAPI example). */
+function side(exact?: number, low?: number, high?: number): number {
+  if (exact !== undefined) {
+    return exact;
+  }
+  const wanted = Math.max(8, low ?? 0);
+  return high !== undefined ? Math.min(wanted, high) : wanted;
+}
+
+/** A number the input takes: its minimum, else 0 (or its maximum, on the step counted from 0). */
+function sampleNumber(input: IInputSpec): number {
+  if (input.min !== undefined) {
+    return input.min;
+  }
+  if (input.max !== undefined && input.max < 0) {
+    return input.step ? Math.floor(input.max / input.step) * input.step : input.max;
+  }
+  return 0;
+}
+
+function sampleText(input: IInputSpec): string {
+  const low = input.minLength ?? 0;
+  const high = input.maxLength ?? Infinity;
+  const text = 'hello'.padEnd(low, '!');
+  return text.slice(0, Math.min(text.length, high));
+}
+
+/**
+ * A wire value the input accepts (what the model server's `POST /<command>` takes as JSON), for a first
+ * curl call: its default when it has one, else a value within its limits: images as a white PNG data URI
+ * of a size they take, segmentation maps as a PNG of the default label's id, files as
+ * `{"filename", "data"}`, directories as an empty zip. A file's or directory's default is a path on the
+ * server, which a client may not send: those get a sample too. Undefined (a null default): leave the
+ * input out.
+ */
+export function exampleValue(input: IInputSpec): unknown {
+  const hasDefault = input.hasDefault ?? input.default !== undefined;
+  if (hasDefault && input.type !== 'file' && input.type !== 'directory') {
+    return input.default === null || input.default === undefined ? undefined : input.default;
+  }
+  return sampleValue(input);
+}
+
+function sampleValue(input: IInputSpec): unknown {
   switch (input.type) {
     case 'number':
-      return typeof input.min === 'number' ? input.min : 0;
+      return sampleNumber(input);
     case 'boolean':
       return false;
     case 'category':
       return Array.isArray(input.oneOf) && input.oneOf.length ? input.oneOf[0] : '';
     case 'text':
+      return sampleText(input);
+    case 'any':
       return 'hello';
     case 'vector':
-    case 'array':
-      return [];
+      return new Array(input.length ?? 0).fill(0);
+    case 'array': {
+      const item = input.itemType ? sampleValue(input.itemType) : null;
+      return new Array(input.minLength ?? 0).fill(item);
+    }
+    case 'image_point':
+      return [0.5, 0.5];
+    case 'image_bounding_box':
+      return [0.25, 0.25, 0.75, 0.75];
+    case 'image_landmarks':
+      return Array.from({ length: input.length ?? 0 }, () => [0.5, 0.5]);
+    case 'image':
+    case 'segmentation': {
+      const width = side(input.width, input.minWidth, input.maxWidth);
+      const height = side(input.height, input.minHeight, input.maxHeight);
+      const ids = input.labelToId ?? {};
+      const label = input.defaultLabel ?? Object.keys(ids)[0];
+      const gray = input.type === 'segmentation' ? ids[label] ?? 0 : undefined;
+      return dataUri('image/png', solidPng(width, height, gray));
+    }
+    case 'file': {
+      const extension = input.extension && input.extension.length ? input.extension[0] : '.txt';
+      // "hello\n"
+      return { filename: `example${extension}`, data: 'aGVsbG8K' };
+    }
+    case 'directory':
+      return dataUri('application/zip', EMPTY_ZIP);
     default:
-      return '';
+      return null;
   }
+}
+
+/** A body of sample values for the inputs (see exampleValue). */
+export function sampleBody(inputs: IInputSpec[]): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const input of inputs) {
+    const value = exampleValue(input);
+    if (value !== undefined) {
+      body[input.name] = value;
+    }
+  }
+  return body;
+}
+
+/** Whether a recorded example's inputs still fit the command: no unknown input, none missing. */
+export function fitsInputs(values: Record<string, unknown>, inputs: IInputSpec[]): boolean {
+  const names = new Set(inputs.map(i => i.name));
+  return (
+    Object.keys(values).every(name => names.has(name)) &&
+    inputs.every(i => i.name in values || (i.hasDefault ?? i.default !== undefined))
+  );
+}
+
+/**
+ * The body of a command's curl line: the newest recorded example that still fits its inputs, else a
+ * sample made from them. `inputs` null (the spec could not be read): the newest example, else `{}`.
+ */
+export function requestBody(
+  inputs: IInputSpec[] | null,
+  examples: IRecordedExample[] = []
+): IRequestBody {
+  const example = inputs ? examples.find(e => fitsInputs(e.inputs, inputs)) : examples[0];
+  if (example) {
+    return { body: example.inputs, example: example.file };
+  }
+  return { body: sampleBody(inputs ?? []), example: null };
 }
 
 /** Quotes a word for a POSIX shell. */
@@ -190,54 +360,100 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-const FILE_TYPES = new Set(['image', 'file', 'segmentation']);
+/** The value both halves of Jupyter's XSRF check get when no token is sent (the cookie and the header). */
+export const XSRF_VALUE = 'algolink';
 
 /**
- * The curl line that calls a command through Jupyter: authenticated with the Jupyter token (read from
- * `$JUPYTER_TOKEN`, never the kernel's own token). With the command's inputs, the body is an example of
- * them: a multipart form with a file part per image or file input, JSON otherwise.
+ * The curl line that calls a command through Jupyter with a JSON body. Authenticated with the Jupyter
+ * token read from `$JUPYTER_TOKEN` (never the kernel's own token, never the token itself); when the
+ * server's authentication is off, with no token but what Jupyter's XSRF check wants of a POST (the same
+ * value as `_xsrf` cookie and `X-XSRFToken` header).
  */
-export function curlLine(url: string, inputs?: IInputSpec[]): string {
-  const parts = ['curl', '-X', 'POST', '-H', '"Authorization: token $JUPYTER_TOKEN"'];
-  const specs = inputs ?? [];
-  if (specs.some(i => FILE_TYPES.has(i.type))) {
-    for (const input of specs) {
-      if (FILE_TYPES.has(input.type)) {
-        const file = input.type === 'file' ? `${input.name}.bin` : `${input.name}.png`;
-        parts.push('-F', shellQuote(`${input.name}=@${file}`));
-      } else {
-        const value = exampleValue(input);
-        const text = typeof value === 'string' ? value : JSON.stringify(value);
-        parts.push('-F', shellQuote(`${input.name}=${text}`));
-      }
+export function curlLine(
+  url: string,
+  body: Record<string, unknown>,
+  access: IAccess | null = null
+): string {
+  const parts = ['curl', '-X', 'POST'];
+  if (access?.mode === 'none') {
+    if (access.xsrf) {
+      parts.push('-H', shellQuote(`X-XSRFToken: ${XSRF_VALUE}`), '-b', `_xsrf=${XSRF_VALUE}`);
     }
   } else {
-    const body: Record<string, unknown> = {};
-    for (const input of specs) {
-      body[input.name] = exampleValue(input);
-    }
-    parts.push('-H', shellQuote('Content-Type: application/json'));
-    parts.push('-d', shellQuote(JSON.stringify(body)));
+    parts.push('-H', '"Authorization: token $JUPYTER_TOKEN"');
   }
+  parts.push('-H', shellQuote('Content-Type: application/json'));
+  parts.push('-d', shellQuote(JSON.stringify(body)));
   parts.push(shellQuote(url));
   return parts.join(' ');
 }
 
-/** The inputs of a command spec (`GET /<command>` of the model server); [] when it has none. */
-export function parseInputs(spec: unknown): IInputSpec[] {
+/** The line that sets `$JUPYTER_TOKEN` for the curl lines, with the token quoted for the shell. */
+export function exportLine(token: string): string {
+  return `export JUPYTER_TOKEN=${shellQuote(token)}`;
+}
+
+/** The address of JupyterHub's token page, from the page's hub host and prefix. */
+export function hubTokenUrl(hubHost: string, hubPrefix: string): string {
+  const prefix = hubPrefix.endsWith('/') ? hubPrefix : hubPrefix + '/';
+  return `${hubHost}${prefix}token`;
+}
+
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function inputSpec(item: Record<string, unknown>, name: string): IInputSpec | null {
+  if (typeof item.type !== 'string') {
+    return null;
+  }
+  const ids = isObject(item.labelToId) ? item.labelToId : undefined;
+  const extension = Array.isArray(item.extension)
+    ? item.extension.filter((e): e is string => typeof e === 'string')
+    : typeof item.extension === 'string'
+      ? [item.extension]
+      : undefined;
+  return {
+    name,
+    type: item.type,
+    hasDefault: 'default' in item,
+    default: item.default,
+    oneOf: Array.isArray(item.oneOf) ? item.oneOf : undefined,
+    min: numberOrUndefined(item.min),
+    max: numberOrUndefined(item.max),
+    step: numberOrUndefined(item.step),
+    minLength: numberOrUndefined(item.minLength),
+    maxLength: numberOrUndefined(item.maxLength),
+    length: numberOrUndefined(item.length),
+    width: numberOrUndefined(item.width),
+    height: numberOrUndefined(item.height),
+    minWidth: numberOrUndefined(item.minWidth),
+    minHeight: numberOrUndefined(item.minHeight),
+    maxWidth: numberOrUndefined(item.maxWidth),
+    maxHeight: numberOrUndefined(item.maxHeight),
+    labelToId: ids
+      ? Object.fromEntries(
+          Object.entries(ids).filter((e): e is [string, number] => typeof e[1] === 'number')
+        )
+      : undefined,
+    defaultLabel: typeof item.defaultLabel === 'string' ? item.defaultLabel : undefined,
+    extension,
+    itemType: isObject(item.itemType) ? inputSpec(item.itemType, '') ?? undefined : undefined
+  };
+}
+
+/** The inputs of a command spec (`GET /<command>` of the model server); null when it is not a spec. */
+export function parseInputs(spec: unknown): IInputSpec[] | null {
   if (!isObject(spec) || !Array.isArray(spec.inputs)) {
-    return [];
+    return null;
   }
   const inputs: IInputSpec[] = [];
   for (const item of spec.inputs) {
-    if (isObject(item) && typeof item.name === 'string' && typeof item.type === 'string') {
-      inputs.push({
-        name: item.name,
-        type: item.type,
-        default: item.default,
-        oneOf: Array.isArray(item.oneOf) ? item.oneOf : undefined,
-        min: typeof item.min === 'number' ? item.min : undefined
-      });
+    if (isObject(item) && typeof item.name === 'string') {
+      const input = inputSpec(item, item.name);
+      if (input) {
+        inputs.push(input);
+      }
     }
   }
   return inputs;

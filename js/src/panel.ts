@@ -4,18 +4,26 @@
  *
  * Stable hooks for tests: `#algolink-panel`, `[data-section="kernel"|"other-kernels"|"hub"]`,
  * `.algolink-endpoint[data-kernel-id]`, `.algolink-command[data-command]`, `.algolink-copy-curl`,
- * `.algolink-curl` (the last copied line), `.algolink-service[data-project][data-service][data-status]`.
+ * `.algolink-curl` (the last copied line), `.algolink-curl-body` (where its body comes from),
+ * `[data-section="curl"]` with `.algolink-curl-auth[data-mode]` and `.algolink-copy-export` (copies the
+ * line that sets `$JUPYTER_TOKEN`; the token itself is never shown),
+ * `.algolink-service[data-project][data-service][data-status]`.
  */
 import { Clipboard } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import {
   commandUrl,
   curlLine,
   endpointOf,
+  exportLine,
   HubState,
+  IAccess,
   IEndpoint,
+  hubTokenUrl,
   notebookName,
+  requestBody,
   statusClass
 } from './model';
 import { statusLabel, t } from './i18n';
@@ -46,6 +54,14 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Shows `text` on a button for two seconds, then `label` again. */
+function flash(button: HTMLElement, text: string, label: string): void {
+  button.textContent = text;
+  window.setTimeout(() => {
+    button.textContent = label;
+  }, 2000);
+}
+
 export class AlgoLinkPanel extends Widget {
   constructor(options: IPanelOptions) {
     super();
@@ -69,6 +85,7 @@ export class AlgoLinkPanel extends Widget {
       store.endpoints,
       store.endpointsError,
       store.hub,
+      store.access,
       currentKernelId(),
       hasNotebook(),
       [...this._curls]
@@ -92,6 +109,9 @@ export class AlgoLinkPanel extends Widget {
     const others = this.otherKernelsSection();
     if (others) {
       root.appendChild(others);
+    }
+    if (store.endpoints.some(e => e.commands.length)) {
+      root.appendChild(this.curlSection());
     }
     root.appendChild(this.hubSection(store.hub));
   }
@@ -163,9 +183,15 @@ export class AlgoLinkPanel extends Widget {
       item.appendChild(copy);
       const copied = this._curls.get(`${endpoint.kernel_id}/${command}`);
       if (copied) {
-        const pre = el('pre', 'algolink-curl', copied);
-        pre.title = t('curl-title');
+        const pre = el('pre', 'algolink-curl', copied.line);
+        if (this.accessMode() !== 'none') {
+          pre.title = t('curl-title');
+        }
         item.appendChild(pre);
+        const source = copied.example
+          ? t('body-example', [copied.example])
+          : t('body-sample');
+        item.appendChild(el('p', 'algolink-curl-body', source));
       }
       list.appendChild(item);
     }
@@ -179,21 +205,83 @@ export class AlgoLinkPanel extends Widget {
     url: string,
     button: HTMLButtonElement
   ): Promise<void> {
-    const inputs = await this._options.store.commandInputs(endpoint, command);
-    const line = curlLine(url, inputs);
+    const { store } = this._options;
+    const [inputs, examples] = await Promise.all([
+      store.commandInputs(endpoint, command),
+      store.commandExamples(endpoint, command)
+    ]);
+    const { body, example } = requestBody(inputs, examples);
+    const line = curlLine(url, body, this.access());
     Clipboard.copyToSystem(line);
     // Shown under the command until the panel is closed, so that it can be read and copied by hand.
-    this._curls.set(`${endpoint.kernel_id}/${command}`, line);
+    this._curls.set(`${endpoint.kernel_id}/${command}`, { line, example });
     this.render();
     const again = this.node.querySelector<HTMLElement>(
       `.algolink-endpoint[data-kernel-id="${CSS.escape(endpoint.kernel_id)}"] ` +
         `.algolink-copy-curl[data-command="${CSS.escape(command)}"]`
     );
-    const shown = again ?? button;
-    shown.textContent = t('copied');
-    window.setTimeout(() => {
-      shown.textContent = t('copy-curl');
-    }, 2000);
+    flash(again ?? button, t('copied'), t('copy-curl'));
+  }
+
+  /** How curl authenticates: as the server extension says, else by whether the page has a token. */
+  private access(): IAccess {
+    const { store } = this._options;
+    return store.access ?? { mode: store.settings.token ? 'token' : 'other', xsrf: true };
+  }
+
+  private accessMode(): IAccess['mode'] {
+    return this.access().mode;
+  }
+
+  /** How to set `$JUPYTER_TOKEN` for the curl lines (or that none is needed), in this server's terms. */
+  private curlSection(): HTMLElement {
+    const section = el('section', 'algolink-section');
+    section.dataset.section = 'curl';
+    section.appendChild(el('h3', 'algolink-section-title', t('curl-section-title')));
+    const access = this.access();
+    const token = this._options.store.settings.token;
+    const note = el('p', 'algolink-message algolink-curl-auth');
+    note.dataset.mode = access.mode;
+    section.appendChild(note);
+    switch (access.mode) {
+      case 'token':
+        if (token) {
+          note.textContent = t('curl-token');
+          const button = el('button', 'jp-Button algolink-copy-export', t('copy-export'));
+          button.title = t('copy-export-title');
+          // The token goes to the clipboard on a click, and nowhere else: never into the page.
+          button.onclick = () => {
+            Clipboard.copyToSystem(exportLine(token));
+            flash(button, t('copied-export'), t('copy-export'));
+          };
+          section.appendChild(button);
+        } else {
+          note.textContent = t('curl-token-unknown');
+        }
+        break;
+      case 'hub': {
+        note.textContent = t('curl-hub');
+        const host = PageConfig.getOption('hubHost');
+        const prefix = PageConfig.getOption('hubPrefix');
+        if (prefix) {
+          const link = el('a', 'algolink-hub-token', t('hub-token-page'));
+          link.href = hubTokenUrl(host, prefix);
+          link.target = '_blank';
+          link.rel = 'noopener';
+          section.appendChild(link);
+        }
+        break;
+      }
+      case 'none':
+        note.textContent = access.xsrf ? t('curl-none-xsrf') : t('curl-none');
+        break;
+      case 'password':
+        note.textContent = t('curl-password');
+        break;
+      default:
+        note.textContent = t('curl-other');
+    }
+    return section;
   }
 
   private hubSection(hub: HubState | null): HTMLElement {
@@ -259,5 +347,5 @@ export class AlgoLinkPanel extends Widget {
 
   private _options: IPanelOptions;
   private _signature = '';
-  private _curls = new Map<string, string>();
+  private _curls = new Map<string, { line: string; example: string | null }>();
 }

@@ -7,7 +7,18 @@ import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { t } from './i18n';
-import { HubState, IEndpoint, IInputSpec, parseEndpoints, parseHubState, parseInputs } from './model';
+import {
+  HubState,
+  IAccess,
+  IEndpoint,
+  IInputSpec,
+  IRecordedExample,
+  parseAccess,
+  parseEndpoints,
+  parseExamples,
+  parseHubState,
+  parseInputs
+} from './model';
 
 /** How often the kernel endpoints are asked for, in milliseconds. */
 export const ENDPOINTS_INTERVAL = 5000;
@@ -25,6 +36,8 @@ export class AlgoLinkStore {
   hub: HubState | null = null;
   /** Why the endpoints could not be asked for, or null. */
   endpointsError: string | null = null;
+  /** How this Jupyter server takes a client's credentials; null until known (or when unknown). */
+  access: IAccess | null = null;
 
   readonly settings: ServerConnection.ISettings;
 
@@ -55,9 +68,19 @@ export class AlgoLinkStore {
     this._timers = [];
   }
 
-  /** Both lists, now. */
+  /** Both lists (and how curl authenticates), now. */
   async refresh(): Promise<void> {
-    await Promise.all([this.refreshEndpoints(), this.refreshHub()]);
+    await Promise.all([this.refreshEndpoints(), this.refreshHub(), this.refreshAccess()]);
+  }
+
+  async refreshAccess(): Promise<void> {
+    try {
+      const response = await this.request('algolink/api/access');
+      this.access = response.ok ? parseAccess(await response.json()) : null;
+    } catch {
+      this.access = null;
+    }
+    this._changed.emit();
   }
 
   async refreshEndpoints(): Promise<void> {
@@ -94,8 +117,8 @@ export class AlgoLinkStore {
     this._changed.emit();
   }
 
-  /** The inputs of a command, from its spec through the kernel's proxy; [] when it cannot be read. */
-  async commandInputs(endpoint: IEndpoint, command: string): Promise<IInputSpec[]> {
+  /** The inputs of a command, from its spec through the kernel's proxy; null when it cannot be read. */
+  async commandInputs(endpoint: IEndpoint, command: string): Promise<IInputSpec[] | null> {
     try {
       const url = URLExt.join(endpoint.url, encodeURIComponent(command));
       const response = await ServerConnection.makeRequest(
@@ -103,7 +126,19 @@ export class AlgoLinkStore {
         { method: 'GET' },
         this.settings
       );
-      return response.ok ? parseInputs(await response.json()) : [];
+      return response.ok ? parseInputs(await response.json()) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The command's recorded examples (beside the kernel's notebook), newest first; [] when none. */
+  async commandExamples(endpoint: IEndpoint, command: string): Promise<IRecordedExample[]> {
+    try {
+      const response = await this.request(
+        `algolink/api/examples/${encodeURIComponent(endpoint.kernel_id)}/${encodeURIComponent(command)}`
+      );
+      return response.ok ? parseExamples(await response.json()) : [];
     } catch {
       return [];
     }

@@ -4,17 +4,28 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
+import { inflateSync } from 'node:zlib';
 
 import {
   commandUrl,
   curlLine,
   endpointOf,
   exampleValue,
+  exportLine,
+  fitsInputs,
+  hubTokenUrl,
+  IAccess,
   IEndpoint,
+  IInputSpec,
+  IRecordedExample,
   notebookName,
+  parseAccess,
   parseEndpoints,
+  parseExamples,
   parseHubState,
   parseInputs,
+  requestBody,
+  sampleBody,
   serveMessage,
   shellQuote,
   statusClass,
@@ -68,14 +79,97 @@ test('commandUrl puts the proxy path on the page origin and escapes the command'
   );
 });
 
-test('exampleValue prefers the default, then a value the type accepts', () => {
+test('exampleValue prefers the default, then a value within the limits', () => {
   assert.equal(exampleValue({ name: 'k', type: 'number', default: 3 }), 3);
-  assert.equal(exampleValue({ name: 'k', type: 'number', min: 2 }), 2);
+  assert.equal(exampleValue({ name: 'k', type: 'number', min: 2, max: 9 }), 2);
   assert.equal(exampleValue({ name: 'k', type: 'number' }), 0);
+  assert.equal(exampleValue({ name: 'k', type: 'number', max: 4 }), 0);
+  assert.equal(exampleValue({ name: 'k', type: 'number', max: -5, step: 2 }), -6);
   assert.equal(exampleValue({ name: 'c', type: 'category', oneOf: ['red', 'blue'] }), 'red');
   assert.equal(exampleValue({ name: 'b', type: 'boolean' }), false);
   assert.equal(exampleValue({ name: 't', type: 'text' }), 'hello');
-  assert.equal(exampleValue({ name: 't', type: 'text', default: null }), 'hello');
+  assert.equal(exampleValue({ name: 't', type: 'text', minLength: 8 }), 'hello!!!');
+  assert.equal(exampleValue({ name: 't', type: 'text', maxLength: 2 }), 'he');
+  assert.deepEqual(exampleValue({ name: 'v', type: 'vector', length: 3 }), [0, 0, 0]);
+  assert.deepEqual(
+    exampleValue({
+      name: 'a',
+      type: 'array',
+      minLength: 2,
+      itemType: { name: '', type: 'category', oneOf: ['x'] }
+    }),
+    ['x', 'x']
+  );
+  assert.deepEqual(exampleValue({ name: 'p', type: 'image_point' }), [0.5, 0.5]);
+  assert.deepEqual(exampleValue({ name: 'b', type: 'image_bounding_box' }), [0.25, 0.25, 0.75, 0.75]);
+  assert.deepEqual(exampleValue({ name: 'l', type: 'image_landmarks', length: 2 }), [
+    [0.5, 0.5],
+    [0.5, 0.5]
+  ]);
+  assert.deepEqual(exampleValue({ name: 'f', type: 'file', extension: ['.csv', '.tsv'] }), {
+    filename: 'example.csv',
+    data: Buffer.from('hello\n').toString('base64')
+  });
+  assert.match(String(exampleValue({ name: 'd', type: 'directory' })), /^data:application\/zip;base64,UEsFBg/);
+});
+
+test('exampleValue: a file or directory default is a server path, so a sample; a null default is left out', () => {
+  const withDefault = { hasDefault: true, default: 'models/w.pt' };
+  assert.deepEqual(exampleValue({ name: 'f', type: 'file', extension: ['.pt'], ...withDefault }), {
+    filename: 'example.pt',
+    data: 'aGVsbG8K'
+  });
+  assert.match(String(exampleValue({ name: 'd', type: 'directory', ...withDefault })), /^data:/);
+  assert.equal(exampleValue({ name: 't', type: 'text', hasDefault: true, default: null }), undefined);
+  assert.equal(exampleValue({ name: 't', type: 'text', hasDefault: true, default: '' }), '');
+  assert.deepEqual(
+    sampleBody([
+      { name: 'note', type: 'text', hasDefault: true, default: null },
+      { name: 'n', type: 'number', hasDefault: true, default: 4 }
+    ]),
+    { n: 4 }
+  );
+});
+
+/** The size and first pixel of a data-URI PNG (grayscale, 1 or 8 bits, as samples.ts writes them). */
+function pngOf(uri: unknown): { width: number; height: number; depth: number; first: number } {
+  const match = /^data:image\/png;base64,(.+)$/.exec(String(uri));
+  assert.ok(match, String(uri));
+  const png = Buffer.from(match[1], 'base64');
+  const idat = png.indexOf('IDAT');
+  const raw = inflateSync(png.subarray(idat + 4, idat + 4 + png.readUInt32BE(idat - 4)));
+  return {
+    width: png.readUInt32BE(16),
+    height: png.readUInt32BE(20),
+    depth: png[24],
+    first: raw[1]
+  };
+}
+
+test('exampleValue: an image is a white PNG of a size it takes; a segmentation holds a label id', () => {
+  assert.deepEqual(pngOf(exampleValue({ name: 'i', type: 'image' })), {
+    width: 8,
+    height: 8,
+    depth: 1,
+    first: 0xff
+  });
+  const sized = pngOf(
+    exampleValue({ name: 'i', type: 'image', width: 30, minHeight: 20, maxWidth: 40 })
+  );
+  assert.deepEqual([sized.width, sized.height], [30, 20]);
+  const small = pngOf(exampleValue({ name: 'i', type: 'image', maxWidth: 4, maxHeight: 5 }));
+  assert.deepEqual([small.width, small.height], [4, 5]);
+  const mask = pngOf(
+    exampleValue({
+      name: 'm',
+      type: 'segmentation',
+      width: 5,
+      height: 3,
+      labelToId: { background: 7, cat: 1 },
+      defaultLabel: 'background'
+    })
+  );
+  assert.deepEqual(mask, { width: 5, height: 3, depth: 8, first: 7 });
 });
 
 test('shellQuote leaves plain words and quotes the rest, single quotes included', () => {
@@ -84,40 +178,53 @@ test('shellQuote leaves plain words and quotes the rest, single quotes included'
   assert.equal(shellQuote("it's"), `'it'\\''s'`);
 });
 
-test('curlLine uses the Jupyter token variable, JSON for plain inputs', () => {
-  const line = curlLine('http://localhost:8888/algolink/kernels/k-1/shout', [
-    { name: 'text', type: 'text', default: 'hi there' },
-    { name: 'times', type: 'number', min: 1 }
-  ]);
+const TOKEN_ACCESS: IAccess = { mode: 'token', xsrf: true };
+
+test('curlLine reads the Jupyter token from $JUPYTER_TOKEN and sends JSON', () => {
+  const line = curlLine(
+    'http://localhost:8888/algolink/kernels/k-1/shout',
+    { text: 'hi there', times: 1 },
+    TOKEN_ACCESS
+  );
   assert.equal(
     line,
     `curl -X POST -H "Authorization: token $JUPYTER_TOKEN" -H 'Content-Type: application/json' ` +
       `-d '{"text":"hi there","times":1}' http://localhost:8888/algolink/kernels/k-1/shout`
   );
-  assert.ok(curlLine('http://h/x').includes(`-d '{}'`));
+  // Not knowing the server's way (the extension did not say), the line still reads the variable.
+  assert.equal(curlLine('http://h/x', {}), curlLine('http://h/x', {}, TOKEN_ACCESS));
+  for (const mode of ['hub', 'password', 'other'] as const) {
+    assert.ok(curlLine('http://h/x', {}, { mode, xsrf: true }).includes('$JUPYTER_TOKEN'), mode);
+  }
 });
 
-test('curlLine sends a multipart form when a command takes an image', () => {
-  const line = curlLine('http://h/algolink/kernels/k/classify', [
-    { name: 'photo', type: 'image' },
-    { name: 'top', type: 'number', default: 5 }
-  ]);
-  assert.ok(line.includes('-F photo=@photo.png'), line);
-  assert.ok(line.includes('-F top=5'), line);
-  assert.ok(!line.includes('Content-Type'), line);
+test('curlLine without authentication: no token, and what the XSRF check asks of a POST', () => {
+  const line = curlLine('http://h/x', { a: 1 }, { mode: 'none', xsrf: true });
+  assert.ok(!line.includes('Authorization') && !line.includes('JUPYTER_TOKEN'), line);
+  assert.ok(line.includes(`-H 'X-XSRFToken: algolink' -b _xsrf=algolink`), line);
+  const unchecked = curlLine('http://h/x', { a: 1 }, { mode: 'none', xsrf: false });
+  assert.ok(!unchecked.includes('xsrf') && !unchecked.includes('XSRF'), unchecked);
 });
 
-test('curlLine output runs in a real shell as one well-formed command', () => {
-  // The quoting is checked by a real POSIX shell: `printf %s\\n` prints each word on its own line.
-  const line = curlLine('http://h/algolink/kernels/k/x', [
-    { name: 'q', type: 'text', default: "it's a 'test'" }
-  ]);
-  const words = execFileSync('sh', ['-c', line.replace(/^curl/, "printf '%s\\n'")], {
-    env: { JUPYTER_TOKEN: 'abc', PATH: process.env.PATH ?? '/usr/bin:/bin' }
+/** The words a real POSIX shell makes of a line (`printf %s\\n` prints each on its own line). */
+function shellWords(line: string, env: Record<string, string> = {}): string[] {
+  return execFileSync('sh', ['-c', line.replace(/^curl/, "printf '%s\\n'")], {
+    env: { ...env, PATH: process.env.PATH ?? '/usr/bin:/bin' }
   })
     .toString()
     .trimEnd()
     .split('\n');
+}
+
+test('curlLine output runs in a real shell as one well-formed command', () => {
+  const body = requestBody([
+    { name: 'q', type: 'text', default: "it's a 'test' $HOME `id` \\ \"quoted\"" },
+    { name: 'photo', type: 'image' },
+    { name: 'doc', type: 'file' }
+  ]).body;
+  const words = shellWords(curlLine('http://h/algolink/kernels/k/x', body, TOKEN_ACCESS), {
+    JUPYTER_TOKEN: 'abc'
+  });
   assert.deepEqual(words, [
     '-X',
     'POST',
@@ -126,30 +233,106 @@ test('curlLine output runs in a real shell as one well-formed command', () => {
     '-H',
     'Content-Type: application/json',
     '-d',
-    JSON.stringify({ q: "it's a 'test'" }),
+    JSON.stringify(body),
     'http://h/algolink/kernels/k/x'
   ]);
+  assert.deepEqual(Object.keys(JSON.parse(words[7])), ['q', 'photo', 'doc']);
+});
+
+test('exportLine sets the token exactly, whatever it holds', () => {
+  assert.equal(exportLine('0123abcd'), 'export JUPYTER_TOKEN=0123abcd');
+  for (const token of ['0123abcd', "it's $odd `x`", 'a b']) {
+    const out = execFileSync('sh', ['-c', `${exportLine(token)}\nprintf %s "$JUPYTER_TOKEN"`], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+    }).toString();
+    assert.equal(out, token);
+  }
+});
+
+test('hubTokenUrl is the hub token page', () => {
+  assert.equal(hubTokenUrl('', '/hub/'), '/hub/token');
+  assert.equal(hubTokenUrl('https://hub.example.org', '/hub'), 'https://hub.example.org/hub/token');
+});
+
+const SHOUT_INPUTS: IInputSpec[] = [
+  { name: 'words', type: 'text' },
+  { name: 'times', type: 'number', hasDefault: true, default: 1 }
+];
+
+test('requestBody: the newest recorded example that still fits, else a sample', () => {
+  const examples: IRecordedExample[] = [
+    { file: 'algolink_examples/shout/004.json', inputs: { words: 'x', volume: 11 } },
+    { file: 'algolink_examples/shout/003.json', inputs: { times: 2 } },
+    { file: 'algolink_examples/shout/002.json', inputs: { words: 'recorded' } },
+    { file: 'algolink_examples/shout/001.json', inputs: { words: 'older', times: 3 } }
+  ];
+  assert.deepEqual(requestBody(SHOUT_INPUTS, examples), {
+    body: { words: 'recorded' },
+    example: 'algolink_examples/shout/002.json'
+  });
+  assert.deepEqual(requestBody(SHOUT_INPUTS, examples.slice(0, 2)), {
+    body: { words: 'hello', times: 1 },
+    example: null
+  });
+  assert.deepEqual(requestBody(SHOUT_INPUTS), { body: { words: 'hello', times: 1 }, example: null });
+  // The spec could not be read: the newest example, else an empty body.
+  assert.equal(requestBody(null, examples).example, 'algolink_examples/shout/004.json');
+  assert.deepEqual(requestBody(null), { body: {}, example: null });
+  assert.ok(fitsInputs({}, [{ name: 'n', type: 'number', hasDefault: true, default: 1 }]));
+  assert.ok(!fitsInputs({}, SHOUT_INPUTS));
+});
+
+test('parseAccess and parseExamples read the server extension and drop the rest', () => {
+  assert.deepEqual(parseAccess({ mode: 'token', xsrf: true }), { mode: 'token', xsrf: true });
+  assert.deepEqual(parseAccess({ mode: 'none', xsrf: false }), { mode: 'none', xsrf: false });
+  assert.deepEqual(parseAccess({ mode: 'none' }), { mode: 'none', xsrf: true });
+  assert.equal(parseAccess({ mode: 'magic' }), null);
+  assert.equal(parseAccess(null), null);
+  assert.deepEqual(
+    parseExamples({
+      examples: [
+        { file: 'algolink_examples/a/002.json', inputs: { x: 1 } },
+        { file: 'algolink_examples/a/001.json', inputs: [1] },
+        { inputs: {} }
+      ]
+    }),
+    [{ file: 'algolink_examples/a/002.json', inputs: { x: 1 } }]
+  );
+  assert.deepEqual(parseExamples({ error: 'no' }), []);
 });
 
 test('parseInputs reads a model server command spec', () => {
   const inputs = parseInputs({
     name: 'style',
     inputs: [
-      { name: 'photo', type: 'image', channels: 3 },
+      { name: 'photo', type: 'image', channels: 3, width: 64, height: null, description: null },
       { name: 'mood', type: 'category', oneOf: ['calm', 'wild'], default: null },
+      { name: 'mask', type: 'segmentation', labelToId: { bg: 0, cat: 'x' }, defaultLabel: 'bg' },
+      { name: 'tags', type: 'array', itemType: { type: 'text', minLength: 2 }, minLength: 1 },
+      { name: 'doc', type: 'file', extension: ['.csv'], default: 'd.csv' },
       { type: 'text' }
     ],
     outputs: []
   });
+  assert.ok(inputs);
   assert.deepEqual(
-    inputs.map(i => [i.name, i.type]),
+    inputs.map(i => [i.name, i.type, i.hasDefault]),
     [
-      ['photo', 'image'],
-      ['mood', 'category']
+      ['photo', 'image', false],
+      ['mood', 'category', true],
+      ['mask', 'segmentation', false],
+      ['tags', 'array', false],
+      ['doc', 'file', true]
     ]
   );
+  assert.equal(inputs[0].width, 64);
+  assert.equal(inputs[0].height, undefined);
   assert.deepEqual(inputs[1].oneOf, ['calm', 'wild']);
-  assert.deepEqual(parseInputs({ error: 'Unknown command' }), []);
+  assert.deepEqual(inputs[2].labelToId, { bg: 0 });
+  assert.equal(inputs[3].itemType?.minLength, 2);
+  assert.deepEqual(inputs[4].extension, ['.csv']);
+  assert.equal(parseInputs({ error: 'Unknown command' }), null);
+  assert.deepEqual(parseInputs({ name: 'x', inputs: [] }), []);
 });
 
 test('parseHubState: unconfigured, error and service list', () => {
