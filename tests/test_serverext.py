@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from jupyter_server.auth import Authorizer
@@ -437,5 +439,265 @@ async def test_stale_and_foreign_announcements_are_ignored(fetch, jp_serverapp):
         endpoints = body_of(await fetch("algolink", "api", "endpoints"))
         assert [e["kernel_id"] for e in endpoints] == [kernel.id]
         fetch.recorder.assert_never_shows(token, f":{port}")
+    finally:
+        kernel.client.stop_channels()
+
+
+# -- what the panel's curl lines need: how curl authenticates, the recorded examples -------------------------
+@pytest.mark.parametrize(
+    ("jp_server_config", "expected"),
+    [
+        (shipped_config(), {"mode": "token", "xsrf": True}),
+        (shipped_config(token=""), {"mode": "none", "xsrf": True}),
+        (shipped_config(token="", disable_check_xsrf=True), {"mode": "none", "xsrf": False}),
+    ],
+    ids=["token", "no-authentication", "no-xsrf-check"],
+)
+async def test_access_says_how_curl_authenticates(fetch, anonymous, jp_serverapp, expected):
+    r = await fetch("algolink", "api", "access")
+    assert r.code == 200 and body_of(r) == expected
+    r = await anonymous("algolink/api/access")
+    assert r.code == (403 if expected["mode"] == "token" else 200)
+    if jp_serverapp.identity_provider.token:
+        fetch.recorder.assert_never_shows(jp_serverapp.identity_provider.token)
+
+
+PASSWORD = "correct horse battery"
+
+
+def password_config() -> Config:
+    from jupyter_server.auth import passwd
+
+    config = shipped_config(token="")
+    config.PasswordIdentityProvider.hashed_password = passwd(PASSWORD)
+    return config
+
+
+@pytest.mark.parametrize("jp_server_config", [password_config()])
+async def test_access_of_a_password_server(anonymous, jp_serverapp):
+    """A password only: no token exists that curl could send, and the panel has to say so."""
+    assert not jp_serverapp.identity_provider.token
+    r = await anonymous("algolink/api/access")
+    assert r.code == 403
+    # Logged in as a browser is, with the password.
+    r = await anonymous("login")
+    xsrf = next(
+        c.split(";", 1)[0].split("=", 1)[1]
+        for c in r.headers.get_list("Set-Cookie")
+        if c.startswith("_xsrf=")
+    )
+    r = await anonymous(
+        "login",
+        method="POST",
+        body=f"password={PASSWORD.replace(' ', '+')}&_xsrf={xsrf}",
+        headers={"Cookie": f"_xsrf={xsrf}"},
+        follow_redirects=False,
+    )
+    assert r.code == 302, r.body
+    login = [c.split(";", 1)[0] for c in r.headers.get_list("Set-Cookie") if "_xsrf" not in c]
+    r = await anonymous("algolink/api/access", headers={"Cookie": "; ".join(login)})
+    assert r.code == 200 and body_of(r) == {"mode": "password", "xsrf": True}
+
+
+class NoContents(Authorizer):
+    """An authorizer that lets users use kernels but not read files."""
+
+    def is_authorized(self, handler, user, action, resource):
+        return resource != "contents"
+
+
+@pytest.mark.parametrize("jp_server_config", [shipped_config(authorizer_class=NoContents)])
+async def test_examples_need_the_right_to_read_files(fetch, jp_serverapp):
+    r = await fetch("algolink", "api", "examples", str(uuid.uuid4()), "shout")
+    assert r.code == 403
+
+
+SAVE_EXAMPLES = """
+from algolink_jupyter import examples
+examples.save("shout", {"words": "first"}, {"loud": "FIRST!"})
+examples.save("shout", {"words": "x" * 20000}, {"loud": "X"})
+examples.save("shout", {"words": "second"}, {"loud": "SECOND!"})
+"""
+
+
+async def test_examples_route_answers_the_newest_recorded_examples(
+    fetch, anonymous, jp_serverapp, jp_root_dir
+):
+    (jp_root_dir / "work").mkdir()
+    kernel, _port, _token = await serving_kernel(fetch, jp_serverapp)
+    folder = jp_root_dir / "work" / "algolink_examples" / "shout"
+    try:
+        r = await fetch("algolink", "api", "examples", kernel.id, "shout")
+        assert r.code == 200 and body_of(r) == {"examples": []}
+
+        # Saved in the kernel, as the test form's "Save as example" does: beside the notebook.
+        await kernel.run(SAVE_EXAMPLES)
+        assert sorted(p.name for p in folder.iterdir()) == ["001.json", "002.json", "003.json"]
+        (folder / "004.json").write_text("{not json")
+        (folder / "005.json").write_text('{"inputs": ["not", "an", "object"]}')
+        r = await fetch("algolink", "api", "examples", kernel.id, "shout")
+        # Newest first; the one too large for a line to paste and the broken ones left out.
+        assert body_of(r) == {
+            "examples": [
+                {"file": "algolink_examples/shout/003.json", "inputs": {"words": "second"}},
+                {"file": "algolink_examples/shout/001.json", "inputs": {"words": "first"}},
+            ]
+        }
+        # At most five.
+        await kernel.run(
+            "for i in range(6): examples.save('shout', {'words': str(i)}, {'loud': str(i)})"
+        )
+        r = await fetch("algolink", "api", "examples", kernel.id, "shout")
+        assert [e["inputs"]["words"] for e in body_of(r)["examples"]] == ["5", "4", "3", "2", "1"]
+
+        # A command the kernel does not serve, a kernel that does not serve, no credentials.
+        for command in ("nothing", "..", "sh%20out"):
+            r = await fetch("algolink", "api", "examples", kernel.id, command)
+            assert r.code == 404, command
+        r = await fetch("algolink", "api", "examples", str(uuid.uuid4()), "shout")
+        assert r.code == 404 and "%algolink serve" in body_of(r)["error"]
+        r = await anonymous(f"algolink/api/examples/{kernel.id}/shout")
+        assert r.code == 403
+    finally:
+        kernel.client.stop_channels()
+
+
+# -- the panel's curl lines, run ----------------------------------------------------------------------------
+JS = REPO / "js"
+
+#: A command that takes one input of every type the panel makes a sample for.
+INSPECT = """
+%%algolink_command inspect --inputs "photo=image(width=20, height=12), mask=segmentation(label_to_id={'bg': 3, 'cat': 1}, default_label='bg'), doc=file(extension='.csv'), folder=directory, point=image_point, box=image_bounding_box, marks=image_landmarks(2), vec=vector(length=3), tags=array(item_type=text(min_length=7), min_length=2), n=number(min=2, max=9, step=0.5), flag=boolean, mood=category(choices=['calm', 'wild']), note=text(max_length=3), blob=any, kept=file(extension='.bin', default='kept.bin')" --outputs "report=any"
+def inspect(model, inputs):
+    import os
+    photo = inputs["photo"]
+    with open(inputs["doc"], "rb") as f:
+        doc = f.read().decode()
+    return {"report": {
+        "photo": [photo.size[0], photo.size[1], photo.mode, photo.getextrema()],
+        "mask": [list(inputs["mask"].shape), sorted(set(inputs["mask"].ravel().tolist()))],
+        "doc": [os.path.basename(inputs["doc"]), doc],
+        "folder": os.listdir(inputs["folder"]),
+        "kept": [os.path.basename(inputs["kept"]), open(inputs["kept"]).read()],
+        "rest": [inputs[k] for k in ("point", "box", "marks", "tags", "n", "flag", "mood", "note", "blob")],
+        "vec": inputs["vec"].tolist(),
+    }}
+"""
+
+#: What the panel does on "Copy curl", with its own functions (js/src/model.ts, compiled by `npm test`).
+PANEL_LINES = """
+const m = require(process.argv[1]);
+const given = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const access = m.parseAccess(given.access);
+const endpoint = m.parseEndpoints(given.endpoints)[0];
+process.stdout.write(JSON.stringify(endpoint.commands.map(command => {
+  const { body, example } = m.requestBody(
+    m.parseInputs(given.specs[command]), m.parseExamples(given.examples[command]));
+  return { command, example, line: m.curlLine(m.commandUrl(given.origin, endpoint, command), body, access) };
+})));
+"""
+
+
+@pytest.fixture(scope="session")
+def panel_model() -> Path:
+    """The panel's line builder, compiled from js/src as `npm test` compiles it (again when stale)."""
+    tsc = JS / "node_modules" / ".bin" / "tsc"
+    node = shutil.which("node")
+    if node is None or not tsc.exists():
+        pytest.skip("node or the extension's npm packages are missing: run `make js-test`")
+    built = JS / "build-test" / "src" / "model.js"
+    newest = max(p.stat().st_mtime for p in (JS / "src").glob("*.ts"))
+    if not built.exists() or built.stat().st_mtime < newest:
+        subprocess.run([str(tsc), "-p", "tsconfig.test.json"], cwd=JS, check=True, timeout=300)
+    return built
+
+
+async def run(*args: str, stdin: bytes = b"", env: Optional[dict] = None) -> str:
+    """A process run without blocking the event loop the Jupyter server under test runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+# Jupyter's own API asks a POST without a token for its XSRF pair, as the panel's lines send it.
+XSRF_PAIR = {"X-XSRFToken": "algolink", "Cookie": "_xsrf=algolink"}
+
+
+@pytest.mark.parametrize("jp_server_config", [shipped_config(token="")])
+async def test_panel_curl_lines_run_as_given_without_authentication(
+    jp_fetch, anonymous, jp_serverapp, jp_root_dir, jp_http_port, jp_base_url, panel_model
+):
+    """With Jupyter's authentication off, the lines carry no token and run as they are, each input a
+    sample the kernel's server takes (or the recorded example)."""
+
+    async def fetch(*parts, **kwargs):
+        kwargs.setdefault("raise_error", False)
+        return await jp_fetch(*parts, headers=XSRF_PAIR, **kwargs)
+
+    (jp_root_dir / "work").mkdir()
+    kernel, _port, _token = await serving_kernel(fetch, jp_serverapp)
+    try:
+        await kernel.run(INSPECT)
+        await kernel.run(SAVE_EXAMPLES)
+        given: dict = {"origin": f"http://127.0.0.1:{jp_http_port}", "specs": {}, "examples": {}}
+        for key, path in (
+            ("access", "algolink/api/access"),
+            ("endpoints", "algolink/api/endpoints"),
+        ):
+            given[key] = body_of(await anonymous(path))
+        for command in ("inspect", "nap", "shout"):
+            base = f"algolink/kernels/{kernel.id}/{command}"
+            given["specs"][command] = body_of(await anonymous(base))
+            examples_path = f"algolink/api/examples/{kernel.id}/{command}"
+            given["examples"][command] = body_of(await anonymous(examples_path))
+        assert given["access"] == {"mode": "none", "xsrf": True}
+        lines = json.loads(
+            await run("node", "-e", PANEL_LINES, str(panel_model), stdin=json.dumps(given).encode())
+        )
+        assert [(c["command"], c["example"]) for c in lines] == [
+            ("inspect", None),
+            ("nap", None),
+            ("shout", "algolink_examples/shout/003.json"),
+        ]
+        answers = {}
+        env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+        for c in lines:
+            assert "JUPYTER_TOKEN" not in c["line"] and "Authorization" not in c["line"]
+            assert f"{jp_base_url}algolink/kernels/{kernel.id}/{c['command']}" in c["line"]
+            out = await run("bash", "-c", c["line"] + " -sS -w '\\n%{http_code}'", env=env)
+            body, code = out.rsplit("\n", 1)
+            assert code == "200", (c["line"][:300], out)
+            answers[c["command"]] = json.loads(body)
+        assert answers["shout"] == {"loud": "SECOND!"}
+        assert answers["nap"] == {"slept": 0}
+        assert answers["inspect"] == {
+            "report": {
+                "photo": [20, 12, "RGB", [[255, 255], [255, 255], [255, 255]]],
+                "mask": [[8, 8], [3]],
+                "doc": ["example.csv", "hello\n"],
+                "folder": [],
+                # A file's default is a path on the server, which a client may not send: a sample.
+                "kept": ["example.bin", "hello\n"],
+                "rest": [
+                    [0.5, 0.5],
+                    [0.25, 0.25, 0.75, 0.75],
+                    [[0.5, 0.5], [0.5, 0.5]],
+                    ["hello!!", "hello!!"],
+                    2,
+                    False,
+                    "calm",
+                    "hel",
+                    "hello",
+                ],
+                "vec": [0.0, 0.0, 0.0],
+            }
+        }
     finally:
         kernel.client.stop_channels()

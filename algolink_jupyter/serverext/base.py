@@ -7,6 +7,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Optional
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
@@ -14,6 +15,13 @@ from ..kernel import announce
 
 #: The Jupyter permission the routes need: "read" to look, "execute" to run a command.
 AUTH_RESOURCE = "kernels"
+
+
+def not_serving_message(kernel_id: str) -> str:
+    return (
+        f"Kernel {kernel_id} is not serving: run `%load_ext algolink_jupyter` and `%algolink serve` "
+        "in its notebook, then retry."
+    )
 
 
 def kernel_address(info: dict) -> Optional[tuple]:
@@ -44,6 +52,19 @@ class AlgoLinkHandler(APIHandler):
 
     def running_kernel_ids(self) -> set:
         return {str(kid) for kid in self.kernel_manager.list_kernel_ids()}
+
+    async def notebook_paths(self) -> dict:
+        """The path of the notebook each kernel runs (relative to Jupyter's root), by kernel id."""
+        notebooks: dict = {}
+        try:
+            for session in await ensure_async(self.session_manager.list_sessions()):
+                kid = (session.get("kernel") or {}).get("id")
+                path = session.get("path") or (session.get("notebook") or {}).get("path")
+                if kid and path:
+                    notebooks[kid] = path
+        except Exception:  # what needs them still works without the notebook paths
+            self.log.debug("AlgoLink: could not list the sessions", exc_info=True)
+        return notebooks
 
     def announcement(self, kernel_id: str) -> Optional[dict]:
         """The live announcement of a kernel this Jupyter server runs, or None."""

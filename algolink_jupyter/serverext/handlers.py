@@ -12,7 +12,6 @@ import json
 import urllib.parse
 from typing import Any, Optional
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -22,7 +21,8 @@ from tornado.simple_httpclient import HTTPTimeoutError, SimpleAsyncHTTPClient
 from modelcloud.server import DEFAULT_MAX_BODY_SIZE, DRAIN_ALLOWANCE
 
 from ..kernel import announce
-from .base import AUTH_RESOURCE, AlgoLinkHandler, kernel_address
+from .base import AUTH_RESOURCE, AlgoLinkHandler, kernel_address, not_serving_message
+from .curl import AccessHandler, ExamplesHandler
 from .hub import HubServicesHandler
 
 CONNECT_TIMEOUT = 10.0
@@ -82,13 +82,6 @@ RESPONSE_DROP = frozenset(
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
-def not_serving_message(kernel_id: str) -> str:
-    return (
-        f"Kernel {kernel_id} is not serving: run `%load_ext algolink_jupyter` and `%algolink serve` "
-        "in its notebook, then retry."
-    )
-
-
 def _hop_by_hop(headers: Any) -> set:
     """The hop-by-hop headers of a message: the standard ones and those its Connection header names."""
     names = set(HOP_BY_HOP)
@@ -105,15 +98,7 @@ class EndpointsHandler(AlgoLinkHandler):
     async def get(self) -> None:
         running = self.running_kernel_ids()
         live = announce.read_all(self.runtime_dir)
-        notebooks: dict = {}
-        try:
-            for session in await ensure_async(self.session_manager.list_sessions()):
-                kid = (session.get("kernel") or {}).get("id")
-                path = session.get("path") or (session.get("notebook") or {}).get("path")
-                if kid and path:
-                    notebooks[kid] = path
-        except Exception:  # the list is still useful without the notebook paths
-            self.log.debug("AlgoLink: could not list the sessions", exc_info=True)
+        notebooks = await self.notebook_paths()
         endpoints = []
         for kid in sorted(live):
             info = live[kid]
@@ -327,6 +312,13 @@ def setup_handlers(serverapp: Any) -> None:
         [
             (url_path_join(base_url, r"algolink/api/endpoints/?"), EndpointsHandler),
             (url_path_join(base_url, r"algolink/api/hub/services/?"), HubServicesHandler),
+            (url_path_join(base_url, r"algolink/api/access/?"), AccessHandler),
+            (
+                url_path_join(
+                    base_url, r"algolink/api/examples/(?P<kernel_id>[^/]+)/(?P<command>[^/]+)"
+                ),
+                ExamplesHandler,
+            ),
             (
                 url_path_join(base_url, r"algolink/kernels/(?P<kernel_id>[^/]+)(?:/(?P<path>.*))?"),
                 KernelProxyHandler,
