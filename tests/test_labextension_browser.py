@@ -1,9 +1,12 @@
 """The JupyterLab extension in a real JupyterLab, driven by Playwright on Debian's Chromium (headless,
 --no-sandbox), with a real hub configured through the environment JupyterLab starts from.
 
-A notebook defines a command; the palette's "AlgoLink: Serve this notebook" serves it; the status bar
-says "AlgoLink: 1 command"; the AlgoLink panel lists it, its "Copy curl" line runs for real in a shell and
-gets the command's answer through Jupyter; the hub section lists the hub's service with its status and a
+A notebook defines two commands; the palette's "AlgoLink: Serve this notebook" serves them; the status bar
+says "AlgoLink: 2 commands"; the AlgoLink panel lists them. Its "Copy export line" puts
+``export JUPYTER_TOKEN=<Jupyter's token>`` on the clipboard (the token never shows in the panel), and each
+"Copy curl" line, taken from the page as shown, runs for real in bash after that export line and gets the
+command's answer through Jupyter: one with the example recorded beside the notebook as its body, one with
+a sample PNG for its image input. The hub section lists the hub's service with its status and a
 link to its page; "AlgoLink: Publish this notebook" adds and runs a ``%algolink publish`` cell.
 Screenshots go to ``test-artifacts/labextension/`` (or ``$ALGOLINK_TEST_ARTIFACTS``).
 """
@@ -35,7 +38,14 @@ CELLS = [
     '%%algolink_command shout --inputs "words=text" --outputs "loud=text"\n'
     "def shout(model, inputs):\n"
     '    return {"loud": inputs["words"].upper() + "!"}',
+    '%%algolink_command size --inputs "photo=image(channels=1, width=20, height=12)" '
+    '--outputs "size=text"\n'
+    "def size(model, inputs):\n"
+    '    photo = inputs["photo"]\n'
+    '    return {"size": f"{photo.size[0]}x{photo.size[1]} {photo.getextrema()}"}',
 ]
+#: An example recorded beside the notebook (as the test form's "Save as example" writes it).
+EXAMPLE = {"command": "shout", "inputs": {"words": "recorded"}, "outputs": {"loud": "RECORDED!"}}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +76,8 @@ def lab(tmp_path_factory, hub):
         "language": "python",
     }
     nbformat.write(nb, str(root / "demo.ipynb"))
+    (root / "algolink_examples" / "shout").mkdir(parents=True)
+    (root / "algolink_examples" / "shout" / "001.json").write_text(json.dumps(EXAMPLE))
     port, token = free_port(), uuid.uuid4().hex
     env = {
         **os.environ,
@@ -125,10 +137,16 @@ def run_palette(page, label: str) -> None:
     page.locator("#modal-command-palette .lm-CommandPalette-item", has_text=label).first.click()
 
 
+def clipboard(page) -> str:
+    """What the page put on the system clipboard."""
+    return page.evaluate("() => navigator.clipboard.readText()")
+
+
 def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
     with sync_api.sync_playwright() as p:
         browser = launch(p)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab["url"])
         page = context.new_page()
         page.set_default_timeout(60_000)
         errors: list = []
@@ -157,37 +175,64 @@ def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
             )
             run_palette(page, "AlgoLink: Serve this notebook")
 
-            page.locator(".Toastify__toast", has_text="Serving 1 command (shout)").wait_for()
+            page.locator(".Toastify__toast", has_text="Serving 2 commands (shout, size)").wait_for()
             status = page.locator("#algolink-status")
-            status.get_by_text("AlgoLink: 1 command").wait_for()
-            assert status.get_attribute("data-count") == "1"
+            status.get_by_text("AlgoLink: 2 commands").wait_for()
+            assert status.get_attribute("data-count") == "2"
 
-            command = kernel_section.locator(".algolink-command[data-command='shout']")
-            command.wait_for()
-            command.locator("button.algolink-copy-curl").click()
-            curl = command.locator(".algolink-curl")
-            curl.wait_for()
-            line = curl.text_content()
+            # How to set $JUPYTER_TOKEN: a button that copies the export line, the token never shown.
+            curl_section = page.locator("#algolink-panel [data-section='curl']")
+            curl_section.locator(".algolink-curl-auth[data-mode='token']").wait_for()
+            curl_section.locator("button.algolink-copy-export").click()
+            curl_section.get_by_text("Copied: paste it into your terminal").wait_for()
+            export = clipboard(page)
+            assert export == f"export JUPYTER_TOKEN={lab['token']}"
+
+            lines = {}
+            for name in ("shout", "size"):
+                command = kernel_section.locator(f".algolink-command[data-command='{name}']")
+                command.locator("button.algolink-copy-curl").click()
+                command.locator(".algolink-curl").wait_for()
+                lines[name] = command.locator(".algolink-curl").text_content()
+                assert clipboard(page) == lines[name]  # what was copied is what is shown
+            shout = kernel_section.locator(".algolink-command[data-command='shout']")
+            body_notes = kernel_section.locator(".algolink-curl-body").all_text_contents()
+            assert body_notes == [
+                "Body: the recorded example algolink_examples/shout/001.json",
+                "Body: a sample made from the inputs' types (save an example from the test form"
+                " to use it here)",
+            ]
             # It stays there through the panel's next refresh (every 5 s) and a manual one.
-            page.wait_for_timeout(6000)
+            page.wait_for_timeout(5500)
             page.click("#algolink-panel button.algolink-refresh")
             page.wait_for_timeout(500)
-            assert command.locator(".algolink-curl").text_content() == line
+            assert shout.locator(".algolink-curl").text_content() == lines["shout"]
             kernel_id = page.evaluate(
                 "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
             )
-            assert f"/algolink/kernels/{kernel_id}/shout" in line
-            assert "$JUPYTER_TOKEN" in line and lab["token"] not in line
-            # The line works as printed: through Jupyter, with Jupyter's token.
-            answer = subprocess.run(
-                ["sh", "-c", line + " --silent --show-error --max-time 60"],
-                capture_output=True,
-                text=True,
-                timeout=90,
-                env={**os.environ, "JUPYTER_TOKEN": lab["token"]},
-            )
-            assert answer.returncode == 0, answer.stderr
-            assert json.loads(answer.stdout) == {"loud": "HELLO!"}
+            panel_html = page.locator("#algolink-panel").evaluate("e => e.outerHTML")
+            assert lab["token"] not in panel_html
+            for name, line in lines.items():
+                assert f"/algolink/kernels/{kernel_id}/{name}" in line
+                assert "$JUPYTER_TOKEN" in line and lab["token"] not in line
+            assert "data:image/png;base64," in lines["size"] and " -F " not in lines["size"]
+            page.screenshot(path=str(artifacts / "01-panel-curl-lines.png"))
+            # The lines work as given: in bash, after the export line, through Jupyter.
+            env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+            answers = {}
+            for name, line in lines.items():
+                run = subprocess.run(
+                    ["bash", "-c", f"{export}\n{line} -sS --max-time 60 -w '\\n%{{http_code}}'"],
+                    capture_output=True,
+                    text=True,
+                    timeout=90,
+                    env=env,
+                )
+                assert run.returncode == 0, run.stderr
+                body, code = run.stdout.rsplit("\n", 1)
+                assert code == "200", run.stdout
+                answers[name] = json.loads(body)
+            assert answers == {"shout": {"loud": "RECORDED!"}, "size": {"size": "20x12 (255, 255)"}}
 
             # The hub's service, its status and its page.
             service = page.locator(
@@ -202,7 +247,7 @@ def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
             info = announce.read(kernel_id, lab["runtime"])
             assert info and info["token"]
             assert hub.token not in page.content() and info["token"] not in page.content()
-            page.screenshot(path=str(artifacts / "01-panel-serving.png"))
+            page.screenshot(path=str(artifacts / "02-panel-serving.png"))
 
             # Publish: a `%algolink publish` cell at the end, run.
             cells_before = page.evaluate(
@@ -223,7 +268,7 @@ def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
                 " return w[w.length - 1].model.executionCount !== null; }",
                 timeout=120_000,
             )
-            page.screenshot(path=str(artifacts / "02-publish-cell.png"))
+            page.screenshot(path=str(artifacts / "03-publish-cell.png"))
             assert not [e for e in errors if "algolink" in e.lower()], errors
         except Exception:
             page.screenshot(path=str(artifacts / "failure.png"))
