@@ -9,7 +9,11 @@ test runs). From one run it prints a table and writes ``bench/results/hub.json``
    warm one (a second service with the same requirements: the environment is reused). The baseline is
    the service's own start-up in that environment: ``python cloud_model.py`` until ``/healthcheck``
    says RUNNING. Target: warm under 5 s.
-2. Latency of a no-op ``echo`` command through ``/serve/{project}/{service}/echo`` against the same
+2. A pinned version's cold start: a version stopped after its service's ``keep_warm`` (1 s here)
+   and called at ``/serve/bench/warm/v{N}/echo``: the time until that first request is answered
+   (the hub starts the process, waits for RUNNING, then relays), against the version's first start:
+   ``POST .../publish`` of a built version until it is ``online``. Target: within 1.2x.
+3. Latency of a no-op ``echo`` command through ``/serve/{project}/{service}/echo`` against the same
    service called directly on its port: p50 and p99 over sequential keep-alive requests (one
    connection each, measured in alternating rounds so that a noisy machine moves both sides alike).
    Target: the hub adds under 1 ms at p50.
@@ -42,6 +46,7 @@ QUICK_OUTPUT = REPO / "bench" / "results" / "hub.quick.json"
 RUNNING = re.compile(r"AlgoLink hub running at http://([^:/\s]+):(\d+)/")
 TARGET_WARM_S = 5.0
 TARGET_ADDED_P50_MS = 1.0
+TARGET_COLD_RATIO = 1.2
 
 try:
     import PIL
@@ -180,6 +185,47 @@ def register_to_online(hub: HubProcess, name: str) -> tuple[float, dict]:
         time.sleep(0.02)
 
 
+def new_version(hub: HubProcess, name: str, tag: str) -> int:
+    """Upload a new version of ``bench/name`` and wait until it is built (its manifest read)."""
+    body, content_type = multipart({}, "bundle", bundle(tag))
+    path = f"/api/v1/projects/bench/services/{name}/versions"
+    number = hub.api.call("POST", path, body, {"Content-Type": content_type})["number"]
+    while hub.api.call("GET", f"{path}/{number}")["manifest"] is None:
+        time.sleep(0.02)
+    return number
+
+
+def first_start(hub: HubProcess, name: str, number: int) -> tuple[float, dict]:
+    """``POST .../publish`` of a built version until it is online: its first start."""
+    path = f"/api/v1/projects/bench/services/{name}"
+    start = time.perf_counter()
+    hub.api.call("POST", f"{path}/publish", {"version": number})
+    while True:
+        version = hub.api.call("GET", f"{path}/versions/{number}")
+        if version["status"] == "online":
+            return time.perf_counter() - start, version
+        if version["status"] == "failed":
+            raise SystemExit(f"version {number} failed to publish: {version['error']}")
+        time.sleep(0.02)
+
+
+def cold_start(hub: HubProcess, name: str, number: int, api: str) -> float:
+    """Wait until version ``number`` was stopped for being idle, then time its first request."""
+    path = f"/api/v1/projects/bench/services/{name}"
+    while number in hub.api.call("GET", path)["running"]:
+        time.sleep(0.05)
+    client = Client(hub.port, hub.token)
+    start = time.perf_counter()
+    client.call("POST", f"/serve/bench/{name}/{api}/echo", {"text": "cold"})
+    return time.perf_counter() - start
+
+
+def service_port(data: Path, service: str, number: int) -> int:
+    """The port of a version's process (the hub keeps it to itself), from the runner's pid file."""
+    record = data / "services" / "bench" / service / str(number) / "run.log.pid"
+    return json.loads(record.read_text())["port"]
+
+
 def direct_start(data: Path, service: str, port: int) -> float:
     """The baseline: the same service started by hand in its built environment, until RUNNING."""
     envs = [p for p in (data / "envs").iterdir() if (p / "bin" / "python").exists()]
@@ -252,7 +298,7 @@ def main() -> None:
             )
 
             hub_client = Client(hub.port, hub.token)
-            direct_client = Client(version["port"])
+            direct_client = Client(service_port(data, "warm", version["number"]))
             latencies(hub_client, "/serve/bench/warm/echo", 200)  # warm-up both paths
             latencies(direct_client, "/echo", 200)
             via, direct = [], []
@@ -263,6 +309,18 @@ def main() -> None:
                 ]
                 for values, client, path in sides if i % 2 == 0 else sides[::-1]:
                     values.extend(latencies(client, path, per_round))
+            # Pinned versions: each round publishes a new version (its first start), then calls
+            # the one before it once it was stopped for being idle (its cold start).
+            hub.api.call("PATCH", "/api/v1/projects/bench/services/warm", {"keep_warm": 1})
+            firsts, colds = [], []
+            for i in range(2 if args.quick else 4):
+                number = new_version(hub, "warm", f"warm-{i + 2}")
+                took, _ = first_start(hub, "warm", number)
+                firsts.append(took)
+                previous = hub.api.call(
+                    "GET", f"/api/v1/projects/bench/services/warm/versions/{number - 1}"
+                )
+                colds.append(cold_start(hub, "warm", number - 1, previous["api_version"]))
         finally:
             hub.stop()
 
@@ -282,6 +340,13 @@ def main() -> None:
             "target": f"< {TARGET_WARM_S:g} s",
         },
         {
+            "figure": "pinned version cold start",
+            "ours": statistics.median(colds),
+            "baseline": statistics.median(firsts),
+            "unit": "s",
+            "target": f"<= {TARGET_COLD_RATIO:g}x its first start",
+        },
+        {
             "figure": "/serve echo p50 latency",
             "ours": pct(via, 50),
             "baseline": pct(direct, 50),
@@ -296,7 +361,7 @@ def main() -> None:
             "target": "",
         },
     ]
-    added = rows[2]["ours"] - rows[2]["baseline"]
+    added = rows[3]["ours"] - rows[3]["baseline"]
     print(f"\n{'figure':<34}{'hub':>10}{'baseline':>11}{'ratio':>8}  target")
     for r in rows:
         r["ratio"] = r["ours"] / r["baseline"] if r["baseline"] else None
@@ -308,10 +373,14 @@ def main() -> None:
         print(f"{r['figure']:<34}{ours:>10}{base:>11}{r['ratio']:>7.2f}x  {r['target']}")
     met_warm = "met" if warm < TARGET_WARM_S else "MISSED"
     met_p50 = "met" if added < TARGET_ADDED_P50_MS else "MISSED"
+    cold_ratio = rows[2]["ours"] / rows[2]["baseline"]
+    met_cold = "met" if cold_ratio <= TARGET_COLD_RATIO else "MISSED"
     print(
         f"\nbaseline for register-to-online: the service started by hand in its environment until "
-        f"RUNNING.\nthe hub adds {added:.3f} ms at p50 ({met_p50}); warm register-to-online "
-        f"{warm:.2f} s ({met_warm}); {len(via)} requests per side."
+        f"RUNNING; for a pinned version's cold start: a version's first start (publish to online)."
+        f"\nthe hub adds {added:.3f} ms at p50 ({met_p50}); warm register-to-online "
+        f"{warm:.2f} s ({met_warm}); pinned cold start {cold_ratio:.2f}x its first start "
+        f"({met_cold}); {len(via)} requests per side."
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIGURES = [
     "register-to-online, empty cache",
     "register-to-online, warm cache",
+    "pinned version cold start",
     "/serve echo p50 latency",
     "/serve echo p99 latency",
 ]
@@ -31,7 +32,7 @@ def test_hub_bench_quick(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for figure in FIGURES:
         assert figure in proc.stdout, proc.stdout
-    assert "the hub adds" in proc.stdout
+    assert "the hub adds" in proc.stdout and "pinned cold start" in proc.stdout
     results = json.loads(output.read_text())
     assert [r["figure"] for r in results["rows"]] == FIGURES
     for row in results["rows"]:

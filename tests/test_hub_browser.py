@@ -127,7 +127,7 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     page.click("a.lang-switch[hreflang=zh-CN]")
     page.wait_for_url("**/projects/vision/services/echo")
     assert page.get_attribute("html", "lang") == "zh-CN"
-    assert page.inner_text("#publish") == "上线" and page.inner_text("#status") == "已上线"
+    assert page.inner_text("#publish") == "版本 1 服务中" and page.inner_text("#status") == "已上线"
     assert "退出登录" in page.inner_text("header")
     page.screenshot(path=str(artifacts / "04-service-zh.png"), full_page=True)
     page.click("#nav-tokens")
@@ -155,4 +155,143 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
     assert page.evaluate("window.pwned") is None and dialogs == []
     page.click("#sign-out")
     page.wait_for_url("**/login")
+    context.close()
+
+
+#: What every part of the service page says about which version is online (read in the page).
+PAGE_PARTS = """() => {
+  const text = (sel) => (document.querySelector(sel) || {}).textContent || "";
+  const rows = [...document.querySelectorAll("#versions tbody tr")];
+  return {
+    marker: window.stillTheSamePage || null,
+    status: document.getElementById("status").dataset.status,
+    button: text("#publish"),
+    buttonDisabled: document.getElementById("publish").disabled,
+    online: text("#online-version"),
+    endpoint: text("#endpoint"),
+    curls: [...document.querySelectorAll("code.curl")].map((c) => c.textContent),
+    serving: rows.filter((r) => r.querySelector(".tag:not(.alias)")).map((r) => r.id),
+    rowStatus: Object.fromEntries(rows.map((r) => [r.id, r.querySelector(".status").dataset.version
+      && r.querySelector(".status").className.replace("status status-", "")])),
+    current: [...document.querySelectorAll("#api-versions li")]
+      .filter((li) => /serving/.test(li.textContent)).map((li) => li.dataset.api),
+    rows: rows.map((r) => r.id),
+  };
+}"""
+
+
+def agree_online(page, number: int, api: str) -> dict:
+    """Wait until the page (never reloaded) says version ``number`` is online as ``api`` in every
+    part of it, and return what it says."""
+    page.wait_for_function(
+        """([n, api]) => {
+          const s = document.getElementById("status");
+          const row = document.querySelector("#version-" + n + " .tag:not(.alias)");
+          return s && s.dataset.status === "online" && row
+            && (document.getElementById("endpoint") || {}).textContent.includes("/" + api + "/");
+        }""",
+        arg=[number, api],
+        timeout=120_000,
+    )
+    parts = page.evaluate(PAGE_PARTS)
+    assert parts["marker"] == 1, "the page was reloaded"
+    assert parts["status"] == "online"
+    assert parts["button"] == f"Version {number} is online" and parts["buttonDisabled"]
+    assert parts["online"] == f"version {number} online as {api}"
+    assert parts["endpoint"].endswith(f"/serve/pages/echo/{api}/")
+    assert parts["curls"] and all(f"/serve/pages/echo/{api}/echo" in c for c in parts["curls"])
+    assert parts["serving"] == [f"version-{number}"]
+    assert parts["rowStatus"][f"version-{number}"] == "online"
+    assert parts["current"] == [api]
+    return parts
+
+
+def test_the_service_page_follows_a_rollback_without_a_reload(hub, browser, artifacts, tmp_path):
+    hub.ensure_group("pages", "g")
+    assert hub.register("pages", "g", "echo", make_bundle(tmp_path / "v1", "v1")).status_code == 201
+    assert hub.publish("pages", "echo", 1).status_code == 202
+    hub.wait_version("pages", "echo", 1)
+    hub.new_version("pages", "echo", make_bundle(tmp_path / "v2", "v2"))
+    assert hub.publish("pages", "echo", 2).status_code == 202
+    hub.wait_version("pages", "echo", 2)
+
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(hub.url + "/login?next=/projects/pages/services/echo")
+    page.fill("#token", hub.token)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/projects/pages/services/echo")
+    page.evaluate("window.stillTheSamePage = 1")
+    agree_online(page, 2, "v2")
+    page.screenshot(path=str(artifacts / "10-versions-v2-online.png"), full_page=True)
+
+    # A rollback made elsewhere (the API, a colleague): every part of the page follows it.
+    assert hub.publish("pages", "echo", 1).status_code == 202
+    parts = agree_online(page, 1, "v1")
+    assert parts["rowStatus"]["version-2"] == "offline"
+    page.screenshot(path=str(artifacts / "11-versions-rolled-back.png"), full_page=True)
+
+    # 下线: the page says offline everywhere, and its 上线 button names the rolled-back version.
+    assert hub.post("/api/v1/projects/pages/services/echo/offline").status_code == 200
+    page.wait_for_function("() => document.getElementById('status').dataset.status === 'offline'")
+    parts = page.evaluate(PAGE_PARTS)
+    assert parts["marker"] == 1 and parts["online"] == "" and parts["serving"] == []
+    assert parts["button"] == "Publish version 1" and not parts["buttonDisabled"]
+    assert set(parts["rowStatus"].values()) == {"offline"}
+    page.screenshot(path=str(artifacts / "12-versions-offline.png"), full_page=True)
+
+    # 上线 from the page brings back version 1, not the newest.
+    page.click("#publish")
+    page.wait_for_url("**/projects/pages/services/echo")
+    page.evaluate("window.stillTheSamePage = 1")
+    agree_online(page, 1, "v1")
+    assert hub.serve("pages/echo/echo", json={"text": "x"}).json() == {"text": "v1:x"}
+
+    # A new version uploaded elsewhere appears, and the button then offers it.
+    hub.new_version("pages", "echo", make_bundle(tmp_path / "v3", "v3"))
+    page.wait_for_selector("#version-3")
+    page.wait_for_function(
+        "() => document.getElementById('publish').textContent === 'Publish version 3'"
+    )
+    parts = page.evaluate(PAGE_PARTS)
+    assert parts["marker"] == 1 and parts["online"] == "version 1 online as v1"
+    assert parts["serving"] == ["version-1"] and parts["rows"] == [
+        "version-1",
+        "version-2",
+        "version-3",
+    ]
+
+    # The log of each version, chosen on the page.
+    page.select_option("#log-version", "2")
+    page.wait_for_function(
+        "() => document.getElementById('log').textContent.includes('online as v2')"
+    )
+    assert "online as v1" not in page.inner_text("#log")
+
+    # An alias set on the page; a version deleted on the page, after the confirmation.
+    page.fill("#alias-name", "stable")
+    page.select_option("#alias-version", "2")
+    page.click("#alias-form button[type=submit]")
+    page.wait_for_url("**/projects/pages/services/echo#aliases")
+    assert "@stable" in page.inner_text("#version-2")
+    assert hub.serve("pages/echo/@stable/echo", json={"text": "x"}).json() == {"text": "v2:x"}
+    page.once("dialog", lambda d: d.dismiss())
+    page.click("#version-3 button.delete-version")
+    assert page.locator("#version-3").count() == 1  # dismissed: nothing deleted
+    page.once("dialog", lambda d: d.accept())
+    page.click("#version-3 button.delete-version")
+    page.wait_for_url("**/projects/pages/services/echo#versions")
+    assert page.locator("#version-3").count() == 0
+    assert [v["number"] for v in hub.service("pages", "echo")["versions"]] == [1, 2]
+    page.screenshot(path=str(artifacts / "13-versions-alias-and-delete.png"), full_page=True)
+
+    # The service deleted from its page: the name must be typed again.
+    page.once("dialog", lambda d: d.accept("wrong"))
+    page.click("#delete-service-button")
+    assert hub.get("/api/v1/projects/pages/services/echo").status_code == 200
+    page.once("dialog", lambda d: d.accept("echo"))
+    page.click("#delete-service-button")
+    page.wait_for_url("**/projects/pages")
+    assert hub.get("/api/v1/projects/pages/services/echo").status_code == 404
     context.close()

@@ -3,6 +3,7 @@ Chinese, the seed's flow (project, group, service page, 上线) and script injec
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import statistics
@@ -640,3 +641,101 @@ def test_every_page_string_is_in_english_and_chinese():
         missing = sorted(k for k in used if k not in i18n.MESSAGES[lang])
         assert not missing, f"{lang} lacks {missing}"
     assert set(i18n.MESSAGES["en"]) == set(i18n.MESSAGES["zh_CN"])
+
+
+CURL_MODEL = """
+import modelcloud
+from modelcloud.data_types import image, number, text
+
+
+@modelcloud.setup
+def setup():
+    return "ready"
+
+
+@modelcloud.command("echo", inputs={"text": text()}, outputs={"text": text()})
+def echo(model, inputs):
+    return {"text": "echo:" + inputs["text"]}
+
+
+@modelcloud.command("size", inputs={"photo": image(), "scale": number(default=2, min=1, max=4)},
+                    outputs={"pixels": number()})
+def size(model, inputs):
+    w, h = inputs["photo"].size
+    return {"pixels": w * h * inputs["scale"]}
+
+
+@modelcloud.command("shout", inputs={"text": text(max_length=100000)}, outputs={"n": number()})
+def shout(model, inputs):
+    return {"n": len(inputs["text"])}
+
+
+if __name__ == "__main__":
+    modelcloud.run()
+"""
+
+
+TRICKY = 'it\'s "quoted" $HOME `x`'
+
+
+def curl_bundle(folder: Path) -> Path:
+    """Three commands: one with a recorded example, one that takes an image, and one whose recorded
+    example is too long to paste into a line (the line fetches it from the hub)."""
+    import json
+
+    make_bundle(folder, "curl")
+    (folder / "cloud_model.py").write_text(CURL_MODEL)
+    examples = (("echo", {"text": TRICKY}), ("shout", {"text": "a" * 5000}))
+    for command, inputs in examples:
+        (folder / "examples" / command).mkdir(parents=True)
+        record = {"command": command, "inputs": inputs, "outputs": {}}
+        (folder / "examples" / command / "001.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_every_curl_line_of_the_page_runs_as_given(hub, tmp_path):
+    import subprocess
+
+    hub.ensure_group("curls", "g")
+    bundle = curl_bundle(tmp_path / "curls")
+    for name, public in (("private", ""), ("public", "true")):
+        assert hub.register("curls", "g", name, bundle, public=public).status_code == 201
+        assert hub.publish("curls", name, 1).status_code == 202
+        hub.wait_version("curls", name, 1)
+    s = sign_in(hub)
+    # The token the page says to set: a new one from the tokens page (shown once).
+    page = s.get(hub.url + "/tokens", timeout=30).text
+    token_form = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    created = s.post(hub.url + "/tokens", data={"_xsrf": token_form, "name": "curl"}, timeout=30)
+    secret = re.search(r'id="token-secret"[^>]*>\s*([0-9a-f]{40})', created.text).group(1)
+    answers = {}
+    for name in ("private", "public"):
+        html = s.get(hub.url + f"/projects/curls/services/{name}", timeout=30).text
+        lines = [
+            unescape(m)
+            for m in re.findall(r'<code class="block curl"[^>]*>(.*?)</code>', html, re.S)
+        ]
+        assert len(lines) == 3, html
+        assert ("export ALGOLINK_TOKEN=" in html) == (name == "private")
+        for line in lines:
+            assert hub.token not in line and secret not in line
+            env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+            if name == "private":
+                env["ALGOLINK_TOKEN"] = secret
+            out = subprocess.run(
+                ["bash", "-c", line + " -o /dev/stdout -w '\\n%{http_code}'"],
+                capture_output=True, text=True, timeout=60, env=env,
+            )  # fmt: skip
+            body, _, code = out.stdout.rpartition("\n")
+            assert code == "200", (line, out.stdout, out.stderr)
+            answers[(name, line.split("/serve/")[1].split()[0].rstrip("'"))] = body
+    assert json.loads(answers[("private", "curls/private/v1/echo")]) == {"text": "echo:" + TRICKY}
+    assert '"pixels"' in answers[("private", "curls/private/v1/size")]
+    assert '"n": 5000' in answers[("private", "curls/private/v1/shout")]
+    assert '"n": 5000' in answers[("public", "curls/public/v1/shout")]
+    # Without the token, the private service's line is refused: the header is really used.
+    html = s.get(hub.url + "/projects/curls/services/private", timeout=30).text
+    line = unescape(re.search(r'<code class="block curl"[^>]*>(.*?)</code>', html, re.S).group(1))
+    out = subprocess.run(["bash", "-c", line + " -o /dev/null -w '%{http_code}'"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.stdout == "401"

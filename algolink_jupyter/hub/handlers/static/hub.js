@@ -197,9 +197,9 @@
   var timer = null;
   function poll(soon) {
     clearTimeout(timer);
-    timer = setTimeout(check, soon || 0);
+    timer = setTimeout(refresh, soon || 0);
   }
-  function check() {
+  function refresh() {
     if (document.hidden) { poll(4000); return; }
     fetch(box.dataset.api, { credentials: "same-origin" }).then(function (r) {
       return r.json();
