@@ -514,3 +514,39 @@ def test_rules_are_checked_as_the_service_checks_them():
         with pytest.raises(hub_options.OptionError) as e:
             hub_options.check_values(manifest, values, lambda s: False)
         assert e.value.option == name.strip("'") and name in e.value.message
+
+
+def test_deleting_removes_the_option_files_and_uploads_no_version_uses(hub, tmp_path):
+    """Files are kept once by content and shared: deleting a version removes its file only when no
+    other version names it; deleting the service removes its unfinished uploads too."""
+    hub.ensure_group("opt", "g")
+    assert hub.register("opt", "g", "gc", make_options_bundle(tmp_path / "b")).status_code == 201
+    path = "/api/v1/projects/opt/services/gc"
+    wait_for(lambda: hub.version("opt", "gc", 1)["manifest"] is not None, 240, 0.2, "manifest")
+    files = {}
+    for name, weights in (("a", [1.0]), ("b", [2.0])):
+        file = make_checkpoint(tmp_path / f"{name}.pt", weights, 64 * 1024)
+        value = upload(hub, path, "checkpoint", file)["value"]
+        r = hub.api("PUT", f"{path}/options", json={"values": {"checkpoint": value}, "version": 1})
+        assert r.status_code == 201, r.text
+        files[name] = (value["file"], r.json()["number"])
+    # A third version with file b again: b is named twice.
+    value_b = {"file": files["b"][0], "filename": "b.pt"}
+    r = hub.api("PUT", f"{path}/options", json={"values": {"checkpoint": value_b}, "version": 1})
+    assert r.status_code == 201
+    on_disk = lambda sha: (hub.data / "files" / sha).exists()  # noqa: E731
+    assert on_disk(files["a"][0]) and on_disk(files["b"][0])
+    # An upload never finished.
+    r = hub.post(f"{path}/uploads", json={"option": "checkpoint", "filename": "x.pt", "size": 10})
+    part = hub.data / "uploads" / f"{r.json()['id']}.part"
+    assert part.exists()
+
+    assert hub.api("DELETE", f"{path}/versions/{files['a'][1]}").status_code == 200
+    wait_for(lambda: not on_disk(files["a"][0]), 15, 0.2, "file a to go")
+    assert hub.api("DELETE", f"{path}/versions/{files['b'][1]}").status_code == 200
+    time.sleep(2)  # a collection ran (it runs a second after a change)
+    assert on_disk(files["b"][0])  # the third version still names it
+    assert hub.api("DELETE", path).status_code == 200
+    wait_for(lambda: not on_disk(files["b"][0]) and not part.exists(), 15, 0.2, "b and the upload")
+    # The other service's file (opt/svc) is untouched.
+    assert all(on_disk(sha) for sha in stored_files(hub)) and stored_files(hub)
