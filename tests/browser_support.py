@@ -37,3 +37,16 @@ def artifacts_dir(name: str) -> Path:
     path = Path(os.environ.get("ALGOLINK_TEST_ARTIFACTS") or REPO / "test-artifacts") / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def signed_in_page(browser, hub, path: str = "/projects", locale: str = "en-US", height: int = 900):
+    """A new browser context signed in to ``hub`` with its admin token, on ``path``:
+    ``(context, page)``."""
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(hub.url + "/login?next=" + path)
+    page.fill("#token", hub.token)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**" + path)
+    return context, page

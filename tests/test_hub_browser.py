@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_support import artifacts_dir
+from browser_support import artifacts_dir, signed_in_page
 from hub_process import Hub, make_bundle
 
 pytestmark = pytest.mark.timeout(300)
@@ -215,13 +215,7 @@ def test_the_service_page_follows_a_rollback_without_a_reload(hub, browser, arti
     assert hub.publish("pages", "echo", 2).status_code == 202
     hub.wait_version("pages", "echo", 2)
 
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(hub.url + "/login?next=/projects/pages/services/echo")
-    page.fill("#token", hub.token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/projects/pages/services/echo")
+    context, page = signed_in_page(browser, hub, "/projects/pages/services/echo")
     page.evaluate("window.stillTheSamePage = 1")
     agree_online(page, 2, "v2")
     page.screenshot(path=str(artifacts / "10-versions-v2-online.png"), full_page=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_support import artifacts_dir, launch, sync_api
+from browser_support import artifacts_dir, launch, signed_in_page, sync_api
 from hub_process import Hub
 
 from support import start_script
@@ -45,13 +45,7 @@ def test_a_development_service_in_the_browser(tmp_path, artifacts):
         hub.ensure_group("live", "mine")
         with sync_api.sync_playwright() as p:
             browser = launch(p)
-            context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(hub.url + "/login")
-            page.fill("#token", hub.token)
-            page.click("button[type=submit].primary")
-            page.wait_for_url("**/projects")
+            context, page = signed_in_page(browser, hub)
 
             # Connect from the project page: a URL that answers nothing is refused with a sentence.
             page.goto(hub.url + "/projects/live")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from browser_support import artifacts_dir, sync_api
+from browser_support import artifacts_dir, signed_in_page, sync_api
 from hub_process import Hub, wait_for
 from test_hub_options import MB, make_checkpoint, make_options_bundle, sha256_of
 
@@ -38,14 +38,7 @@ def hub(tmp_path_factory):
 
 
 def signed_in(hub, browser, locale: str = "en-US"):
-    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(hub.url + "/login")
-    page.fill("#token", hub.token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/projects")
-    return context, page
+    return signed_in_page(browser, hub, locale=locale, height=1000)
 
 
 def test_setting_an_option_and_uploading_a_file_in_the_browser(hub, browser, artifacts, tmp_path):

@@ -17,6 +17,7 @@ from .core import (
     ensure_project_group,
     multipart,
     pack_folder,
+    print_table,
     register_dev,
     service_path,
     split_service,
@@ -132,9 +133,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if len(rows) == 1:
         print(f"No services on {client.url} yet: register one with `algolink register`.")
         return 0
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_table(rows)
     return 0
 
 
@@ -166,14 +165,16 @@ def add_commands(sub: Any) -> None:
     pub = sub.add_parser(
         "publish",
         help="publish (上线) a service version and follow its build",
-        description="Build, start and health-check a version (by default the one online last, "
-        "else the newest), following its log until it is online or failed. " + env_note,
+        description="Build, start and health-check a version (by default the newest uploaded "
+        "since the last publish, else the one online last: a rollback stays a rollback), following "
+        "its log until it is online or failed. " + env_note,
     )
     pub.add_argument("service", metavar="PROJECT/SERVICE")
     pub.add_argument(
         "--version",
         type=int,
-        help="the version number (default: the one online last, else the newest)",
+        help="the version number (default: the newest uploaded since the last publish, else the "
+        "one online last)",
     )
     pub.set_defaults(func=cmd_publish)
 

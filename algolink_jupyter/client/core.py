@@ -140,6 +140,13 @@ class HubRequestError(CLIError):
         self.status = status
 
 
+def print_table(rows: list) -> None:
+    """Rows of text, the first a header, in columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
 def split_service(text: str) -> tuple[str, str]:
     project, _, service = text.partition("/")
     if not project or not service or "/" in service:

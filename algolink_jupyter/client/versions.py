@@ -26,6 +26,7 @@ from .core import (
     ensure_project_group,
     multipart,
     pack_folder,
+    print_table,
     service_path,
     split_service,
 )
@@ -189,9 +190,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 v["published_at"] or "-",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_table(rows)
     for v in s["versions"]:
         if v["url"]:
             print(f"  {v['api_version']}: {v['url']}")

@@ -395,16 +395,16 @@ class Publisher:
 
     # --- a version's process ----------------------------------------------------------------------
 
+    def names_of(self, version_id: int) -> tuple[str, str, int]:
+        """``(project, service, number)`` of a version."""
+        with self.hub.session() as db:
+            version = db.get(orm.Version, version_id)
+            return version.service.project.name, version.service.name, version.number
+
     async def run_version(self, service_id: int, version_id: int) -> str:
         """The version's process, started unless it runs already (then it is taken as it is): its
         runner key, once it answers ``RUNNING``."""
-        with self.hub.session() as db:
-            version = db.get(orm.Version, version_id)
-            project, name, number = (
-                version.service.project.name,
-                version.service.name,
-                version.number,
-            )
+        project, name, number = self.names_of(version_id)
         key = process_key(project, name, number)
         async with self.key_lock(key):
             if self.hub.runner.state(key) == "online":
@@ -571,13 +571,7 @@ class Publisher:
                 self._failed(service_id, version_id, message)
 
     async def _start_version(self, service_id: int, version_id: int, by: Optional[str]) -> None:
-        with self.hub.session() as db:
-            version = db.get(orm.Version, version_id)
-            project, name, number = (
-                version.service.project.name,
-                version.service.name,
-                version.number,
-            )
+        project, name, number = self.names_of(version_id)
         build_log, run_log = self.log_paths(project, name, number)
         key = process_key(project, name, number)
         warm = self.hub.runner.state(key) == "online"
