@@ -146,7 +146,7 @@ class HubHandler(web.RequestHandler):
             return
         limit = self.body_limit()
         length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if length.isascii() and length.isdigit() and int(length) > limit:
             raise self.too_large(limit)
         boundary = boundary_of(self.request.headers.get("Content-Type", ""))
         if boundary is not None and self.parse_forms:
@@ -213,13 +213,16 @@ class HubHandler(web.RequestHandler):
                 and self.parse_forms
                 and not content_type.startswith("application/json")
             ):
-                httputil.parse_body_arguments(
-                    request.headers.get("Content-Type", ""),
-                    request.body,
-                    request.body_arguments,
-                    request.files,
-                    request.headers,
-                )
+                try:
+                    httputil.parse_body_arguments(
+                        request.headers.get("Content-Type", ""),
+                        request.body,
+                        request.body_arguments,
+                        request.files,
+                        request.headers,
+                    )
+                except httputil.HTTPInputError as e:  # a form without its boundary, say
+                    raise APIError(400, f"The form could not be read: {e}.", "form_bad") from None
                 for name, values in request.body_arguments.items():
                     request.arguments.setdefault(name, []).extend(values)
         self.body_received()
