@@ -21,11 +21,13 @@ __all__ = [
     "alive",
     "entrypoint_argv",
     "health",
+    "holds",
     "is_ours",
     "kill_stale",
     "log_tail",
     "pid_file_for",
     "port_intruder",
+    "port_owners",
     "read_lines",
     "signal_group",
     "terminate",
@@ -302,16 +304,23 @@ def _listening_inodes(port: int) -> set:
     return inodes
 
 
-def port_intruder(port: int, pgid: int) -> Optional[int]:
-    """A process outside the process group ``pgid`` that listens on ``port`` (its pid), else None.
+#: Where a listening socket is held: ``(pid, fd, "socket:[inode]")``.
+Holder = tuple[int, int, str]
+
+
+def port_owners(port: int, pgid: int) -> tuple[Optional[int], Optional[Holder]]:
+    """Who listens on ``port``: ``(intruder, holder)``, the pid of a process outside the process
+    group ``pgid`` that does (else None), and where a process of the group holds the listening
+    socket (else None). Read from /proc (``(None, None)`` on other systems).
 
     A service that answers /healthcheck on its port may not be the service: another program can
-    take the port while it restarts. Read from /proc (nothing on other systems)."""
+    take the port while it restarts."""
     wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
     if not wanted:
-        return None
+        return None, None
+    holder: Optional[Holder] = None
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not (entry.name.isascii() and entry.name.isdigit()):
             continue
         try:
             fds = os.scandir(f"/proc/{entry.name}/fd")
@@ -320,11 +329,30 @@ def port_intruder(port: int, pgid: int) -> Optional[int]:
         with fds:
             for fd in fds:
                 try:
-                    if os.readlink(fd.path) in wanted:
+                    link = os.readlink(fd.path)
+                    if link in wanted:
                         pid = int(entry.name)
                         if os.getpgid(pid) != pgid:
-                            return pid
+                            return pid, None
+                        if holder is None:
+                            holder = (pid, int(fd.name), link)
                         break
-                except OSError:
+                except (OSError, ValueError):
                     continue
-    return None
+    return None, holder
+
+
+def port_intruder(port: int, pgid: int) -> Optional[int]:
+    """A process outside the process group ``pgid`` that listens on ``port`` (its pid), else None
+    (see :func:`port_owners`)."""
+    return port_owners(port, pgid)[0]
+
+
+def holds(holder: Holder) -> bool:
+    """Whether the process still holds that listening socket (one ``readlink``, a few microseconds:
+    while it does, the port is bound to it and no other program can take it)."""
+    pid, fd, link = holder
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}") == link
+    except OSError:
+        return False

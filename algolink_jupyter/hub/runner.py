@@ -40,15 +40,17 @@ from .builder import Environment
 from .bundles import BundleConfig
 from .processes import (
     KEY_VARIABLE,
+    Holder,
     Process,
     alive,
     entrypoint_argv,
     health,
+    holds,
     is_ours,
     kill_stale,
     log_tail,
     pid_file_for,
-    port_intruder,
+    port_owners,
     signal_group,
     terminate,
 )
@@ -133,6 +135,10 @@ class _Service:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     crashes: collections.deque = field(default_factory=collections.deque)
     restarts: int = 0
+    #: Where the process holds its listening socket (found once it answers); None: not known.
+    listener: Optional[Holder] = None
+    #: The process no longer holds its port (until it is started again): nothing is sent there.
+    port_lost: bool = False
 
     @property
     def connect_host(self) -> str:
@@ -216,6 +222,25 @@ class Runner:
     def ports(self) -> set:
         """The ports the services this runner knows listen on."""
         return {svc.port for svc in self._services.values()}
+
+    async def owns_port(self, key: str) -> bool:
+        """Whether the service's own process still listens on its port: checked before /serve
+        opens a new connection to it, so that a program that took the port in the moment between
+        the process's end and the runner noticing it gets nothing. One ``readlink`` while the
+        process holds the socket it was found with; a look through /proc when it does not (a
+        server whose listening process changed), after which a port that is lost stays lost
+        until the service is started again."""
+        svc = self._services.get(key)
+        if svc is None or svc.state != "online" or svc.port_lost or svc.proc is None:
+            return False
+        if svc.listener is None or holds(svc.listener):
+            return True  # None: this system cannot tell (no /proc), as before
+        intruder, holder = await asyncio.to_thread(port_owners, svc.port, svc.proc.pid)
+        if intruder is not None or holder is None:
+            svc.port_lost = True
+            return False
+        svc.listener = holder
+        return True
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -351,8 +376,10 @@ class Runner:
         )
         if await health(svc.connect_host, port) != "RUNNING":
             return False
-        if await asyncio.to_thread(port_intruder, port, pid) is not None:
+        intruder, holder = await asyncio.to_thread(port_owners, port, pid)
+        if intruder is not None:
             return False  # another program holds its port: not the service any more
+        svc.listener = holder
         svc.read_only, svc.writable, svc.tmp = tuple(read_only), tuple(writable), tmp
         status = Path(str(log_path) + ".exit")
         svc.proc = Process(shim, pid, status)
@@ -364,6 +391,7 @@ class Runner:
         return True
 
     async def _spawn(self, svc: _Service) -> None:
+        svc.listener, svc.port_lost = None, False
         argv = entrypoint_argv(svc.config.entrypoint, svc.env.bin_dir)
         if "/" not in argv[0]:  # not found on the environment's PATH nor the hub's
             raise StartError(
@@ -452,7 +480,7 @@ class Runner:
                 )
             status = await health(svc.connect_host, svc.port)
             if status == "RUNNING":
-                intruder = await asyncio.to_thread(port_intruder, svc.port, proc.pid)
+                intruder, svc.listener = await asyncio.to_thread(port_owners, svc.port, proc.pid)
                 if intruder is not None:
                     await self._terminate(svc, 5)
                     raise StartError(
@@ -522,6 +550,7 @@ class Runner:
                     rc = await proc.wait()
                 else:
                     rc = None
+                svc.port_lost = True  # gone: no new connection to its port until it is back
                 if svc.stopping:
                     return
                 if proc is not None:
