@@ -146,6 +146,7 @@ class Hub:
         serve_timeout: float = 600.0,
         env_budget: Optional[int] = None,
         cold_start_timeout: float = 60.0,
+        spool_budget: int = 4 * 2**30,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -178,6 +179,8 @@ class Hub:
         self.env_budget = env_budget
         #: Seconds a request waits for a version that is not running to start.
         self.cold_start_timeout = cold_start_timeout
+        #: Bytes of /serve request bodies that may be spooled to disk at once (``--spool-budget``).
+        self.spool_budget = spool_budget
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
@@ -477,6 +480,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         serve_timeout=args.serve_timeout,
         env_budget=args.env_budget,
         cold_start_timeout=args.cold_start_timeout,
+        spool_budget=getattr(args, "spool_budget", 4 * 2**30),
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

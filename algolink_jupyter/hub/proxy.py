@@ -23,10 +23,11 @@ import asyncio
 import collections
 import json
 import re
+import ssl
 import tempfile
 import time
 from collections.abc import Awaitable
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from tornado import httputil
@@ -73,32 +74,68 @@ _VERSIONED = re.compile(r"^/v(\d{1,9})(/.*)$")
 _ALIASED = re.compile(r"^/@([A-Za-z0-9_-]{1,64})(/.*)$")
 
 
+class NotTheService(Exception):
+    """The program listening on a service's port is not the service (it died, and another took the
+    port before the hub noticed): nothing is sent to it."""
+
+
 class UpstreamPool:
-    """Keep-alive HTTP/1.1 connections to the services, reused request after request."""
+    """Keep-alive HTTP/1.1 connections to the services, reused request after request.
+
+    A development server's ``https://`` URL is spoken to over TLS (the machine's CAs, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, and its host name checked), never in clear: its connections
+    are pooled apart from plain ones."""
 
     def __init__(self, max_idle: int = 64) -> None:
         self.max_idle = max_idle
-        self._idle: dict[tuple[str, int], collections.deque] = collections.defaultdict(
-            collections.deque
-        )
+        self._idle: dict[tuple, collections.deque] = collections.defaultdict(collections.deque)
         self._tcp = TCPClient()
+        self._tls: Optional[ssl.SSLContext] = None
 
-    async def _connect(self, address: tuple[str, int]) -> tuple[IOStream, bool]:
-        idle = self._idle.get(address)
+    def tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:  # honours SSL_CERT_FILE and SSL_CERT_DIR, as the hub's other clients
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    async def _connect(
+        self,
+        address: tuple[str, int],
+        tls_host: Optional[str] = None,
+        verify: Optional[Callable[[], Awaitable[bool]]] = None,
+    ) -> tuple[IOStream, bool]:
+        idle = self._idle.get((*address, tls_host))
         while idle:
             stream = idle.pop()
             if not stream.closed():
                 return stream, True
         stream = await self._tcp.connect(*address)
+        if tls_host is not None:  # to the address checked, with the URL's host name checked
+            stream = await stream.start_tls(
+                False, ssl_options=self.tls_context(), server_hostname=tls_host
+            )
+        if verify is not None and not await verify():
+            stream.close()  # a new connection, to a port the service no longer holds
+            raise NotTheService()
         stream.set_nodelay(True)
         return stream, False
 
-    async def exchange(self, address: tuple[str, int], head: bytes, serve: ServeRequest) -> None:
+    async def exchange(
+        self,
+        address: tuple[str, int],
+        head: bytes,
+        serve: ServeRequest,
+        *,
+        tls_host: Optional[str] = None,
+        verify: Optional[Callable[[], Awaitable[bool]]] = None,
+    ) -> None:
         """Send ``head`` and the request's body (``serve.body``), and let ``serve`` relay the answer.
         Raises StreamClosedError or OSError when the service cannot be reached or breaks off its
-        answer, :class:`BadAnswer` when it answers out of the protocol."""
+        answer, :class:`BadAnswer` when it answers out of the protocol, :class:`NotTheService`
+        when ``verify`` says a new connection did not reach the service (a pooled one is not
+        checked again: it was the service's when it was opened). ``tls_host``: speak TLS, checking
+        that the server is that host."""
         for attempt in (1, 2):
-            stream, reused = await self._connect(address)
+            stream, reused = await self._connect(address, tls_host, verify)
             serve.upstream = stream
             try:
                 await serve.send_request(stream, head)
@@ -113,7 +150,7 @@ class UpstreamPool:
                 raise
             finally:
                 serve.upstream = None
-            idle = self._idle[address]
+            idle = self._idle[(*address, tls_host)]
             if keep and not stream.closed() and len(idle) < self.max_idle:
                 idle.append(stream)
             else:
@@ -123,8 +160,10 @@ class UpstreamPool:
     def forget(self, url: Optional[str]) -> None:
         """Close the idle connections to a service that stopped."""
         if url:
-            for stream in self._idle.pop(address_of(url), ()):
-                stream.close()
+            address = address_of(url)
+            for key in [k for k in self._idle if k[:2] == address]:
+                for stream in self._idle.pop(key, ()):
+                    stream.close()
 
     def close(self) -> None:
         for idle in self._idle.values():
@@ -136,12 +175,19 @@ class UpstreamPool:
 
 def address_of(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or 80
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def digits(text: str) -> bool:
+    """Whether ``text`` is a number as HTTP writes one: ASCII digits only (``str.isdigit`` also takes
+    ``²`` and other digits that ``int`` refuses or reads differently)."""
+    return text.isascii() and text.isdigit()
 
 
 #: The largest request body /serve forwards (the model server's own default limit). A body is kept in
 #: memory up to SPOOL_IN_MEMORY bytes and spooled to a temporary file beyond that; all the bodies
-#: being received at once may take SPOOL_BUDGET bytes of disk, and a request past it is a 503.
+#: being received at once may take SPOOL_BUDGET bytes of disk (the hub's --spool-budget), and a
+#: request past it is a 503; a body whose client goes away gives its share back at once.
 MAX_SERVE_BODY = 64 * 1024 * 1024
 SPOOL_IN_MEMORY = 256 * 1024
 SPOOL_BUDGET = 4 * 1024**3
@@ -185,7 +231,7 @@ def framing(headers: list) -> tuple:
     transfer coding other than chunked."""
     lengths = {v for n, v in headers if n.lower() == "content-length"}
     codings = [v.lower() for n, v in headers if n.lower() == "transfer-encoding"]
-    if any(not v.isdigit() for v in lengths) or len(lengths) > 1:
+    if any(not digits(v) for v in lengths) or len(lengths) > 1:
         raise BadAnswer(f"a bad Content-Length {sorted(lengths)}")
     if codings:
         if lengths:
@@ -197,7 +243,13 @@ def framing(headers: list) -> tuple:
 
 
 #: Not relayed back to the client: cookies are the hub's business, never a service's.
-DROP_ANSWER = HOP_BY_HOP | {"set-cookie", "set-cookie2", "access-control-allow-credentials"}
+#: Nor ``Clear-Site-Data``: on the hub's own origin it would clear the hub's session and storage.
+DROP_ANSWER = HOP_BY_HOP | {
+    "set-cookie",
+    "set-cookie2",
+    "access-control-allow-credentials",
+    "clear-site-data",
+}
 #: Added to every answer under /serve: a service's page is a sandbox with an origin of its own (it
 #: cannot read the hub's pages or act on them with the signed-in user's session), and its types are
 #: taken as declared.
@@ -233,6 +285,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.plan: Optional[dict] = None
         self.upstream: Optional[IOStream] = None  # the service's connection while forwarding
         self.gone = False  # the client went away
+        self.forwarding = False  # finish() handed the request to forward(), which releases it
         # Told when the client goes away while the service answers (as a RequestHandler is).
         connection.set_close_callback(self.on_connection_close)
 
@@ -268,7 +321,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             )
         if self.size > SPOOL_IN_MEMORY:  # on disk from here on: counted against the budget
             spooled = self.hub.publisher.spooled
-            if spooled[0] + len(chunk) > SPOOL_BUDGET:
+            if spooled[0] + len(chunk) > getattr(self.hub, "spool_budget", SPOOL_BUDGET):
                 self.release()
                 self.refused = True
                 self.error(
@@ -293,17 +346,20 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             self.body = None
 
     def on_connection_close(self) -> None:
-        """The client went away: so does the request to the service (and its body)."""
+        """The client went away: so does the request to the service (and its body: its file and
+        its share of the spool budget, at once, unless forward() has it and gives it back itself
+        when it ends)."""
         self.gone = True
         if self.upstream is not None:
             self.upstream.close()
-        if self.plan is None or self.refused:
+        if not self.forwarding:
             self.release()
 
     def finish(self) -> None:
-        if self.refused or self.plan is None:
+        if self.refused or self.plan is None or self.gone:
             self.release()
             return
+        self.forwarding = True
         asyncio.ensure_future(self.forward()).add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future) -> None:
@@ -380,7 +436,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             if hub.check_token(token.strip()) is None:
                 raise _Refused(403, "The token is not valid: it is unknown or was revoked.")
         length = self.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > MAX_SERVE_BODY:
+        if digits(length) and int(length) > MAX_SERVE_BODY:
             raise _Refused(413, _too_large())
         if route.dev and (api is not None or alias is not None):
             raise _Refused(
@@ -556,9 +612,11 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         method = self.start_line.method
         context = self.connection.context
         query = plan["query"]
+        dev = urlsplit(route.url) if route.dev else None
+        tls_host = dev.hostname if dev is not None and dev.scheme == "https" else None
         lines = [
             f"{method} {plan['path']}{'?' + query if query else ''} HTTP/1.1",
-            f"Host: {address[0]}:{address[1]}",
+            f"Host: {dev.netloc.rpartition('@')[2] if tls_host else f'{address[0]}:{address[1]}'}",
         ]
         lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
         if self.size or method in ("POST", "PUT", "PATCH"):
@@ -576,14 +634,24 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 f"X-Forwarded-Prefix: {plan['prefix']}",
             ]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
+        key, runner = plan["key"], getattr(self.hub, "runner", None)
+        verify = None
+        if not route.dev and key is not None and hasattr(runner, "owns_port"):
+
+            async def verify() -> bool:
+                return await runner.owns_port(key)
+
         try:
             await asyncio.wait_for(
-                self.hub.upstreams.exchange(address, head, self), self.hub.serve_timeout
+                self.hub.upstreams.exchange(address, head, self, tls_host=tls_host, verify=verify),
+                self.hub.serve_timeout,
             )
-        except (StreamClosedError, OSError, BadAnswer, asyncio.TimeoutError) as e:
+        except (StreamClosedError, OSError, BadAnswer, NotTheService, asyncio.TimeoutError) as e:
             if self.gone:
                 return  # the client left: nothing to answer
             if not self.started:
+                if isinstance(e, NotTheService):
+                    return self.error(503, f"{name} is restarting: try again in a moment.", 2)
                 if isinstance(e, asyncio.TimeoutError):
                     return self.error(
                         504,
@@ -618,16 +686,20 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     async def relay(self, stream: IOStream) -> bool:
         """Read the service's answer from ``stream`` and send it on; True when ``stream`` can be
         used again."""
+        interim = False
         for _ in range(8):
             raw = await stream.read_until(b"\r\n\r\n", max_bytes=MAX_HEAD)
             version, code, reason, headers = parse_head(raw)
             if not 100 <= code < 200:
                 break  # a 1xx answer is followed by the real one
+            interim = True
         else:
             raise BadAnswer("more than 8 interim answers")
         length, chunked = framing(headers)
-        keep = version == "HTTP/1.1" and not any(
-            n.lower() == "connection" and "close" in v.lower() for n, v in headers
+        keep = (
+            version == "HTTP/1.1"
+            and not interim  # rare, and easy to get out of step with: never reused after one
+            and not any(n.lower() == "connection" and "close" in v.lower() for n, v in headers)
         )
         head = [f"HTTP/1.1 {code} {reason or httputil.responses.get(code, '')}".rstrip()]
         head += [f"{n}: {v}" for n, v in headers if n.lower() not in DROP_ANSWER]
@@ -635,8 +707,11 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.started = True
         send = self.connection.write
         if self.start_line.method == "HEAD" or code in (204, 304):
+            # No body by the protocol, whatever the head says; a service that sends one anyway
+            # would have it read as the answer to the next request on this connection (another
+            # client's): such a connection is never used again. (HEAD, 204 and 304 are rare.)
             send(_head(head))
-            return keep
+            return False
         if length is not None and not chunked:
             first = await stream.read_bytes(length, partial=True) if length else b""
             remaining = length - len(first)
@@ -646,7 +721,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 chunk = await stream.read_bytes(min(remaining, CHUNK), partial=True)
                 remaining -= len(chunk)
                 sent = send(chunk)
-            return keep
+            return keep and _drained(stream)
         rechunk = chunked and self.start_line.version == "HTTP/1.1"
         if rechunk:
             head.append("Transfer-Encoding: chunked")
@@ -663,16 +738,24 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                     while await stream.read_until(b"\r\n", max_bytes=MAX_HEAD) != b"\r\n":
                         pass  # trailers
                     break
-                data = await stream.read_bytes(size + 2)
-                if data[-2:] != b"\r\n":
+                # A block at a time, each read only once the last one is sent (as with a length):
+                # a chunk of any size costs the hub CHUNK bytes, not the chunk.
+                remaining = size
+                prefix = b"%x\r\n" % size if rechunk else b""
+                while remaining:
+                    data = await stream.read_bytes(min(remaining, CHUNK), partial=True)
+                    remaining -= len(data)
+                    await send(prefix + data)
+                    prefix = b""
+                if await stream.read_bytes(2) != b"\r\n":
                     raise BadAnswer("a chunk longer than it said")
-                data = data[:-2]
-                await send(b"%x\r\n%s\r\n" % (size, data) if rechunk else data)
+                if rechunk:
+                    send(b"\r\n")
             if rechunk:
                 send(b"0\r\n\r\n")
             else:
                 self.close_after()
-            return keep
+            return keep and _drained(stream)
         try:  # no framing: the service's body runs until it closes the connection
             while True:
                 await send(await stream.read_bytes(CHUNK, partial=True))
@@ -684,6 +767,12 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     def close_after(self) -> None:
         """This answer ends with the connection (it had no framing the client could follow)."""
         asyncio.get_running_loop().call_soon(self.connection.close)
+
+
+def _drained(stream: IOStream) -> bool:
+    """Whether the service sent nothing past the end of its answer (bytes it sent beyond would be
+    read as the answer to the next request on this connection: it is not used again)."""
+    return not getattr(stream, "_read_buffer_size", 0)
 
 
 def _too_large() -> str:

@@ -127,6 +127,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "for it to start before it is answered 503 with Retry-After (60)",
     )
     parser.add_argument(
+        "--spool-budget",
+        type=byte_size,
+        default=4 * 2**30,
+        metavar="SIZE",
+        help="disk space the /serve request bodies being received may take at once in the data "
+        "folder's tmp/ (4G; a body past it is answered 503)",
+    )
+    parser.add_argument(
         "--serve-timeout",
         type=float,
         default=600.0,
