@@ -48,7 +48,15 @@ from .pythons import (
     version_matches,
     version_tuple,
 )
-from .sandbox import Identity, Isolation, clean_environment, python_prefix, tmp_env, venv_base
+from .sandbox import (
+    Identity,
+    Isolation,
+    clean_environment,
+    kill_user,
+    python_prefix,
+    tmp_env,
+    venv_base,
+)
 from .shim import stamp
 
 __all__ = [
@@ -362,7 +370,8 @@ class Builder:
         step. A failure removes the half-built environment and raises :class:`BuildError` with the
         tail of the log; the log's last line says how the build ended and how long it took.
 
-        With :attr:`isolation`, the environment is built in a sandbox as the build user, from a
+        With :attr:`isolation`, the environment is built in a sandbox as the build user (as root, a
+        user made for this build alone, removed with all its processes when it ends), from a
         scratch copy of the bundle, and then given to root; the steps that are not package installs
         run again as ``who`` (the service's user) in ``bundle_dir`` (the version's working copy,
         ``tmp`` its /tmp) with the environment read-only, so what they make is the version's.
@@ -436,9 +445,9 @@ class Builder:
     ) -> None:
         if self.isolation is None:
             return await self._create_in(env, bundle_dir, config, log, deadline)
-        builder = self.isolation.build_user()
         scratch = self.envs_root / f".build-{env.key}"
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+        builder = await asyncio.to_thread(self.isolation.new_build_user)
         try:
             scratch.mkdir(parents=True)
             (scratch / "tmp").mkdir()
@@ -449,9 +458,19 @@ class Builder:
             self.isolation.own(env.path, builder, 0o755)
             build = _Build(builder, scratch)
             await self._create_in(env, scratch / "bundle", config, log, deadline, build)
+            if builder is not None:  # nothing of the build runs while its environment is handed on
+                await asyncio.to_thread(kill_user, builder)
             await asyncio.to_thread(self.isolation.hand_to_root, env.path)
         finally:
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, scratch, True))
+            await asyncio.shield(self._end_build(scratch, builder))
+
+    async def _end_build(self, scratch: Path, builder: Optional[Identity]) -> None:
+        """The build's processes, scratch folder and user, gone."""
+        assert self.isolation is not None
+        if builder is not None:
+            await asyncio.to_thread(kill_user, builder)
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+        await asyncio.to_thread(self.isolation.end_build_user, builder)
 
     async def _create_in(
         self,

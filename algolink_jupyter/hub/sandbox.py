@@ -6,13 +6,18 @@ which gives what Linux has:
 
 - **users** (the hub runs as root): each service runs as a system user of its own, ``alk<tag>s<id>``,
   made on first use with ``useradd`` (``<tag>`` names this hub's data folder, so two hubs on one machine
-  never share users); environments are built as ``algolink-build`` and then handed to root, so no later
-  build or service can change them. The hub's data folder is 0711 (nobody lists it), its secrets and
-  database 0600, the stored bundles, files and logs 0700.
+  never share users); each environment is built as a user made for that build alone,
+  ``alk<tag>b<n>`` (removed, with every process it has, when the build ends: no build can watch or
+  change another, nor outlive its own), and then handed to root, so no later build or service can
+  change it. Every command runs in a process namespace of its own, whose processes all end when the
+  command does (a daemon a build step or a service leaves behind, double-forked or not, goes with
+  it). The hub's data folder is 0711 (nobody lists it), its secrets and database 0600, the stored
+  bundles, files and logs 0700.
 - **bwrap** (Debian's bubblewrap is installed): the process sees the machine read-only, with the hub's
   data folder and the hub's home replaced by empty folders, and in them only what it needs: its
   environment (read-only), its own working copy and ``/tmp`` (writable), its setup options' files
-  (read-only); its own process, IPC and host-name namespaces, so it cannot see or signal the hub.
+  (read-only); its own process, IPC and host-name namespaces, so it cannot see or signal the hub,
+  and nothing of it outlives the sandbox.
   With bwrap the data folder is 0700.
 - always: the process gets a clean environment (the hub's variables do not pass, but for locale, time
   zone, proxies, CUDA and thread settings), ``no_new_privs`` (no set-uid program gives it more), and the
@@ -34,13 +39,14 @@ import pwd
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 __all__ = [
-    "BUILD_USER",
     "CACHE_USER",
     "DROP",
     "MODES",
@@ -49,7 +55,10 @@ __all__ = [
     "IsolationError",
     "clean_environment",
     "hub_tag",
+    "kill_user",
     "make_not_dumpable",
+    "processes_of",
+    "remove_files_of",
     "tmp_env",
     "working_copy",
 ]
@@ -57,8 +66,6 @@ __all__ = [
 log = logging.getLogger("algolink.hub")
 
 MODES = ("auto", "bwrap", "users", "none")
-#: The user environments are built as.
-BUILD_USER = "algolink-build"
 #: The user the machine-wide package cache of builds belongs to.
 CACHE_USER = "algolink-cache"
 #: The range the hub's system users take their ids from: far from people's and Debian's own.
@@ -93,17 +100,81 @@ BUILD_PREFIXES = ("PIP_", "UV_")
 
 # Run by the hub's Python as root, inside the sandbox when there is one: no new privileges ever
 # (PR_SET_NO_NEW_PRIVS = 38), give up root for the service's user, then exec the command.
-DROP = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)\n"
-    "uid, gid = int(sys.argv[1]), int(sys.argv[2])\n"
-    "if uid >= 0:\n"
-    "    os.setgroups([]); os.setgid(gid); os.setuid(uid)\n"
-    "try:\n"
-    "    os.execvp(sys.argv[3], sys.argv[3:])\n"
-    "except OSError as e:\n"
-    "    sys.exit(f'Cannot run {sys.argv[3]}: {e.strerror}.')\n"
-)
+# ``DROP uid gid own_pids command...``: with own_pids (no bubblewrap, which has its own), the
+# command runs in a PID namespace of its own (CLONE_NEWPID), under a small init that passes signals
+# on and reaps; when the command ends, so does the init, and the kernel kills whatever is left in
+# the namespace: a double fork and setsid do not get out of it. The init dies with this process
+# (PR_SET_PDEATHSIG), and this process ends as the command did (its status, or its signal).
+DROP = r"""
+import ctypes, os, select, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(38, 1, 0, 0, 0)
+uid, gid, own_pids, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4:]
+PASSED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+          signal.SIGUSR2)
+
+
+def run():
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    if uid >= 0:
+        os.setgroups([]); os.setgid(gid); os.setuid(uid)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        sys.exit(f"Cannot run {argv[0]}: {e.strerror}.")
+
+
+def pass_to(pid):
+    def handler(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for sig in PASSED:
+        signal.signal(sig, handler)
+
+
+if not own_pids:
+    run()
+if libc.unshare(0x20000000) != 0:
+    sys.exit("Cannot make a process namespace: " + os.strerror(ctypes.get_errno()) + ".")
+r, w = os.pipe()
+held, holder = os.pipe()  # this process holds the write end as long as it lives
+init = os.fork()
+if init == 0:
+    os.close(r)
+    os.close(holder)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    if select.select([held], [], [], 0)[0]:  # the parent died before the line above
+        os._exit(1)
+    os.close(held)
+    child = os.fork()
+    if child == 0:
+        os.close(w)
+        run()
+    pass_to(child)
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            break
+    os.write(w, str(status).encode())
+    os._exit(0)
+os.close(w)
+os.close(held)
+pass_to(init)
+status = os.waitpid(init, 0)[1]
+said = os.read(r, 64)
+status = int(said) if said else status
+if os.WIFSIGNALED(status):
+    sig = os.WTERMSIG(status)
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
+os._exit(os.waitstatus_to_exitcode(status))
+"""
+#: Where a build user's leftovers may be, outside the folders the hub removes itself.
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 class IsolationError(RuntimeError):
@@ -237,6 +308,9 @@ class Isolation:
             self.bwrap = found if found and _bwrap_works(found) else None
         self.home = Path(os.path.expanduser("~")).resolve()
         self._identities: dict[str, Identity] = {}
+        self._builds = 0
+        self._stale_checked = False
+        self._users_lock = threading.RLock()  # useradd and userdel, one at a time
 
     # --- what the hub says about it --------------------------------------------------------------
 
@@ -274,8 +348,44 @@ class Isolation:
         itself."""
         return self._user(f"alk{self.tag}s{int(service_id)}") if self.users else None
 
-    def build_user(self) -> Optional[Identity]:
-        return self._user(BUILD_USER) if self.users else None
+    def new_build_user(self) -> Optional[Identity]:
+        """A user for one build, ``alk<tag>b<n>``, made now (None when the hub runs builds as
+        itself). No other build, of this hub or another, runs as it, so none can see its processes
+        in /proc or write to what it builds; :meth:`end_build_user` removes it."""
+        if not self.users:
+            return None
+        with self._users_lock:
+            return self._new_build_user()
+
+    def _new_build_user(self) -> Identity:
+        if not self._stale_checked:  # left by a hub of this data folder that was killed
+            self._stale_checked = True
+            prefix = f"alk{self.tag}b"
+            for entry in pwd.getpwall():
+                if entry.pw_name.startswith(prefix) and entry.pw_name[len(prefix) :].isdigit():
+                    self.end_build_user(Identity(entry.pw_name, entry.pw_uid, entry.pw_gid))
+        self._builds += 1
+        name = f"alk{self.tag}b{self._builds}"
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            pass
+        else:
+            self.end_build_user(Identity(name, pw.pw_uid, pw.pw_gid))
+        who = self._user(name, "AlgoLink build")
+        kill_user(who)  # a user id a removed user had may still have processes
+        return who
+
+    def end_build_user(self, who: Optional[Identity]) -> None:
+        """Every process of the build's user killed, its files in the shared temporary folders
+        removed, and the user removed."""
+        if who is None or not who.name.startswith(f"alk{self.tag}b"):
+            return
+        with self._users_lock:
+            kill_user(who)
+            remove_files_of(who.uid, SHARED_TMP)
+            _passwd_tool(["userdel", who.name])
+            self._identities.pop(who.name, None)
 
     def cache_user(self) -> Optional[Identity]:
         """The user the shared package cache belongs to: it fetches packages and runs no code of
@@ -287,7 +397,7 @@ class Isolation:
         prefix = f"alk{self.tag}s"
         return sorted(p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(prefix))
 
-    def _user(self, name: str) -> Identity:
+    def _user(self, name: str, comment: str = "AlgoLink service") -> Identity:
         known = self._identities.get(name)
         if known is not None:
             return known
@@ -295,7 +405,7 @@ class Isolation:
             pw = pwd.getpwnam(name)
         except KeyError:
             low, high = UID_RANGE
-            done = subprocess.run(
+            done = _passwd_tool(
                 [
                     "useradd",
                     "--system",
@@ -306,7 +416,7 @@ class Isolation:
                     "--shell",
                     "/usr/sbin/nologin",
                     "--comment",
-                    "AlgoLink service",
+                    comment,
                     "-K",
                     f"SYS_UID_MIN={low}",
                     "-K",
@@ -316,10 +426,7 @@ class Isolation:
                     "-K",
                     f"SYS_GID_MAX={high}",
                     name,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
+                ]
             )
             try:
                 pw = pwd.getpwnam(name)
@@ -425,6 +532,7 @@ class Isolation:
                 DROP,
                 str(who.uid),
                 str(who.gid),
+                "1" if self.bwrap is None else "0",  # bubblewrap makes the namespace itself
                 *argv,
             ]
         if self.bwrap is None:
@@ -463,6 +571,90 @@ class Isolation:
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
         args += ["--chdir", str(cwd), "--"]
         return args + argv
+
+
+def _passwd_tool(argv: list) -> subprocess.CompletedProcess:
+    """useradd or userdel, again a few times while another one (another hub's) holds the lock on
+    /etc/passwd."""
+    for attempt in range(20):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 or "lock" not in done.stderr:
+            return done
+        time.sleep(0.05 * (attempt + 1))
+    return done
+
+
+def processes_of(uid: int) -> list[int]:
+    """The processes whose real, effective or saved user id is ``uid`` (from /proc)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not (entry.name.isascii() and entry.name.isdigit()):
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Uid:"):
+                        if str(uid).encode() in line.split()[1:4]:
+                            found.append(int(entry.name))
+                        break
+        except OSError:
+            continue
+    return found
+
+
+_KILL_ALL = (
+    "import os, sys\n"
+    "os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
+    "try:\n"
+    "    os.kill(-1, 9)\n"
+    "except ProcessLookupError:\n"
+    "    pass\n"
+)
+
+
+def kill_user(who: Identity) -> None:
+    """SIGKILL every process of ``who`` (as root). Done by a helper that becomes ``who`` and sends
+    SIGKILL to every process it may signal (``kill(-1)``): the kernel goes through them all at
+    once, under the lock that fork takes, so a process that forks as fast as it can does not slip
+    out. Nothing is started when /proc shows no process of ``who``."""
+    for _ in range(5):
+        if not processes_of(who.uid):
+            return
+        subprocess.run(
+            [
+                os.path.realpath(sys.executable),
+                "-I",
+                "-S",
+                "-c",
+                _KILL_ALL,
+                str(who.uid),
+                str(who.gid),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+    if processes_of(who.uid):
+        log.warning("processes of %s are still running after SIGKILL", who.name)
+
+
+def remove_files_of(uid: int, folders: Iterable[str]) -> None:
+    """What ``uid`` left at the top of ``folders`` (shared temporary folders), removed without
+    following links."""
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
 
 def tmp_env(tmp: Optional[Path]) -> dict:
