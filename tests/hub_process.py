@@ -228,16 +228,16 @@ class Hub:
             kill_stale(pid_file, timeout=5)
 
     def remove_users(self) -> None:
-        """The system users this test's hub made for its services (as root)."""
+        """The system users this test's hub made for its services and builds (as root)."""
         if os.geteuid() != 0 or not self.data.exists():
             return
         from algolink_jupyter.hub.sandbox import hub_tag
 
-        prefix = f"alk{hub_tag(self.data)}s"
+        prefixes = (f"alk{hub_tag(self.data)}s", f"alk{hub_tag(self.data)}b")
         import pwd
 
         for entry in pwd.getpwall():
-            if entry.pw_name.startswith(prefix):
+            if entry.pw_name.startswith(prefixes):
                 subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
 
 

@@ -32,7 +32,7 @@ pytest_plugins = ("builder_support",)
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = Path(modelcloud.__file__).resolve().parent
 OWN = f"{sys.version_info.major}.{sys.version_info.minor}"
-STAMP = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
+STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")
 
 
 def run_in(env, code: str, cwd: Path | None = None) -> str:

@@ -262,7 +262,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print(f"Deleted the alias @{alias} of {project}/{service}.")
         return 0
     if number:
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise CLIError(
                 f"{number!r} is not a version number: give PROJECT/SERVICE/N, N = 1, 2, ..."
             )

@@ -308,7 +308,11 @@ class Publisher:
         prefix = f"{project}/{service}/"
         found = {}
         for key in list(self.hub.runner.keys()):
-            if key.startswith(prefix) and key[len(prefix) :].isdigit():
+            if (
+                key.startswith(prefix)
+                and key[len(prefix) :].isascii()
+                and key[len(prefix) :].isdigit()
+            ):
                 found[int(key[len(prefix) :])] = self.hub.runner.state(key) or "stopped"
         return found
 

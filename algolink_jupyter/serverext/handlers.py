@@ -139,7 +139,7 @@ class KernelProxyHandler(AlgoLinkHandler):
         drain = limit + DRAIN_ALLOWANCE
         self.request.connection.set_max_body_size(min(drain, cap) if cap else drain)
         length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if length.isascii() and length.isdigit() and int(length) > limit:
             self._reject_too_large()
 
     def _body_limit(self) -> int:

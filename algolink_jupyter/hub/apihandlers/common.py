@@ -55,7 +55,7 @@ def isotime(t: Optional[datetime.datetime]) -> Optional[str]:
 def parse_version_number(value: Any) -> int:
     """A service version number (1, 2, ...) from JSON or a URL (``vN`` names API versions)."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
         hint = (
             " (v1, v2, ... are API versions, used in /serve URLs)" if text[:1] in ("v", "V") else ""
         )

@@ -278,7 +278,12 @@ class UploadAPIHandler(SessionAPIHandler):
                 f"from offset {have}.",
             )
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and offset + int(length) > upload.size:
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and offset + int(length) > upload.size
+        ):
             raise APIError(
                 400,
                 f"The upload {upload.filename!r} was started with a size of {upload.size} bytes; "
@@ -316,7 +321,7 @@ class UploadAPIHandler(SessionAPIHandler):
             raw = m.group(1)
         if raw is None:
             return 0
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise APIError(400, f"The offset {raw!r} is not a whole number of bytes.")
         return int(raw)
 

@@ -218,7 +218,11 @@ def log_files(build_log: Path, run_log: Path) -> list:
     """A version's log files, each in time order: the build log, then the run log's rotated files
     (oldest first) and the run log."""
     rotated = sorted(
-        (p for p in run_log.parent.glob(run_log.name + ".*") if p.suffix[1:].isdigit()),
+        (
+            p
+            for p in run_log.parent.glob(run_log.name + ".*")
+            if p.suffix[1:].isascii() and p.suffix[1:].isdigit()
+        ),
         key=lambda p: -int(p.suffix[1:]),
     )
     return [build_log, *rotated, run_log]

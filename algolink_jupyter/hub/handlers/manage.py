@@ -115,7 +115,9 @@ class MetadataEditPage(PageHandler):
             if form["keep_warm"]:
                 try:
                     keep_warm = check_keep_warm(
-                        int(form["keep_warm"]) if form["keep_warm"].isdigit() else form["keep_warm"]
+                        int(form["keep_warm"])
+                        if form["keep_warm"].isascii() and form["keep_warm"].isdigit()
+                        else form["keep_warm"]
                     )
                 except APIError as e:
                     raise FormError(self.error_text(e)) from None
