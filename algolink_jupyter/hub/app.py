@@ -23,7 +23,6 @@ import shutil
 import signal
 import sqlite3
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,7 +30,7 @@ from tornado import web
 from tornado.log import access_log
 from tornado.netutil import bind_sockets
 
-from . import orm
+from . import access, orm
 from .apihandlers import default_handlers as api_handlers
 from .apihandlers.base import NotFoundHandler
 from .apihandlers.common import redact
@@ -145,6 +144,8 @@ class Hub:
         body_timeout: float = 900.0,
         serve_timeout: float = 600.0,
         env_budget: Optional[int] = None,
+        admin_user: str = "admin",
+        authenticator: Optional[str] = None,
         cold_start_timeout: float = 60.0,
         spool_budget: int = 4 * 2**30,
     ) -> None:
@@ -175,6 +176,10 @@ class Hub:
         self.body_timeout = body_timeout
         #: Seconds a service has to answer a request /serve sent it (a 504 past it).
         self.serve_timeout = serve_timeout
+        #: The first admin's user name (``--admin-user``), made on the first start.
+        self.admin_user = admin_user
+        #: ``module:Class`` of another way to sign in (``--authenticator``; access.py).
+        self.authenticator_spec = authenticator
         #: Bytes the environments may take on disk (``--env-budget``; None: no limit).
         self.env_budget = env_budget
         #: Seconds a request waits for a version that is not running to start.
@@ -184,7 +189,6 @@ class Hub:
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
-        self._tokens: dict[str, tuple[str, float]] = {}
         self.admin_token: Optional[str] = None
 
     # --- database and tokens ----------------------------------------------------------------------
@@ -278,8 +282,49 @@ class Hub:
             ports |= runner.ports()
         return ports
 
+    def init_admin(self) -> None:
+        """The first admin: a user (``--admin-user``, default ``admin``) made on the first start
+        with a password from ``$ALGOLINK_ADMIN_PASSWORD`` or made up, printed once and kept in
+        ``<data>/admin_password`` (mode 600) until it is changed; a user an earlier hub's tokens were
+        given to by the migration gets one the same way."""
+        path = self.data / "admin_password"
+        with self.session() as db:
+            admin = db.query(orm.User).filter_by(name=self.admin_user).one_or_none()
+            if admin is None and db.query(orm.User).filter_by(admin=True).count():
+                admin = db.query(orm.User).filter_by(admin=True).order_by(orm.User.id).first()
+            if admin is None or admin.password_hash is None:
+                given = os.environ.get("ALGOLINK_ADMIN_PASSWORD") or ""
+                problem = access.password_problem(given) if given else None
+                if problem:
+                    raise StartError(f"ALGOLINK_ADMIN_PASSWORD: {problem}")
+                password = given or access.new_password()
+                if admin is None:
+                    admin = orm.User(name=self.admin_user, display_name="Administrator", admin=True)
+                    db.add(admin)
+                admin.password_hash = access.hash_password(password)
+                db.commit()
+                if not given:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(password + "\n")
+                    print(
+                        f"Admin user: {admin.name}, password {password} (also in {path} until "
+                        "you change it)",
+                        flush=True,
+                    )
+                else:
+                    print(f"Admin user: {admin.name}, password from ALGOLINK_ADMIN_PASSWORD")
+            elif path.is_file():
+                if access.verify_password(path.read_text().strip(), admin.password_hash):
+                    print(f"Admin user: {admin.name}, password in {path}", flush=True)
+                else:  # changed since: the file says nothing true any more
+                    path.unlink()
+            self.admin_user_id, self.admin_user = admin.id, admin.name
+        self.init_admin_token()
+
     def init_admin_token(self) -> None:
-        """Reuse ``<data>/admin_token``, or make one, print it once and keep it (mode 600)."""
+        """Reuse ``<data>/admin_token`` (a token of the first admin), or make one, print it once and
+        keep it (mode 600)."""
         path = self.data / "admin_token"
         token = path.read_text().strip() if path.is_file() else ""
         first = not token
@@ -296,49 +341,80 @@ class Hub:
                     row.revoked_at = orm.utcnow()
             row = db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
             if row is None:
-                db.add(orm.Token(name=ADMIN, hashed=hashed, prefix=token[:4]))
-            elif row.revoked_at is not None:
-                row.revoked_at = None
+                row = orm.Token(name=ADMIN, hashed=hashed, prefix=token[:4])
+                db.add(row)
+            row.revoked_at = None
+            row.user_id = self.admin_user_id
             db.commit()
+            self.admin_token_id = row.id
         self.admin_token = token
-        with self.session() as db:
-            self.admin_token_id = db.query(orm.Token).filter_by(hashed=hashed).one().id
         if first:
             print(f"Admin token: {token}", flush=True)
         else:
             print(f"Admin token: in {path}", flush=True)
 
-    def create_token(self, db: Any, name: str) -> tuple[str, orm.Token]:
+    def create_token(
+        self,
+        db: Any,
+        name: str,
+        user_id: int,
+        *,
+        scopes: Optional[list] = None,
+        project_id: Optional[int] = None,
+        service_id: Optional[int] = None,
+        expires_at: Any = None,
+    ) -> tuple[str, orm.Token]:
         token = orm.new_token()
-        row = orm.Token(name=name, hashed=orm.hash_token(token), prefix=token[:4])
+        row = orm.Token(
+            name=name,
+            hashed=orm.hash_token(token),
+            prefix=token[:4],
+            user_id=user_id,
+            scopes=scopes,
+            project_id=project_id,
+            service_id=service_id,
+            expires_at=expires_at,
+        )
         db.add(row)
         db.commit()
         return token, row
 
-    def check_token(self, token: str) -> Optional[str]:
-        """The name of a valid token, or None (see :meth:`token_of`)."""
-        found = self.token_of(token)
-        return found[0] if found else None
-
-    def token_of(self, token: str) -> Optional[tuple]:
-        """``(name, id)`` of a valid token, or None. Cached in memory; ``last_used`` kept per
-        minute."""
-        hashed = orm.hash_token(token)
-        now = time.monotonic()
-        cached = self._tokens.get(hashed)
-        if cached is not None and now - cached[2] < 60:
-            return cached[0], cached[1]
-        with self.session() as db:
-            row = db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
-            if row is None or row.revoked_at is not None:
-                return None
-            row.last_used = orm.utcnow()
-            db.commit()
-            self._tokens[hashed] = (row.name, row.id, now)
-            return row.name, row.id
-
     def forget_token(self, hashed: str) -> None:
-        self._tokens.pop(hashed, None)
+        self.gate.forget_token(hashed)
+
+    def audit(
+        self,
+        user: Optional[str],
+        token_id: Optional[int],
+        action: str,
+        project: Optional[str],
+        service: Optional[str],
+        target: str,
+        handler: Any = None,
+        status: int = 200,
+    ) -> None:
+        """One line of the audit log (who did what, to what, from where, with what outcome)."""
+        ip = (getattr(getattr(handler, "request", None), "remote_ip", "") or "")[:64]
+        try:
+            with self.session() as db:
+                db.add(
+                    orm.AuditEntry(
+                        user=user,
+                        token_id=token_id,
+                        action=action[:64],
+                        project=project,
+                        service=service,
+                        target=target[:512],
+                        remote_ip=ip,
+                        status=status,
+                    )
+                )
+                db.commit()
+        except Exception:  # the change itself is done: a failed audit line is logged, not raised
+            logging.getLogger("algolink.hub").exception("writing the audit log failed")
+
+    def forget_user(self, user_id: Optional[int] = None) -> None:
+        self.gate.forget_user(user_id)
 
     # --- the rest -------------------------------------------------------------------------------
 
@@ -409,7 +485,13 @@ class Hub:
         self.init_db()
         self.sealer = Sealer(self.data)
         self.seal_dev_tokens()
-        self.init_admin_token()
+        self.gate = access.Gate(self.session)
+        try:
+            self.authenticator = access.load_authenticator(self.authenticator_spec, self)
+        except ValueError as e:
+            raise StartError(str(e)) from None
+        self.sign_ins = access.SignInLimiter()
+        self.init_admin()
         self.init_components()
         await self.publisher.adopt_running()  # before listening: not one request is refused
         self.listen()
@@ -479,6 +561,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         serve_timeout=args.serve_timeout,
         env_budget=args.env_budget,
+        admin_user=args.admin_user,
+        authenticator=args.authenticator,
         cold_start_timeout=args.cold_start_timeout,
         spool_budget=getattr(args, "spool_budget", 4 * 2**30),
     )

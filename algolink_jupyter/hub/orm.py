@@ -58,6 +58,67 @@ class Project(Base):
     services: Mapped[list[Service]] = relationship(
         back_populates="project", order_by="Service.name", cascade="all, delete-orphan"
     )
+    members: Mapped[list[Membership]] = relationship(
+        back_populates="project", order_by="Membership.id", cascade="all, delete-orphan"
+    )
+
+
+class User(Base):
+    """An account (migration 0006). ``password_hash`` is scrypt's (access.py), None for a user who
+    signs in through an external authenticator only. ``session_version`` is in every session cookie
+    of the user: raising it (a new password, a disable) ends them all."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[Optional[str]] = mapped_column(String(256), nullable=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    last_login: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    """A user's role in a project: ``viewer``, ``developer`` or ``owner`` (access.py)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="members")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class AuditEntry(Base):
+    """One change made through the hub: who, what, on what, when, from where, and its status.
+    Names are copied (a user or service deleted later leaves its history readable)."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    token_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    project: Mapped[Optional[str]] = mapped_column(String(64), nullable=True, index=True)
+    service: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    target: Mapped[str] = mapped_column(String(512), default="")
+    remote_ip: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[int] = mapped_column(Integer, default=200)
 
 
 class Group(Base):
@@ -206,17 +267,35 @@ class Upload(Base):
 
 
 class Token(Base):
-    """An API token. Only its SHA-256 is kept: the token itself is shown once, when it is made."""
+    """An API token of a user. Only its SHA-256 is kept: the token itself is shown once, when it is
+    made. ``scopes`` (None: every scope its user has), ``project_id``/``service_id`` (what alone it
+    reaches) and ``expires_at`` narrow it (migration 0006)."""
 
     __tablename__ = "tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
     name: Mapped[str] = mapped_column(String(64))
     hashed: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(8))
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     last_used: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    scopes: Mapped[Optional[list]] = mapped_column(JSON, nullable=True)
+    project_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    service_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), nullable=True
+    )
+    expires_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
+    last_ip: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+
+    user: Mapped[Optional[User]] = relationship()
+    project: Mapped[Optional[Project]] = relationship()
+    service: Mapped[Optional[Service]] = relationship()
 
 
 def hash_token(token: str) -> str:

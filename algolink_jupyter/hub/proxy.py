@@ -35,6 +35,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.log import app_log
 from tornado.tcpclient import TCPClient
 
+from .access import Refused
 from .devmode import HOP_HEADER, DevServerError, not_answering, target_address
 from .publisher import ColdStartError
 
@@ -433,8 +434,21 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                     401,
                     f"{name} is not public: send 'Authorization: token <token>' with the request.",
                 )
-            if hub.check_token(token.strip()) is None:
-                raise _Refused(403, "The token is not valid: it is unknown or was revoked.")
+            ip = getattr(self.connection.context, "remote_ip", "") or ""
+            try:
+                caller = hub.gate.from_token(token.strip(), ip)
+            except Refused as e:
+                raise _Refused(e.status, e.message) from None
+            if not caller.may("invoke", route.project_id, route.service_id):
+                if caller.role(route.project_id) is None:
+                    raise _Refused(404, f"There is no service {name} on this hub.")
+                if "invoke" not in caller.scopes:
+                    why = "needs a token with the 'invoke' scope"
+                else:
+                    why = (
+                        "is not allowed to this token: it is limited to another project or service"
+                    )
+                raise _Refused(403, f"Calling {name} {why}.")
         length = self.headers.get("Content-Length", "")
         if digits(length) and int(length) > MAX_SERVE_BODY:
             raise _Refused(413, _too_large())

@@ -68,6 +68,7 @@ class Route:
     """Where ``/serve/{project}/{service}/...`` goes, kept in memory."""
 
     service_id: int = 0
+    project_id: int = 0
     public: bool = False
     status: str = "registered"
     #: The process of the published version: runner key, URL and API version N.
@@ -269,6 +270,7 @@ class Publisher:
         if route is None:
             route = self.routes[key] = Route()
         route.service_id = service.id
+        route.project_id = service.project_id
         route.public = service.public
         route.status = service.status
         route.keep_warm = service.keep_warm if service.keep_warm is not None else 600

@@ -109,6 +109,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a request's body may take to arrive (900)",
     )
     parser.add_argument(
+        "--admin-user",
+        default="admin",
+        metavar="NAME",
+        help="the first admin's user name, made on the first start with the password in "
+        "$ALGOLINK_ADMIN_PASSWORD or one made up, printed and kept in <data>/admin_password until it "
+        "is changed (admin)",
+    )
+    parser.add_argument(
+        "--authenticator",
+        default=None,
+        metavar="MODULE:CLASS",
+        help="another way to sign in to the pages: a class made with the hub, whose "
+        "authenticate(handler, name, password) returns the user's name (and, optionally, "
+        "request_user(handler) maps a request to a user); default: the hub's own passwords",
+    )
+    parser.add_argument(
         "--env-budget",
         type=byte_size,
         default=None,

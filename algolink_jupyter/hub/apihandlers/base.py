@@ -10,18 +10,20 @@ import datetime
 import functools
 import inspect
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import unquote
 
 from sqlalchemy.exc import IntegrityError
 from tornado import httputil, web
 from tornado.log import app_log
 
-from .. import orm
+from .. import access, orm
 from ..multipart import FormError, FormParser, boundary_of
-from .common import APIError, human_size, parse_version_number, redact
+from .common import APIError, check_name, human_size, parse_version_number, redact
 from .models import service_model, version_model
 
 #: The web UI's session cookie: the hash of the token it signed in with (never the token), signed.
@@ -29,7 +31,7 @@ SESSION_COOKIE = "algolink-session"
 SESSION_DAYS = 7
 #: The paths the session cookie is sent to (one cookie per path): the pages and the API the pages
 #: call. Never ``/serve`` (a service's code must not see it), ``/gallery`` or ``/static``.
-SESSION_PATHS = ("/projects", "/tokens", "/preview", "/logout", "/api/v1")
+SESSION_PATHS = ("/projects", "/tokens", "/users", "/account", "/preview", "/logout", "/api/v1")
 
 #: Methods whose requests carry a body.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -96,19 +98,283 @@ class HubHandler(web.RequestHandler):
     def hub(self) -> Any:
         return self.settings["hub"]
 
-    def session_hash(self) -> Optional[str]:
-        """The token hash of the signed-in session, if the request carries one."""
-        hashed = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
-        return hashed.decode() if hashed else None
+    def session_value(self) -> Optional[str]:
+        """The signed session cookie's value: ``u:<user id>:<session version>`` (signed in with a
+        password) or ``t:<token sha256>`` (with a token)."""
+        value = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        return value.decode() if value else None
+
+    def session_caller(self, check_xsrf: bool = False) -> access.Caller:
+        """The signed-in user of the pages, or an anonymous caller. With ``check_xsrf``, a call that
+        changes something must carry the page's XSRF token too."""
+        value = self.session_value()
+        if not value:
+            return self.request_user()
+        kind, _, rest = value.partition(":")
+        try:
+            if kind == "u":
+                user_id, _, version = rest.partition(":")
+                caller = self.hub.gate.from_user(int(user_id), int(version))
+            elif kind == "t":
+                caller = self.hub.gate.from_hash(rest, self.request.remote_ip or "")
+            else:
+                return access.Caller()
+        except (access.Refused, ValueError):
+            return access.Caller()
+        if check_xsrf and self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                self.check_xsrf_cookie()
+            except web.HTTPError:
+                raise APIError(
+                    403,
+                    "The page's form has expired (its XSRF token is missing or wrong): "
+                    "reload the page and try again.",
+                ) from None
+        self.via_session = True
+        return caller
+
+    def request_user(self) -> access.Caller:
+        """The user an authenticator's ``request_user`` hook names for this request, or nobody."""
+        hook = getattr(self.hub.authenticator, "request_user", None)
+        name = hook(self) if hook is not None else None
+        if not name:
+            return access.Caller()
+        with self.hub.session() as db:
+            user = db.query(orm.User).filter_by(name=name).one_or_none()
+            if user is None:
+                user = orm.User(name=name, display_name=name)
+                db.add(user)
+                db.commit()
+            user_id = user.id
+        try:
+            return self.hub.gate.from_user(user_id)
+        except access.Refused:
+            return access.Caller()
+
+    async def check_password(self, name: str, password: str) -> int:
+        """The id of the user a name and password sign in (through the hub's authenticator), or an
+        :class:`APIError` whose key is ``sign_in_throttled`` (too many failures from this address),
+        ``sign_in_locked`` (too many for this user: :data:`access.LOCK_AFTER`), ``sign_in_bad`` or
+        ``sign_in_disabled``. A user an external authenticator names is made when missing."""
+        hub, address = self.hub, self.request.remote_ip or ""
+        if not hub.sign_ins.allow(address):
+            raise APIError(
+                429,
+                "Too many failed sign-ins from this address: wait a minute.",
+                "sign_in_throttled",
+            )
+        bad = APIError(403, "That user name and password do not match: check both.", "sign_in_bad")
+        with hub.session() as db:
+            user = db.query(orm.User).filter_by(name=name).one_or_none()
+            if user is not None and user.locked_until and user.locked_until > orm.utcnow():
+                raise APIError(
+                    403,
+                    f"Too many wrong passwords: {name} is locked for {access.LOCK_MINUTES} minutes.",
+                    "sign_in_locked",
+                    minutes=access.LOCK_MINUTES,
+                )
+        checked = hub.authenticator.authenticate(self, name, password) if name else None
+        if inspect.isawaitable(checked):
+            checked = await checked
+        with hub.session() as db:
+            user = db.query(orm.User).filter_by(name=checked or name).one_or_none()
+            if not checked:
+                hub.sign_ins.failed(address)
+                if user is not None:
+                    user.failed_logins += 1
+                    if user.failed_logins >= access.LOCK_AFTER:
+                        user.locked_until = orm.utcnow() + datetime.timedelta(
+                            minutes=access.LOCK_MINUTES
+                        )
+                        user.failed_logins = 0
+                    db.commit()
+                hub.audit(name or None, None, "sign in failed", None, None, "", self, 403)
+                raise bad
+            if user is None:  # an external authenticator's new user
+                try:
+                    check_name("user", checked)
+                except APIError:
+                    raise bad from None
+                user = orm.User(name=checked, display_name=checked)
+                db.add(user)
+            if user.disabled:
+                raise APIError(
+                    403, f"{user.name} is disabled: ask a hub admin.", "sign_in_disabled"
+                )
+            user.failed_logins, user.locked_until = 0, None
+            user.last_login = orm.utcnow()
+            db.commit()
+            hub.forget_user(user.id)
+            return user.id
+
+    def caller_of_token(self, token: str) -> access.Caller:
+        try:
+            return self.hub.gate.from_token(token, self.request.remote_ip or "")
+        except access.Refused as e:
+            raise APIError(e.status, e.message, "token_refused") from None
 
     def start_session(self, token_hash: str) -> None:
+        """A session from a token (signed in with an API token)."""
+        self._start_session(f"t:{token_hash}")
+
+    def start_user_session(self, user: Any) -> None:
+        """A session of a user signed in with their password (ended by a new password)."""
+        self._start_session(f"u:{user.id}:{user.session_version}")
+
+    def _start_session(self, value: str) -> None:
         """The session cookie, once for each of :data:`SESSION_PATHS` (Tornado keeps one cookie
         per name, so the headers are written here)."""
-        value = self.create_signed_value(SESSION_COOKIE, token_hash).decode()
+        signed = self.create_signed_value(SESSION_COOKIE, value).decode()
         expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
             days=SESSION_DAYS
         )
-        self._session_cookies(value, httputil.format_timestamp(expires))
+        self._session_cookies(signed, httputil.format_timestamp(expires))
+
+    # --- finding rows ---------------------------------------------------------------------------
+
+    def default_action(self) -> str:
+        """What a call does when its handler does not say: ``view`` for a read, ``change`` else."""
+        return "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "change"
+
+    def find_project(self, name: str, action: Optional[str] = None) -> orm.Project:
+        """The project, if the caller may do ``action`` on it (see :meth:`require`)."""
+        project = self.visible_project(name)
+        self.require(action or self.default_action(), project)
+        return project
+
+    def visible_project(self, name: str) -> orm.Project:
+        """The project: a 401 for nobody, a 404 for a project the caller's user has no role in
+        (as if it were not there); what the caller may do in it is :meth:`require`'s to say."""
+        caller = self.caller
+        if caller.anonymous:
+            self.require("view")  # a 401 before anything is told
+        project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
+        if project is None or caller.role(project.id) is None:
+            raise APIError(
+                404,
+                f"There is no project {name!r}: create it with POST /api/v1/projects.",
+                "project_missing",
+            )
+        return project
+
+    def find_group(self, project: orm.Project, name: str) -> orm.Group:
+        for group in project.groups:
+            if group.name == name:
+                return group
+        raise APIError(
+            404,
+            f"Project {project.name!r} has no group {name!r}: create it with "
+            f"POST /api/v1/projects/{project.name}/groups.",
+            "group_missing",
+            project=project.name,
+            name=name,
+        )
+
+    def find_service(
+        self, project_name: str, name: str, action: Optional[str] = None
+    ) -> orm.Service:
+        """The service, if the caller may do ``action`` on it (see :meth:`require`)."""
+        project = self.visible_project(project_name)
+        for service in project.services:
+            if service.name == name:
+                self.require(action or self.default_action(), service=service)
+                return service
+        raise APIError(
+            404,
+            f"Project {project.name!r} has no service {name!r}: register it with "
+            f"POST /api/v1/projects/{project.name}/services.",
+        )
+
+    def find_version(self, service: orm.Service, number: Any) -> orm.Version:
+        n = parse_version_number(number)
+        version = service.version(n)
+        if version is None:
+            have = ", ".join(str(v.number) for v in service.versions) or "none"
+            raise APIError(
+                404,
+                f"{service.project.name}/{service.name} has no version {number}: "
+                f"its versions are {have}.",
+            )
+        return version
+
+    # --- who may ----------------------------------------------------------------------------------
+
+    #: Who the request comes from (set in ``prepare``).
+    caller: access.Caller = access.Caller()
+    via_session = False
+
+    def require(
+        self, action: str, project: Any = None, service: Any = None, what: str = ""
+    ) -> None:
+        """A 401, 403 or 404 unless the caller may do ``action`` (access.py) on the project or
+        service; a project the caller may not see is a 404, as if it were not there."""
+        caller = self.caller
+        if service is not None:
+            project = service.project
+        project_id = project.id if project is not None else None
+        service_id = service.id if service is not None else None
+        if caller.may(action, project_id, service_id):
+            return
+        if caller.anonymous:
+            raise APIError(
+                401,
+                "This needs a signed-in user or a token: send 'Authorization: token <token>'.",
+                "sign_in_needed",
+            )
+        least, scope = access.ACTIONS[action]
+        if project is not None and caller.role(project_id) is None:
+            raise APIError(404, f"There is no project {project.name!r}.", "project_missing")
+        doing = (
+            what
+            or {
+                "admin": "This",
+                "manage": "Managing members and deleting",
+                "change": "Changing things",
+                "inspect": "Reading logs, option values and the audit",
+                "invoke": "Calling its services",
+                "view": "Seeing it",
+            }[action]
+        )
+        if scope not in caller.scopes:
+            raise APIError(
+                403,
+                f"{doing} needs a token with the {scope!r} scope; this one has "
+                f"{', '.join(sorted(caller.scopes)) or 'none'}.",
+                "scope_missing",
+                scope=scope,
+            )
+        if caller.limited() and not caller.reaches(project_id, service_id):
+            raise APIError(
+                403,
+                "This token is limited to one "
+                + ("service" if caller.service_id is not None else "project")
+                + ": it cannot do this. Use a token that is not limited.",
+                "token_limited",
+            )
+        if action == "admin" or project is None:
+            raise APIError(403, f"{doing} needs a hub admin.", "admin_needed")
+        role = caller.role(project_id)
+        raise APIError(
+            403,
+            f"{doing} in project {project.name!r} needs the {least} role; you are "
+            f"{'a ' + role if role else 'not a member'}: ask an owner of the project.",
+            "role_needed",
+            role=least,
+            project=project.name,
+        )
+
+    def require_full(self, doing: str) -> None:
+        """A 403 unless the caller acts with all of its user's say: a page session, or a token
+        with the ``write`` scope limited to no project or service (a user's own account, tokens)."""
+        caller = self.caller
+        if caller.limited() or "write" not in caller.scopes:
+            raise APIError(
+                403,
+                f"{doing} needs a token with the 'write' scope that is not limited to one project "
+                "or service (or the web page, signed in).",
+                "scope_missing",
+                scope="write",
+            )
 
     def end_session(self) -> None:
         self._session_cookies("", "Thu, 01 Jan 1970 00:00:00 GMT", also_root=True)
@@ -252,6 +518,35 @@ class HubHandler(web.RequestHandler):
         if hasattr(self, "_db"):
             self._db.close()
         self._drop_form()
+        if self.request.method in BODY_METHODS and not self.caller.anonymous and self.audited:
+            self.write_audit()
+
+    #: Whether a change through this route is written to the audit log.
+    audited = True
+
+    def write_audit(self) -> None:
+        """The audit log's line for this change: the caller, the handler's name as the action, the
+        project and service it was on (from the path), the path and the status."""
+        words = re.sub(r"(APIHandler|Action|Page|Handler)$", "", type(self).__name__)
+        action = f"{self.request.method} " + re.sub(r"(?<!^)([A-Z])", r" \1", words).lower()
+        path = self.request.path
+        parts = path.split("/")
+        project = service = None
+        if path.startswith(("/api/v1/projects/", "/projects/")):
+            offset = 4 if path.startswith("/api/") else 2
+            project = unquote(parts[offset]) if len(parts) > offset else None
+            if len(parts) > offset + 2 and parts[offset + 1] == "services":
+                service = unquote(parts[offset + 2])
+        self.hub.audit(
+            self.caller.name,
+            self.caller.token_id,
+            action,
+            project,
+            service,
+            path,
+            self,
+            self.get_status(),
+        )
 
     def on_connection_close(self) -> None:
         super().on_connection_close()
@@ -272,6 +567,8 @@ class APIHandler(HubHandler):
 
     #: Whether GET needs a caller too (every route but the API's root does).
     read_needs_token = True
+    #: Methods that check who the caller is themselves (a token asked for with a password).
+    anonymous_methods: tuple = ()
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -287,45 +584,21 @@ class APIHandler(HubHandler):
         return self.get_query_argument("token", None)
 
     def prepare(self) -> None:
-        self.token_name: Optional[str] = None
-        self.token_id: Optional[int] = None
         token = self.get_token()
         if token:
-            found = self.hub.token_of(token)
-            if found is None:
-                raise APIError(403, "The token is not valid: it is unknown or was revoked.")
-            self.token_name, self.token_id = found
+            self.caller = self.caller_of_token(token)
         else:
-            self.session_caller()
+            self.caller = self.session_caller(check_xsrf=True)
+        self.token_name, self.token_id = self.caller.name, self.caller.token_id
         needs = self.request.method not in ("GET", "HEAD", "OPTIONS") or self.read_needs_token
-        if needs and self.token_name is None:
+        if needs and self.caller.anonymous and self.request.method not in self.anonymous_methods:
             raise APIError(
                 401,
-                "This call needs a token: send 'Authorization: token <token>' (the admin token is "
-                "in the hub's data folder, file admin_token).",
+                "This call needs a token: send 'Authorization: token <token>' (`algolink login` "
+                "keeps one for the CLI and the notebook; make others on the hub's Tokens page).",
+                "sign_in_needed",
             )
         self.begin_body()
-
-    def session_caller(self) -> None:
-        """The signed-in user of the web UI, when the request carries its session (a call that
-        changes something must carry the page's XSRF token too)."""
-        hashed = self.session_hash()
-        if not hashed:
-            return
-        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
-        if row is None or row.revoked_at is not None:
-            return
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            try:
-                self.check_xsrf_cookie()
-            except web.HTTPError:
-                raise APIError(
-                    403,
-                    "The page's form has expired (its XSRF token is missing or wrong): "
-                    "reload the page and try again.",
-                ) from None
-        self.token_name, self.token_id = row.name, row.id
-        self.via_session = True
 
     # --- JSON -----------------------------------------------------------------------------------
 
@@ -399,52 +672,6 @@ class APIHandler(HubHandler):
             )
         else:
             super().log_exception(typ, value, tb)
-
-    # --- finding rows ---------------------------------------------------------------------------
-
-    def find_project(self, name: str) -> orm.Project:
-        project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
-        if project is None:
-            raise APIError(
-                404, f"There is no project {name!r}: create it with POST /api/v1/projects."
-            )
-        return project
-
-    def find_group(self, project: orm.Project, name: str) -> orm.Group:
-        for group in project.groups:
-            if group.name == name:
-                return group
-        raise APIError(
-            404,
-            f"Project {project.name!r} has no group {name!r}: create it with "
-            f"POST /api/v1/projects/{project.name}/groups.",
-            "group_missing",
-            project=project.name,
-            name=name,
-        )
-
-    def find_service(self, project_name: str, name: str) -> orm.Service:
-        project = self.find_project(project_name)
-        for service in project.services:
-            if service.name == name:
-                return service
-        raise APIError(
-            404,
-            f"Project {project.name!r} has no service {name!r}: register it with "
-            f"POST /api/v1/projects/{project.name}/services.",
-        )
-
-    def find_version(self, service: orm.Service, number: Any) -> orm.Version:
-        n = parse_version_number(number)
-        version = service.version(n)
-        if version is None:
-            have = ", ".join(str(v.number) for v in service.versions) or "none"
-            raise APIError(
-                404,
-                f"{service.project.name}/{service.name} has no version {number}: "
-                f"its versions are {have}.",
-            )
-        return version
 
     # --- models ---------------------------------------------------------------------------------
 

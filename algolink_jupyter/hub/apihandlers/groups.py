@@ -36,7 +36,7 @@ class GroupAPIHandler(APIHandler):
 
     def delete(self, project_name: str, name: str) -> None:
         """Remove an empty group (a group with services keeps them: move or delete them first)."""
-        group = self.find_group(self.find_project(project_name), name)
+        group = self.find_group(self.find_project(project_name, "manage"), name)
         if group.services:
             listed = ", ".join(s.name for s in group.services)
             raise APIError(

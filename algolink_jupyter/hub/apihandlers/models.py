@@ -149,6 +149,7 @@ def service_model(
         "status": service.status,
         "message": service.message or None,
         "public": service.public,
+        "created_by": service.created_by,
         "keep_warm": service.keep_warm,
         "published_version": service.published_version,
         "publish_default": default_version.number if default_version else None,
@@ -208,11 +209,18 @@ def state_of(model: dict) -> str:
 
 
 def token_model(token: orm.Token) -> dict:
+    service = token.service
     return {
         "id": token.id,
         "name": token.name,
+        "user": token.user.name if token.user is not None else None,
         "prefix": token.prefix,
+        "scopes": token.scopes,
+        "project": token.project.name if token.project is not None else None,
+        "service": f"{service.project.name}/{service.name}" if service is not None else None,
+        "expires_at": isotime(token.expires_at),
         "created": isotime(token.created),
         "last_used": isotime(token.last_used),
+        "last_ip": token.last_ip,
         "revoked": token.revoked_at is not None,
     }

@@ -101,7 +101,7 @@ class SessionAPIHandler(APIHandler):
 
 class OptionsAPIHandler(SessionAPIHandler):
     def get(self, project_name: str, name: str) -> None:
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "inspect")
         number = self.get_query_argument("version", None)
         version = (
             self.base_version(service, number) if number is not None else current_version(service)
@@ -237,8 +237,12 @@ class UploadAPIHandler(SessionAPIHandler):
     streams_body = True
 
     def find_upload(self, upload_id: str) -> orm.Upload:
+        """The upload, for a caller who may change its service (else as if it were not there)."""
         upload = self.db.get(orm.Upload, upload_id)
-        if upload is None:
+        service = self.db.get(orm.Service, upload.service_id) if upload is not None else None
+        if service is None or not self.caller.may("change", service.project_id, service.id):
+            if service is not None and self.caller.may("view", service.project_id, service.id):
+                self.require("change", service=service)  # a 403 that says why
             raise APIError(
                 404,
                 f"There is no upload {upload_id!r}: it finished or was never started; start one "

@@ -137,6 +137,8 @@ class BundleReceiver(APIHandler):
         """Unpack (or read) the bundle, check it, store it by content; ``(hash, config)``."""
         upload = (self.request.files.get("bundle") or [None])[0]
         path = form.get("path")
+        if path and upload is None:
+            self.require("admin", what="Taking a bundle from a folder on the hub's machine")
         if upload is None and not path:
             raise APIError(
                 400,
@@ -200,12 +202,15 @@ class ServiceListAPIHandler(BundleReceiver):
 
     def get(self, project_name: str) -> None:
         project = self.find_project(project_name)
-        self.write_json([self.service_json(s) for s in project.services])
+        caller = self.caller
+        services = [s for s in project.services if caller.reaches(project.id, s.id)]
+        self.write_json([self.service_json(s) for s in services])
 
     async def post(self, project_name: str) -> None:
-        """Register a service: its version 1 from the uploaded bundle."""
+        """Register a service: its version 1 from the uploaded bundle (developers and owners; a
+        folder on the hub's machine: hub admins)."""
         form = self.form()
-        project = self.find_project(project_name)
+        project = self.find_project(project_name, "change")
         name = check_name("service", form.get("name"))
         group = self.find_group(project, check_name("group", form.get("group")))
         if form.get("dev_url"):  # development mode: a running server instead of a bundle
@@ -270,15 +275,12 @@ class ServiceListAPIHandler(BundleReceiver):
                 "another name for the development service.",
             )
         who = self.token_name or ""
-        mine = self.token_id is not None and self.token_id in (
-            service.created_by_token if service is not None else None,
-            self.hub.admin_token_id,
-        )
-        if service is not None and service.created_by_token is not None and not mine:
+        mine = service is None or service.created_by in (None, who) or self.caller.admin
+        if not mine:
             raise APIError(
                 403,
-                f"{project.name}/{name} was connected by the token {service.created_by!r}: only "
-                "that token (or the admin's) may connect it again; choose another name.",
+                f"{project.name}/{name} was connected by {service.created_by!r}: only that user "
+                "(or a hub admin) may connect it again; choose another name.",
                 "dev_not_yours",
             )
         try:
@@ -344,7 +346,7 @@ class ServiceAPIHandler(BundleReceiver):
 
     def patch(self, project_name: str, name: str) -> None:
         """Change ``public``, ``metadata`` (the registration's, over the bundle's) or ``keep_warm``."""
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "change")
         data = self.json_body()
         self.refuse_port(data)
         unknown = sorted(set(data) - {"public", "metadata", "keep_warm", "port"})
@@ -367,8 +369,9 @@ class ServiceAPIHandler(BundleReceiver):
 
     async def delete(self, project_name: str, name: str) -> None:
         """Remove the service: its processes stopped, its versions, aliases, logs and working copies
-        gone; bundles, files and environments no other service uses collected."""
-        service = self.find_service(project_name, name)
+        gone; bundles, files and environments no other service uses collected (owners and hub
+        admins)."""
+        service = self.find_service(project_name, name, "manage")
         service_id = service.id
         self.db.close()
         del self._db
@@ -424,7 +427,7 @@ class OfflineAPIHandler(BundleReceiver):
 class ServiceLogsRedirect(BundleReceiver):
     def get(self, project_name: str, name: str) -> None:
         """The logs of the published version, or else of the newest one."""
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "inspect")
         version = current_version(service)
         if version is None:  # a development-mode service: its log is the server's own console
             raise APIError(

@@ -18,6 +18,7 @@ import heapq
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Optional
 
 from sqlalchemy.exc import IntegrityError
 from tornado.iostream import StreamClosedError
@@ -65,7 +66,7 @@ class VersionAPIHandler(APIHandler):
 
     async def delete(self, project_name: str, name: str, number: str) -> None:
         """Remove a version that is not online, nor being published, nor named by an alias."""
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "change")
         version = self.find_version(service, number)
         what = f"Version {version.number} of {project_name}/{name}"
         online = service.published_version == version.number and service.status in (
@@ -104,6 +105,17 @@ class VersionAPIHandler(APIHandler):
         self.write_json({"deleted": f"{project_name}/{name} version {n}"})
 
 
+def public_service(db: Any, project_name: str, name: str) -> Optional[orm.Service]:
+    """The service if it is public (anyone may call it, and see what its page shows), else None."""
+    service = (
+        db.query(orm.Service)
+        .join(orm.Project)
+        .filter(orm.Project.name == project_name, orm.Service.name == name)
+        .one_or_none()
+    )
+    return service if service is not None and service.public else None
+
+
 class ExampleAPIHandler(APIHandler):
     """``GET .../versions/{n}/examples/{command}``: the body the page's curl line sends (the
     example recorded for the command, else one made from its inputs). Like ``/serve``, a public
@@ -112,12 +124,9 @@ class ExampleAPIHandler(APIHandler):
     read_needs_token = False
 
     def get(self, project_name: str, name: str, number: str, command: str) -> None:
-        service = self.find_service(project_name, name)
-        if not service.public and self.token_name is None:
-            raise APIError(
-                401,
-                f"{project_name}/{name} is not public: send 'Authorization: token <token>'.",
-            )
+        service = public_service(self.db, project_name, name) or self.find_service(
+            project_name, name, "view"
+        )
         version = self.find_version(service, number)
         spec = next(
             (c for c in (version.manifest or {}).get("commands") or [] if c.get("name") == command),
@@ -286,7 +295,7 @@ class LogsAPIHandler(APIHandler):
         return not self._gone
 
     async def get(self, project_name: str, name: str, number: str) -> None:
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "inspect")
         version = self.find_version(service, number)
         build_log, run_log = self.hub.publisher.log_paths(project_name, name, version.number)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
