@@ -4,8 +4,9 @@
 from .manage import manage_handlers
 from .pages import app_settings
 from .pages import page_handlers as _browsing
+from .people import people_handlers
 
 #: Every page route, for the hub's application.
-page_handlers = [*_browsing, *manage_handlers]
+page_handlers = [*_browsing, *manage_handlers, *people_handlers]
 
 __all__ = ["app_settings", "page_handlers"]

@@ -20,12 +20,13 @@ from __future__ import annotations
 from typing import Any, Optional
 from urllib.parse import quote
 
-from .. import orm
+from .. import access, orm
 from ..apihandlers.common import APIError
 from ..apihandlers.groups import GroupAPIHandler
 from ..apihandlers.models import current_version, effective_metadata
 from ..apihandlers.projects import ProjectAPIHandler
 from ..apihandlers.services import BundleReceiver, ServiceAPIHandler, check_keep_warm
+from ..apihandlers.tokens import TokenListAPIHandler
 from ..apihandlers.versions import AliasAPIHandler, VersionAPIHandler, VersionListAPIHandler
 from ..publisher import store_image
 from .pages import FormError, PageHandler, ServicePage, render_markdown
@@ -86,7 +87,7 @@ class MetadataEditPage(PageHandler):
     def get(
         self, project_name: str, name: str, error: Optional[str] = None, form: Optional[dict] = None
     ) -> None:
-        service = self.find_service(project_name, name)
+        service = self.find_service(project_name, name, "change")
         if form is None:
             meta = effective_metadata(service, current_version(service))
             form = {k: str(meta.get(k) or "") for k in META_TEXT}
@@ -168,49 +169,78 @@ class MarkdownPreview(PageHandler):
         self.finish(render_markdown(self.get_body_argument("text", "")))
 
 
-class TokensPage(PageHandler):
-    """令牌: list, create (shown once, on this answer only), revoke."""
+class TokensPage(PageHandler, TokenListAPIHandler):
+    """令牌: the user's tokens (a hub admin's page lists everyone's), made with scopes, a project or
+    service they are limited to and an expiry (shown once, on this answer only), and revoked."""
 
-    def get(
+    def get(  # type: ignore[override]
         self,
         error: Optional[str] = None,
         created: Optional[dict] = None,
         notice: Optional[str] = None,
     ) -> None:
-        tokens = self.db.query(orm.Token).order_by(orm.Token.id).all()
+        query = self.db.query(orm.Token)
+        if not self.caller.may("admin"):
+            query = query.filter(orm.Token.user_id == self.caller.user_id)
+        tokens = query.order_by(orm.Token.id).all()
         self.render(
-            "tokens.html", tokens=tokens, error=error, created=created, notice=notice, admin=ADMIN
+            "tokens.html",
+            tokens=tokens,
+            error=error,
+            created=created,
+            notice=notice,
+            admin_token_id=self.hub.admin_token_id,
+            scopes=[s for s in access.SCOPES if s in self.caller.scopes],
         )
 
-    def post(self) -> None:
+    def post(self) -> None:  # type: ignore[override]
+        form = {k: self.get_body_argument(k, "").strip() for k in ("name", "limit", "days")}
+        chosen = [s for s in self.get_body_arguments("scopes") if s]
         try:
-            name = self.validated("token", self.get_body_argument("name", "").strip())
+            name = self.validated("token", form["name"])
             if name == ADMIN:
                 raise FormError(self.t("e_token_admin"))
+            days = form["days"]
+            if days and not (days.isascii() and days.isdigit() and 0 < int(days) <= 3650):
+                raise FormError(self.t("e_expiry_bad"))
+            data: dict = {
+                "scopes": chosen or None,
+                "expires_in": int(days) * 86400 if days else None,
+            }
+            if "/" in form["limit"]:
+                data["service"] = form["limit"]
+            elif form["limit"]:
+                data["project"] = form["limit"]
+            try:
+                fields = self.limits(data)
+            except APIError as e:
+                raise FormError(self.error_text(e)) from None
         except FormError as e:
             self.set_status(400)
             self.get(error=e.message)
             return
-        token, row = self.hub.create_token(self.db, name)
+        token, row = self.hub.create_token(self.db, name, self.caller.user_id, **fields)
         self.set_status(201)
         self.get(created={"name": row.name, "token": token, "id": row.id})
 
 
 class TokenRevokeAction(PageHandler):
     def post(self, token_id: str) -> None:
-        row = self.db.get(orm.Token, int(token_id))
-        if row is None or row.revoked_at is not None:
+        row = self.db.get(orm.Token, int(token_id)) if len(token_id) <= 18 else None
+        mine = row is not None and (row.user_id == self.caller.user_id or self.caller.may("admin"))
+        if row is None or row.revoked_at is not None or not mine:
             self.set_status(404)
             TokensPage.get(self, error=self.t("token_unknown", id=token_id))  # type: ignore[arg-type]
             return
-        if row.name == ADMIN:
+        if row.id == self.hub.admin_token_id:
             self.set_status(400)
             TokensPage.get(self, error=self.t("admin_not_revocable"))  # type: ignore[arg-type]
             return
         row.revoked_at = orm.utcnow()
         self.db.commit()
         self.hub.forget_token(row.hashed)
-        if self.get_current_user() is None:  # its own session: it has just ended
+        if self.token_id == row.id:  # the session was signed in with it: it has just ended
+            self.end_session()
             self.redirect("/login")
             return
         TokensPage.get(self, notice=self.t("token_revoked", name=row.name))  # type: ignore[arg-type]
@@ -226,9 +256,11 @@ class ConfirmedAction(PageHandler):
         given = self.get_body_argument("confirm", "").strip()
         return given == name if self.confirm_name else bool(given)
 
-    def refuse(self, project_name: str, name: Optional[str], message: str) -> None:
+    def refuse(
+        self, project_name: str, name: Optional[str], message: str, status: int = 400
+    ) -> None:
         self.db.rollback()
-        self.set_status(400)
+        self.set_status(status)
         if name is None:
             from .pages import ProjectPage
 
@@ -248,12 +280,13 @@ class VersionDeleteAction(ConfirmedAction, VersionAPIHandler):
     """删除版本: a version that is not online (the API's checks)."""
 
     async def post(self, project_name: str, name: str, number: str) -> None:  # type: ignore[override]
+        self.find_service(project_name, name, "change")  # a 403 or 404 before the form's checks
         if not self.confirmed(number):
             return self.refuse(project_name, name, self.t("confirm_needed"))
         try:
             await VersionAPIHandler.delete(self, project_name, name, number)
         except APIError as e:
-            self.refuse(project_name, name, self.error_text(e))
+            self.refuse(project_name, name, self.error_text(e), e.status_code)
 
     def after(self) -> str:
         return service_path(self.path_args[0], self.path_args[1]) + "#versions"
@@ -265,6 +298,7 @@ class ServiceDeleteAction(ConfirmedAction, ServiceAPIHandler):
     confirm_name = True
 
     async def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
+        self.find_service(project_name, name, "manage")
         if not self.confirmed(name):
             return self.refuse(project_name, name, self.t("confirm_name_needed", name=name))
         await ServiceAPIHandler.delete(self, project_name, name)
@@ -282,7 +316,7 @@ class AliasSetAction(ConfirmedAction, AliasAPIHandler):
         try:
             self.name_version(project_name, name, alias, {"version": number})
         except APIError as e:
-            self.refuse(project_name, name, self.error_text(e))
+            self.refuse(project_name, name, self.error_text(e), e.status_code)
 
     def after(self) -> str:
         return service_path(self.path_args[0], self.path_args[1]) + "#aliases"
@@ -290,12 +324,13 @@ class AliasSetAction(ConfirmedAction, AliasAPIHandler):
 
 class AliasDeleteAction(ConfirmedAction, AliasAPIHandler):
     def post(self, project_name: str, name: str, alias: str) -> None:  # type: ignore[override]
+        self.find_service(project_name, name, "change")
         if not self.confirmed(alias):
             return self.refuse(project_name, name, self.t("confirm_needed"))
         try:
             AliasAPIHandler.delete(self, project_name, name, alias)
         except APIError as e:
-            self.refuse(project_name, name, self.error_text(e))
+            self.refuse(project_name, name, self.error_text(e), e.status_code)
 
     def after(self) -> str:
         return service_path(self.path_args[0], self.path_args[1]) + "#aliases"
@@ -305,12 +340,13 @@ class GroupDeleteAction(ConfirmedAction, GroupAPIHandler):
     """删除分组: an empty one."""
 
     def post(self, project_name: str, group: str) -> None:  # type: ignore[override]
+        self.find_project(project_name, "manage")
         if not self.confirmed(group):
             return self.refuse(project_name, None, self.t("confirm_needed"))
         try:
             GroupAPIHandler.delete(self, project_name, group)
         except APIError as e:
-            self.refuse(project_name, None, self.error_text(e))
+            self.refuse(project_name, None, self.error_text(e), e.status_code)
 
     def after(self) -> str:
         return f"/projects/{quote(self.path_args[0], safe='')}"
@@ -322,6 +358,7 @@ class ProjectDeleteAction(ConfirmedAction, ProjectAPIHandler):
     confirm_name = True
 
     async def post(self, project_name: str) -> None:  # type: ignore[override]
+        self.find_project(project_name, "manage")
         if not self.confirmed(project_name):
             return self.refuse(project_name, None, self.t("confirm_name_needed", name=project_name))
         await ProjectAPIHandler.delete(self, project_name)

@@ -20,11 +20,13 @@ from tornado import web
 from tornado.escape import json_encode
 
 from ...markdown import render_markdown
-from .. import devmode, orm
+from .. import access, devmode, orm
 from ..apihandlers.base import HubHandler
 from ..apihandlers.common import APIError, check_name, check_version_string
 from ..apihandlers.models import current_version, default_publish_version, service_model
 from ..apihandlers.services import ServiceListAPIHandler
+from ..apihandlers.users import audit_model
+from ..apihandlers.versions import public_service
 from ..snippets import curl_line, example_inputs, recorded_example
 from . import i18n
 
@@ -116,18 +118,19 @@ class PageHandler(HubHandler):
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
-        self.token_id: Optional[int] = None  # set with the signed-in user (get_current_user)
         self.lang = i18n.pick(
             self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
         )
         self.t = i18n.translator(self.lang)
         self.set_header("Content-Language", self.lang.replace("_", "-"))
-        if self.needs_user and self.current_user is None:
+        self.caller = self.session_caller()
+        if self.needs_user and self.caller.anonymous:
             if self.request.method in ("GET", "HEAD"):
                 self.redirect("/login?" + urlencode({"next": self.request.uri}))
                 return
             raise web.HTTPError(403)
-        self.token_name = self.current_user  # what the shared API code records as "by"
+        # What the shared API code records as "by", and the token a session was signed in with.
+        self.token_name, self.token_id = self.caller.name, self.caller.token_id
         self.begin_body()
 
     def body_received(self) -> None:
@@ -136,14 +139,7 @@ class PageHandler(HubHandler):
             self.check_xsrf_cookie()
 
     def get_current_user(self) -> Optional[str]:
-        hashed = self.session_hash()
-        if not hashed:
-            return None
-        row = self.db.query(orm.Token).filter_by(hashed=hashed).one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        self.token_id = row.id
-        return row.name
+        return self.caller.name
 
     def get_template_namespace(self) -> dict:
         ns = super().get_template_namespace()
@@ -154,6 +150,8 @@ class PageHandler(HubHandler):
             languages=i18n.LANGUAGES,
             switch_url=lambda code: "/lang?" + urlencode({"to": code, "next": here}),
             user=self.current_user,
+            caller=self.caller,
+            can=self.can,
             json_encode=json_encode,
             status_label=lambda status: (
                 self.t("status_" + status)
@@ -199,40 +197,66 @@ class PageHandler(HubHandler):
         except APIError as e:
             raise FormError(self.error_text(e)) from None
 
-    def find_project(self, name: str) -> orm.Project:
-        project = self.db.query(orm.Project).filter_by(name=name).one_or_none()
-        if project is None:
-            raise web.HTTPError(404)
-        return project
-
-    def find_service(self, project_name: str, name: str) -> orm.Service:
-        project = self.find_project(project_name)
-        for service in project.services:
-            if service.name == name:
-                return service
-        raise web.HTTPError(404)
-
     def base_url(self) -> str:
         return f"{self.request.protocol}://{self.request.host}"
 
+    def service_shown(self, project_name: str, name: str) -> Optional[orm.Service]:
+        """The service to show, or None when the visitor was sent to sign in."""
+        caller = self.caller
+        service = public_service(self.db, project_name, name)
+        if service is not None and not caller.may("view", service.project_id, service.id):
+            return service  # its public face: to anyone who may not see more of it
+        if caller.anonymous:
+            self.redirect("/login?" + urlencode({"next": self.request.uri}))
+            return None
+        return self.find_service(project_name, name)
+
+    def can(self, action: str, project: Any = None, service: Any = None) -> bool:
+        """Whether the signed-in user may do ``action`` there (the pages show only what they may)."""
+        if service is not None:
+            return self.caller.may(action, service.project_id, service.id)
+        return self.caller.may(action, project.id if project is not None else None)
+
 
 class LoginPage(PageHandler):
+    """登录: a user's name and password (locked for a while after repeated failures), or an API
+    token (the session then has the token's scopes and limits)."""
+
     needs_user = False
 
     def get(self) -> None:
-        self.render("login.html", next=self.next_url())
+        self.render("login.html", next=self.next_url(), name="")
 
     def next_url(self) -> str:
         return safe_next(self.get_argument("next", "/projects"))
 
-    def post(self) -> None:
+    def refuse(self, message: str, name: str = "", status: int = 403) -> None:
+        self.set_status(status)
+        self.render("login.html", next=self.next_url(), error=message, name=name)
+
+    async def post(self) -> None:
+        hub = self.hub
         token = self.get_body_argument("token", "").strip()
-        name = self.hub.check_token(token) if token else None
-        if name is None:
-            self.set_status(403)
-            self.render("login.html", next=self.next_url(), error=self.t("token_bad"))
-            return
-        self.start_session(orm.hash_token(token))
+        if token:
+            if not hub.sign_ins.allow(self.request.remote_ip or ""):
+                return self.refuse(self.t("sign_in_throttled"), status=429)
+            try:
+                caller = hub.gate.from_token(token, self.request.remote_ip or "")
+            except access.Refused:
+                hub.sign_ins.failed(self.request.remote_ip or "")
+                return self.refuse(self.t("token_bad"))
+            self.start_session(orm.hash_token(token))
+            hub.audit(caller.name, caller.token_id, "sign in (token)", None, None, "", self)
+            return self.redirect(self.next_url())
+        name = self.get_body_argument("name", "").strip()
+        try:
+            user_id = await self.check_password(name, self.get_body_argument("password", ""))
+        except APIError as e:
+            return self.refuse(self.t(e.key, **e.params), name, e.status_code)
+        with hub.session() as db:
+            user = db.get(orm.User, user_id)
+            self.start_user_session(user)
+            hub.audit(user.name, None, "sign in", None, None, "", self)
         self.redirect(self.next_url())
 
 
@@ -256,7 +280,12 @@ class LanguageSwitch(PageHandler):
 
 class ProjectsPage(PageHandler):
     def get(self, error: Optional[str] = None, form: Optional[dict] = None) -> None:
-        projects = self.db.query(orm.Project).order_by(orm.Project.name).all()
+        caller = self.caller
+        projects = [
+            p
+            for p in self.db.query(orm.Project).order_by(orm.Project.name)
+            if caller.may("view", p.id, caller.service_id)
+        ]
         self.render(
             "projects.html",
             projects=projects,
@@ -270,6 +299,8 @@ class ProjectsPage(PageHandler):
             k: self.get_body_argument(k, "") for k in ("name", "type", "version", "description")
         }
         try:
+            if "write" not in self.caller.scopes or self.caller.limited():
+                raise FormError(self.t("e_scope_missing", scope="write"))
             name = self.validated("project", form["name"])
             version = self.validated("version", form["version"] or "1.0")
             kind = form["type"] if form["type"] in PROJECT_TYPES else "model"
@@ -277,6 +308,7 @@ class ProjectsPage(PageHandler):
                 name=name, type=kind, version=version, description=form["description"]
             )
             self.db.add(project)
+            self.db.add(orm.Membership(project=project, user_id=self.caller.user_id, role="owner"))
             try:
                 self.db.commit()
             except IntegrityError:
@@ -286,6 +318,7 @@ class ProjectsPage(PageHandler):
             self.set_status(400)
             self.get(error=e.message, form=form)
             return
+        self.hub.forget_user(self.caller.user_id)
         self.redirect(f"/projects/{quote(name, safe='')}")
 
 
@@ -301,12 +334,13 @@ class ProjectPage(PageHandler):
             by_group=by_group,
             error=error,
             default_of=default_publish_version,
+            roles=access.ROLES,
         )
 
 
 class GroupCreate(PageHandler):
     def post(self, name: str) -> None:
-        project = self.find_project(name)
+        project = self.find_project(name, "change")
         try:
             group_name = self.validated("group", self.get_body_argument("name", ""))
             self.db.add(orm.Group(project=project, name=group_name))
@@ -359,11 +393,11 @@ class RegisterAction(PageHandler, ServiceListAPIHandler):
         except FormError as e:
             self.render_refusal(project_name, e.message)
         except APIError as e:
-            self.render_refusal(project_name, self.error_text(e))
+            self.render_refusal(project_name, self.error_text(e), e.status_code)
 
-    def render_refusal(self, project_name: str, message: str) -> None:
+    def render_refusal(self, project_name: str, message: str, status: int = 400) -> None:
         self.db.rollback()
-        self.set_status(400)
+        self.set_status(status)
         ProjectPage.get(self, project_name, error=message)  # type: ignore[arg-type]
 
     def answer_service(self, service: orm.Service, status: int = 200, **extra: Any) -> None:
@@ -400,17 +434,26 @@ def curl_lines(
 
 
 class ServicePage(PageHandler):
+    """A service's page. Signed in: what the user's role allows; anonymous: a public service's
+    card, API panel and try-it form only (anything else: the sign-in page)."""
+
+    needs_user = False
+
     async def prepare(self) -> None:  # type: ignore[override]
         super().prepare()
         if self._finished or self.request.method != "GET" or len(self.path_args) != 2:
             return
-        service = self.find_service(*self.path_args)
+        service = self.service_shown(*self.path_args)
+        if service is None:
+            return
         if service.dev_url:  # development mode: is its server still there? (devmode.py)
             await devmode.refresh(self.hub, service.id)
             self.db.expire_all()
 
     def get(self, project_name: str, name: str, error: Optional[str] = None) -> None:
-        service = self.find_service(project_name, name)
+        service = self.service_shown(project_name, name)
+        if service is None:
+            return
         running = self.hub.publisher.running(project_name, name)
         model = service_model(service, self.base_url(), self.hub.serve_origin, running)
         meta = model["metadata"] or {}
@@ -441,6 +484,15 @@ class ServicePage(PageHandler):
             else:
                 problem = self.t("service_failed")
         default = model["publish_default"]
+        audit = []
+        if self.can("inspect", service=service):
+            entries = (
+                self.db.query(orm.AuditEntry)
+                .filter_by(project=project_name, service=name)
+                .order_by(orm.AuditEntry.id.desc())
+                .limit(20)
+            )
+            audit = [audit_model(e) for e in entries]
         self.render(
             "service.html",
             error=error,
@@ -455,6 +507,7 @@ class ServicePage(PageHandler):
             curls=curls,
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
             log_number=log_version.number if log_version is not None else None,
+            audit=audit,
             version=version,
             default=default,
             serving=service.status == "online" and default == service.published_version,
@@ -497,11 +550,15 @@ class TryAction(PageHandler):
 
     max_body = 64 << 20  # what /serve takes
     parse_forms = False  # relayed as it came
+    needs_user = False  # a public service's page can be tried by anyone
+    audited = False  # a call, not a change
 
     async def post(self, project_name: str, name: str, command: str) -> None:
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-        service = self.find_service(project_name, name)
+        service = public_service(self.db, project_name, name) or self.find_service(
+            project_name, name, "invoke"
+        )
         route = self.hub.publisher.route(service)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         if not route.dev and (service.status != "online" or not route.url):
