@@ -39,6 +39,14 @@ def free_port(preferred: int, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port")
 
 
+def admin_sign_in(hub_data: Path) -> str:
+    """How to sign in as the first admin: the password file while it holds the first password."""
+    kept = hub_data / "admin_password"
+    if kept.is_file():
+        return f"admin, password in {kept}"
+    return "admin with the password you gave it (algolink hub printed it on its first start)"
+
+
 def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float) -> None:
     """Until ``url`` answers any HTTP status; a process that exits first is an error."""
     deadline = time.monotonic() + timeout
@@ -140,7 +148,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         print(
             "\n"
-            f"  AlgoLink hub:  {hub_url}/   (sign in with the admin token in {data / 'hub' / 'admin_token'})\n"
+            f"  AlgoLink hub:  {hub_url}/   (sign in as {admin_sign_in(data / 'hub')})\n"
             f"  JupyterLab:    {lab_base}/lab/tree/{args.notebook}?token={lab_token}\n"
             "  The notebook's kernels have ALGOLINK_HUB_URL and ALGOLINK_TOKEN set: "
             "`%algolink publish` goes to this hub.\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CLIError
+from .account import add_account_commands
 from .core import (
     HubClient,
     dev_service_lines,
@@ -190,3 +191,4 @@ def add_commands(sub: Any) -> None:
 
     add_options_command(sub)  # options P/S --set name=value --upload name=FILE
     add_version_commands(sub, env_note)  # push, versions, rollback, alias, delete
+    add_account_commands(sub)  # login, logout, whoami
