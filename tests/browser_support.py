@@ -39,14 +39,29 @@ def artifacts_dir(name: str) -> Path:
     return path
 
 
-def signed_in_page(browser, hub, path: str = "/projects", locale: str = "en-US", height: int = 900):
-    """A new browser context signed in to ``hub`` with its admin token, on ``path``:
-    ``(context, page)``."""
+def sign_in(page, hub, user: str = "admin", password: str = "", path: str = "/projects") -> None:
+    """Sign in on the hub's sign-in page with a user's name and password (default: the first
+    admin's, from the hub's data folder), landing on ``path``."""
+    page.goto(hub.url + "/login?next=" + path)
+    page.fill("#name", user)
+    page.fill("#password", password or hub.admin_password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**" + path)
+
+
+def signed_in_page(
+    browser,
+    hub,
+    path: str = "/projects",
+    locale: str = "en-US",
+    height: int = 900,
+    user: str = "admin",
+    password: str = "",
+):
+    """A new browser context signed in to ``hub`` (as the first admin unless ``user`` and
+    ``password`` are given), on ``path``: ``(context, page)``."""
     context = browser.new_context(locale=locale, viewport={"width": 1280, "height": height})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(hub.url + "/login?next=" + path)
-    page.fill("#token", hub.token)
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**" + path)
+    sign_in(page, hub, user, password, path)
     return context, page

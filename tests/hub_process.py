@@ -61,17 +61,24 @@ class Hub:
         db: Optional[str] = None,
         extra_args: Optional[list] = None,
         prefix: Optional[list] = None,
+        cwd: Optional[Path] = None,
+        env: Optional[dict] = None,
     ):
         self.data = Path(data)
         self.db = db
         self.extra_args = list(extra_args or [])
         #: A command the hub runs under (``prlimit --nofile=1024:1024 --``, say).
         self.prefix = list(prefix or [])
+        #: Where the hub runs (the repository by default) and what of the environment differs
+        #: (a name mapped to None is removed), say to run an older hub's code.
+        self.cwd = Path(cwd) if cwd is not None else REPO
+        self.env = dict(env or {})
         self.lines: list = []
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
         self.token = ""
         self.printed_token: Optional[str] = None
+        self.admin_password = ""
         self.session = requests.Session()
 
     def start(self, timeout: float = 60, extra_args: Optional[list] = None) -> Hub:
@@ -79,12 +86,13 @@ class Hub:
         if self.db:
             args += ["--db", self.db]
         args = [*self.prefix, *args, *(extra_args or self.extra_args)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {k: v for k, v in env.items() if v is not None}
         self.lines = []
         self.printed_token = None
         self.proc = subprocess.Popen(
             args,
-            cwd=str(REPO),
+            cwd=str(self.cwd),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -111,6 +119,8 @@ class Hub:
             self.kill()
             raise AssertionError("the hub did not start:\n" + self.output)
         self.token = (self.data / "admin_token").read_text().strip()
+        kept = self.data / "admin_password"  # the first admin's, while it is not changed
+        self.admin_password = kept.read_text().strip() if kept.is_file() else ""
         self.session.headers["Authorization"] = f"token {self.token}"
         return self
 
@@ -143,6 +153,38 @@ class Hub:
         assert r.status_code in (201, 409), r.text
         r = self.post(f"/api/v1/projects/{project}/groups", json={"name": group})
         assert r.status_code in (201, 409), r.text
+
+    def add_user(
+        self,
+        name: str,
+        projects: Optional[dict] = None,
+        admin: bool = False,
+        password: Optional[str] = None,
+        token_name: str = "",
+        **token_fields: Any,
+    ) -> str:
+        """A user made by the admin (members of ``projects``: name -> role, each made when missing)
+        and a token of theirs, asked for with their password as ``algolink login`` does."""
+        password = password or f"pw-{name}-0123456789"
+        r = self.post("/api/v1/users", json={"name": name, "password": password, "admin": admin})
+        assert r.status_code == 201, r.text
+        for project, role in (projects or {}).items():
+            r = self.post("/api/v1/projects", json={"name": project})
+            assert r.status_code in (201, 409), r.text
+            r = self.post(f"/api/v1/projects/{project}/members", json={"user": name, "role": role})
+            assert r.status_code == 201, r.text
+        r = requests.post(
+            self.url + "/api/v1/tokens",
+            json={
+                "name": token_name or f"{name}-token",
+                "user": name,
+                "password": password,
+                **token_fields,
+            },
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
 
     def register(
         self, project: str, group: str, name: str, bundle: Path, **fields: Any

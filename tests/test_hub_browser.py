@@ -38,8 +38,9 @@ def test_the_seed_flow_in_the_browser(hub, browser, artifacts, tmp_path):
 
     page.goto(hub.url + "/")
     assert "/login" in page.url
-    page.fill("#token", hub.token)
-    page.click("button[type=submit].primary")
+    page.fill("#name", "admin")
+    page.fill("#password", hub.admin_password)
+    page.click("#login-form button[type=submit]")
     page.wait_for_url("**/projects")
     page.screenshot(path=str(artifacts / "01-projects-empty.png"), full_page=True)
 

@@ -278,8 +278,9 @@ def test_a_service_page_cannot_read_or_use_the_hub_session_in_chromium(hub, spy)
         try:
             page = browser.new_page()
             page.goto(hub.url + "/login")
-            page.fill("input[name=token]", hub.token)
-            page.click("button[type=submit]")
+            page.fill("#name", "admin")
+            page.fill("#password", hub.admin_password)
+            page.click("#login-form button[type=submit]")
             page.wait_for_url("**/projects")
             names = {c["name"] for c in page.context.cookies()}
             assert "algolink-session" in names
@@ -426,7 +427,7 @@ def test_a_loop_through_another_server_ends_at_once_with_flat_memory(hub, spy, f
 
 
 def test_development_tokens_are_sealed_and_connections_are_the_connectors(hub, spy, forwarder):
-    other = hub.post("/api/v1/tokens", json={"name": "other-dev"}).json()["token"]
+    other = hub.add_user("other-dev", {"attack": "developer"})
     url = forwarder
     r = connect_dev(hub, "sealed", url, token=other, dev_token="the-dev-secret-1234")
     assert r.status_code == 201, r.text
@@ -439,8 +440,8 @@ def test_development_tokens_are_sealed_and_connections_are_the_connectors(hub, s
     )
     assert rows[0][0].startswith("sealed:1:") and "the-dev-secret" not in rows[0][0]
     assert rows[0][1] == "other-dev"
-    # another token may not take it over; its own token and the admin may
-    third = hub.post("/api/v1/tokens", json={"name": "third"}).json()["token"]
+    # another developer may not take it over; its own user and the admin may
+    third = hub.add_user("third", {"attack": "developer"})
     err = error_of(connect_dev(hub, "sealed", url, token=third), 403)
     assert "other-dev" in err
     assert connect_dev(hub, "sealed", url, token=other).status_code == 200
@@ -1225,8 +1226,19 @@ def test_api_reads_need_a_caller(hub, spy):
 
 
 def test_a_token_of_the_same_name_does_not_take_over_a_development_service(hub, forwarder):
-    alice = hub.post("/api/v1/tokens", json={"name": "alice"}).json()["token"]
+    hub.ensure_group("attack", "g")
+    alice = hub.add_user("alice", {"attack": "developer"}, token_name="nb-token")
     assert connect_dev(hub, "nb", forwarder, token=alice).status_code == 201
-    mallory = hub.post("/api/v1/tokens", json={"name": "alice"}).json()["token"]  # the same name
-    assert "only that token" in error_of(connect_dev(hub, "nb", forwarder, token=mallory), 403)
+    # mallory names her token as alice's and as alice herself: it is the user that counts
+    mallory = hub.add_user("mallory", {"attack": "developer"})
+    for name in ("nb-token", "alice"):
+        r = requests.post(
+            hub.url + "/api/v1/tokens",
+            json={"name": name},
+            headers={"Authorization": f"token {mallory}"},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        same_name = r.json()["token"]
+        assert "only that user" in error_of(connect_dev(hub, "nb", forwarder, token=same_name), 403)
     assert connect_dev(hub, "nb", forwarder, token=alice).status_code == 200
