@@ -9,8 +9,10 @@ by a check that its target is still there.
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
@@ -635,3 +637,48 @@ def test_two_users_in_chromium_see_only_their_projects(hub, world):
             context.close()
         finally:
             browser.close()
+
+
+def test_an_external_authenticator_names_the_user(tmp_path, monkeypatch):
+    """``--authenticator module:Class``: its ``request_user`` names the user of a request without a
+    session or token (a proxy's header), its ``authenticate`` checks the sign-in form; a name the hub
+    does not know becomes a user who is not an admin; forms still need the XSRF token."""
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", tests + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    hub = Hub(
+        tmp_path / "data", extra_args=["--authenticator", "trusted_header_auth:Authenticator"]
+    )
+    hub.start()
+    try:
+        carol = {"X-Remote-User": "carol"}
+        r = requests.get(hub.url + "/api/v1/user", headers=carol, timeout=30)
+        assert r.status_code == 200 and r.json()["name"] == "carol" and not r.json()["admin"]
+        assert requests.get(hub.url + "/api/v1/user", timeout=30).status_code == 401
+        page = requests.get(hub.url + "/projects", headers=carol, timeout=30)
+        assert page.status_code == 200 and "Signed in as carol" in page.text
+        # a write without the page's XSRF token is refused, with it carol makes her project
+        r = requests.post(hub.url + "/api/v1/projects", json={"name": "c"}, headers=carol)
+        assert r.status_code == 403 and "XSRF" in r.json()["error"]
+        s = requests.Session()
+        s.headers.update(carol)
+        s.get(hub.url + "/projects", timeout=30)
+        r = s.post(
+            hub.url + "/api/v1/projects",
+            json={"name": "c"},
+            headers={"X-XSRFToken": s.cookies["_xsrf"]},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        r = hub.get("/api/v1/projects/c/members")
+        assert [(m["user"], m["role"]) for m in r.json()] == [("carol", "owner")]
+        # the sign-in form asks the authenticator
+        s = requests.Session()
+        s.get(hub.url + "/login", timeout=30)
+        form = {"_xsrf": s.cookies["_xsrf"], "name": "dave", "password": "wrong"}
+        assert s.post(hub.url + "/login", data=form, timeout=30).status_code == 403
+        form["password"] = "open-sesame-dave"
+        r = s.post(hub.url + "/login", data=form, allow_redirects=False, timeout=30)
+        assert r.status_code == 302
+        assert "Signed in as dave" in s.get(hub.url + "/projects", timeout=30).text
+    finally:
+        hub.stop()

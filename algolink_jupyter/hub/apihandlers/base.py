@@ -108,19 +108,19 @@ class HubHandler(web.RequestHandler):
         """The signed-in user of the pages, or an anonymous caller. With ``check_xsrf``, a call that
         changes something must carry the page's XSRF token too."""
         value = self.session_value()
-        if not value:
-            return self.request_user()
-        kind, _, rest = value.partition(":")
+        kind, _, rest = (value or "").partition(":")
         try:
             if kind == "u":
                 user_id, _, version = rest.partition(":")
                 caller = self.hub.gate.from_user(int(user_id), int(version))
             elif kind == "t":
                 caller = self.hub.gate.from_hash(rest, self.request.remote_ip or "")
-            else:
-                return access.Caller()
+            else:  # no session: an authenticator's hook may name the user (a proxy's header)
+                caller = self.request_user()
         except (access.Refused, ValueError):
             return access.Caller()
+        if caller.anonymous:
+            return caller
         if check_xsrf and self.request.method not in ("GET", "HEAD", "OPTIONS"):
             try:
                 self.check_xsrf_cookie()
