@@ -103,7 +103,7 @@ def upgrade() -> None:
             )
         )
         admin_id = conn.execute(sa.text("SELECT id FROM users WHERE name = 'admin'")).scalar()
-        pass
+        conn.execute(sa.text("UPDATE tokens SET user_id = :u"), {"u": admin_id})
         projects = conn.execute(sa.text("SELECT id FROM projects")).scalars().all()
         memberships = sa.table(
             "memberships",
