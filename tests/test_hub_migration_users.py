@@ -331,12 +331,10 @@ def test_a_data_folder_of_the_old_hub_keeps_working(tmp_path, database):
         page = browser.get(f"{new.url}/projects/alpha", timeout=30)
         assert page.status_code == 200 and "echo" in page.text
 
-        # The old hub's browser session (its cookie held a bare token hash) is not understood by
-        # the new hub: it is sent to the sign-in page, never given an error or another's rights.
+        # The old hub's browser session (its cookie held a bare token hash) stays signed in, as
+        # the admin its token now belongs to.
         r = signed_in.get(f"{new.url}/projects/alpha", allow_redirects=False, timeout=30)
-        assert r.status_code == 200 or (
-            r.status_code == 302 and r.headers["Location"].startswith("/login")
-        ), (r.status_code, r.headers)
+        assert r.status_code == 200 and "Signed in as admin" in r.text, (r.status_code, r.headers)
 
         # A second start migrates nothing more and keeps the password.
         new.stop()

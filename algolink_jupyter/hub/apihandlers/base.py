@@ -108,6 +108,8 @@ class HubHandler(web.RequestHandler):
         """The signed-in user of the pages, or an anonymous caller. With ``check_xsrf``, a call that
         changes something must carry the page's XSRF token too."""
         value = self.session_value()
+        if value and re.fullmatch(r"[0-9a-f]{64}", value):  # an older hub's: a token's hash
+            value = "t:" + value
         kind, _, rest = (value or "").partition(":")
         try:
             if kind == "u":
