@@ -240,8 +240,24 @@ class Gate:
                     service_id=row.service_id,
                 )
                 expires = row.expires_at
-                row.last_used, row.last_ip = orm.utcnow(), (ip or None)
-                db.commit()
+                # The same read fills the user's caches (one database session, not three).
+                self._users[user.id] = (
+                    (user.name, user.admin, user.session_version, user.disabled),
+                    now,
+                )
+                self._roles[user.id] = (
+                    {m.project_id: m.role for m in user.memberships},
+                    now,
+                )
+                # Last used: to the minute (a write only when it says something new).
+                stamp = orm.utcnow()
+                if (
+                    row.last_used is None
+                    or (stamp - row.last_used).total_seconds() >= 60
+                    or (row.last_ip != (ip or None) and ip)
+                ):
+                    row.last_used, row.last_ip = stamp, (ip or None)
+                    db.commit()
             cached = (base, now, expires)
             self._tokens[hashed] = cached  # type: ignore[assignment]
         base, _, expires = cached  # type: ignore[misc]

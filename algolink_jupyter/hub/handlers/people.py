@@ -138,7 +138,20 @@ class AccountPage(PageHandler, UserAPIHandler):
         self.get(notice=self.t("account_saved"))
 
 
-class MemberAddAction(PageHandler, MemberListAPIHandler):
+class MemberAction(PageHandler):
+    """A change of a project's members from its page: back to the members, or the page again with
+    the API's refusal in the page's language (and the API's status)."""
+
+    def refused(self, project_name: str, error: APIError) -> None:
+        self.db.rollback()
+        self.set_status(error.status_code)
+        ProjectPage.get(self, project_name, error=self.error_text(error))  # type: ignore[arg-type]
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.redirect(f"/projects/{quote(self.path_args[0], safe='')}#members")
+
+
+class MemberAddAction(MemberAction, MemberListAPIHandler):
     def post(self, project_name: str) -> None:  # type: ignore[override]
         body = {
             "user": self.get_body_argument("user", "").strip(),
@@ -148,15 +161,10 @@ class MemberAddAction(PageHandler, MemberListAPIHandler):
         try:
             MemberListAPIHandler.post(self, project_name)
         except APIError as e:
-            self.db.rollback()
-            self.set_status(e.status_code)
-            ProjectPage.get(self, project_name, error=self.error_text(e))  # type: ignore[arg-type]
-
-    def write_json(self, body: Any, status: int = 200) -> None:
-        self.redirect(f"/projects/{quote(self.path_args[0], safe='')}#members")
+            self.refused(project_name, e)
 
 
-class MemberChangeAction(PageHandler, MemberAPIHandler):
+class MemberChangeAction(MemberAction, MemberAPIHandler):
     def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
         role = self.get_body_argument("role", "")
         try:
@@ -166,12 +174,7 @@ class MemberChangeAction(PageHandler, MemberAPIHandler):
                 self.request.body = access_json({"role": role})
                 MemberAPIHandler.patch(self, project_name, name)
         except APIError as e:
-            self.db.rollback()
-            self.set_status(e.status_code)
-            ProjectPage.get(self, project_name, error=self.error_text(e))  # type: ignore[arg-type]
-
-    def write_json(self, body: Any, status: int = 200) -> None:
-        self.redirect(f"/projects/{quote(self.path_args[0], safe='')}#members")
+            self.refused(project_name, e)
 
 
 people_handlers = [
