@@ -3,7 +3,8 @@
 - the project's own environment (``pip install -e``, what ``make`` does) lists both extensions enabled;
 - ``pip install .`` (not editable) into a fresh virtual environment does too, with no other step;
 - the sdist carries the built extension, its ``install.json`` and the TypeScript sources;
-- ``GET <base>algolink/api/hub/services`` against a real Jupyter server and a real hub process.
+- ``GET <base>algolink/api/hub/services`` against a real Jupyter server and a real hub process: the
+  services, who the token signs in (a developer, a viewer, nobody) and what they may publish to.
 
 The extension's own lint and unit tests (eslint, tsc, node's test runner) run in ``make js-test``, which
 ``make test`` depends on.
@@ -198,12 +199,92 @@ async def test_hub_route_lists_the_services_without_revealing_the_token(jp_fetch
     assert all(s["project"] != "another" for s in body["services"])
 
 
+@pytest.fixture(scope="module")
+def people(hub):
+    """A developer of lab-demo (and a viewer of another), and viewers of lab-demo: one with a token of
+    all their say, one with a token limited to the project (as a notebook's token would be)."""
+    tokens = {
+        "dev": hub.add_user("dev", {"lab-demo": "developer", "another": "viewer"}),
+        "vic": hub.add_user("vic", {"lab-demo": "viewer"}),
+        "val": hub.add_user("val", {"lab-demo": "viewer"}, token_name="lab", project="lab-demo"),
+    }
+    r = hub.api("PATCH", "/api/v1/users/dev", json={"display_name": "Dee Veloper"})
+    assert r.status_code == 200, r.text
+    return tokens
+
+
+async def test_hub_route_says_who_is_signed_in_and_what_they_may_publish(
+    jp_fetch, monkeypatch, hub, people
+):
+    monkeypatch.setenv("ALGOLINK_HUB_URL", hub.url)
+    monkeypatch.setenv("ALGOLINK_TOKEN", people["dev"])
+    code, body = await get_services(jp_fetch)
+    assert code == 200, body
+    assert body["signed_in"] is True and people["dev"] not in json.dumps(body)
+    user = body["user"]
+    assert (user["name"], user["display_name"], user["admin"]) == ("dev", "Dee Veloper", False)
+    assert user["projects"] == {"lab-demo": "developer", "another": "viewer"}
+    assert user["token"]["name"] == "dev-token" and user["token"]["limits"] == []
+    assert body["may"] == {
+        "publish": True,
+        "projects": ["lab-demo"],
+        "create_projects": True,
+        "service": None,
+        "viewer_of": ["another"],
+        "reason": None,
+    }
+    (service,) = body["services"]
+    assert (service["project"], service["name"], service["role"]) == (
+        "lab-demo",
+        "echo",
+        "developer",
+    )
+
+    # A viewer with a token of all their say may still make a project of their own (the hub lets
+    # anyone signed in do so), but not publish to lab-demo.
+    monkeypatch.setenv("ALGOLINK_TOKEN", people["vic"])
+    code, body = await get_services(jp_fetch)
+    assert code == 200, body
+    assert body["user"]["name"] == "vic"
+    assert body["may"]["projects"] == [] and body["may"]["create_projects"] is True
+    assert body["may"]["viewer_of"] == ["lab-demo"] and body["may"]["publish"] is True
+    assert [s["role"] for s in body["services"]] == ["viewer"]
+
+    # A viewer whose token is limited to lab-demo may publish nowhere: the panel says why.
+    monkeypatch.setenv("ALGOLINK_TOKEN", people["val"])
+    code, body = await get_services(jp_fetch)
+    assert code == 200, body
+    assert body["user"]["name"] == "val"
+    assert body["user"]["token"]["project"] == "lab-demo"
+    assert body["user"]["token"]["limits"] == ["limited to the project lab-demo"]
+    assert body["may"]["publish"] is False and body["may"]["reason"] == "viewer"
+    assert body["may"]["create_projects"] is False
+    assert [(s["name"], s["role"]) for s in body["services"]] == [("echo", "viewer")]
+
+
+async def test_hub_route_without_a_token_says_to_sign_in(
+    jp_fetch, monkeypatch, hub, no_user_config
+):
+    monkeypatch.setenv("ALGOLINK_HUB_URL", hub.url)
+    monkeypatch.delenv("ALGOLINK_TOKEN", raising=False)
+    no_user_config.write_text(json.dumps({"hub_url": hub.url}))
+    code, body = await get_services(jp_fetch)
+    assert code == 200, body
+    assert body["configured"] is True and body["signed_in"] is False
+    assert body["services"] == []
+    assert f"Not signed in to the hub at {hub.url}" in body["message"]
+    assert f"`algolink login --hub {hub.url}`" in body["message"]
+
+
 async def test_hub_route_explains_a_refused_token(jp_fetch, monkeypatch, hub):
     monkeypatch.setenv("ALGOLINK_HUB_URL", hub.url)
     monkeypatch.setenv("ALGOLINK_TOKEN", "not-a-token")
     code, body = await get_services(jp_fetch)
     assert code == 502
     assert "refused the token" in body["error"] and "ALGOLINK_TOKEN" in body["error"]
+    assert (
+        "restart JupyterLab" in body["error"]
+    )  # the environment's token: only a restart changes it
 
 
 async def test_hub_route_explains_an_unreachable_hub(jp_fetch, monkeypatch):

@@ -1,5 +1,6 @@
 """The JupyterLab extension in a real JupyterLab, driven by Playwright on Debian's Chromium (headless,
---no-sandbox), with a real hub configured through the environment JupyterLab starts from.
+--no-sandbox), with a real hub named in the environment JupyterLab starts from and the token in the
+AlgoLink config file (as ``algolink login`` keeps it).
 
 A notebook defines two commands; the palette's "AlgoLink: Serve this notebook" serves them; the status bar
 says "AlgoLink: 2 commands"; the AlgoLink panel lists them. Its "Copy export line" puts
@@ -8,6 +9,11 @@ says "AlgoLink: 2 commands"; the AlgoLink panel lists them. Its "Copy export lin
 command's answer through Jupyter: one with the example recorded beside the notebook as its body, one with
 a sample PNG for its image input. The hub section lists the hub's service with its status and a
 link to its page; "AlgoLink: Publish this notebook" adds and runs a ``%algolink publish`` cell.
+
+Signed in as another user (the config file rewritten, as ``algolink login`` does, then Refresh): a
+viewer sees their name, the token's limit and one sentence instead of any publish action (the palette's
+Publish command is disabled too); a developer sees their name, the project they may publish to and a
+Publish button whose form says the same; without a token the panel says to run ``algolink login``.
 Screenshots go to ``test-artifacts/labextension/`` (or ``$ALGOLINK_TEST_ARTIFACTS``).
 """
 
@@ -63,6 +69,13 @@ def hub(tmp_path_factory):
     h.stop()
 
 
+def sign_in_as(lab, hub, token) -> None:
+    """What ``algolink login`` leaves behind: the hub's URL and a user's token in the config file
+    JupyterLab (and its kernels) read (no token: signed out)."""
+    config = {"hub_url": hub.url, **({"token": token} if token else {})}
+    lab["config"].write_text(json.dumps(config))
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, hub):
     """``jupyter lab`` on a free port, with the hub's URL and token in its environment."""
@@ -79,10 +92,12 @@ def lab(tmp_path_factory, hub):
     (root / "algolink_examples" / "shout").mkdir(parents=True)
     (root / "algolink_examples" / "shout" / "001.json").write_text(json.dumps(EXAMPLE))
     port, token = free_port(), uuid.uuid4().hex
+    config = home / "algolink.json"
+    config.write_text(json.dumps({"hub_url": hub.url, "token": hub.token}))
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")},
         "ALGOLINK_HUB_URL": hub.url,
-        "ALGOLINK_TOKEN": hub.token,
+        "ALGOLINK_CONFIG": str(config),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "JUPYTER_CONFIG_DIR": str(home / "config"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
@@ -121,7 +136,13 @@ def lab(tmp_path_factory, hub):
 
     wait_for(up, timeout=120, what="jupyter lab")
     assert proc.poll() is None, (home / "lab.log").read_text()
-    yield {"url": url, "token": token, "log": home / "lab.log", "runtime": home / "runtime"}
+    yield {
+        "url": url,
+        "token": token,
+        "log": home / "lab.log",
+        "runtime": home / "runtime",
+        "config": config,
+    }
     proc.terminate()
     try:
         proc.wait(30)
@@ -275,4 +296,88 @@ def test_panel_status_bar_and_commands_in_jupyterlab(lab, hub, artifacts):
             print(lab["log"].read_text()[-5000:])
             raise
         finally:
+            browser.close()
+
+
+def test_the_panel_shows_who_is_signed_in_and_only_what_they_may_do(lab, hub, artifacts):
+    viewer = hub.add_user("vera", {"lab-demo": "viewer"}, token_name="lab", project="lab-demo")
+    developer = hub.add_user("dana", {"lab-demo": "developer"})
+    r = hub.api("PATCH", "/api/v1/users/dana", json={"display_name": "Dana Dev"})
+    assert r.status_code == 200, r.text
+    r = hub.api("PATCH", "/api/v1/users/vera", json={"display_name": "Vera Viewer"})
+    assert r.status_code == 200, r.text
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(60_000)
+        panel = page.locator("#algolink-panel")
+        hub_section = panel.locator("[data-section='hub']")
+        publish_enabled = "() => window.jupyterapp.commands.isEnabled('algolink:publish')"
+        try:
+            sign_in_as(lab, hub, viewer)
+            page.goto(f"{lab['url']}/lab/tree/demo.ipynb?reset&token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+            )
+            page.click(".jp-SideBar .lm-TabBar-tab[data-id='algolink-panel']")
+
+            # A viewer: who, the token's limit, and why there is nothing to publish with.
+            user = hub_section.locator(".algolink-user[data-user='vera']")
+            user.wait_for()
+            assert user.locator(".algolink-signed-in").inner_text() == (
+                f"Signed in to {hub.url} as Vera Viewer (vera)"
+            )
+            assert user.locator(".algolink-token").inner_text() == (
+                "Token lab: limited to the project lab-demo."
+            )
+            assert hub_section.locator(".algolink-cannot-publish").inner_text() == (
+                "You are a viewer of lab-demo: you may call the services but not publish. To "
+                "publish, ask a project owner to make you a developer."
+            )
+            assert hub_section.locator("button.algolink-publish").count() == 0
+            service = hub_section.locator(".algolink-service[data-service='echo']")
+            assert service.get_attribute("data-role") == "viewer"
+            assert page.evaluate(publish_enabled) is False
+            panel.screenshot(path=str(artifacts / "04-sidebar-viewer.png"))
+
+            # Signed in as a developer (`algolink login` again), seen at the next refresh.
+            sign_in_as(lab, hub, developer)
+            panel.locator("button.algolink-refresh").click()
+            user = hub_section.locator(".algolink-user[data-user='dana']")
+            user.wait_for()
+            assert user.locator(".algolink-signed-in").inner_text() == (
+                f"Signed in to {hub.url} as Dana Dev (dana)"
+            )
+            assert user.locator(".algolink-token").count() == 0  # a token of all her say
+            assert hub_section.locator(".algolink-publish-where").inner_text() == (
+                "You may publish to lab-demo, a new project of your own."
+            )
+            assert hub_section.locator(".algolink-cannot-publish").count() == 0
+            assert service.get_attribute("data-role") == "developer"
+            assert page.evaluate(publish_enabled) is True
+            panel.screenshot(path=str(artifacts / "05-sidebar-developer.png"))
+            # Its Publish button adds the publish cell, whose form says the same.
+            hub_section.locator("button.algolink-publish").click()
+            signed_in = page.locator(".algolink-publish-signed-in").last
+            signed_in.wait_for(timeout=120_000)
+            assert signed_in.inner_text() == f"Signed in to {hub.url} as Dana Dev (dana)."
+            page.screenshot(path=str(artifacts / "06-publish-form-developer.png"))
+
+            # Signed out: how to sign in.
+            sign_in_as(lab, hub, None)
+            panel.locator("button.algolink-refresh").click()
+            out = hub_section.locator(".algolink-user[data-signed-in='false']")
+            out.wait_for()
+            assert out.inner_text() == (
+                f"Not signed in to {hub.url}: run `algolink login --hub {hub.url}` in a terminal, "
+                "then press Refresh."
+            )
+            assert page.evaluate(publish_enabled) is False
+        except Exception:
+            page.screenshot(path=str(artifacts / "failure-signed-in.png"))
+            print(lab["log"].read_text()[-5000:])
+            raise
+        finally:
+            sign_in_as(lab, hub, hub.token)
             browser.close()

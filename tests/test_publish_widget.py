@@ -417,6 +417,64 @@ def test_an_unreachable_hub_and_a_bad_token_are_sentences(hub):
     assert form.publish_button.disabled
 
 
+def test_the_form_says_who_is_signed_in_and_offers_only_what_they_may(hub):
+    """A developer sees their name and the projects they may publish to (and "new…"); a viewer whose
+    token may make no project gets one plain sentence instead of a Publish button the hub would
+    refuse; a viewer with a token of all their say may publish to a new project only."""
+    hub.ensure_group("team", "g")
+    dev = hub.add_user("dana", {"team": "developer", "looking": "viewer"})
+    r = hub.api("PATCH", "/api/v1/users/dana", json={"display_name": "Dana Dev"})
+    assert r.status_code == 200, r.text
+    form = build_publish_form(registry(), HubClient(hub.url, dev), project="team", name="shout")
+    assert form.signed_in == f"Signed in to {hub.url} as Dana Dev (dana)."
+    assert f"<code>{hub.url}</code> as <b>Dana Dev (dana)</b>" in form.hub_line.value
+    assert "algolink-publish-token" not in form.hub_line.value  # a token of all her say
+    assert form.project.options == ("team", "new…") and form.project.value == "team"
+    assert form.group.value == "g"
+    assert "You are a viewer of looking: publishing there needs the developer role" in (
+        form.hub_line.value
+    )
+    assert form.may_publish and form.cannot_publish == ""
+    assert form.publish_button.layout.display == "" and not form.publish_button.disabled
+    assert form.connect_button.layout.display == ""
+
+    # A viewer of team whose token is limited to team: no Publish, no Connect, no lists; a sentence.
+    limited = hub.add_user("vera", {"team": "viewer"}, token_name="nb", project="team")
+    form = build_publish_form(registry(), HubClient(hub.url, limited), project="team", name="shout")
+    assert form.signed_in == f"Signed in to {hub.url} as vera."
+    assert "Token nb: limited to the project team." in form.hub_line.value
+    assert form.cannot_publish == (
+        "You are a viewer of team (this token is limited to the project team): you may call its "
+        "services but not publish. To publish there, ask a project owner to make you a developer."
+    )
+    assert "algolink-publish-cannot" in form.hub_line.value
+    assert not form.may_publish
+    for w in (form.publish_button, form.connect_button, form.project, form.service):
+        assert w.layout.display == "none"
+    assert form.publish_button.disabled and form.connect_button.disabled
+    assert form.start("publish") is False and form.message == form.cannot_publish
+    assert form.start("connect") is False and form.message == form.cannot_publish
+    assert not form.export_button.disabled  # exporting stays this user's to do
+
+    # A viewer with a token of all her say: only a new project of her own, and team refused at once.
+    viewer = hub.add_user("vic", {"team": "viewer"})
+    form = build_publish_form(registry(), HubClient(hub.url, viewer), project="team", name="shout")
+    assert form.project.options == ("new…",) and form.new_project.value == "team"
+    assert "You are a viewer of team: publishing there needs the developer role" in (
+        form.where_error.value
+    )
+    assert form.publish_button.disabled
+    form.new_project.value = "vics-own"
+    assert form.where_error.value == "" and not form.publish_button.disabled
+
+    # No token at all: how to sign in.
+    form = build_publish_form(registry(), HubClient(hub.url, ""), name="shout")
+    assert f"Not signed in to the hub at {hub.url}: run `algolink login --hub {hub.url}`" in (
+        form.hub_line.value
+    )
+    assert form.publish_button.disabled
+
+
 def test_the_preview_renders_markdown_as_the_hub_does():
     form = build_publish_form(registry(), None, name="shout", no_hub_reason="No hub.")
     form.description.value = (

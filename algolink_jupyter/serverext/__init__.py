@@ -4,7 +4,9 @@ A serving kernel announces its port and token in a file in Jupyter's runtime dir
 (:mod:`algolink_jupyter.kernel.announce`). This extension adds these routes under ``<base_url>algolink/``:
 
 - ``api/endpoints``: the live kernel endpoints of this Jupyter server (never a token or a port);
-- ``api/hub/services``: the hub's services, asked with this server's ALGOLINK_HUB_URL and ALGOLINK_TOKEN;
+- ``api/hub/services``: who is signed in to the hub, what they may publish to, and the hub's services,
+  asked with this server's ALGOLINK_HUB_URL and ALGOLINK_TOKEN (or the config file `algolink login`
+  writes);
 - ``api/access`` and ``api/examples/<kernel_id>/<command>``: what the panel's curl lines need, how curl
   authenticates here and the command's recorded examples (:mod:`.curl`);
 - ``kernels/<kernel_id>/<path>``: forwarded to that kernel's server with the kernel's token, which never

@@ -5,8 +5,14 @@ The Jupyter server asks the hub itself, with the hub URL and token of its own en
 ``algolink`` command finds them, so the hub's token never reaches the browser. The answer is JSON:
 
 - ``{"configured": false, "message": "<what to set>"}`` while no hub URL is set;
-- ``{"configured": true, "hub_url": ..., "services": [{"project", "name", "group", "status",
-  "published_version", "page_url", "api_url"}]}`` when the hub answered;
+- ``{"configured": true, "hub_url": ..., "signed_in": false, "message": "<run algolink login>",
+  "services": []}`` while no token is set (the hub lists nothing to nobody);
+- ``{"configured": true, "hub_url": ..., "signed_in": true, "user": {"name", "display_name", "admin",
+  "projects": {project: role}, "token": {"name", "scopes", "project", "service", "expires_at",
+  "limits": [...]} or null}, "may": {"publish", "projects", "create_projects", "service", "viewer_of",
+  "reason"}, "services": [{"project", "name", "group", "status", "published_version", "page_url",
+  "api_url", "role"}]}`` when the hub answered: who the token signs in, what they may publish to
+  (:func:`algolink_jupyter.client.rights.publish_rights`), and the services of the projects they see;
 - a 502 ``{"error": "<one sentence>"}`` when it could not be asked (unreachable, token refused, ...).
 """
 
@@ -22,7 +28,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..client import config_path
+from ..client import config_path, rights
 from ..client import hub_settings as client_settings
 from ..errors import CLIError
 from .base import AUTH_RESOURCE, AlgoLinkHandler
@@ -33,6 +39,11 @@ HUB_TIMEOUT = 10.0
 
 class HubUnavailable(Exception):
     """The hub could not be asked: the message is one sentence that says what to do."""
+
+
+#: What the sidebar's sentences about the token say to do once it is fixed.
+THEN = "press Refresh in the AlgoLink panel"
+THEN_ENV = "restart JupyterLab"
 
 
 def hub_settings(environ: Optional[dict] = None) -> tuple:
@@ -81,11 +92,12 @@ async def _get_json(url: str, token: Optional[str], hub_url: str) -> Any:
                 message = str(json.loads(e.response.body)["error"])
             except (ValueError, KeyError, TypeError):
                 message = e.response.body.decode("utf-8", "replace").strip()[:200]
-        if code in (401, 403):
+        if code in (401, 403) and rights.refuses_token(code, message):
             raise HubUnavailable(
-                f"The hub at {hub_url} refused the token ({message or code}): set ALGOLINK_TOKEN "
-                "to a valid hub token and restart JupyterLab."
+                rights.refused_sentence(hub_url, message or code, THEN, THEN_ENV)
             ) from None
+        if code in (401, 403):
+            raise HubUnavailable(f"The hub at {hub_url} refused {url}: {message or code}") from None
         if code == 599:
             raise HubUnavailable(
                 f"The hub at {hub_url} did not answer within {HUB_TIMEOUT:.0f} s: check that it runs "
@@ -107,14 +119,64 @@ async def _get_json(url: str, token: Optional[str], hub_url: str) -> Any:
         ) from None
 
 
-async def hub_services(hub_url: str, token: Optional[str]) -> list:
-    """Every service of every project the hub lists, in project then service order."""
+def _check_url(hub_url: str) -> None:
     parts = urllib.parse.urlsplit(hub_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise HubUnavailable(
             f"ALGOLINK_HUB_URL is not an http(s) address ({hub_url!r}): set it to the hub's address "
             "such as http://127.0.0.1:8800."
         )
+
+
+def user_model(me: dict) -> dict:
+    """The sidebar's part of ``GET /api/v1/user``: who, their roles, the token's limits (no id)."""
+    token = me.get("token") if isinstance(me.get("token"), dict) else None
+    return {
+        "name": str(me.get("name") or ""),
+        "display_name": str(me.get("display_name") or me.get("name") or ""),
+        "admin": bool(me.get("admin")),
+        "projects": dict(me.get("projects") or {}),
+        "token": None
+        if token is None
+        else {
+            "name": token.get("name"),
+            "scopes": list(token.get("scopes") or []),
+            "project": token.get("project"),
+            "service": token.get("service"),
+            "expires_at": token.get("expires_at"),
+            "limits": rights.token_limits(me),
+        },
+    }
+
+
+async def hub_state(hub_url: str, token: Optional[str]) -> dict:
+    """The hub part of the sidebar: who is signed in, what they may publish to, and the services of
+    the projects they may see (see the module's docstring)."""
+    _check_url(hub_url)
+    state: dict = {"configured": True, "hub_url": hub_url}
+    if not token:
+        message = rights.not_signed_in_sentence(hub_url, THEN)
+        return {**state, "signed_in": False, "message": message, "services": []}
+    me = await _get_json(hub_url + "/api/v1/user", token, hub_url)
+    if not isinstance(me, dict) or not me.get("name"):
+        raise HubUnavailable(
+            f"{hub_url} does not answer like an AlgoLink hub (no user at {hub_url}/api/v1/user): "
+            "check ALGOLINK_HUB_URL, or update the hub."
+        )
+    readable = "read" in (me.get("scopes") or [])
+    projects = await _projects(hub_url, token) if readable else []
+    only = (me.get("token") or {}).get("service")
+    services = await hub_services(hub_url, token, projects, only) if readable else []
+    return {
+        **state,
+        "signed_in": True,
+        "user": user_model(me),
+        "may": rights.publish_rights(me, projects),
+        "services": services,
+    }
+
+
+async def _projects(hub_url: str, token: Optional[str]) -> list:
     api = hub_url + "/api/v1/projects"
     projects = await _get_json(api, token, hub_url)
     if not isinstance(projects, list):
@@ -122,10 +184,33 @@ async def hub_services(hub_url: str, token: Optional[str]) -> list:
             f"{hub_url} does not answer like an AlgoLink hub (no project list at {api}): "
             "check ALGOLINK_HUB_URL."
         )
-    names = sorted(str(p["name"]) for p in projects if isinstance(p, dict) and p.get("name"))
-    details = await asyncio.gather(
-        *(_get_json(f"{api}/{_quote(name)}", token, hub_url) for name in names)
-    )
+    return [p for p in projects if isinstance(p, dict) and p.get("name")]
+
+
+async def hub_services(
+    hub_url: str,
+    token: Optional[str],
+    projects: Optional[list] = None,
+    only: Optional[str] = None,
+) -> list:
+    """Every service of every project the hub lists (or of ``projects``, its answer), in project then
+    service order, each with the caller's ``role`` in its project; ``only`` ("P/S", a token limited
+    to that service, which the hub does not let see the rest of its project): that service alone."""
+    _check_url(hub_url)
+    api = hub_url + "/api/v1/projects"
+    if projects is None:
+        projects = await _projects(hub_url, token)
+    roles = {str(p["name"]): p.get("role") for p in projects}
+    names = sorted(roles)
+    if only:
+        project, _, name = only.partition("/")
+        names = [project]
+        one = await _get_json(f"{api}/{_quote(project)}/services/{_quote(name)}", token, hub_url)
+        details = [{"services": [one]}]
+    else:
+        details = await asyncio.gather(
+            *(_get_json(f"{api}/{_quote(name)}", token, hub_url) for name in names)
+        )
     services = []
     for project, detail in zip(names, details):
         for service in (detail or {}).get("services") or []:
@@ -143,6 +228,7 @@ async def hub_services(hub_url: str, token: Optional[str]) -> list:
                     "published_version": published,
                     "page_url": f"{hub_url}/projects/{_quote(project)}/services/{_quote(name)}",
                     "api_url": serve if service.get("status") == "online" else None,
+                    "role": roles.get(project),
                 }
             )
     services.sort(key=lambda s: (s["project"], s["name"]))
@@ -150,7 +236,9 @@ async def hub_services(hub_url: str, token: Optional[str]) -> list:
 
 
 class HubServicesHandler(AlgoLinkHandler):
-    """The hub's services, asked by the Jupyter server with its own environment's token."""
+    """Who is signed in to the hub and its services, asked by the Jupyter server with the token of
+    its own environment (or of the user's config file, which ``algolink login`` writes: read again
+    on every request, so a login shows at the panel's next refresh)."""
 
     @web.authenticated
     @authorized(action="read", resource=AUTH_RESOURCE)
@@ -160,8 +248,8 @@ class HubServicesHandler(AlgoLinkHandler):
             if url is None:
                 self.finish(json.dumps({"configured": False, "message": not_configured_message()}))
                 return
-            services = await hub_services(url, token)
+            state = await hub_state(url, token)
         except HubUnavailable as e:
             self.write_json_error(502, str(e))
             return
-        self.finish(json.dumps({"configured": True, "hub_url": url, "services": services}))
+        self.finish(json.dumps(state))

@@ -37,7 +37,7 @@ from typing import Any, Optional
 import ipywidgets as widgets
 
 from .. import names
-from ..client import HubClient, HubRequestError, config_path, hub_settings, service_page_url
+from ..client import HubClient, HubRequestError, config_path, hub_settings, rights, service_page_url
 from ..errors import CLIError
 from ..examples import DEFAULT_DIR as EXAMPLES_DIR
 from ..kernel import registry as kernel_registry
@@ -139,6 +139,12 @@ class PublishForm(widgets.VBox):
         self._conflict: Optional[tuple] = None  # (project, service) the typed name collides with
         self._dev_name = False  # the name is a development service's: Publish needs another
         self.hub_problem = ""  # why the hub could not be asked, when it could not
+        #: Who the hub takes the token for (``GET /api/v1/user``) and what they may publish to
+        #: (:func:`algolink_jupyter.client.rights.publish_rights`); None until the hub answered.
+        self.me: Optional[dict] = None
+        self.rights: Optional[dict] = None
+        self.signed_in = ""  # "Signed in to <hub> as <display name> (<name>)."
+        self.cannot_publish = ""  # why this user may publish nowhere, and what to ask for
         self._log_lock = threading.Lock()
         self._uploaded: Optional[tuple] = None  # (project, group, name) once a publish uploaded
         meta = dict(getattr(registry, "metadata", None) or {})
@@ -267,6 +273,11 @@ class PublishForm(widgets.VBox):
         self.verify_button.on_click(lambda _b: self.start("verify"))
         self.publish_button.on_click(lambda _b: self.start("publish"))
         self.connect_button.on_click(lambda _b: self.start("connect"))
+        self.connect_note = widgets.HTML(
+            "<small>Connect (development) lets the hub serve this kernel's live model "
+            "under the project, group and name above, while the kernel runs: nothing is "
+            "exported or published.</small>"
+        )
         self.page_url: Optional[str] = None  # set by Connect (development)
         self.serve_url: Optional[str] = None
         self.progress = widgets.IntProgress(
@@ -323,11 +334,7 @@ class PublishForm(widgets.VBox):
                         self.connect_button,
                     ]
                 ),
-                widgets.HTML(
-                    "<small>Connect (development) lets the hub serve this kernel's live model "
-                    "under the project, group and name above, while the kernel runs: nothing is "
-                    "exported or published.</small>"
-                ),
+                self.connect_note,
                 widgets.HBox([self.progress, self.step]),
                 self.status,
                 self.result,
@@ -363,21 +370,29 @@ class PublishForm(widgets.VBox):
         group: Optional[str] = None,
         name: Optional[str] = None,
     ) -> bool:
-        """Fill the lists from the hub, selecting ``project``, ``group`` and the service ``name`` when
-        the hub has them (else "new…" with the names typed in); on failure say why in the form
-        (:attr:`hub_problem`). True when the hub answered."""
+        """Ask the hub who is signed in and fill the lists with the projects they may publish to
+        (developer, owner or hub admin; "new…" only when they may create projects), selecting
+        ``project``, ``group`` and the service ``name`` when the hub has them (else "new…" with the
+        names typed in); on failure say why in the form (:attr:`hub_problem`). True when the hub
+        answered."""
         found = {}
         try:
-            self.client.call("GET", "/api/v1/tokens")  # any valid token may list tokens
-            for p in self.client.call("GET", "/api/v1/projects"):
-                found[p["name"]] = self._project_info(p["name"], p)
+            me = self.client.call("GET", "/api/v1/user")
+            readable = "read" in (me.get("scopes") or [])
+            projects = self.client.call("GET", "/api/v1/projects") if readable else []
+            allowed = rights.publish_rights(me, projects)
+            for p in projects:
+                if p["name"] in allowed["projects"]:
+                    found[p["name"]] = self._project_info(p["name"], p)
         except Exception as e:
             self._hub_failed(e)
             return False
+        self.me, self.rights = me, allowed
         self._hub = found
         self._hub_answered()
-        if project is None and self._hub:
-            project = sorted(self._hub)[0]  # no project named: the first one on the hub
+        if project is None or (project not in self._hub and not allowed["create_projects"]):
+            # No project named (or one this user may not publish to, nor make): the first one.
+            project = sorted(self._hub)[0] if self._hub else project
         self._fill(project, group, name)
         return True
 
@@ -421,16 +436,55 @@ class PublishForm(widgets.VBox):
         self.client_ok = False
 
     def _hub_answered(self) -> None:
+        """The hub answered: who is signed in (and the token's limits), and what they may do."""
         self.hub_problem = ""
         self.client_ok = True
-        self.hub_line.value = f"<small>Hub: <code>{_esc(self.client.url)}</code></small>"
+        me, allowed = self.me or {}, self.rights or {}
+        self.signed_in = rights.signed_in_line(self.client.url, me)
+        self.cannot_publish = rights.cannot_publish_sentence(me, allowed)
+        lines = [
+            '<div class="algolink-publish-signed-in"><small>Signed in to '
+            f"<code>{_esc(self.client.url)}</code> as <b>{_esc(rights.who(me))}</b>"
+            f"{', a hub admin' if me.get('admin') else ''}.</small></div>"
+        ]
+        token = rights.token_line(me)
+        if token:
+            lines.append(f'<div class="algolink-publish-token"><small>{_esc(token)}</small></div>')
+        if self.cannot_publish:
+            lines.append(
+                f'<div class="algolink-publish-cannot" style="{_ERROR_STYLE}">'
+                f"{_esc(self.cannot_publish)}</div>"
+            )
+        else:
+            note = rights.viewer_note(allowed)
+            if note:
+                lines.append(
+                    f'<div class="algolink-publish-viewer-note" style="{_NOTE_STYLE}">'
+                    f"<small>{_esc(note)}</small></div>"
+                )
+        self.hub_line.value = "".join(lines)
+
+    @property
+    def may_publish(self) -> bool:
+        """Whether Publish and Connect are offered: not when the hub said this user may publish
+        nowhere (until the hub answers, the buttons stay, disabled)."""
+        return self.rights is None or bool(self.rights["publish"])
+
+    def _may_create(self) -> bool:
+        return self.rights is None or bool(self.rights["create_projects"])
 
     def _fill(self, project: Optional[str], group: Optional[str], service: Optional[str]) -> None:
         """Set the three lists from :attr:`_hub` and select ``project``, ``group`` and ``service``
         (a name the hub has not got selects "new…" and is typed in the field below)."""
+        create = self._may_create()
+        if not self.may_publish or not (create or self._hub):
+            self.check()  # nowhere to publish: the lists stay as they are, hidden
+            return
         self._filling = True  # a new options list selects its first entry: not the user's choice
         try:
-            self.project.options = [*sorted(self._hub), NEW]
+            if not create and project not in self._hub:
+                project = sorted(self._hub)[0]
+            self.project.options = [*sorted(self._hub), *([NEW] if create else [])]
             self.project.value = project if project in self._hub else NEW
             if project and project not in self._hub:
                 self.new_project.value = project
@@ -553,6 +607,11 @@ class PublishForm(widgets.VBox):
             found["name"] = problem
         if self.project.value == NEW:
             problem = name_problem("project", self.new_project.value.strip())
+            if problem is None and project in (self.rights or {}).get("viewer_of", ()):
+                problem = (
+                    f"You are a viewer of {project}: publishing there needs the developer role; "
+                    f"{rights.ASK_OWNER}, or name a new project of your own."
+                )
             if problem:
                 found["project"] = problem
         if self.group.value == NEW:
@@ -580,15 +639,26 @@ class PublishForm(widgets.VBox):
         busy = self.state == "working"
         self.export_button.disabled = busy
         self.verify_button.disabled = busy
-        self.publish_button.disabled = busy or bool(found) or not getattr(self, "client_ok", False)
-        self.connect_button.disabled = busy or self.client is None
+        self.publish_button.disabled = (
+            busy or bool(found) or not getattr(self, "client_ok", False) or not self.may_publish
+        )
+        self.connect_button.disabled = busy or self.client is None or not self.may_publish
+        # A user who may publish nowhere gets the sentence that says so (above), not buttons that
+        # would be refused, nor lists of places they cannot publish to.
+        offered = "" if self.may_publish else "none"
+        self.publish_button.layout.display = self.connect_button.layout.display = offered
+        self.connect_note.layout.display = offered
+        for w in (self.project, self.group, self.service):
+            w.layout.display = offered
         conflict = self._conflict
         self.new_version_button.layout.display = "" if conflict else "none"
         self.new_version_button.disabled = busy or not conflict
         if conflict:
             self.new_version_button.description = new_version_label(*conflict)
-        self.new_project.layout.display = "" if self.project.value == NEW else "none"
-        self.new_group.layout.display = "" if self.group.value == NEW else "none"
+        self.new_project.layout.display = (
+            "" if self.project.value == NEW and not offered else "none"
+        )
+        self.new_group.layout.display = "" if self.group.value == NEW and not offered else "none"
         return found
 
     # -- the work ----------------------------------------------------------------------------------
@@ -609,6 +679,9 @@ class PublishForm(widgets.VBox):
             return False
         if action in ("publish", "connect") and self.client is None:
             self._fail(self.message or "No hub is configured.")
+            return False
+        if action in ("publish", "connect") and not self.may_publish:
+            self._fail(self.cannot_publish)
             return False
         if action == "publish" and not self.recheck():  # a name taken meanwhile: before the export
             self._fail(self.hub_problem)

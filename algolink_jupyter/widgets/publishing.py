@@ -21,6 +21,7 @@ from ..client import (
     multipart,
     pack_folder,
     register_dev,
+    rights,
     service_path,
 )
 from ..errors import CLIError
@@ -43,16 +44,11 @@ def failure_sentence(error: BaseException, client: Optional[HubClient]) -> str:
         return str(error)
     if isinstance(error, HubRequestError):
         where = client.url if client is not None else "the hub"
-        if error.status == 401:
-            return (
-                f'The hub at {where} wants a token: set ALGOLINK_TOKEN (or "token" in your AlgoLink '
-                "config) to a token the hub issued, then press the button again."
-            )
-        if error.status == 403:
-            return (
-                f'The hub at {where} refused the token ({error}): set ALGOLINK_TOKEN (or "token" in '
-                "your AlgoLink config) to a valid token, such as the hub's admin token, and try again."
-            )
+        then = "run %algolink publish again"
+        if error.status == 401 and not (client is not None and client.token):
+            return rights.not_signed_in_sentence(where, then)
+        if rights.refuses_token(error.status, str(error)):
+            return rights.refused_sentence(where, error, then)
         text = str(error).rstrip(".")
         return f"The hub refused the request ({error.status}): {text}."
     if isinstance(error, ExportError):

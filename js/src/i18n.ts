@@ -173,6 +173,52 @@ const MESSAGES = {
     en: 'The hub has no service yet: publish this notebook (AlgoLink: Publish this notebook).',
     zh: '中心还没有模型服务：请发布此笔记本（AlgoLink：发布此笔记本）。'
   },
+  'signed-in': { en: 'Signed in to {0} as {1}', zh: '已登录 {0}，身份：{1}' },
+  'hub-admin': { en: ', a hub admin', zh: '（中心管理员）' },
+  'not-signed-in': {
+    en: 'Not signed in to {0}: run `algolink login --hub {0}` in a terminal, then press Refresh.',
+    zh: '未登录 {0}：请在终端运行 `algolink login --hub {0}`，然后点击“刷新”。'
+  },
+  'token-line': { en: 'Token {0}: {1}.', zh: '令牌 {0}：{1}。' },
+  'token-project': { en: 'limited to the project {0}', zh: '仅限项目 {0}' },
+  'token-service': { en: 'limited to the service {0}', zh: '仅限模型服务 {0}' },
+  'token-scopes': { en: 'scopes {0}', zh: '权限范围 {0}' },
+  'token-expires': { en: 'expires {0}', zh: '过期时间 {0}' },
+  'publish-where': { en: 'You may publish to {0}.', zh: '你可以发布到：{0}。' },
+  'a-new-project': { en: 'a new project of your own', zh: '你自己的新项目' },
+  'publish-button': { en: 'Publish this notebook', zh: '发布此笔记本' },
+  'publish-open-notebook': {
+    en: 'Open a notebook to publish it.',
+    zh: '请先打开一个笔记本再发布。'
+  },
+  'cannot-scope': {
+    en: 'The token {0} cannot publish: publishing needs the read and write scopes and it has {1}. Run `algolink login` for a token that may write.',
+    zh: '令牌 {0} 不能发布：发布需要 read 和 write 权限范围，而它只有 {1}。请运行 `algolink login` 获取可以写入的令牌。'
+  },
+  'cannot-service': {
+    en: 'This token is limited to the service {0}, and publishing from the notebook needs a token for a whole project: run `algolink login` for one that is not limited to a service.',
+    zh: '此令牌仅限模型服务 {0}，而从笔记本发布需要整个项目的令牌：请运行 `algolink login` 获取不限于单个模型服务的令牌。'
+  },
+  'cannot-viewer': {
+    en: 'You are a viewer of {0}: you may call the services but not publish. To publish, ask a project owner to make you a developer.',
+    zh: '你是 {0} 的查看者：可以调用模型服务，但不能发布。如需发布，请让项目所有者把你设为开发者。'
+  },
+  'cannot-none': {
+    en: 'You may publish to no project on this hub: ask a project owner to make you a developer.',
+    zh: '你在此中心没有可以发布的项目：请让项目所有者把你设为开发者。'
+  },
+  'viewer-note': {
+    en: 'You are a viewer of {0}: publishing there needs the developer role (ask a project owner to make you a developer).',
+    zh: '你是 {0} 的查看者：在那里发布需要开发者角色（请让项目所有者把你设为开发者）。'
+  },
+  'no-services-seen': {
+    en: 'None of your projects has a service on the hub yet.',
+    zh: '你的项目在中心还没有模型服务。'
+  },
+  'role-viewer': { en: 'viewer', zh: '查看者' },
+  'role-developer': { en: 'developer', zh: '开发者' },
+  'role-owner': { en: 'owner', zh: '所有者' },
+  'role-title': { en: 'Your role in {0}', zh: '你在 {0} 中的角色' },
   'service-page-title': { en: "The service's page on the hub", zh: '该模型服务在中心的页面' },
   version: { en: 'version {0}', zh: '版本 {0}' },
   api: { en: 'API', zh: 'API' },
@@ -210,6 +256,17 @@ export function t(id: MessageId, args: (string | number)[] = [], lang: Lang = cu
   return template.replace(/\{(\d+)\}/g, (whole, i) =>
     Number(i) < args.length ? String(args[Number(i)]) : whole
   );
+}
+
+/** Joins names as a list in the current language: "a, b" or "a、b". */
+export function listText(items: string[], lang: Lang = current): string {
+  return items.join(lang === 'zh' ? '、' : ', ');
+}
+
+/** The label of a project role (viewer, developer, owner); an unknown one as it is. */
+export function roleLabel(role: string, lang: Lang = current): string {
+  const id = `role-${role}`;
+  return id in MESSAGES ? t(id as MessageId, [], lang) : role;
 }
 
 /** The label of a hub service status, as the hub's pages say it; an unknown one as it is. */

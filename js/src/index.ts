@@ -13,7 +13,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { languageOf, setLanguage, t } from './i18n';
-import { endpointOf, serveMessage, statusText } from './model';
+import { endpointOf, mayPublish, serveMessage, statusText } from './model';
 import { AlgoLinkPanel } from './panel';
 import { AlgoLinkStore } from './store';
 
@@ -152,7 +152,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(CommandIDs.publish, {
       label: t('cmd-publish'),
       caption: t('cmd-publish-caption'),
-      isEnabled: () => current() !== null,
+      // Not for a user the hub lets publish nowhere (the panel says why); unknown (no answer yet, or
+      // an unreachable hub) leaves it to the publish form to say.
+      isEnabled: () => current() !== null && mayPublish(store.hub) !== false,
       execute: () => publish()
     });
     app.commands.addCommand(CommandIDs.refresh, {
@@ -164,7 +166,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       store,
       currentKernelId,
       hasNotebook: () => current() !== null,
-      serve: () => void app.commands.execute(CommandIDs.serve)
+      serve: () => void app.commands.execute(CommandIDs.serve),
+      publish: () => void app.commands.execute(CommandIDs.publish)
     });
     sidebar.title.icon = algolinkIcon;
     app.shell.add(sidebar, 'left', { rank: 900 });
@@ -231,6 +234,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       soon();
     });
     store.changed.connect(showStatus);
+    store.changed.connect(() => app.commands.notifyCommandChanged(CommandIDs.publish));
     store.start();
   }
 };

@@ -3,7 +3,7 @@
  * command; the status-bar text. Unit-tested with node's own test runner (see ../test/).
  */
 
-import { t } from './i18n';
+import { listText, t } from './i18n';
 import { dataUri, EMPTY_ZIP, solidPng } from './samples';
 
 /** One serving kernel, as `GET <base>algolink/api/endpoints` lists it. */
@@ -29,11 +29,58 @@ export interface IHubService {
   page_url: string;
   /** The published API, while the service is online. */
   api_url: string | null;
+  /** The signed-in user's role in the service's project: viewer, developer or owner. */
+  role: string | null;
+}
+
+/** The token the Jupyter server asks the hub with: its name and what narrows it. */
+export interface IHubToken {
+  name: string;
+  scopes: string[];
+  project: string | null;
+  service: string | null;
+  expiresAt: string | null;
+  /** Whether anything narrows it (a project or service, fewer scopes, an expiry). */
+  limited: boolean;
+}
+
+/** Who the hub takes the Jupyter server's token for. */
+export interface IHubUser {
+  name: string;
+  displayName: string;
+  admin: boolean;
+  /** project -> role (viewer, developer, owner) of the user's memberships. */
+  projects: Record<string, string>;
+  token: IHubToken | null;
+}
+
+/** Why a user may publish nowhere: the token lacks a scope, is limited to one service, the user is a
+ * viewer only, or has no project at all. */
+export type CannotPublish = 'scope' | 'service' | 'viewer' | 'none';
+
+/** What the signed-in user may publish to (the server extension works it out from the hub's answers). */
+export interface IHubRights {
+  publish: boolean;
+  /** The projects they may publish to (developer, owner, or any for a hub admin). */
+  projects: string[];
+  /** Whether they may make a new project (and publish there). */
+  createProjects: boolean;
+  /** The projects they see as a viewer only. */
+  viewerOf: string[];
+  reason: CannotPublish | null;
 }
 
 /** The hub section's state. */
 export type HubState =
-  | { kind: 'services'; hubUrl: string; services: IHubService[] }
+  | {
+      kind: 'services';
+      hubUrl: string;
+      services: IHubService[];
+      /** Who is signed in (null: a server extension that does not say). */
+      user: IHubUser | null;
+      rights: IHubRights | null;
+    }
+  | { kind: 'signed-out'; hubUrl: string }
   | { kind: 'unconfigured'; message: string }
   | { kind: 'error'; message: string };
 
@@ -150,6 +197,10 @@ export function parseHubState(payload: unknown, status = 200): HubState {
           : t('hub-unconfigured')
     };
   }
+  const hubUrl = typeof payload.hub_url === 'string' ? payload.hub_url : '';
+  if (payload.signed_in === false) {
+    return { kind: 'signed-out', hubUrl };
+  }
   const services: IHubService[] = [];
   for (const item of Array.isArray(payload.services) ? payload.services : []) {
     if (!isObject(item) || typeof item.name !== 'string' || typeof item.project !== 'string') {
@@ -163,14 +214,140 @@ export function parseHubState(payload: unknown, status = 200): HubState {
       published_version:
         typeof item.published_version === 'number' ? item.published_version : null,
       page_url: typeof item.page_url === 'string' ? item.page_url : '',
-      api_url: stringOrNull(item.api_url)
+      api_url: stringOrNull(item.api_url),
+      role: stringOrNull(item.role)
     });
   }
   return {
     kind: 'services',
-    hubUrl: typeof payload.hub_url === 'string' ? payload.hub_url : '',
-    services
+    hubUrl,
+    services,
+    user: parseUser(payload.user),
+    rights: parseRights(payload.may)
   };
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/** The signed-in user in the hub route's answer; null when it has none. */
+export function parseUser(value: unknown): IHubUser | null {
+  if (!isObject(value) || typeof value.name !== 'string' || !value.name) {
+    return null;
+  }
+  const projects: Record<string, string> = {};
+  if (isObject(value.projects)) {
+    for (const [project, role] of Object.entries(value.projects)) {
+      if (typeof role === 'string') {
+        projects[project] = role;
+      }
+    }
+  }
+  const token = isObject(value.token) ? value.token : null;
+  return {
+    name: value.name,
+    displayName: stringOrNull(value.display_name) ?? value.name,
+    admin: value.admin === true,
+    projects,
+    token: token
+      ? {
+          name: typeof token.name === 'string' ? token.name : '',
+          scopes: strings(token.scopes),
+          project: stringOrNull(token.project),
+          service: stringOrNull(token.service),
+          expiresAt: stringOrNull(token.expires_at),
+          limited: strings(token.limits).length > 0
+        }
+      : null
+  };
+}
+
+const REASONS = ['scope', 'service', 'viewer', 'none'];
+
+/** What the user may publish to, in the hub route's answer; null when it does not say. */
+export function parseRights(value: unknown): IHubRights | null {
+  if (!isObject(value) || typeof value.publish !== 'boolean') {
+    return null;
+  }
+  return {
+    publish: value.publish,
+    projects: strings(value.projects),
+    createProjects: value.create_projects === true,
+    viewerOf: strings(value.viewer_of),
+    reason: REASONS.includes(value.reason as string) ? (value.reason as CannotPublish) : null
+  };
+}
+
+/** Whether the signed-in user may publish: true or false once the hub said, else null (unknown). */
+export function mayPublish(hub: HubState | null): boolean | null {
+  if (hub === null || hub.kind === 'error' || hub.kind === 'unconfigured') {
+    return null;
+  }
+  if (hub.kind === 'signed-out') {
+    return false;
+  }
+  return hub.rights ? hub.rights.publish : null;
+}
+
+/** "Ada Lovelace (ada)", or the name alone when it is its own display name. */
+export function whoText(user: IHubUser): string {
+  return user.displayName && user.displayName !== user.name
+    ? `${user.displayName} (${user.name})`
+    : user.name;
+}
+
+/** "Token cli-laptop: limited to the project demo; scopes invoke, read; expires …" for a token
+ * narrower than its user; null for one with all its user's say. */
+export function tokenText(user: IHubUser): string | null {
+  const token = user.token;
+  if (!token || !token.limited) {
+    return null;
+  }
+  const parts: string[] = [];
+  if (token.service) {
+    parts.push(t('token-service', [token.service]));
+  } else if (token.project) {
+    parts.push(t('token-project', [token.project]));
+  }
+  const full = ['invoke', 'manage', 'read', 'write'].concat(user.admin ? ['admin'] : []).sort();
+  const scopes = [...token.scopes].sort();
+  if (scopes.join(',') !== full.join(',')) {
+    parts.push(t('token-scopes', [scopes.join(', ') || '-']));
+  }
+  if (token.expiresAt) {
+    parts.push(t('token-expires', [token.expiresAt]));
+  }
+  return t('token-line', [token.name, parts.join('; ')]);
+}
+
+/** Where the user may publish ("demo, vision or a new project"), for the sidebar. */
+export function publishWhereText(rights: IHubRights): string {
+  const places = [...rights.projects];
+  if (rights.createProjects) {
+    places.push(t('a-new-project'));
+  }
+  return t('publish-where', [listText(places)]);
+}
+
+/** Why the user may publish nowhere and what to ask for; '' when they may. */
+export function cannotPublishText(user: IHubUser | null, rights: IHubRights | null): string {
+  if (!rights || rights.publish) {
+    return '';
+  }
+  switch (rights.reason) {
+    case 'scope':
+      return t('cannot-scope', [
+        user?.token?.name ?? '',
+        (user?.token?.scopes ?? []).slice().sort().join(', ') || '-'
+      ]);
+    case 'service':
+      return t('cannot-service', [user?.token?.service ?? '']);
+    case 'viewer':
+      return t('cannot-viewer', [listText(rights.viewerOf)]);
+    default:
+      return t('cannot-none');
+  }
 }
 
 /** The endpoint of one kernel, or undefined when that kernel does not serve. */

@@ -7,13 +7,18 @@
  * `.algolink-curl` (the last copied line), `.algolink-curl-body` (where its body comes from),
  * `[data-section="curl"]` with `.algolink-curl-auth[data-mode]` and `.algolink-copy-export` (copies the
  * line that sets `$JUPYTER_TOKEN`; the token itself is never shown),
- * `.algolink-service[data-project][data-service][data-status]`.
+ * `.algolink-service[data-project][data-service][data-status][data-role]`; in the hub section,
+ * `.algolink-user[data-signed-in][data-user]` (who the hub takes the Jupyter server's token for),
+ * `.algolink-token` (what narrows that token), `button.algolink-publish` (only for a user who may
+ * publish somewhere), `.algolink-publish-where`, `.algolink-viewer-note` and `.algolink-cannot-publish`
+ * (why the user may publish nowhere, and what to ask for).
  */
 import { Clipboard } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import {
+  cannotPublishText,
   commandUrl,
   curlLine,
   endpointOf,
@@ -21,12 +26,17 @@ import {
   HubState,
   IAccess,
   IEndpoint,
+  IHubRights,
+  IHubUser,
   hubTokenUrl,
   notebookName,
+  publishWhereText,
   requestBody,
-  statusClass
+  statusClass,
+  tokenText,
+  whoText
 } from './model';
-import { statusLabel, t } from './i18n';
+import { listText, MessageId, roleLabel, statusLabel, t } from './i18n';
 import { AlgoLinkStore } from './store';
 
 export interface IPanelOptions {
@@ -37,6 +47,8 @@ export interface IPanelOptions {
   hasNotebook: () => boolean;
   /** Runs "AlgoLink: Serve this notebook". */
   serve: () => void;
+  /** Runs "AlgoLink: Publish this notebook". */
+  publish: () => void;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -52,6 +64,19 @@ function el<K extends keyof HTMLElementTagNameMap>(
     node.textContent = text;
   }
   return node;
+}
+
+/** A message whose `{0}`, `{1}`... are nodes (a link, a bold name), in the current language. */
+function fill(id: MessageId, parts: (Node | string)[]): DocumentFragment {
+  const out = document.createDocumentFragment();
+  for (const piece of t(id).split(/(\{\d+\})/)) {
+    const m = /^\{(\d+)\}$/.exec(piece);
+    const part = m ? parts[Number(m[1])] : piece;
+    if (part !== undefined && part !== '') {
+      out.append(part);
+    }
+  }
+  return out;
 }
 
 /** Shows `text` on a button for two seconds, then `label` again. */
@@ -292,6 +317,13 @@ export class AlgoLinkPanel extends Widget {
       section.appendChild(el('p', 'algolink-message', t('asking-hub')));
       return section;
     }
+    if (hub.kind === 'signed-out') {
+      const message = el('p', 'algolink-message algolink-user', t('not-signed-in', [hub.hubUrl]));
+      message.dataset.signedIn = 'false';
+      message.dataset.state = hub.kind;
+      section.appendChild(message);
+      return section;
+    }
     if (hub.kind !== 'services') {
       const cls = hub.kind === 'error' ? 'algolink-message algolink-error' : 'algolink-message';
       const message = el('p', cls, hub.message);
@@ -303,9 +335,17 @@ export class AlgoLinkPanel extends Widget {
     link.href = hub.hubUrl + '/';
     link.target = '_blank';
     link.rel = 'noopener';
-    section.appendChild(link);
+    if (hub.user) {
+      section.appendChild(this.userBlock(hub.user, link));
+    } else {
+      section.appendChild(link);
+    }
+    if (hub.rights) {
+      section.appendChild(this.publishBlock(hub.user, hub.rights));
+    }
     if (!hub.services.length) {
-      section.appendChild(el('p', 'algolink-message', t('no-services')));
+      const empty = hub.rights && !hub.rights.publish ? 'no-services-seen' : 'no-services';
+      section.appendChild(el('p', 'algolink-message', t(empty)));
       return section;
     }
     const list = el('ul', 'algolink-services');
@@ -326,6 +366,12 @@ export class AlgoLinkPanel extends Widget {
         statusLabel(service.status)
       );
       item.appendChild(badge);
+      if (service.role) {
+        item.dataset.role = service.role;
+        const role = el('span', 'algolink-role', roleLabel(service.role));
+        role.title = t('role-title', [service.project]);
+        item.appendChild(role);
+      }
       if (service.published_version !== null) {
         item.appendChild(
           el('span', 'algolink-version', t('version', [service.published_version]))
@@ -343,6 +389,50 @@ export class AlgoLinkPanel extends Widget {
     }
     section.appendChild(list);
     return section;
+  }
+
+  /** "Signed in to <hub> as Ada Lovelace (ada)", and the token's limits when it has some. */
+  private userBlock(user: IHubUser, link: HTMLAnchorElement): HTMLElement {
+    const block = el('div', 'algolink-user');
+    block.dataset.signedIn = 'true';
+    block.dataset.user = user.name;
+    if (user.admin) {
+      block.dataset.admin = 'true';
+    }
+    const line = el('p', 'algolink-message algolink-signed-in');
+    line.appendChild(fill('signed-in', [link, el('b', 'algolink-user-name', whoText(user))]));
+    if (user.admin) {
+      line.append(t('hub-admin'));
+    }
+    block.appendChild(line);
+    const token = tokenText(user);
+    if (token) {
+      block.appendChild(el('p', 'algolink-message algolink-token', token));
+    }
+    return block;
+  }
+
+  /** A Publish button for a user who may publish somewhere; for one who may not, why, plainly. */
+  private publishBlock(user: IHubUser | null, rights: IHubRights): HTMLElement {
+    const block = el('div', 'algolink-publish-block');
+    if (!rights.publish) {
+      block.appendChild(
+        el('p', 'algolink-message algolink-cannot-publish', cannotPublishText(user, rights))
+      );
+      return block;
+    }
+    const { hasNotebook, publish } = this._options;
+    const button = el('button', 'jp-Button algolink-publish', t('publish-button'));
+    button.disabled = !hasNotebook();
+    button.title = hasNotebook() ? t('cmd-publish-caption') : t('publish-open-notebook');
+    button.onclick = () => publish();
+    block.appendChild(button);
+    block.appendChild(el('p', 'algolink-message algolink-publish-where', publishWhereText(rights)));
+    if (rights.viewerOf.length) {
+      const note = t('viewer-note', [listText(rights.viewerOf)]);
+      block.appendChild(el('p', 'algolink-message algolink-viewer-note', note));
+    }
+    return block;
   }
 
   private _options: IPanelOptions;

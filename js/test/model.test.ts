@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { inflateSync } from 'node:zlib';
 
+import { setLanguage } from '../src/i18n';
 import {
+  cannotPublishText,
   commandUrl,
   curlLine,
   endpointOf,
@@ -18,18 +20,22 @@ import {
   IEndpoint,
   IInputSpec,
   IRecordedExample,
+  mayPublish,
   notebookName,
   parseAccess,
   parseEndpoints,
   parseExamples,
   parseHubState,
   parseInputs,
+  publishWhereText,
   requestBody,
   sampleBody,
   serveMessage,
   shellQuote,
   statusClass,
-  statusText
+  statusText,
+  tokenText,
+  whoText
 } from '../src/model';
 
 const ENDPOINT: IEndpoint = {
@@ -373,6 +379,118 @@ test('parseHubState: unconfigured, error and service list', () => {
       ]
     );
   }
+});
+
+/** The hub route's answer for a user, as the server extension writes it. */
+function signedIn(user: Record<string, unknown>, may: Record<string, unknown>): unknown {
+  return {
+    configured: true,
+    signed_in: true,
+    hub_url: 'http://hub:8800',
+    user: { projects: {}, token: null, admin: false, ...user },
+    may: { projects: [], create_projects: false, viewer_of: [], reason: null, ...may },
+    services: [
+      { project: 'demo', name: 'digits', status: 'online', published_version: 1, role: 'viewer' }
+    ]
+  };
+}
+
+test('parseHubState: who is signed in and what they may publish to', () => {
+  const dev = parseHubState(
+    signedIn(
+      {
+        name: 'ada',
+        display_name: 'Ada Lovelace',
+        projects: { demo: 'developer', seen: 'viewer' },
+        token: {
+          name: 'cli-lab',
+          scopes: ['invoke', 'manage', 'read', 'write'],
+          project: null,
+          service: null,
+          expires_at: null,
+          limits: []
+        }
+      },
+      { publish: true, projects: ['demo'], create_projects: true, viewer_of: ['seen'] }
+    )
+  );
+  assert.equal(dev.kind, 'services');
+  if (dev.kind !== 'services' || !dev.user || !dev.rights) {
+    return;
+  }
+  assert.equal(whoText(dev.user), 'Ada Lovelace (ada)');
+  assert.equal(tokenText(dev.user), null); // a token with all its user's say: nothing to add
+  assert.deepEqual(dev.user.projects, { demo: 'developer', seen: 'viewer' });
+  assert.equal(dev.services[0].role, 'viewer');
+  assert.equal(mayPublish(dev), true);
+  assert.equal(publishWhereText(dev.rights), 'You may publish to demo, a new project of your own.');
+  assert.equal(cannotPublishText(dev.user, dev.rights), '');
+
+  const viewer = parseHubState(
+    signedIn(
+      {
+        name: 'vic',
+        display_name: 'vic',
+        token: {
+          name: 'lab',
+          scopes: ['invoke', 'read'],
+          project: 'demo',
+          service: null,
+          expires_at: '2030-01-01T00:00:00Z',
+          limits: ['limited to the project demo']
+        }
+      },
+      { publish: false, viewer_of: ['demo'], reason: 'viewer' }
+    )
+  );
+  assert.equal(viewer.kind, 'services');
+  if (viewer.kind !== 'services' || !viewer.user) {
+    return;
+  }
+  assert.equal(whoText(viewer.user), 'vic');
+  assert.equal(
+    tokenText(viewer.user),
+    'Token lab: limited to the project demo; scopes invoke, read; expires 2030-01-01T00:00:00Z.'
+  );
+  assert.equal(mayPublish(viewer), false);
+  assert.equal(
+    cannotPublishText(viewer.user, viewer.rights),
+    'You are a viewer of demo: you may call the services but not publish. To publish, ask a ' +
+      'project owner to make you a developer.'
+  );
+  const scope = parseHubState(
+    signedIn(
+      { name: 'rob', token: { name: 'ro', scopes: ['read'], limits: ['scopes read'] } },
+      { publish: false, reason: 'scope' }
+    )
+  );
+  if (scope.kind === 'services') {
+    assert.match(cannotPublishText(scope.user, scope.rights), /^The token ro cannot publish/);
+    assert.match(cannotPublishText(scope.user, scope.rights), /it has read\. Run `algolink login`/);
+  }
+  setLanguage('zh');
+  try {
+    if (viewer.kind === 'services') {
+      assert.match(cannotPublishText(viewer.user, viewer.rights), /^你是 demo 的查看者/);
+    }
+  } finally {
+    setLanguage('en');
+  }
+});
+
+test('parseHubState: signed out, and an older answer without a user', () => {
+  const out = parseHubState({ configured: true, signed_in: false, hub_url: 'http://hub:8800' });
+  assert.deepEqual(out, { kind: 'signed-out', hubUrl: 'http://hub:8800' });
+  assert.equal(mayPublish(out), false);
+  const old = parseHubState({ configured: true, hub_url: 'http://hub:8800', services: [] });
+  assert.equal(old.kind, 'services');
+  if (old.kind === 'services') {
+    assert.equal(old.user, null);
+    assert.equal(old.rights, null);
+  }
+  assert.equal(mayPublish(old), null); // unknown: the publish command stays
+  assert.equal(mayPublish(null), null);
+  assert.equal(mayPublish({ kind: 'error', message: 'x' }), null);
 });
 
 test('statusClass groups the hub statuses', () => {
