@@ -338,6 +338,18 @@ def test_a_token_cannot_be_wider_than_its_user_or_outlive_its_limits(hub, world)
     r = requests.delete(f"{hub.url}/api/v1/tokens/{other['id']}", headers=auth(small), timeout=30)
     assert r.status_code == 403 and "write" in r.json()["error"]
     assert requests.get(f"{hub.url}/api/v1/user", headers=auth(other["token"]), timeout=30).ok
+    # a token limited to one service lists that service only
+    r = requests.post(
+        hub.url + "/api/v1/tokens",
+        json={"name": "one", "scopes": ["read", "invoke"], "service": "alpha/svc"},
+        headers=auth(dev),
+        timeout=30,
+    )
+    one = auth(r.json()["token"])
+    r = requests.get(hub.url + P + "/services", headers=one, timeout=30)
+    assert r.status_code == 200 and [s["name"] for s in r.json()] == ["svc"], r.text
+    r = requests.get(hub.url + P + "/services/spare", headers=one, timeout=30)
+    assert r.status_code == 403 and "limited" in r.json()["error"]
     # the expired token says so
     r = requests.get(hub.url + "/api/v1/user", headers=auth(world["tokens"]["expired"]), timeout=30)
     assert r.status_code == 401 and "expired" in r.json()["error"]

@@ -201,8 +201,13 @@ class ServiceListAPIHandler(BundleReceiver):
     takes_bundle = True
 
     def get(self, project_name: str) -> None:
-        project = self.find_project(project_name)
         caller = self.caller
+        if caller.service_id is None:
+            project = self.find_project(project_name)
+        else:  # a token limited to one service lists that one
+            project = self.visible_project(project_name)
+            if "read" not in caller.scopes or caller.project_id != project.id:
+                self.require("view", project)
         services = [s for s in project.services if caller.reaches(project.id, s.id)]
         self.write_json([self.service_json(s) for s in services])
 
