@@ -267,7 +267,7 @@ def test_the_session_cookie_is_http_only_and_same_site(hub):
     assert all("HttpOnly" in c and "SameSite=Lax" in c for c in cookies)
     # sent to the pages and the API the pages call, never to /serve, /gallery or /static
     paths = {c.split("Path=", 1)[1].split(";", 1)[0] for c in cookies}
-    assert paths == {"/projects", "/tokens", "/preview", "/logout", "/api/v1"}
+    assert paths == {"/projects", "/tokens", "/users", "/account", "/preview", "/logout", "/api/v1"}
 
 
 def test_a_service_page_cannot_read_or_use_the_hub_session_in_chromium(hub, spy):

@@ -76,6 +76,9 @@ def test_serve_try_and_publish_without_leaving_jupyterlab(stack, browser, artifa
     except BaseException:
         page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
         (artifacts / "failure-output.txt").write_text(stack["proc"].output)
+        forms = page.locator(".algolink-publish")
+        if forms.count():  # what the publish form says, when it is the form that failed
+            (artifacts / "failure-publish.html").write_text(forms.first.inner_html())
         raise
 
 

@@ -335,7 +335,7 @@ def test_the_panel_shows_who_is_signed_in_and_only_what_they_may_do(lab, hub, ar
                 "You are a viewer of lab-demo: you may call the services but not publish. To "
                 "publish, ask a project owner to make you a developer."
             )
-            assert hub_section.locator("button.algolink-publish").count() == 0
+            assert hub_section.locator("button.algolink-publish-notebook").count() == 0
             service = hub_section.locator(".algolink-service[data-service='echo']")
             assert service.get_attribute("data-role") == "viewer"
             assert page.evaluate(publish_enabled) is False
@@ -358,7 +358,7 @@ def test_the_panel_shows_who_is_signed_in_and_only_what_they_may_do(lab, hub, ar
             assert page.evaluate(publish_enabled) is True
             panel.screenshot(path=str(artifacts / "05-sidebar-developer.png"))
             # Its Publish button adds the publish cell, whose form says the same.
-            hub_section.locator("button.algolink-publish").click()
+            hub_section.locator("button.algolink-publish-notebook").click()
             signed_in = page.locator(".algolink-publish-signed-in").last
             signed_in.wait_for(timeout=120_000)
             assert signed_in.inner_text() == f"Signed in to {hub.url} as Dana Dev (dana)."

@@ -9,7 +9,7 @@
  * line that sets `$JUPYTER_TOKEN`; the token itself is never shown),
  * `.algolink-service[data-project][data-service][data-status][data-role]`; in the hub section,
  * `.algolink-user[data-signed-in][data-user]` (who the hub takes the Jupyter server's token for),
- * `.algolink-token` (what narrows that token), `button.algolink-publish` (only for a user who may
+ * `.algolink-token` (what narrows that token), `button.algolink-publish-notebook` (only for a user who may
  * publish somewhere), `.algolink-publish-where`, `.algolink-viewer-note` and `.algolink-cannot-publish`
  * (why the user may publish nowhere, and what to ask for).
  */
@@ -422,7 +422,7 @@ export class AlgoLinkPanel extends Widget {
       return block;
     }
     const { hasNotebook, publish } = this._options;
-    const button = el('button', 'jp-Button algolink-publish', t('publish-button'));
+    const button = el('button', 'jp-Button algolink-publish-notebook', t('publish-button'));
     button.disabled = !hasNotebook();
     button.title = hasNotebook() ? t('cmd-publish-caption') : t('publish-open-notebook');
     button.onclick = () => publish();
