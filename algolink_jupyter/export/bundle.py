@@ -157,9 +157,12 @@ def pins_for(plan: Plan, warnings: list) -> tuple:
             continue
         dists = reqs.distributions_of(module)
         if not dists:
+            origin = reqs.module_origin(module)
+            where = f" (the kernel loads it from {origin})" if origin else ""
             warnings.append(
-                f"No installed package provides `{module}` (needed by `{why}`): add it to "
-                "requirements.txt by hand."
+                f"No installed package provides `{module}`{where}, needed by `{why}`: the bundle "
+                "will fail where it imports it; put the module next to the notebook (it is copied "
+                "then), or add its package to requirements.txt by hand."
             )
             continue
         for dist in dists:

@@ -1,0 +1,174 @@
+"""Export of notebooks shaped like the ones others write (issue 16): a scikit-learn gallery example and a
+PyTorch example, with only the cells a user adds (``%load_ext``, a command cell wrapping the prediction the
+notebook already makes). Each is run by ``algolink export NOTEBOOK -o DIR --verify`` in a fresh kernel.
+
+- A notebook that never runs ``import modelcloud`` exports with no warning and verifies (the decorator
+  the export writes is not a name the notebook must define).
+- Every kind of warning the export prints about a name or a module comes true: the bundle it warns about
+  fails verification, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+WINE = [
+    "%load_ext algolink_jupyter",
+    "from sklearn.datasets import load_wine\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import StandardScaler\n\n"
+    "from helpers import rounded",
+    "X, y = load_wine(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))\n"
+    "clf.fit(X_train, y_train)\n"
+    'print(f"accuracy: {clf.score(X_test, y_test):.3f}")',
+    # A setup that writes a file where it runs: the bundle's folder, under verification.
+    "%%algolink_setup\n"
+    "def setup():\n"
+    "    import os\n\n"
+    '    with open(f"served-{os.getpid()}.log", "a") as f:\n'
+    '        f.write("started\\n")\n'
+    "    return clf",
+    '%%algolink_command classify --inputs "features=vector(length=13, sampling_mean=1.0)" '
+    '--outputs "label=number, probabilities=vector(length=3)"\n'
+    "def classify(model, inputs):\n"
+    '    proba = model.predict_proba([inputs["features"]])[0]\n'
+    '    return {"label": int(proba.argmax()), "probabilities": rounded(proba)}',
+]
+HELPERS = "def rounded(values):\n    return [round(float(v), 4) for v in values]\n"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("algolink-cache")
+
+
+def notebook(folder: Path, cells: list, name: str = "model.ipynb") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "helpers.py").write_text(HELPERS)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, folder / name)
+    return folder / name
+
+
+def algolink_export(path: Path, cache: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "algolink_jupyter.cli", "export", path.name, "-o", "bundle", *flags],
+        cwd=str(path.parent),
+        env={
+            **os.environ,
+            "ALGOLINK_CACHE_DIR": str(cache),
+            "JUPYTER_RUNTIME_DIR": str(path.parent),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def warnings_in(proc: subprocess.CompletedProcess) -> list:
+    return [line for line in proc.stdout.splitlines() if line.startswith("Warning:")]
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory, cache) -> tuple:
+    """The gallery-shaped notebook (it never imports modelcloud), exported with --verify."""
+    folder = tmp_path_factory.mktemp("wine")
+    proc = algolink_export(notebook(folder, WINE), cache, "--verify")
+    return proc, folder / "bundle"
+
+
+@pytest.mark.timeout(600)
+def test_a_notebook_that_never_imports_modelcloud_exports_without_a_warning(wine):
+    proc, bundle = wine
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert not warnings_in(proc) and "Warning" not in proc.stderr, proc.stdout
+    assert "modelcloud`, which the kernel does not define" not in proc.stdout
+    assert "examples/classify/001.json: same answer as the notebook" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("Verified in ")
+    source = (bundle / "cloud_model.py").read_text()
+    assert "import modelcloud\n" in source and "@modelcloud.command(" in source
+
+
+@pytest.mark.timeout(600)
+def test_a_name_the_kernel_no_longer_defines_is_warned_of_and_the_bundle_fails(tmp_path, cache):
+    """The warning comes true: a name deleted from the kernel after an example was saved."""
+    cells = WINE[:-1] + [
+        "MIN_CONFIDENCE = 0.5",
+        '%%algolink_command classify --inputs "features=vector(length=13, sampling_mean=1.0)" '
+        '--outputs "label=number, sure=boolean"\n'
+        "def classify(model, inputs):\n"
+        '    proba = model.predict_proba([inputs["features"]])[0]\n'
+        '    return {"label": int(proba.argmax()), "sure": bool(proba.max() > MIN_CONFIDENCE)}',
+        "import modelcloud\nfrom algolink_jupyter import examples\n\n"
+        'body = {"features": X_test[0].tolist()}\n'
+        'examples.save("classify", body, modelcloud.default_registry.run_command("classify", body))',
+        "del MIN_CONFIDENCE",
+    ]
+    proc = algolink_export(notebook(tmp_path, cells), cache, "--verify")
+    assert warnings_in(proc) == [
+        "Warning: command 'classify' reads `MIN_CONFIDENCE`, which the kernel does not define: "
+        "the bundle will fail where it is read."
+    ], proc.stdout
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "examples/classify/001.json: FAILED, the bundle answered 500" in proc.stdout
+    assert "cloud_model.py reads `MIN_CONFIDENCE`, which it never imports or defines" in proc.stderr
+
+
+@pytest.mark.timeout(600)
+def test_a_module_no_package_provides_is_warned_of_and_the_bundle_fails(tmp_path, cache):
+    """The warning comes true: a module found through sys.path, outside the notebook's folder."""
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "winestats.py").write_text("def label_name(i):\n    return f'cultivar {i}'\n")
+    cells = WINE[:-1] + [
+        f"import sys\nsys.path.insert(0, {str(vendor)!r})\nfrom winestats import label_name",
+        '%%algolink_command classify --inputs "features=vector(length=13, sampling_mean=1.0)" '
+        '--outputs "label=text"\n'
+        "def classify(model, inputs):\n"
+        '    return {"label": label_name(int(model.predict([inputs["features"]])[0]))}',
+    ]
+    proc = algolink_export(notebook(tmp_path / "nb", cells), cache, "--verify")
+    found = warnings_in(proc)
+    assert len(found) == 1 and found[0].startswith(
+        "Warning: No installed package provides `winestats` (the kernel loads it from "
+        f"{vendor / 'winestats.py'}), needed by `from winestats import ...`: the bundle will fail "
+        "where it imports it"
+    ), proc.stdout
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "before serving" in proc.stderr
+    assert "ModuleNotFoundError: No module named 'winestats'" in proc.stderr
+
+
+def test_names_the_bundle_has_are_not_warned_of(tmp_path):
+    """The `modelcloud` of the decorator the export writes, and `__file__`: the kernel has neither, the
+    bundle has both. A name neither has is still warned of."""
+    from test_export import run_cells
+
+    from algolink_jupyter.export import slice_notebook
+    from algolink_jupyter.export.bundle import render
+
+    cells = [
+        '%%algolink_command where --inputs "x=number" --outputs "y=any"\n'
+        "def where(model, inputs):\n"
+        "    import os\n\n"
+        "    return [os.path.basename(__file__), inputs['x'] * SCALE]",
+    ]
+    ns, registry = run_cells(cells)
+    plan = slice_notebook(cells, ns, registry, workdir=tmp_path)
+    assert plan.warnings == [
+        "command 'where' reads `SCALE`, which the kernel does not define: the bundle will fail "
+        "where it is read."
+    ]
+    source = render(plan, {})
+    assert source.count("import modelcloud\n") == 1 and "__file__ =" not in source
