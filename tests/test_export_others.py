@@ -6,6 +6,8 @@ notebook already makes). Each is run by ``algolink export NOTEBOOK -o DIR --veri
   the export writes is not a name the notebook must define).
 - Every kind of warning the export prints about a name or a module comes true: the bundle it warns about
   fails verification, saying why.
+- A module's constructor arguments computed in the kernel (``W.size(0)``, ``len(vocab)``,
+  ``cfg["hidden"]``) are written as the constants they evaluated to, with a comment.
 """
 
 from __future__ import annotations
@@ -148,6 +150,65 @@ def test_a_module_no_package_provides_is_warned_of_and_the_bundle_fails(tmp_path
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "before serving" in proc.stderr
     assert "ModuleNotFoundError: No module named 'winestats'" in proc.stderr
+
+
+REGRESSION = [
+    "%load_ext algolink_jupyter",
+    "import torch\nfrom torch import nn\n\ntorch.manual_seed(0)",
+    "POLY_DEGREE = 4\nW_target = torch.randn(POLY_DEGREE, 1) * 5\nb_target = torch.randn(1) * 5",
+    "def make_features(x):\n"
+    '    """Builds features i.e. a matrix with columns [x, x^2, x^3, x^4]."""\n'
+    "    x = x.unsqueeze(1)\n"
+    "    return torch.cat([x**i for i in range(1, POLY_DEGREE + 1)], 1)\n\n\n"
+    "def get_batch(batch_size=32):\n"
+    "    x = torch.randn(batch_size)\n"
+    "    features = make_features(x)\n"
+    "    return features, features.mm(W_target) + b_target.item()",
+    "fc = nn.Linear(W_target.size(0), 1)\n\n"
+    "for batch_idx in range(300):\n"
+    "    batch_x, batch_y = get_batch()\n"
+    "    fc.zero_grad()\n"
+    "    loss = nn.functional.smooth_l1_loss(fc(batch_x), batch_y)\n"
+    "    loss.backward()\n"
+    "    for param in fc.parameters():\n"
+    "        param.data.add_(-0.1 * param.grad)\n"
+    'print(f"loss {loss.item():.4f} after {batch_idx} batches")',
+    'vocab = sorted(set("the quick brown fox jumps over the lazy dog".split()))\n'
+    'cfg = {"hidden": 6, "mode": "mean"}\n'
+    'bag = nn.EmbeddingBag(len(vocab), cfg["hidden"], mode=cfg["mode"]).eval()',
+    '%%algolink_command evaluate --inputs "x=number(min=-2, max=2)" --outputs "y=number"\n'
+    "def evaluate(model, inputs):\n"
+    "    with torch.no_grad():\n"
+    '        y = fc(make_features(torch.tensor([float(inputs["x"])])))\n'
+    '    return {"y": round(float(y[0, 0]), 4)}',
+    '%%algolink_command embed --inputs "text=text" --outputs "norm=number"\n'
+    "def embed(model, inputs):\n"
+    '    ids = [vocab.index(w) for w in inputs["text"].split() if w in vocab] or [0]\n'
+    "    with torch.no_grad():\n"
+    "        vector = bag(torch.tensor(ids), torch.tensor([0]))\n"
+    '    return {"norm": round(float(vector.norm()), 4)}',
+]
+
+
+@pytest.mark.timeout(600)
+def test_constructor_arguments_computed_in_the_kernel_are_written_as_constants(tmp_path, cache):
+    proc = algolink_export(notebook(tmp_path, REGRESSION), cache, "--verify")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert not warnings_in(proc), proc.stdout
+    source = (tmp_path / "bundle" / "cloud_model.py").read_text()
+    assert (
+        "# 4 = W_target.size(0): evaluated in the notebook's kernel\n"
+        'fc = _load_module(nn.Linear(4, 1), "fc.pt", training=True)\n'
+    ) in source
+    assert (
+        "# 8 = len(vocab), 6 = cfg['hidden'], 'mean' = cfg['mode']: evaluated in the notebook's "
+        "kernel\n"
+        "bag = _load_module(nn.EmbeddingBag(8, 6, mode='mean'), \"bag.pt\", training=False).eval()\n"
+    ) in source
+    assert "batch_idx" not in source and "W_target" not in source.replace("# 4 = W_target", "")
+    assert "examples/evaluate/001.json: same answer as the notebook" in proc.stdout
+    assert "examples/embed/001.json: same answer as the notebook" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("Verified in ")
 
 
 def test_names_the_bundle_has_are_not_warned_of(tmp_path):

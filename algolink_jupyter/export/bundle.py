@@ -136,7 +136,9 @@ def render(plan: Plan, metadata: dict) -> str:
             lines = [f"# Saved from the kernel: {describe_state(plan)}"]
             if any(s.format == "pickle" for s in plan.saved.values()):
                 lines.append(f'_pickled = _load_pickled("{PICKLE_FILE}")')
-            lines.extend(f"{n} = {s.expr}" for n, s in plan.saved.items())
+            for n, s in plan.saved.items():
+                lines.extend(_comment(s.note).splitlines() if s.note else [])
+                lines.append(f"{n} = {s.expr}")
             blocks.append("\n".join(lines) + "\n")
         else:
             blocks.append(where + item.source.rstrip() + "\n")
