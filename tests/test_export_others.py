@@ -8,6 +8,9 @@ notebook already makes). Each is run by ``algolink export NOTEBOOK -o DIR --veri
   fails verification, saying why.
 - A module's constructor arguments computed in the kernel (``W.size(0)``, ``len(vocab)``,
   ``cfg["hidden"]``) are written as the constants they evaluated to, with a comment.
+- A command no example checks fails the verification (exit 1, "not checked"), unless
+  ``--allow-unchecked``, where the last line says so.
+- Verification leaves the bundle as the export wrote it: no ``__pycache__``, nothing the bundle wrote.
 """
 
 from __future__ import annotations
@@ -103,6 +106,26 @@ def test_a_notebook_that_never_imports_modelcloud_exports_without_a_warning(wine
 
 
 @pytest.mark.timeout(600)
+def test_verification_leaves_the_bundle_as_the_export_wrote_it(wine):
+    proc, bundle = wine
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert (bundle / "helpers.py").is_file()  # imported by the bundle while it was verified
+    assert "    | " in proc.stdout  # the bundle ran
+    left = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*"))
+    assert not [p for p in left if "__pycache__" in p or p.endswith(".pyc")], left
+    assert not [p for p in left if p.startswith("served-")], left  # what the setup wrote there
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "README.md",
+        "algolink.yml",
+        "cloud_model.py",
+        "examples",
+        "helpers.py",
+        "models",
+        "requirements.txt",
+    ]
+
+
+@pytest.mark.timeout(600)
 def test_a_name_the_kernel_no_longer_defines_is_warned_of_and_the_bundle_fails(tmp_path, cache):
     """The warning comes true: a name deleted from the kernel after an example was saved."""
     cells = WINE[:-1] + [
@@ -150,6 +173,51 @@ def test_a_module_no_package_provides_is_warned_of_and_the_bundle_fails(tmp_path
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "before serving" in proc.stderr
     assert "ModuleNotFoundError: No module named 'winestats'" in proc.stderr
+
+
+DESCRIBE = (
+    # The shape of a command whose input is free-form JSON: the made-up "hello" makes it fail.
+    '%%algolink_command describe --inputs "sample=any" --outputs "label=number"\n'
+    "def describe(model, inputs):\n"
+    '    row = [inputs["sample"][name] for name in FEATURES]\n'
+    '    return {"label": int(model.predict([row])[0])}'
+)
+
+
+@pytest.mark.timeout(600)
+def test_a_command_no_example_checks_fails_verification_unless_allowed(tmp_path, cache):
+    cells = WINE + [
+        "FEATURES = list(load_wine().feature_names)",
+        DESCRIBE,
+    ]
+    path = notebook(tmp_path, cells)
+    proc = algolink_export(path, cache, "--verify")
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Warning: No example of 'describe' to verify it with: running 'describe'" in proc.stdout
+    assert "examples/classify/001.json: same answer as the notebook" in proc.stdout
+    assert (
+        "  describe: NOT CHECKED, running 'describe' in the kernel on a made-up input failed ("
+        in proc.stdout
+    )
+    assert "Verified in" not in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "algolink: error: Verification failed: 1 of 2 commands not checked ('describe': no example"
+    ), last
+    assert 'Save as example") and export again, or give --allow-unchecked' in last
+    assert not list((tmp_path / "bundle").rglob("__pycache__"))
+
+    proc = algolink_export(path, cache, "--verify", "--allow-unchecked")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("Partly verified in "), last
+    assert last.endswith(
+        "answers its 1 example(s) as the notebook did; 1 of 2 commands ('describe') not checked, "
+        "accepted with --allow-unchecked."
+    ), last
+
+    proc = algolink_export(path, cache, "--allow-unchecked")
+    assert proc.returncode == 1 and "--allow-unchecked goes with --verify" in proc.stderr
 
 
 REGRESSION = [
