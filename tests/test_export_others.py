@@ -4,8 +4,8 @@ notebook already makes). Each is run by ``algolink export NOTEBOOK -o DIR --veri
 
 - A notebook that never runs ``import modelcloud`` exports with no warning and verifies (the decorator
   the export writes is not a name the notebook must define).
-- Every kind of warning the export prints about a name or a module comes true: the bundle it warns about
-  fails verification, saying why.
+- Every kind of warning the export prints about a name, a module or a file comes true: the bundle it
+  warns of fails verification, saying why (a file outside the notebook's folder: once it is gone).
 - A module's constructor arguments computed in the kernel (``W.size(0)``, ``len(vocab)``,
   ``cfg["hidden"]``) are written as the constants they evaluated to, with a comment.
 - A command no example checks fails the verification (exit 1, "not checked"), unless
@@ -22,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from algolink_jupyter.export import VerifyError, verify_bundle
 
 WINE = [
     "%load_ext algolink_jupyter",
@@ -173,6 +175,37 @@ def test_a_module_no_package_provides_is_warned_of_and_the_bundle_fails(tmp_path
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "before serving" in proc.stderr
     assert "ModuleNotFoundError: No module named 'winestats'" in proc.stderr
+
+
+@pytest.mark.timeout(600)
+def test_a_file_outside_the_notebooks_folder_is_warned_of_and_the_bundle_fails_without_it(
+    tmp_path, cache, monkeypatch
+):
+    """The warning comes true where the bundle runs without that file: verification here passes (the
+    file is still there), and fails once it is gone."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    names = shared / "cultivars.json"
+    names.write_text('["barolo", "grignolino", "barbera"]')
+    cells = WINE[:-1] + [
+        "import json",
+        '%%algolink_command classify --inputs "features=vector(length=13, sampling_mean=1.0)" '
+        '--outputs "label=text"\n'
+        "def classify(model, inputs):\n"
+        f"    with open({str(names)!r}) as f:\n"
+        "        cultivars = json.load(f)\n"
+        '    return {"label": cultivars[int(model.predict([inputs["features"]])[0])]}',
+    ]
+    proc = algolink_export(notebook(tmp_path / "nb", cells), cache, "--verify")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert warnings_in(proc) == [
+        f"Warning: The code names {names}, outside the notebook's folder: the bundle does not "
+        "include it; copy it next to the notebook and use a relative path."
+    ], proc.stdout
+    names.rename(tmp_path / "moved.json")
+    monkeypatch.setenv("ALGOLINK_CACHE_DIR", str(cache))
+    with pytest.raises(VerifyError, match="FileNotFoundError|No such file or directory"):
+        verify_bundle(tmp_path / "nb" / "bundle", out=lambda _line: None)
 
 
 DESCRIBE = (
