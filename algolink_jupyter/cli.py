@@ -82,11 +82,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.allow_unchecked and not args.verify:
+        print(
+            "algolink: error: --allow-unchecked goes with --verify (it accepts commands the "
+            "verification could not check).",
+            file=sys.stderr,
+        )
+        return 1
     try:
         export_notebook(
             args.notebook,
             args.output,
             verify=args.verify,
+            allow_unchecked=args.allow_unchecked,
             timeout=args.timeout,
             kernel_name=args.kernel,
             port=args.port,
@@ -134,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="then run the bundle in a fresh environment and replay its saved examples",
+    )
+    export.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="with --verify: accept a bundle with commands no example checks (reported as not checked)",
     )
     export.add_argument(
         "--port", type=int, help="the port the bundle serves on, written to algolink.yml"

@@ -168,11 +168,27 @@ class AlgoLinkMagics(Magics):
         action="store_true",
         help="then run the bundle in a fresh environment and replay the saved examples",
     )
+    @argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="with --verify: accept a bundle with commands no example checks (reported as not checked)",
+    )
     @argument("--port", type=int, help="the port the bundle serves on, written to algolink.yml")
     def _export(self, rest: str) -> None:
         args = parse_argstring(self._export, rest)
+        if args.allow_unchecked and not args.verify:
+            raise UsageError(
+                "%algolink export: --allow-unchecked goes with --verify (it accepts commands the "
+                "verification could not check)."
+            )
         try:
-            export(_unquote(args.directory), verify=args.verify, port=args.port, shell=self.shell)
+            export(
+                _unquote(args.directory),
+                verify=args.verify,
+                allow_unchecked=args.allow_unchecked,
+                port=args.port,
+                shell=self.shell,
+            )
         except ExportError as e:
             raise UsageError(f"%algolink export: {e}") from None
 

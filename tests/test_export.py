@@ -160,7 +160,8 @@ def test_state_formats_and_a_module_that_cannot_be_rebuilt(tmp_path):
         "        self.w = torch.nn.Parameter(torch.zeros(2))\n\n"
         "    def forward(self, x):\n        return x * self.w",
         "t = Tiny()\nwith torch.no_grad():\n    t.w += 3",  # a later statement: Tiny() rebuilds it
-        "lin = torch.nn.Linear(int('2'), 1)",  # arguments that are not constants
+        "lin = torch.nn.Linear(*[2], 1)",  # arguments that are not constants, one by one
+        "sizes = {'in': np.int64(2)}\nsized = torch.nn.Linear(sizes['in'], len('a'), bias=1 > 0)",
         "clf = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])",
         "tensors = {'a': torch.arange(3)}\nscalar = np.float32(1.5)",
     ]
@@ -203,6 +204,12 @@ def test_state_formats_and_a_module_that_cannot_be_rebuilt(tmp_path):
 
     with pytest.raises(StateError, match=r"`lin` \(a PyTorch Linear\) cannot be rebuilt"):
         plan_value("lin", ns["lin"], nodes["lin"], ns)
+    # Arguments computed in the kernel: the constants they evaluated to, and where they came from.
+    sized = plan_value("sized", ns["sized"], nodes["sized"], ns)
+    assert sized.expr == '_load_module(torch.nn.Linear(2, 1, bias=True), "sized.pt", training=True)'
+    assert sized.note == (
+        "2 = sizes['in'], 1 = len('a'), True = 1 > 0: evaluated in the notebook's kernel"
+    )
 
 
 def test_made_up_inputs_are_valid_for_every_type():

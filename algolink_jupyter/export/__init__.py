@@ -1,7 +1,7 @@
 """Notebook export: the live kernel's setup and commands as a bundle that runs without Jupyter.
 
-``%algolink export DIR [--verify]`` in a notebook, or ``algolink export NOTEBOOK -o DIR [--verify]`` from a
-terminal (which runs the notebook in a fresh kernel first, then runs the very same export there).
+``%algolink export DIR [--verify [--allow-unchecked]]`` in a notebook, or ``algolink export NOTEBOOK -o DIR
+[--verify]`` from a terminal (which runs the notebook in a fresh kernel first, then runs the very same export there).
 
 1. :mod:`.cells` reads the cells the kernel ran, in execution order, as statements with the names they
    bind and read;
@@ -125,13 +125,15 @@ def export(
     directory: Union[str, Path],
     verify: bool = False,
     *,
+    allow_unchecked: bool = False,
     port: Optional[int] = None,
     shell: Any = None,
     registry: Any = None,
     say: Callable[[str], None] = _say,
 ) -> Bundle:
     """Export the running kernel's setup and commands as a bundle in ``directory`` (relative paths are
-    relative to the notebook's folder); with ``verify``, also run it in a fresh environment."""
+    relative to the notebook's folder); with ``verify``, also run it in a fresh environment, where a
+    command no example checks fails the export unless ``allow_unchecked``."""
     if shell is None:
         try:
             from IPython import get_ipython
@@ -159,12 +161,14 @@ def export(
         )
         examples_dir = workdir / examples.DEFAULT_DIR
         recorded: dict = {}
+        no_example: dict = {}
         for command in plan.commands:
             if (examples_dir / command).is_dir() and any((examples_dir / command).glob("*.json")):
                 continue
             record, why = recording.record(registry, command)
             if record is None:
                 plan.warnings.append(f"No example of {command!r} to verify it with: {why}.")
+                no_example[command] = why
             else:
                 recorded[command] = [record]
         bundle = write(
@@ -182,7 +186,13 @@ def export(
     summarize(plan, bundle, time.perf_counter() - start, say)
     if verify:
         try:
-            verify_bundle(bundle.path, expected=registry.manifest(), out=say)
+            verify_bundle(
+                bundle.path,
+                expected=registry.manifest(),
+                out=say,
+                allow_unchecked=allow_unchecked,
+                no_example=no_example,
+            )
         except VerifyError as e:
             text = str(e)
             if text[:2].istitle():  # "The bundle ..." reads on after a colon as "the bundle ..."

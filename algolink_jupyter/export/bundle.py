@@ -136,7 +136,9 @@ def render(plan: Plan, metadata: dict) -> str:
             lines = [f"# Saved from the kernel: {describe_state(plan)}"]
             if any(s.format == "pickle" for s in plan.saved.values()):
                 lines.append(f'_pickled = _load_pickled("{PICKLE_FILE}")')
-            lines.extend(f"{n} = {s.expr}" for n, s in plan.saved.items())
+            for n, s in plan.saved.items():
+                lines.extend(_comment(s.note).splitlines() if s.note else [])
+                lines.append(f"{n} = {s.expr}")
             blocks.append("\n".join(lines) + "\n")
         else:
             blocks.append(where + item.source.rstrip() + "\n")
@@ -157,9 +159,12 @@ def pins_for(plan: Plan, warnings: list) -> tuple:
             continue
         dists = reqs.distributions_of(module)
         if not dists:
+            origin = reqs.module_origin(module)
+            where = f" (the kernel loads it from {origin})" if origin else ""
             warnings.append(
-                f"No installed package provides `{module}` (needed by `{why}`): add it to "
-                "requirements.txt by hand."
+                f"No installed package provides `{module}`{where}, needed by `{why}`: the bundle "
+                "will fail where it imports it; put the module next to the notebook (it is copied "
+                "then), or add its package to requirements.txt by hand."
             )
             continue
         for dist in dists:

@@ -50,6 +50,7 @@ def export_notebook(
     notebook: str,
     output: str,
     verify: bool = False,
+    allow_unchecked: bool = False,
     timeout: float = 600,
     kernel_name: str = "python3",
     write: Callable[[str], None] = _write,
@@ -73,6 +74,8 @@ def export_notebook(
     target = Path(output).expanduser().resolve()
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     line = f"export {shlex.quote(str(target))}" + (" --verify" if verify else "")
+    if allow_unchecked:
+        line += " --allow-unchecked"
     if port is not None:
         line += f" --port {int(port)}"
     nb.cells.append(

@@ -40,6 +40,8 @@ from .state import Probe, StateError, plan_value, probe
 
 #: Builtins that exist only inside IPython.
 IPYTHON_BUILTINS = {"display", "get_ipython", "__IPYTHON__"}
+#: Names every module has where the bundle runs, though a kernel's namespace may lack them.
+MODULE_NAMES = {"__file__", "__name__", "__doc__", "__spec__", "__loader__", "__package__"}
 _MISSING = object()
 _MAX_LITERAL = 10_000  # characters: a longer literal collection is saved as state instead
 
@@ -190,9 +192,11 @@ class _Slicer:
         st = self.last.get(name)
         if name in IPYTHON_BUILTINS and (value is _MISSING or st is None):
             return _Kind("ipython")
-        if st is None and hasattr(builtins, name):  # even where IPython wraps it (open, exit)
-            return _Kind("builtin")
+        if st is None and (hasattr(builtins, name) or name in MODULE_NAMES):
+            return _Kind("builtin")  # even where IPython wraps it (open, exit)
         if value is _MISSING:
+            if name == "modelcloud":  # the decorators the export writes: cloud_model.py imports it
+                return _Kind("builtin")
             return _Kind("missing")
         if st is None and name in self.hidden:
             return _Kind("ipython")

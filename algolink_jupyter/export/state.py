@@ -79,6 +79,7 @@ class Saved:
     imports: tuple = ()  # import lines the expression needs
     on_gpu: bool = False
     trusted: tuple = ()  # skops: the types the bundle trusts when loading
+    note: str = ""  # a comment cloud_model.py writes above the line (where a constant came from)
 
 
 class _ProbePickler(pickle.Pickler):
@@ -291,7 +292,7 @@ def _torch_module(name: str, value: Any, node: Optional[ast.stmt], namespace: di
     where = cls.__module__
     if where == "__main__" and namespace.get(cls.__name__) is not cls:
         raise StateError(_older(name, cls.__name__))
-    expr, chain, uses = _constructor_from(name, cls, node, namespace)
+    expr, chain, uses, evaluated = _constructor_from(name, cls, node, namespace)
     imports: tuple = ()
     if expr is None:
         if not _no_required_arguments(cls):
@@ -300,8 +301,9 @@ def _torch_module(name: str, value: Any, node: Optional[ast.stmt], namespace: di
                 f"`{name}` (a PyTorch {cls.__name__}) cannot be rebuilt in the bundle: "
                 f"{cls.__name__}() needs arguments, and "
                 + (f"`{built}` is not" if built else "what built it is not")
-                + f" a plain call of {cls.__name__} with constant arguments. Build it in a statement "
-                f"of its own, such as `{name} = {cls.__name__}(64, 10)`, or inside the setup function."
+                + f" a plain call of {cls.__name__} with arguments that are constants or evaluate to "
+                "them in the kernel (numbers, strings, tuples). Build it in a statement of its own, "
+                f"such as `{name} = {cls.__name__}(64, 10)`, or inside the setup function."
             )
         if where == "__main__":
             expr, uses = f"{cls.__name__}()", frozenset({cls.__name__})
@@ -325,7 +327,62 @@ def _torch_module(name: str, value: Any, node: Optional[ast.stmt], namespace: di
         modules=("torch",) + ((where.split(".")[0],) if where != "__main__" else ()),
         imports=imports,
         on_gpu=on,
+        note=(
+            ", ".join(f"{value} = {source}" for source, value in evaluated)
+            + ": evaluated in the notebook's kernel"
+            if evaluated
+            else ""
+        ),
     )
+
+
+#: A constant an expression may evaluate to, at most this deep (tuples and lists of constants).
+_CONSTANT_DEPTH = 3
+#: What an argument evaluated in the kernel must not contain: it would bind a name, or not be one value.
+_NOT_EVALUATED = (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)
+_NOT_CONSTANT = object()
+
+
+def _as_constant(value: Any, depth: int = 0) -> Any:
+    """``value`` as a plain constant (an int for a numpy integer, a tuple for a torch.Size), or
+    ``_NOT_CONSTANT``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else _NOT_CONSTANT
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.integer, numpy.floating, numpy.bool_)):
+        return _as_constant(value.item(), depth)
+    if isinstance(value, (tuple, list)) and depth < _CONSTANT_DEPTH and len(value) <= 100:
+        items = [_as_constant(v, depth + 1) for v in value]
+        if any(v is _NOT_CONSTANT for v in items):
+            return _NOT_CONSTANT
+        return list(items) if type(value) is list else tuple(items)
+    return _NOT_CONSTANT
+
+
+def _evaluated(node: ast.expr, namespace: dict) -> Optional[str]:
+    """Source for the constant that ``node`` (``W.size(0)``, ``len(vocab)``, ``cfg["hidden"]``) evaluates
+    to in the kernel's namespace, or None."""
+    if not namespace or any(isinstance(n, _NOT_EVALUATED) for n in ast.walk(node)):
+        return None
+    try:
+        code = compile(ast.Expression(node), "<export>", "eval")
+        value = eval(code, dict(namespace))  # a copy: nothing it does rebinds the kernel's names
+    except Exception:
+        return None
+    value = _as_constant(value)
+    if value is _NOT_CONSTANT:
+        return None
+    text = repr(value)
+    try:
+        if ast.literal_eval(text) != value:
+            return None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return text
 
 
 def _constant(node: ast.expr, namespace: dict) -> Optional[str]:
@@ -353,10 +410,12 @@ def _roots(node: ast.expr) -> set:
 
 
 def _constructor_from(name: str, cls: type, node: Optional[ast.stmt], namespace: dict) -> tuple:
-    """``(constructor, chain, names they read)`` when ``node`` is ``name = Cls(constant args)``,
-    optionally followed by calls such as ``.to(device)`` or ``.eval()`` (``chain``: their source, replayed
-    after the weights are loaded); ``(None, "", ())`` otherwise."""
-    nothing: tuple = (None, "", frozenset())
+    """``(constructor, chain, names they read, evaluated)`` when ``node`` is ``name = Cls(args)`` whose
+    arguments are constants, or expressions the kernel evaluates to constants (``W.size(0)``: written
+    as the value, ``evaluated`` lists ``(expression, value)`` for each), optionally followed by calls
+    such as ``.to(device)`` or ``.eval()`` (``chain``: their source, replayed after the weights are
+    loaded); ``(None, "", (), ())`` otherwise."""
+    nothing: tuple = (None, "", frozenset(), ())
     if isinstance(node, ast.Assign):
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
             return nothing
@@ -397,22 +456,33 @@ def _constructor_from(name: str, cls: type, node: Optional[ast.stmt], namespace:
     if func is not cls:
         return nothing
     args = []
+    evaluated: list = []
+
+    def argument(node: ast.expr) -> Optional[str]:
+        text = _constant(node, namespace)
+        if text is None:
+            text = _evaluated(node, namespace)
+            if text is not None:
+                evaluated.append((ast.unparse(node), text))
+        return text
+
     for arg in call.args:
         if isinstance(arg, ast.Starred):
             return nothing
-        text = _constant(arg, namespace)
+        text = argument(arg)
         if text is None:
             return nothing
         args.append(text)
     for kw in call.keywords:
         if kw.arg is None:
             return nothing
-        text = _constant(kw.value, namespace)
+        text = argument(kw.value)
         if text is None:
             return nothing
         args.append(f"{kw.arg}={text}")
     uses |= _roots(call.func)
-    return f"{ast.unparse(call.func)}({', '.join(args)})", "".join(chain), frozenset(uses)
+    constructor = f"{ast.unparse(call.func)}({', '.join(args)})"
+    return constructor, "".join(chain), frozenset(uses), tuple(evaluated)
 
 
 def _no_required_arguments(cls: type) -> bool:

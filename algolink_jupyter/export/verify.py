@@ -56,6 +56,7 @@ class Report:
     start_seconds: float
     examples: int
     seconds: float
+    unchecked: tuple = ()  # commands no example checked (accepted with allow_unchecked)
 
 
 # -- settings ---------------------------------------------------------------------------------------------
@@ -266,7 +267,34 @@ def _reason(tail: list) -> str:
 def _clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_ENV_PREFIXES)}
     env.update({"ALGOLINK_HOST": "127.0.0.1", "ALGOLINK_PORT": "0", "PYTHONUNBUFFERED": "1"})
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ left in the bundle
     return env
+
+
+def _contents(bundle: Path) -> set:
+    """Every path under ``bundle``, relative, folders included."""
+    found: set = set()
+    for root, dirs, files in os.walk(bundle):
+        rel = Path(root).relative_to(bundle)
+        found.update(str(rel / name) for name in dirs + files)
+    return found
+
+
+def _leave_as_found(bundle: Path, before: set) -> list:
+    """Remove what running the bundle added to it (``__pycache__``, files its code wrote); returns
+    the removed paths, relative."""
+    removed = []
+    for rel in sorted(_contents(bundle) - before):
+        path = bundle / rel
+        if not os.path.lexists(path):
+            continue  # inside a folder removed already
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(rel)
+    return removed
 
 
 _PROBE = """
@@ -542,20 +570,46 @@ def load_examples(bundle: Path) -> list:
     return out
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def verify_bundle(
     directory: Any,
     expected: Optional[dict] = None,
     out: Callable[[str], None] = print,
     start_timeout: float = 300,
+    *,
+    allow_unchecked: bool = False,
+    no_example: Optional[dict] = None,
 ) -> Report:
     """Build (or reuse) a fresh environment from the bundle's requirements.txt, start the bundle there,
-    check its manifest against ``expected`` (the notebook's) and replay every example."""
-    started = time.perf_counter()
+    check its manifest against ``expected`` (the notebook's) and replay every example.
+
+    Every command must be checked by an example: one with none fails the verification, unless
+    ``allow_unchecked``, where it is reported as not checked. ``no_example``: command -> why it has none
+    (what the export met), for the message. The bundle is left as it was found."""
     bundle = Path(directory).resolve()
     if not (bundle / "cloud_model.py").is_file() or not (bundle / "requirements.txt").is_file():
         raise VerifyError(
             f"{bundle} is not a bundle (no cloud_model.py or requirements.txt): export it first."
         )
+    before = _contents(bundle)
+    try:
+        return _verify(bundle, expected, out, start_timeout, allow_unchecked, no_example or {})
+    finally:
+        _leave_as_found(bundle, before)
+
+
+def _verify(
+    bundle: Path,
+    expected: Optional[dict],
+    out: Callable[[str], None],
+    start_timeout: float,
+    allow_unchecked: bool,
+    no_example: dict,
+) -> Report:
+    started = time.perf_counter()
     out("Verifying the bundle in a fresh environment built from its requirements.txt...")
     undefined = undefined_names((bundle / "cloud_model.py").read_text(encoding="utf-8"))
     undefined_hint = ""
@@ -632,6 +686,12 @@ def verify_bundle(
                 failures.append(f"{label}: {problem}")
             else:
                 out(f"  {label}: same answer as the notebook ({ms:.0f} ms)")
+        served = [c["name"] for c in manifest.get("commands", [])]
+        checked = {command for command, _filename, _record in examples}
+        unchecked = [c for c in served if c not in checked]
+        for command in unchecked:
+            why = no_example.get(command) or f"there is no example under examples/{command}/"
+            out(f"  {command}: NOT CHECKED, {why.rstrip('.')}")
         if failures:
             hint = f" ({undefined_hint})" if undefined_hint else ""
             more = f" (and {len(failures) - 1} more, listed above)" if len(failures) > 1 else ""
@@ -641,14 +701,34 @@ def verify_bundle(
     finally:
         server.stop()
     seconds = time.perf_counter() - started
-    if examples:
+    names = ", ".join(repr(c) for c in unchecked)
+    if unchecked and not allow_unchecked:
+        them = "it" if len(unchecked) == 1 else "them"
+        raise VerifyError(
+            f"{len(unchecked)} of {_plural(len(served), 'command')} not checked ({names}: no example "
+            f"to check {them} with, see above): save an example from the test form (%algolink test "
+            f'{unchecked[0]}, then "Save as example") and export again, or give --allow-unchecked to '
+            f"accept the bundle without checking {them}."
+        )
+    answers = (
+        f"answers its {len(examples)} example(s) as the notebook did"
+        if examples
+        else "serves the notebook's commands"
+    )
+    if unchecked:
         out(
-            f"Verified in {seconds:.1f} s: the bundle starts in a fresh environment and answers its {len(examples)} example(s) as the notebook did."
+            f"Partly verified in {seconds:.1f} s: the bundle starts in a fresh environment and "
+            f"{answers}; {len(unchecked)} of {_plural(len(served), 'command')} ({names}) not "
+            "checked, accepted with --allow-unchecked."
         )
     else:
-        out(
-            f"Verified in {seconds:.1f} s: the bundle starts in a fresh environment and serves the notebook's "
-            'commands (no examples were recorded: save some with the test form\'s "Save as example" to '
-            "check answers too)."
-        )
-    return Report(python.parent.parent, reused, env_seconds, start_seconds, len(examples), seconds)
+        out(f"Verified in {seconds:.1f} s: the bundle starts in a fresh environment and {answers}.")
+    return Report(
+        python.parent.parent,
+        reused,
+        env_seconds,
+        start_seconds,
+        len(examples),
+        seconds,
+        tuple(unchecked),
+    )
