@@ -1,0 +1,88 @@
+"""Export of what notebooks written by others hold: training data a command reads a little of, a weights
+file reached through a ``pathlib.Path`` built in the notebook, and gradient-boosting models in their
+libraries' own formats. Each notebook is run in a real kernel and exported with ``--verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from support import Kernel
+
+pytest.importorskip("pandas", reason="these notebooks use pandas: pip install pandas")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("algolink-cache")
+
+
+def notebook(folder: Path, cache: Path, cells: list) -> Kernel:
+    k = Kernel(folder, env={"JUPYTER_RUNTIME_DIR": str(folder), "ALGOLINK_CACHE_DIR": str(cache)})
+    k.folder = folder
+    try:
+        k.run("%load_ext algolink_jupyter", timeout=60)
+        for cell in cells:
+            out = k.run(cell, timeout=180)
+            assert "Error" not in out["stderr"], out["stderr"]
+    except BaseException:
+        k.shutdown()
+        raise
+    return k
+
+
+def export(k: Kernel, line: str) -> dict:
+    return k.run(f"%algolink export {line}", timeout=600, check=False)
+
+
+# LightGBM's own API (lgb.train on a Dataset gives a Booster) and XGBoost's scikit-learn one.
+BOOSTERS = [
+    "import numpy as np\nimport lightgbm as lgb\nimport xgboost as xgb\n"
+    "from sklearn.datasets import load_breast_cancer, load_iris",
+    "data, target = load_breast_cancer(return_X_y=True)\n"
+    "train_data = lgb.Dataset(data, label=target)\n"
+    "param = {'num_leaves': 7, 'objective': 'binary', 'metric': 'auc', 'verbose': -1}\n"
+    "bst = lgb.train(param, train_data, num_boost_round=10)",
+    "iris_X, iris_y = load_iris(return_X_y=True)\n"
+    "xgb_model = xgb.XGBClassifier(n_estimators=10, max_depth=2).fit(iris_X, iris_y)",
+    '%%algolink_command cancer --inputs "row=number(min=0, max=568)" --outputs "p=number"\n'
+    "def cancer(model, inputs):\n"
+    '    i = int(inputs["row"])\n'
+    '    return {"p": float(bst.predict(data[i : i + 1])[0])}',
+    '%%algolink_command iris --inputs "features=vector(length=4)" --outputs "label=number"\n'
+    "def iris(model, inputs):\n"
+    '    return {"label": int(xgb_model.predict(np.array([inputs["features"]]))[0])}',
+]
+
+
+def test_boosters_are_saved_in_their_libraries_own_formats(tmp_path, cache):
+    pytest.importorskip("lightgbm", reason="pip install lightgbm")
+    pytest.importorskip("xgboost", reason="pip install xgboost")
+    k = notebook(tmp_path, cache, BOOSTERS)
+    try:
+        out = export(k, "bundle --verify")
+        assert not out["stderr"], out["stdout"] + out["stderr"]
+        text = out["stdout"]
+        assert "bst (Booster: LightGBM model text)" in text
+        assert "xgb_model (XGBClassifier: XGBoost JSON)" in text
+        assert "Verified in" in text
+        bundle = tmp_path / "bundle"
+        models = sorted(p.name for p in (bundle / "models").iterdir())
+        assert "bst.lgb.txt" in models and "xgb_model.xgb.json" in models
+        assert "notebook_state.pkl" not in models  # `data` is an array: .npy
+        assert (bundle / "models" / "bst.lgb.txt").read_text().startswith("tree\n")
+        json.loads((bundle / "models" / "xgb_model.xgb.json").read_text())
+        source = (bundle / "cloud_model.py").read_text()
+        assert 'bst = _load_lightgbm("bst.lgb.txt")' in source
+        assert 'xgb_model = _load_xgboost(xgboost.XGBClassifier, "xgb_model.xgb.json")' in source
+        assert "_load_pickled" not in source
+        readme = (bundle / "README.md").read_text()
+        assert "models/bst.lgb.txt (LightGBM model text)" in readme
+        assert "is a pickle" not in readme
+        pins = (bundle / "requirements.txt").read_text()
+        assert "lightgbm==" in pins and "xgboost==" in pins and "scikit-learn==" in pins
+    finally:
+        k.shutdown()
