@@ -38,6 +38,69 @@ def export(k: Kernel, line: str) -> dict:
     return k.run(f"%algolink export {line}", timeout=600, check=False)
 
 
+# As in PyTorch's "save and load" workflow: the weights go to MODEL_PATH / MODEL_NAME, and the setup
+# loads them from there.
+PATHS = [
+    "import torch\nfrom torch import nn\nfrom pathlib import Path",
+    "class LinearRegressionModel(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.linear_layer = nn.Linear(in_features=1, out_features=1)\n\n"
+    "    def forward(self, x):\n"
+    "        return self.linear_layer(x)",
+    "torch.manual_seed(42)\n"
+    "X = torch.arange(0, 1, 0.02).unsqueeze(dim=1)\n"
+    "y = 0.7 * X + 0.3\n"
+    "model_0 = LinearRegressionModel()\n"
+    "optimizer = torch.optim.SGD(model_0.parameters(), lr=0.1)\n"
+    "for epoch in range(200):\n"
+    "    loss = nn.L1Loss()(model_0(X), y)\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()",
+    'MODEL_PATH = Path("models")\n'
+    "MODEL_PATH.mkdir(parents=True, exist_ok=True)\n"
+    'MODEL_NAME = "01_pytorch_workflow_model_0.pth"\n'
+    "MODEL_SAVE_PATH = MODEL_PATH / MODEL_NAME\n"
+    "torch.save(obj=model_0.state_dict(), f=MODEL_SAVE_PATH)",
+    "%%algolink_setup\n"
+    "def setup():\n"
+    "    loaded_model_0 = LinearRegressionModel()\n"
+    "    loaded_model_0.load_state_dict(torch.load(f=MODEL_SAVE_PATH, weights_only=True))\n"
+    "    return loaded_model_0.eval()",
+    '%%algolink_command predict --inputs "x=number" --outputs "y=number"\n'
+    "def predict(model, inputs):\n"
+    "    with torch.inference_mode():\n"
+    '        return {"y": float(model(torch.tensor([[float(inputs["x"])]]))[0, 0])}',
+]
+
+
+def test_a_weights_file_reached_through_a_path_built_in_the_notebook_is_copied(tmp_path, cache):
+    k = notebook(tmp_path, cache, PATHS)
+    try:
+        out = export(k, "bundle --verify")
+        assert not out["stderr"], out["stdout"] + out["stderr"]
+        assert "Verified in" in out["stdout"]
+        assert "copied            models/01_pytorch_workflow_model_0.pth" in out["stdout"]
+        bundle = tmp_path / "bundle"
+        source = (bundle / "cloud_model.py").read_text()
+        assert (
+            'MODEL_SAVE_PATH = pathlib.Path(_here("models/01_pytorch_workflow_model_0.pth"))'
+            "  # MODEL_PATH / MODEL_NAME, in the kernel"
+        ) in source
+        assert (
+            "_load_pickled" not in source
+            and not (bundle / "models" / "notebook_state.pkl").exists()
+        )
+        copied = bundle / "models" / "01_pytorch_workflow_model_0.pth"
+        assert (
+            copied.read_bytes()
+            == (tmp_path / "models" / "01_pytorch_workflow_model_0.pth").read_bytes()
+        )
+    finally:
+        k.shutdown()
+
+
 # LightGBM's own API (lgb.train on a Dataset gives a Booster) and XGBoost's scikit-learn one.
 BOOSTERS = [
     "import numpy as np\nimport lightgbm as lgb\nimport xgboost as xgb\n"

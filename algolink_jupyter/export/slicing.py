@@ -27,7 +27,7 @@ import textwrap
 import types
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Optional
 
 from modelcloud import data_types
@@ -228,9 +228,48 @@ class _Slicer:
         reference = self._importable(name, value)
         if reference:
             return _Kind("import", lines=(reference,))
+        path = self._file_path(name, value, st)
+        if path is not None:
+            return path
         if st is not None and self._recomputable(name, value, st):
             return _Kind("stmt", source=st.source, statement=st, uses=st.uses, uses_now=st.uses_now)
         return _Kind("state")
+
+    def _file_path(
+        self, name: str, value: Any, st: Optional[cells_mod.Statement]
+    ) -> Optional[_Kind]:
+        """A ``Path`` or string naming a file or folder under the notebook's folder, however the
+        notebook computed it (``MODEL_PATH / MODEL_NAME``): written as the literal path it holds, which
+        the bundle copies and opens next to cloud_model.py like any path the code names."""
+        if not (isinstance(value, PurePath) or type(value) is str):
+            return None
+        text = str(value)
+        if not text or len(text) > 260 or "\n" in text or "://" in text:
+            return None
+        if isinstance(value, str) and st is not None and isinstance(st.node, ast.Assign):
+            rhs = st.node.value
+            if isinstance(rhs, ast.Constant) and rhs.value == value:
+                return None  # a literal already: kept as written, and its path found there
+        try:
+            full = Path(text).expanduser()
+            full = full if full.is_absolute() else self.workdir / full
+            if not full.exists():
+                return None
+            rel = full.resolve().relative_to(self.workdir.resolve())
+        except (OSError, ValueError):
+            return None
+        if rel == Path("."):
+            return None
+        literal = json.dumps(rel.as_posix())
+        expr = f"pathlib.Path({literal})" if isinstance(value, PurePath) else literal
+        where = ast.unparse(st.node.value) if st is not None and hasattr(st.node, "value") else ""
+        note = f"  # {where}, in the kernel" if where and len(where) < 60 else ""
+        return _Kind(
+            "path",
+            lines=("import pathlib",) if isinstance(value, PurePath) else (),
+            source=f"{name} = {expr}{note}\n",
+            statement=st,
+        )
 
     def _def(self, source: str, st: Optional[cells_mod.Statement]) -> _Kind:
         names = cells_mod.analyze(source)
@@ -318,7 +357,7 @@ class _Slicer:
             return self._pure[name]
         self._pure[name] = True  # provisional: mutual recursion between functions is fine
         k = self.kind(name)
-        if k.kind in ("builtin", "import", "stmt"):
+        if k.kind in ("builtin", "import", "stmt", "path"):
             result = True
         elif k.kind == "def":
             result = all(self.pure(u) for u in k.uses if u != name)
@@ -544,6 +583,22 @@ def slice_notebook(
                 )
                 defined.append(name)
                 _follow(k.uses, name, queue, needed_by)
+            elif k.kind == "path":  # a file's path, as the literal it holds: nothing more to follow
+                imports.extend((-1.0, line) for line in k.lines)
+                recomputed.append(name)
+                st = k.statement
+                items.append(
+                    Item(
+                        "stmt",
+                        k.source,
+                        float(st.order) if st else -0.5,
+                        frozenset({name}),
+                        frozenset(),
+                        frozenset(),
+                        st.cell if st else None,
+                        name,
+                    )
+                )
             elif k.kind == "stmt":
                 st = k.statement
                 assert st is not None
