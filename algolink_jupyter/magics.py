@@ -18,7 +18,7 @@ from IPython.display import display
 from . import kernel
 from .client import HubClient, config_path, dev_service_lines, hub_settings, register_dev
 from .errors import CLIError
-from .export import ExportError, export
+from .export import ExportError, export, parse_size
 from .spec import SpecError, command_arguments, parse_spec, setup_arguments
 from .spec import unquote as _unquote
 from .widgets.publish import for_kernel
@@ -169,10 +169,25 @@ class AlgoLinkMagics(Magics):
         help="then run the bundle in a fresh environment and replay the saved examples",
     )
     @argument("--port", type=int, help="the port the bundle serves on, written to algolink.yml")
+    @argument(
+        "--max-state-size",
+        default="10MB",
+        help="stop when the data (not models) saved from the kernel is larger (default 10MB)",
+    )
     def _export(self, rest: str) -> None:
         args = parse_argstring(self._export, rest)
         try:
-            export(_unquote(args.directory), verify=args.verify, port=args.port, shell=self.shell)
+            limit = parse_size(args.max_state_size)
+        except ValueError as e:
+            raise UsageError(f"%algolink export: {e}") from None
+        try:
+            export(
+                _unquote(args.directory),
+                verify=args.verify,
+                port=args.port,
+                shell=self.shell,
+                max_state_size=limit,
+            )
         except ExportError as e:
             raise UsageError(f"%algolink export: {e}") from None
 

@@ -6,6 +6,7 @@ libraries' own formats. Each notebook is run in a real kernel and exported with 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,66 @@ def notebook(folder: Path, cache: Path, cells: list) -> Kernel:
 
 def export(k: Kernel, line: str) -> dict:
     return k.run(f"%algolink export {line}", timeout=600, check=False)
+
+
+# scikit-learn's wine data as a DataFrame; the command builds its one-row frame with `X.columns`.
+WINE = [
+    "import pandas as pd\n"
+    "from sklearn.datasets import load_wine\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "from sklearn.model_selection import train_test_split",
+    "wine = load_wine(as_frame=True)\n"
+    "X, y = wine.data, wine.target\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "clf = RandomForestClassifier(n_estimators=20, random_state=0).fit(X_train, y_train)\n"
+    "clf.score(X_test, y_test)",
+    '%%algolink_command classify --inputs "alcohol=number, proline=number" --outputs "cultivar=number"\n'
+    "def classify(model, inputs):\n"
+    "    row = dict.fromkeys(X.columns, 0.0)\n"
+    "    row.update(inputs)\n"
+    "    sample = pd.DataFrame([row], columns=X.columns)\n"
+    '    return {"cultivar": int(clf.predict(sample)[0])}',
+]
+
+
+def test_a_command_that_reads_the_column_names_ships_them_not_the_training_set(tmp_path, cache):
+    pytest.importorskip("skops", reason="the forest is saved with skops: pip install skops")
+    k = notebook(tmp_path, cache, WINE)
+    try:
+        out = export(k, "bundle --verify")
+        assert not out["stderr"], out["stdout"] + out["stderr"]
+        text = out["stdout"]
+        assert "kept of X" in text and "X.columns of a 178x13 DataFrame" in text
+        assert "Verified in" in text
+        bundle = tmp_path / "bundle"
+        source = (bundle / "cloud_model.py").read_text()
+        assert "X = types.SimpleNamespace(columns=pandas.Index(['alcohol', 'malic_acid'" in source
+        assert sorted(p.name for p in (bundle / "models").iterdir()) == ["clf.skops"]
+        assert "X.columns of a 178x13 DataFrame" in (bundle / "README.md").read_text()
+
+        # A command that reads X as a whole: it ships whole, and the export says so in one line...
+        k.run(
+            '%%algolink_command nearest --inputs "row=number(min=0, max=177)" --outputs "cultivar=number"\n'
+            "def nearest(model, inputs):\n"
+            '    return {"cultivar": int(clf.predict(X.iloc[[int(inputs["row"])]])[0])}'
+        )
+        out = export(k, "bundle")
+        assert not out["stderr"], out["stdout"] + out["stderr"]
+        line = next(x for x in out["stdout"].splitlines() if x.startswith("  data "))
+        assert "X: a 178x13 DataFrame, " in line and " kB, training data (given to " in line
+        assert "train_test_split in In [" in line
+        assert "kept of X" not in out["stdout"]
+        readme = (tmp_path / "bundle" / "README.md").read_text()
+        assert "`X`" in readme and "training data" in readme and "is a pickle" in readme
+        # ...and --max-state-size stops it with a sentence, leaving the earlier bundle as it was.
+        out = export(k, "bundle --max-state-size 10kB")
+        assert "over --max-state-size 10.0 kB" in out["stderr"]
+        assert "X: a 178x13 DataFrame" in out["stderr"] and "training data" in out["stderr"]
+        assert (tmp_path / "bundle" / "models" / "notebook_state.pkl").is_file()
+        out = export(k, "bundle --max-state-size lots")
+        assert "--max-state-size takes a size such as 10MB" in out["stderr"]
+    finally:
+        k.shutdown()
 
 
 # As in PyTorch's "save and load" workflow: the weights go to MODEL_PATH / MODEL_NAME, and the setup
@@ -149,3 +210,39 @@ def test_boosters_are_saved_in_their_libraries_own_formats(tmp_path, cache):
         assert "lightgbm==" in pins and "xgboost==" in pins and "scikit-learn==" in pins
     finally:
         k.shutdown()
+
+
+def test_attributes_ship_only_when_nothing_reads_more_of_the_value(tmp_path, monkeypatch):
+    """Slicing alone: `X.columns` and `X.shape` ship as literals; a function found later, through a
+    pickled value, that reads `X` whole makes the export ship `X` whole after all."""
+    from test_export import run_cells
+
+    from algolink_jupyter.export import slice_notebook
+
+    cells = [
+        "import pandas as pd\nimport numpy as np",
+        "X = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=['a', 'b', 'c'])",
+        '%%algolink_command c --inputs "v=any" --outputs "n=any"\n'
+        "def c(model, inputs):\n"
+        "    return {'n': len(pd.DataFrame([inputs['v']], columns=X.columns)) + X.shape[1]}",
+    ]
+    ns, registry = run_cells(cells)
+    plan = slice_notebook(cells, ns, registry, workdir=tmp_path)
+    assert plan.state == {} and plan.reduced == {"X": "X.columns, X.shape of a 4x3 DataFrame"}
+    stand_in = next(i.source for i in plan.items if i.label == "X")
+    built: dict = {}
+    exec("import types, pandas\n" + stand_in, built)
+    assert list(built["X"].columns) == ["a", "b", "c"] and built["X"].shape == (4, 3)
+
+    cells += [
+        "def describe(i):\n    return X.iloc[i]\nhelpers = {'describe': describe}",
+        '%%algolink_command d --inputs "v=any" --outputs "n=any"\n'
+        "def d(model, inputs):\n"
+        "    return {'n': len(helpers)}",
+    ]
+    ns, registry = run_cells(cells)
+    # pickle finds a function of the notebook in __main__, as in a kernel
+    monkeypatch.setattr(sys.modules["__main__"], "describe", ns["describe"], raising=False)
+    plan = slice_notebook(cells, ns, registry, workdir=tmp_path)
+    assert plan.reduced == {} and set(plan.state) == {"X", "helpers"}
+    assert "describe" in plan.defined
