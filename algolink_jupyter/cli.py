@@ -98,6 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             kernel_name=args.kernel,
             port=args.port,
+            max_state_size=args.max_state_size,
         )
     except ExportError as e:
         print(f"algolink: error: {e}", file=sys.stderr)
@@ -150,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--port", type=int, help="the port the bundle serves on, written to algolink.yml"
+    )
+    export.add_argument(
+        "--max-state-size",
+        metavar="SIZE",
+        help="stop when the data (not models) saved from the kernel is larger (default 10MB)",
     )
     export.add_argument(
         "--timeout", type=float, default=600, help="seconds each cell may run (default 600)"

@@ -18,7 +18,7 @@ from IPython.display import display
 from . import kernel
 from .client import HubClient, config_path, dev_service_lines, hub_settings, register_dev
 from .errors import CLIError
-from .export import ExportError, export
+from .export import ExportError, export, parse_size
 from .spec import SpecError, command_arguments, parse_spec, setup_arguments
 from .spec import unquote as _unquote
 from .widgets.publish import for_kernel
@@ -174,6 +174,11 @@ class AlgoLinkMagics(Magics):
         help="with --verify: accept a bundle with commands no example checks (reported as not checked)",
     )
     @argument("--port", type=int, help="the port the bundle serves on, written to algolink.yml")
+    @argument(
+        "--max-state-size",
+        default="10MB",
+        help="stop when the data (not models) saved from the kernel is larger (default 10MB)",
+    )
     def _export(self, rest: str) -> None:
         args = parse_argstring(self._export, rest)
         if args.allow_unchecked and not args.verify:
@@ -182,12 +187,17 @@ class AlgoLinkMagics(Magics):
                 "verification could not check)."
             )
         try:
+            limit = parse_size(args.max_state_size)
+        except ValueError as e:
+            raise UsageError(f"%algolink export: {e}") from None
+        try:
             export(
                 _unquote(args.directory),
                 verify=args.verify,
                 allow_unchecked=args.allow_unchecked,
                 port=args.port,
                 shell=self.shell,
+                max_state_size=limit,
             )
         except ExportError as e:
             raise UsageError(f"%algolink export: {e}") from None

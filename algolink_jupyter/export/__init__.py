@@ -23,7 +23,7 @@ from .. import examples
 from ..kernel import registry as kernel_registry
 from ..runtime import requirement as runtime_requirement
 from . import recording
-from .bundle import Bundle, BundleError, describe_state, write
+from .bundle import MAX_STATE_BYTES, Bundle, BundleError, describe_state, write
 from .cells import kernel_cells
 from .slicing import Plan, SliceError, slice_notebook
 from .verify import Report, VerifyError, verify_bundle
@@ -54,6 +54,22 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} bytes"
+
+
+def parse_size(text: str) -> int:
+    """``"10MB"``, ``"500 kB"``, ``"1.5GB"``, ``"2000000"`` -> bytes (powers of 1000, as the export
+    prints sizes); ValueError with a sentence otherwise."""
+    raw = str(text).strip().replace(" ", "")
+    units = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+    number = raw.rstrip("bBkKmMgG")
+    unit = raw[len(number) :].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in units or value < 0:
+        raise ValueError(f"--max-state-size takes a size such as 10MB, 500kB or 1GB, not {text!r}.")
+    return int(value * units[unit])
 
 
 def _relative(path: Path) -> str:
@@ -101,6 +117,10 @@ def summarize(plan: Plan, bundle: Bundle, seconds: float, say: Callable[[str], N
                 f"                    {', '.join(pickled)}: only pickle could save "
                 f"{'them' if len(pickled) > 1 else 'it'}, which runs code when loaded (see README.md)"
             )
+    for line in bundle.data:
+        say(f"  data              {line}")
+    for name, words in plan.reduced.items():
+        say(f"  kept of {name}{' ' * max(10 - len(name), 1)}{words}: the data itself stays out")
     say(f"  requirements.txt  {', '.join(p.line for p in bundle.pins)}")
     if bundle.examples:
         counts = ", ".join(
@@ -130,6 +150,7 @@ def export(
     shell: Any = None,
     registry: Any = None,
     say: Callable[[str], None] = _say,
+    max_state_size: Optional[int] = None,
 ) -> Bundle:
     """Export the running kernel's setup and commands as a bundle in ``directory`` (relative paths are
     relative to the notebook's folder); with ``verify``, also run it in a fresh environment, where a
@@ -180,6 +201,7 @@ def export(
             port=port,
             model=getattr(registry, "model", None),
             recorded=recorded,
+            max_state_size=MAX_STATE_BYTES if max_state_size is None else max_state_size,
         )
     except (SliceError, BundleError) as e:
         raise ExportError(str(e)) from None

@@ -35,6 +35,11 @@ RESERVED = {
     "README.md",
 }
 MAX_COPY_BYTES = 1 << 30  # a folder the code names is copied up to this size
+MAX_STATE_BYTES = (
+    10_000_000  # data (not models) saved from the kernel, unless --max-state-size says
+)
+#: Formats that hold a model, not data: --max-state-size does not count them.
+MODEL_FORMATS = {"torch_module", "lightgbm", "xgboost", "catboost", "skops"}
 _EXAMPLE_RE = re.compile(r"^\d+\.json$")
 
 
@@ -55,6 +60,9 @@ class Bundle:
     source_lines: int
     warnings: list = field(default_factory=list)
     recorded: list = field(default_factory=list)  # commands whose example the export recorded
+    data: list = field(
+        default_factory=list
+    )  # one line per data value shipped, as the summary says it
 
 
 # -- cloud_model.py --------------------------------------------------------------------------------------
@@ -73,6 +81,9 @@ _FORMAT_WORDS = {
     "torch_module": "state_dict",
     "torch": "tensors",
     "npy": ".npy",
+    "lightgbm": "LightGBM model text",
+    "xgboost": "XGBoost JSON",
+    "catboost": "CatBoost cbm",
     "skops": "skops",
     "json": "JSON",
     "pickle": "pickle",
@@ -235,7 +246,58 @@ def cuda_version(plan: Plan, model: Any = None) -> Optional[str]:
     return getattr(torch.version, "cuda", None)
 
 
-def readme(plan: Plan, metadata: dict) -> str:
+def size_words(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{int(n)} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
+
+
+def _data_sizes(plan: Plan, models: Path) -> dict:
+    """Saved name -> bytes it takes in the bundle, for every value that is not a model."""
+    import pickle
+
+    from .slicing import _is_data
+
+    sizes: dict = {}
+    for name, s in plan.saved.items():
+        if s.format in MODEL_FORMATS:
+            continue
+        if s.format == "pickle":
+            if not _is_data(plan.state[name]):
+                continue  # an object of the notebook's: counted with the pickle, not as data
+            try:
+                sizes[name] = len(pickle.dumps(plan.state[name], protocol=4))
+            except Exception:
+                continue
+        else:
+            sizes[name] = (models / s.file).stat().st_size
+    return sizes
+
+
+def data_lines(plan: Plan, sizes: dict) -> list:
+    """``X: a 178x13 DataFrame, 34.5 kB, training data (train_test_split in In [3]), as pickle``: the
+    data values worth a line (tables, training data, anything over 100 kB)."""
+    from .slicing import _is_data
+
+    lines = []
+    for name, size in sizes.items():
+        value = plan.state[name]
+        fit = plan.training.get(name)
+        table = type(value).__name__ in ("DataFrame", "Series")
+        if not (fit or table or size >= 100_000) or not _is_data(value):
+            continue
+        shape = "x".join(str(n) for n in getattr(value, "shape", ())) or str(len(value))
+        what = "training data" + (f" (given to {fit})" if fit else "") if fit else "data"
+        lines.append(
+            f"{name}: a {shape} {type(value).__name__}, {size_words(size)}, {what} from the kernel, "
+            f"saved whole ({_FORMAT_WORDS[plan.saved[name].format]}) because the code reads it whole"
+        )
+    return lines
+
+
+def readme(plan: Plan, metadata: dict, data: Optional[list] = None) -> str:
     title = metadata.get("name") or "Model service"
     lines = [
         f"# {title}",
@@ -247,16 +309,28 @@ def readme(plan: Plan, metadata: dict) -> str:
         "It needs the AlgoLink runtime SDK, `modelcloud` (named in requirements.txt), and nothing else",
         "of AlgoLink; an AlgoLink hub installs its own.",
     ]
+    if plan.reduced:
+        lines += [
+            "",
+            "Read of a value instead of the value itself (its data stays out of the bundle):",
+            "",
+        ]
+        lines += [f"- `{n}`: {words}" for n, words in plan.reduced.items()]
     if plan.saved:
         lines += ["", "## Saved state", "", FORMATS_NOTE.replace("\n", " "), ""]
         for name, s in plan.saved.items():
             lines.append(f"- `{name}`: models/{s.file} ({_FORMAT_WORDS[s.format]})")
         if any(s.format == "pickle" for s in plan.saved.values()):
+            pickled = ", ".join(f"`{n}`" for n, s in plan.saved.items() if s.format == "pickle")
             lines += [
                 "",
-                f"**models/{PICKLE_FILE} is a pickle: loading it executes code named in the file.** "
-                "Run this bundle only if you trust where it came from.",
+                f"**models/{PICKLE_FILE} is a pickle ({pickled}: no safe format holds "
+                f"{'them' if ', ' in pickled else 'it'}): loading it executes code named in the "
+                "file.** Run this bundle only if you trust where it came from.",
             ]
+        if data:
+            lines += ["", "Data from the notebook in this bundle:", ""]
+            lines += [f"- {line}" for line in data]
     return "\n".join(lines) + "\n"
 
 
@@ -389,6 +463,7 @@ def write(
     port: Optional[int] = None,
     model: Any = None,
     recorded: Optional[dict] = None,
+    max_state_size: int = MAX_STATE_BYTES,
 ) -> Bundle:
     """Write the bundle for ``plan`` at ``target`` (replacing an earlier export there). ``recorded``:
     command -> examples the export recorded itself for commands that had none saved."""
@@ -431,14 +506,27 @@ def write(
         (tmp / "algolink.yml").write_text(
             algolink_yml(cuda_version(plan, model), port, bool(plan.saved))
         )
-        (tmp / "README.md").write_text(readme(plan, metadata), encoding="utf-8")
         state_files: list = []
         state_bytes = 0
+        data: list = []
         if plan.state:
             torch_pickle = bool(plan.probe and plan.probe.uses_torch)
             for path in save(plan.state, plan.saved, tmp / "models", torch_pickle):
                 state_files.append(path.name)
                 state_bytes += path.stat().st_size
+            sizes = _data_sizes(plan, tmp / "models")
+            data = data_lines(plan, sizes)
+            if sum(sizes.values()) > max_state_size:
+                biggest = max(sizes, key=sizes.get)
+                lines = data_lines(plan, {biggest: sizes[biggest]}) or [biggest]
+                raise BundleError(
+                    f"The bundle would ship {size_words(sum(sizes.values()))} of data saved from "
+                    f"the kernel, over --max-state-size {size_words(max_state_size)} (the largest, "
+                    f"{lines[0].split(', saved whole')[0]}): let the commands read only attributes "
+                    f"of it (such as {biggest}.columns or {biggest}.shape, which ship alone), load it "
+                    "from a file in the setup, or raise the limit with --max-state-size."
+                )
+        (tmp / "README.md").write_text(readme(plan, metadata, data), encoding="utf-8")
         for module, path in plan.local_modules.items():
             name = path.name if path.is_file() else module
             _copy(path, tmp / name)
@@ -470,6 +558,7 @@ def write(
         source_lines=source.count("\n"),
         warnings=warnings,
         recorded=sorted(recorded or {}),
+        data=data,
     )
 
 

@@ -55,6 +55,7 @@ def export_notebook(
     kernel_name: str = "python3",
     write: Callable[[str], None] = _write,
     port: Optional[int] = None,
+    max_state_size: Optional[str] = None,
 ) -> Path:
     """Execute ``notebook`` in a fresh kernel and export it from there to ``output``; returns the bundle."""
     import nbformat
@@ -78,6 +79,14 @@ def export_notebook(
         line += " --allow-unchecked"
     if port is not None:
         line += f" --port {int(port)}"
+    if max_state_size is not None:
+        from . import parse_size
+
+        try:
+            parse_size(max_state_size)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        line += f" --max-state-size {shlex.quote(str(max_state_size))}"
     nb.cells.append(
         nbformat.v4.new_code_cell(
             "_ip = get_ipython()\n"

@@ -27,7 +27,7 @@ import textwrap
 import types
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Optional
 
 from modelcloud import data_types
@@ -81,6 +81,17 @@ class Plan:
     cells: list  # execution numbers of the cells something was kept from
     warnings: list = field(default_factory=list)
     saved: dict = field(default_factory=dict)  # name -> state.Saved: how each value is saved
+    #: name -> what of it ships instead of the whole value (``X.columns`` of a DataFrame), in words
+    reduced: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)  # saved name -> the call the notebook fit it with
+
+
+class _Whole(Exception):
+    """A value shipped as a few of its attributes turned out to be read as a whole: slice again."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
 
 
 @dataclass
@@ -232,9 +243,48 @@ class _Slicer:
         reference = self._importable(name, value)
         if reference:
             return _Kind("import", lines=(reference,))
+        path = self._file_path(name, value, st)
+        if path is not None:
+            return path
         if st is not None and self._recomputable(name, value, st):
             return _Kind("stmt", source=st.source, statement=st, uses=st.uses, uses_now=st.uses_now)
         return _Kind("state")
+
+    def _file_path(
+        self, name: str, value: Any, st: Optional[cells_mod.Statement]
+    ) -> Optional[_Kind]:
+        """A ``Path`` or string naming a file or folder under the notebook's folder, however the
+        notebook computed it (``MODEL_PATH / MODEL_NAME``): written as the literal path it holds, which
+        the bundle copies and opens next to cloud_model.py like any path the code names."""
+        if not (isinstance(value, PurePath) or type(value) is str):
+            return None
+        text = str(value)
+        if not text or len(text) > 260 or "\n" in text or "://" in text:
+            return None
+        if isinstance(value, str) and st is not None and isinstance(st.node, ast.Assign):
+            rhs = st.node.value
+            if isinstance(rhs, ast.Constant) and rhs.value == value:
+                return None  # a literal already: kept as written, and its path found there
+        try:
+            full = Path(text).expanduser()
+            full = full if full.is_absolute() else self.workdir / full
+            if not full.exists():
+                return None
+            rel = full.resolve().relative_to(self.workdir.resolve())
+        except (OSError, ValueError):
+            return None
+        if rel == Path("."):
+            return None
+        literal = json.dumps(rel.as_posix())
+        expr = f"pathlib.Path({literal})" if isinstance(value, PurePath) else literal
+        where = ast.unparse(st.node.value) if st is not None and hasattr(st.node, "value") else ""
+        note = f"  # {where}, in the kernel" if where and len(where) < 60 else ""
+        return _Kind(
+            "path",
+            lines=("import pathlib",) if isinstance(value, PurePath) else (),
+            source=f"{name} = {expr}{note}\n",
+            statement=st,
+        )
 
     def _def(self, source: str, st: Optional[cells_mod.Statement]) -> _Kind:
         names = cells_mod.analyze(source)
@@ -322,7 +372,7 @@ class _Slicer:
             return self._pure[name]
         self._pure[name] = True  # provisional: mutual recursion between functions is fine
         k = self.kind(name)
-        if k.kind in ("builtin", "import", "stmt"):
+        if k.kind in ("builtin", "import", "stmt", "path"):
             result = True
         elif k.kind == "def":
             result = all(self.pure(u) for u in k.uses if u != name)
@@ -478,6 +528,22 @@ def slice_notebook(
 ) -> Plan:
     """The bundle's program, from the cells a kernel ran (``(number, source)`` pairs, or sources),
     the kernel's namespace and its registry."""
+    whole: set = set()
+    while True:
+        try:
+            return _slice(raw_cells, namespace, registry, hidden, workdir, frozenset(whole))
+        except _Whole as e:
+            whole.add(e.name)
+
+
+def _slice(
+    raw_cells: list,
+    namespace: dict,
+    registry: Any,
+    hidden: Optional[set],
+    workdir: Optional[Path],
+    whole: frozenset,
+) -> Plan:
     workdir = Path(workdir or Path.cwd())
     pairs = [c if isinstance(c, tuple) else (i + 1, c) for i, c in enumerate(raw_cells)]
     statements = cells_mod.split(pairs)
@@ -518,6 +584,8 @@ def slice_notebook(
     found_probe: Optional[Probe] = None
     probed: set = set()
     saved: dict = {}
+    reduced: dict = {}  # name -> (attributes, stand-in source, words)
+    checked: set = set(whole)
 
     while True:
         while queue:
@@ -548,6 +616,22 @@ def slice_notebook(
                 )
                 defined.append(name)
                 _follow(k.uses, name, queue, needed_by)
+            elif k.kind == "path":  # a file's path, as the literal it holds: nothing more to follow
+                imports.extend((-1.0, line) for line in k.lines)
+                recomputed.append(name)
+                st = k.statement
+                items.append(
+                    Item(
+                        "stmt",
+                        k.source,
+                        float(st.order) if st else -0.5,
+                        frozenset({name}),
+                        frozenset(),
+                        frozenset(),
+                        st.cell if st else None,
+                        name,
+                    )
+                )
             elif k.kind == "stmt":
                 st = k.statement
                 assert st is not None
@@ -593,6 +677,29 @@ def slice_notebook(
                     f"{who} reads `{name}`, which the kernel does not define: the bundle will fail "
                     "where it is read."
                 )
+        for n in [n for n in state if n not in checked]:
+            checked.add(n)
+            found_reduction = _reduction(n, state[n], items)
+            if found_reduction is None:
+                continue
+            reduced[n] = found_reduction
+            del state[n], saved[n]
+            probed.discard(n)
+            st = slicer.last.get(n)
+            attrs, source, _words = found_reduction
+            items.append(
+                Item(
+                    "stmt",
+                    source,
+                    float(st.order) + 0.25 if st else -0.5,
+                    frozenset({n}),
+                    frozenset(),
+                    frozenset(),
+                    st.cell if st else None,
+                    n,
+                )
+            )
+            imports.extend((-1.0, line) for line in _reduction_imports(source))
         new_state = {n: v for n, v in state.items() if n not in probed}
         if not new_state:
             break
@@ -611,6 +718,10 @@ def slice_notebook(
                 top = qualname.split(".")[0]
                 needed_by.setdefault(top, f"the saved value of {', '.join(new_state)}")
                 queue.append(top)
+
+    for n, (attrs, _source, _words) in reduced.items():
+        if _attributes_read(n, [i for i in items if i.label != n]) != attrs:
+            raise _Whole(n)  # something found later reads more of it: ship it whole
 
     if state:
         state_globals = {
@@ -666,7 +777,161 @@ def slice_notebook(
         cells=sorted({i.cell for i in ordered if i.cell is not None}),
         warnings=warnings,
         saved=saved,
+        reduced={n: words for n, (_a, _s, words) in reduced.items()},
+        training=_training(statements, namespace, state),
     )
+
+
+#: Calls that fit a model on data, or split data to fit one on: what they are given is training data.
+_FIT_CALLS = {
+    "fit",
+    "fit_transform",
+    "partial_fit",
+    "fit_predict",
+    "train",
+    "train_test_split",
+    "Dataset",
+    "DMatrix",
+    "Pool",
+    "cross_val_score",
+    "cross_validate",
+    "TensorDataset",
+    "DataLoader",
+}
+
+
+def _training(statements: list, namespace: dict, state: dict) -> dict:
+    """Saved name -> ``"fit in In [4]"`` where the notebook passed the value to a fitting call."""
+    found: dict = {}
+    wanted = {id(v): n for n, v in state.items() if _is_data(v)}
+    if not wanted:
+        return found
+    for st in statements:
+        for node in ast.walk(st.node):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            word = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if word not in _FIT_CALLS:
+                continue
+            for arg in list(node.args) + [k.value for k in node.keywords]:
+                if isinstance(arg, ast.Name) and id(namespace.get(arg.id, _MISSING)) in wanted:
+                    name = wanted[id(namespace[arg.id])]
+                    found.setdefault(name, f"{word} in In [{st.cell}]")
+    return found
+
+
+def _is_data(value: Any) -> bool:
+    """A table, array or tensor of numbers: what a notebook trains on."""
+    return (
+        _of(value, "pandas", ("DataFrame", "Series"))
+        or _of(value, "numpy", ("ndarray",))
+        or (_of(value, "torch", ("Tensor",)) and not _of(value, "torch.nn", ("Parameter",)))
+    )
+
+
+def _of(value: Any, module: str, names: tuple) -> bool:
+    mod = sys.modules.get(module)
+    if mod is None:
+        return False
+    kinds = tuple(k for k in (getattr(mod, n, None) for n in names) if isinstance(k, type))
+    return bool(kinds) and isinstance(value, kinds)
+
+
+def _attributes_read(name: str, items: list) -> Optional[frozenset]:
+    """The attributes the items read of module-level ``name``, when they read it only as ``name.attr``;
+    None when one reads it otherwise (passes it, indexes it, sets an attribute)."""
+    attrs: set = set()
+    for item in items:
+        if name not in item.uses:
+            continue
+        try:
+            tree = ast.parse(item.source)
+        except SyntaxError:
+            return None
+        parents: dict = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == name:
+                parent = parents.get(id(node))
+                if not (
+                    isinstance(node.ctx, ast.Load)
+                    and isinstance(parent, ast.Attribute)
+                    and parent.value is node
+                    and isinstance(parent.ctx, ast.Load)
+                ):
+                    return None
+                attrs.add(parent.attr)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+                return None
+    return frozenset(attrs) if attrs else None
+
+
+def _attribute_literal(value: Any) -> Optional[str]:
+    """Source that evaluates to ``value`` without anything saved: a plain literal, a pandas Index of
+    plain labels (the column names), a numpy dtype."""
+    if _plain(value):
+        text = repr(value)
+        try:  # the very value, type included (torch.Size is a tuple, but not written as one)
+            back = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if type(back) is not type(value) or back != value or len(text) > _MAX_LITERAL:
+            return None
+        return text
+    if _of(value, "pandas", ("Index",)) and type(value).__name__ == "Index":
+        labels = list(value)
+        if not all(type(v) in (str, int, float, bool) for v in labels):
+            return None
+        text = (
+            f"pandas.Index({labels!r}, dtype={str(value.dtype)!r}"
+            + (f", name={value.name!r}" if value.name is not None else "")
+            + ")"
+        )
+        if value.name is not None and not _plain(value.name):
+            return None
+        return text if len(text) <= _MAX_LITERAL else None
+    if _of(value, "numpy", ("dtype",)) and not value.fields:
+        return f"numpy.dtype({value.str!r})"
+    return None
+
+
+def _reduction(name: str, value: Any, items: list) -> Optional[tuple]:
+    """``(attributes, source, words)`` when the code reads only attributes of the data value ``name``
+    that can be written as literals (``X.columns``): the bundle binds ``name`` to just those."""
+    if not _is_data(value):
+        return None
+    attrs = _attributes_read(name, items)
+    if not attrs:
+        return None
+    parts = []
+    for attr in sorted(attrs):
+        try:
+            text = _attribute_literal(getattr(value, attr))
+        except Exception:
+            return None
+        if text is None:
+            return None
+        parts.append(f"{attr}={text}")
+    shape = "x".join(str(n) for n in getattr(value, "shape", ())) or "?"
+    what = f"a {shape} {type(value).__name__}"
+    read = ", ".join(f"{name}.{a}" for a in sorted(attrs))
+    source = (
+        f"# Of {name} ({what} in the kernel) the code reads only {read}: that ships, the data does not.\n"
+        f"{name} = types.SimpleNamespace({', '.join(parts)})\n"
+    )
+    return attrs, source, f"{read} of {what}"
+
+
+def _reduction_imports(source: str) -> list:
+    lines = ["import types"]
+    if "pandas.Index(" in source:
+        lines.append("import pandas")
+    if "numpy.dtype(" in source:
+        lines.append("import numpy")
+    return lines
 
 
 def _modules_of(import_lines: list, items: list, found: Optional[Probe]) -> dict:

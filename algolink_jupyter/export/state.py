@@ -11,8 +11,15 @@ a PyTorch module (nn.Module)  ``<name>.pt``: its state_dict    the constructor c
 tensors (alone, or in dicts,  ``<name>.pt``                    ``torch.load(..., weights_only=True)``
 lists of tensors and numbers)
 a numpy array or scalar       ``<name>.npy``                   ``numpy.load(..., allow_pickle=False)``
+a LightGBM Booster            ``<name>.lgb.txt``: LightGBM's   ``lightgbm.Booster(model_file=...)``
+                              model text
+an XGBoost Booster or model   ``<name>.xgb.json``: XGBoost's   ``Cls()`` then ``.load_model(...)``
+(XGBClassifier...)            JSON model
+a CatBoost model              ``<name>.cbm``                   ``Cls()`` then ``.load_model(...,
+                                                               format="cbm")``
 a scikit-learn estimator      ``<name>.skops`` (skops.io)      ``skops.io.load(..., trusted=[...])``: only
-                                                               the types the export saw are trusted
+(LightGBM's LGBMClassifier                                     the types the export saw are trusted
+too)
 numbers, strings, lists and   ``<name>.json``                  ``json.load``
 dicts of them
 anything else (an instance    ``notebook_state.pkl`` (pickle)  ``pickle.load``: this EXECUTES CODE named in
@@ -20,7 +27,7 @@ of the notebook's own class,                                   the file, so only
 a function...)                                                 the export says which values took this path
 ============================  ===============================  ===========================================
 
-None of the first five formats runs code when loaded. A scikit-learn estimator falls back to pickle when
+None of the formats above pickle runs code when loaded. A scikit-learn estimator falls back to pickle when
 skops is not installed in the kernel (``pip install skops`` makes the export use it) or when the estimator
 holds a class defined in the notebook. Values saved with pickle share objects among themselves as they did
 in the kernel; values saved in their own files do not share objects with each other.
@@ -41,6 +48,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 PROTOCOL = 4
+#: Every format, in the order cloud_model.py defines their loaders.
+FORMATS = (
+    "torch_module",
+    "torch",
+    "npy",
+    "lightgbm",
+    "xgboost",
+    "catboost",
+    "skops",
+    "json",
+    "pickle",
+)
 PICKLE_FILE = "notebook_state.pkl"
 #: Calls chained onto a module's constructor that do not change what it is built from.
 _MODULE_CHAIN = {"to", "eval", "train", "cuda", "cpu", "float", "double", "half", "requires_grad_"}
@@ -48,9 +67,11 @@ _MODULE_CHAIN = {"to", "eval", "train", "cuda", "cpu", "float", "double", "half"
 FORMATS_NOTE = """\
 Saved state (models/): a PyTorch module as its state_dict (.pt, loaded with weights_only=True into the
 module built by the constructor call shown in cloud_model.py); tensors as .pt (weights_only=True); numpy
-arrays as .npy (allow_pickle=False); scikit-learn estimators as .skops (skops.io, only the listed types
-trusted); plain numbers, strings, lists and dicts as .json. Anything else goes to notebook_state.pkl,
-loaded with pickle, which executes code from the file: only run a bundle you trust."""
+arrays as .npy (allow_pickle=False); a LightGBM Booster as LightGBM's model text (.lgb.txt); XGBoost
+models as XGBoost's JSON (.xgb.json); CatBoost models as .cbm; scikit-learn estimators as .skops
+(skops.io, only the listed types trusted); plain numbers, strings, lists and dicts as .json. Anything else
+goes to notebook_state.pkl, loaded with pickle, which executes code from the file: only run a bundle you
+trust."""
 
 
 class StateError(Exception):
@@ -71,7 +92,10 @@ class Saved:
     cloud_model.py evaluates to get it back."""
 
     name: str
-    format: str  # "torch_module", "torch", "npy", "skops", "json", "pickle"
+    format: (
+        str  # "torch_module", "torch", "npy", "lightgbm", "xgboost", "catboost", "skops", "json",
+    )
+    # "pickle"
     file: str
     expr: str
     uses: frozenset = frozenset()  # module-level names ``expr`` reads (the module's class)
@@ -221,6 +245,9 @@ def plan_value(name: str, value: Any, node: Optional[ast.stmt], namespace: dict)
                 f'_load_array("{name}.npy"){scalar}',
                 modules=("numpy",),
             )
+    native = _native(name, value)
+    if native is not None:
+        return native
     if _is_instance(value, "sklearn.base", "BaseEstimator"):
         saved = _skops(name, value)
         if saved is not None:
@@ -246,6 +273,41 @@ def plan_value(name: str, value: Any, node: Optional[ast.stmt], namespace: dict)
             on_gpu=_on_gpu(value),
         )
     return Saved(name, "pickle", PICKLE_FILE, f'_pickled["{name}"]', on_gpu=_on_gpu(value))
+
+
+def _native(name: str, value: Any) -> Optional[Saved]:
+    """A gradient-boosting model in its library's own file format, which loads without running code."""
+    if _is_instance(value, "lightgbm", "Booster"):
+        return Saved(
+            name,
+            "lightgbm",
+            f"{name}.lgb.txt",
+            f'_load_lightgbm("{name}.lgb.txt")',
+            modules=("lightgbm",),
+        )
+    for module, base, fmt, ext in (
+        ("xgboost", "Booster", "xgboost", "xgb.json"),
+        ("xgboost", "XGBModel", "xgboost", "xgb.json"),
+        ("catboost", "CatBoost", "catboost", "cbm"),
+    ):
+        if not _is_instance(value, module, base):
+            continue
+        cls = type(value)
+        where = cls.__module__
+        if where == "__main__" or "<" in cls.__qualname__:
+            return None  # the notebook's own subclass: pickle finds it by name
+        public = sys.modules.get(module)
+        path = module if getattr(public, cls.__name__, None) is cls else where
+        sklearn_api = _is_instance(value, "sklearn.base", "BaseEstimator")  # XGBClassifier needs it
+        return Saved(
+            name,
+            fmt,
+            f"{name}.{ext}",
+            f'_load_{fmt}({path}.{cls.__qualname__}, "{name}.{ext}")',
+            modules=(module,) + (("sklearn",) if sklearn_api else ()),
+            imports=(f"import {path}",),
+        )
+    return None
 
 
 def _torch_weights_only(value: Any) -> bool:
@@ -523,6 +585,10 @@ def save(values: dict, plans: dict, folder: Path, torch_pickle: bool = False) ->
             import skops.io as sio
 
             sio.dump(value, path)
+        elif saved.format in ("lightgbm", "xgboost"):
+            value.save_model(str(path))
+        elif saved.format == "catboost":
+            value.save_model(str(path), format="cbm")
         elif saved.format == "json":
             path.write_text(json.dumps(value), encoding="utf-8")
         else:
@@ -579,6 +645,24 @@ def _load_skops(filename, trusted):
 
     return skops.io.load(_model_file(filename), trusted=trusted)
 """,
+    "lightgbm": """\
+def _load_lightgbm(filename):
+    import lightgbm
+
+    return lightgbm.Booster(model_file=_model_file(filename))
+""",
+    "xgboost": """\
+def _load_xgboost(cls, filename):
+    model = cls()
+    model.load_model(_model_file(filename))
+    return model
+""",
+    "catboost": """\
+def _load_catboost(cls, filename):
+    model = cls()
+    model.load_model(_model_file(filename), format="cbm")
+    return model
+""",
     "json": """\
 def _load_json(filename):
     import json
@@ -610,7 +694,7 @@ def loader(plans: dict, torch_pickle: bool) -> str:
     """The helper functions cloud_model.py needs to load ``plans``: one per format used."""
     formats = {s.format for s in plans.values()}
     parts = [_LOADERS["base"]]
-    for fmt in ("torch_module", "torch", "npy", "skops", "json", "pickle"):
+    for fmt in FORMATS:
         if fmt in formats:
             text = _LOADERS[fmt] if fmt != "pickle" or torch_pickle else _PICKLE_PLAIN
             parts.append(text)
