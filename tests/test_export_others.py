@@ -3,7 +3,8 @@ PyTorch example, with only the cells a user adds (``%load_ext``, a command cell 
 notebook already makes). Each is run by ``algolink export NOTEBOOK -o DIR --verify`` in a fresh kernel.
 
 - A notebook that never runs ``import modelcloud`` exports with no warning and verifies (the decorator
-  the export writes is not a name the notebook must define).
+  the export writes is not a name the notebook must define), nor does a guarded import of a module
+  that is not installed (``try: import ujson ... except ImportError``).
 - Every kind of warning the export prints about a name, a module or a file comes true: the bundle it
   warns of fails verification, saying why (a file outside the notebook's folder: once it is gone).
 - A module's constructor arguments computed in the kernel (``W.size(0)``, ``len(vocab)``,
@@ -32,7 +33,11 @@ WINE = [
     "from sklearn.model_selection import train_test_split\n"
     "from sklearn.pipeline import make_pipeline\n"
     "from sklearn.preprocessing import StandardScaler\n\n"
-    "from helpers import rounded",
+    "from helpers import rounded\n\n"
+    "try:  # the faster one when it is installed (it is not, here nor in the bundle)\n"
+    "    import ujson as fastjson\n"
+    "except ImportError:\n"
+    "    import json as fastjson",
     "X, y = load_wine(return_X_y=True)\n"
     "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
     "clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))\n"
@@ -49,7 +54,7 @@ WINE = [
     '--outputs "label=number, probabilities=vector(length=3)"\n'
     "def classify(model, inputs):\n"
     '    proba = model.predict_proba([inputs["features"]])[0]\n'
-    '    return {"label": int(proba.argmax()), "probabilities": rounded(proba)}',
+    '    return {"label": int(proba.argmax()), "probabilities": fastjson.loads(fastjson.dumps(rounded(proba)))}',
 ]
 HELPERS = "def rounded(values):\n    return [round(float(v), 4) for v in values]\n"
 

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..runtime import requirement as runtime_requirement
 from . import requirements as reqs
-from .slicing import Item, Plan
+from .slicing import Item, Plan, is_data
 from .state import FORMATS_NOTE, PICKLE_FILE, loader, on_gpu, save
 
 MARKER = "# Exported from a notebook by AlgoLink (%algolink export); export again to update it."
@@ -169,6 +169,10 @@ def pins_for(plan: Plan, warnings: list) -> tuple:
         if module == "modelcloud" or module in plan.local_modules or reqs.is_stdlib(module):
             continue
         dists = reqs.distributions_of(module)
+        if not dists and not reqs.importable(module):
+            # The kernel cannot import it either, and the code ran: its import is guarded
+            # (``try: import ujson except ImportError: ...``), so the bundle does as the kernel did.
+            continue
         if not dists:
             origin = reqs.module_origin(module)
             where = f" (the kernel loads it from {origin})" if origin else ""
@@ -258,14 +262,12 @@ def _data_sizes(plan: Plan, models: Path) -> dict:
     """Saved name -> bytes it takes in the bundle, for every value that is not a model."""
     import pickle
 
-    from .slicing import _is_data
-
     sizes: dict = {}
     for name, s in plan.saved.items():
         if s.format in MODEL_FORMATS:
             continue
         if s.format == "pickle":
-            if not _is_data(plan.state[name]):
+            if not is_data(plan.state[name]):
                 continue  # an object of the notebook's: counted with the pickle, not as data
             try:
                 sizes[name] = len(pickle.dumps(plan.state[name], protocol=4))
@@ -279,14 +281,13 @@ def _data_sizes(plan: Plan, models: Path) -> dict:
 def data_lines(plan: Plan, sizes: dict) -> list:
     """``X: a 178x13 DataFrame, 34.5 kB, training data (train_test_split in In [3]), as pickle``: the
     data values worth a line (tables, training data, anything over 100 kB)."""
-    from .slicing import _is_data
 
     lines = []
     for name, size in sizes.items():
         value = plan.state[name]
         fit = plan.training.get(name)
         table = type(value).__name__ in ("DataFrame", "Series")
-        if not (fit or table or size >= 100_000) or not _is_data(value):
+        if not (fit or table or size >= 100_000) or not is_data(value):
             continue
         shape = "x".join(str(n) for n in getattr(value, "shape", ())) or str(len(value))
         what = "training data" + (f" (given to {fit})" if fit else "") if fit else "data"

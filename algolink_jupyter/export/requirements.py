@@ -106,6 +106,16 @@ def is_stdlib(module: str) -> bool:
     return real.startswith(_stdlib_path()) and not any(real.startswith(d) for d in _site_dirs())
 
 
+def importable(module: str) -> bool:
+    """Whether the kernel can import the top-level ``module`` (it is loaded, or found)."""
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def module_origin(module: str) -> Optional[str]:
     """The file a top-level module is loaded from (its package's ``__init__.py``), or None."""
     loaded = sys.modules.get(module)

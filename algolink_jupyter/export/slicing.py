@@ -803,7 +803,7 @@ _FIT_CALLS = {
 def _training(statements: list, namespace: dict, state: dict) -> dict:
     """Saved name -> ``"fit in In [4]"`` where the notebook passed the value to a fitting call."""
     found: dict = {}
-    wanted = {id(v): n for n, v in state.items() if _is_data(v)}
+    wanted = {id(v): n for n, v in state.items() if is_data(v)}
     if not wanted:
         return found
     for st in statements:
@@ -821,7 +821,7 @@ def _training(statements: list, namespace: dict, state: dict) -> dict:
     return found
 
 
-def _is_data(value: Any) -> bool:
+def is_data(value: Any) -> bool:
     """A table, array or tensor of numbers: what a notebook trains on."""
     return (
         _of(value, "pandas", ("DataFrame", "Series"))
@@ -901,7 +901,7 @@ def _attribute_literal(value: Any) -> Optional[str]:
 def _reduction(name: str, value: Any, items: list) -> Optional[tuple]:
     """``(attributes, source, words)`` when the code reads only attributes of the data value ``name``
     that can be written as literals (``X.columns``): the bundle binds ``name`` to just those."""
-    if not _is_data(value):
+    if not is_data(value):
         return None
     attrs = _attributes_read(name, items)
     if not attrs:
