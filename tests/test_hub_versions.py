@@ -92,7 +92,8 @@ def test_an_idle_version_stops_and_starts_again_on_a_request(hub, bundles):
         return hub.service("warm", "echo")["running"] == [3]
 
     wait_for(only_the_online_one, 20, 0.2, "the idle versions to stop")
-    assert processes_of(hub, "warm", "echo") == {"warm/echo/3"}
+    # their processes (service, keeper, sandbox) are gone moments after the hub stopped them
+    wait_for(lambda: processes_of(hub, "warm", "echo") == {"warm/echo/3"}, 10, 0.2, "the processes")
     version = hub.version("warm", "echo", 1)
     assert version["process"] is None and version["status"] == "offline"
 
