@@ -9,6 +9,7 @@ by a check that its target is still there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -694,3 +695,47 @@ def test_an_external_authenticator_names_the_user(tmp_path, monkeypatch):
         assert "Signed in as dave" in s.get(hub.url + "/projects", timeout=30).text
     finally:
         hub.stop()
+
+
+def test_algolink_login_whoami_and_logout(hub, world, tmp_path):
+    """The CLI as a user: ``algolink login`` with the password on stdin keeps a token of the user in
+    the config file (mode 600), ``whoami`` says who and where, ``logout`` revokes the token."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")}
+    env["ALGOLINK_CONFIG"] = str(config)
+
+    def algolink(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "algolink_jupyter.cli", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    r = algolink("login", "--hub", hub.url, "--user", "dev", "--password-stdin", stdin="wrong\n")
+    assert r.returncode != 0 and "do not match" in r.stderr, r.stderr
+    assert not config.exists()
+    r = algolink(
+        "login", "--hub", hub.url, "--user", "dev", "--password-stdin",
+        stdin="pw-dev-0123456789\n",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"Signed in to {hub.url} as dev" in r.stdout
+    assert config.stat().st_mode & 0o777 == 0o600
+    kept = json.loads(config.read_text())
+    assert kept["hub_url"] == hub.url and kept["token"] not in r.stdout
+    r = algolink("whoami")
+    assert r.returncode == 0 and r.stdout.startswith(f"dev on {hub.url}"), r.stdout + r.stderr
+    assert re.search(r"developer\s+alpha", r.stdout)
+    r = algolink("status")  # the other commands use the kept token
+    assert r.returncode == 0 and "alpha/svc" in r.stdout, r.stdout + r.stderr
+    r = algolink("logout")
+    assert r.returncode == 0 and "revoked" in r.stdout
+    assert "token" not in json.loads(config.read_text())
+    r = requests.get(hub.url + "/api/v1/user", headers=auth(kept["token"]), timeout=30)
+    assert r.status_code == 403
