@@ -39,3 +39,34 @@ def browser():
         b = launch(p)
         yield b
         b.close()
+
+
+# Folders a hub's data never nests another hub in: not worth walking.
+_NO_HUBS_IN = {"envs", "bundles", "files", "run", "node_modules", "site-packages", ".venv"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_system_users_of_this_sessions_hubs(tmp_path_factory):
+    """After the session: the system users (``alk<tag>s<n>``, ``alk<tag>b<n>``) made by every hub
+    whose data folder is under this session's temporary folder, however it was started (the
+    ``Hub`` helper removes its own; ``scripts/run.py`` and a bare ``algolink hub`` do not)."""
+    yield
+    import os
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0:
+        return
+    from algolink_jupyter.hub.sandbox import hub_tag
+
+    prefixes = []
+    for folder, dirs, files in os.walk(tmp_path_factory.getbasetemp()):
+        dirs[:] = [d for d in dirs if d not in _NO_HUBS_IN]
+        if "hub.sqlite" in files or "admin_token" in files:
+            tag = hub_tag(Path(folder))
+            prefixes += [f"alk{tag}s", f"alk{tag}b"]
+    if not prefixes:
+        return
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(tuple(prefixes)):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
