@@ -740,3 +740,25 @@ def test_every_curl_line_of_the_page_runs_as_given(hub, tmp_path):
     out = subprocess.run(["bash", "-c", line + " -o /dev/null -w '%{http_code}'"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.stdout == "401"
+
+
+def test_times_read_as_how_long_ago_with_the_exact_time_on_hover(hub):
+    """The tokens page: a token used just now, one that expires in days, in English and 简体中文;
+    the exact UTC time in ``title`` and ``datetime``, no bare ISO string."""
+    r = hub.post("/api/v1/tokens", json={"name": "soon", "expires_in": 3 * 86400 + 60})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert requests.get(
+        hub.url + "/api/v1/user", headers={"Authorization": f"token {made['token']}"}, timeout=30
+    ).ok
+    for lang, used, expires in (
+        ("en-US,en;q=0.9", "just now", "in 3 days"),
+        ("zh-CN", "刚刚", "3 天后"),
+    ):
+        page = sign_in(hub, lang).get(hub.url + "/tokens", timeout=30).text
+        row = re.search(rf'<tr id="token-{made["id"]}">.*?</tr>', page, re.S).group(0)
+        times = re.findall(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', row)
+        assert [t[2] for t in times] == [expires, used], row
+        for iso, exact, _words in times:
+            assert iso.endswith("+00:00") and exact.endswith(" UTC") and exact[:10] == iso[:10]
+        assert not re.search(r">\d{4}-\d\d-\d\d[ T]\d\d:\d\d<", row)

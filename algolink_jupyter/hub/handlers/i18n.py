@@ -755,3 +755,55 @@ MESSAGES["zh_CN"].update(
         "e_token_refused": "该令牌已不可用（未知、已吊销或已过期）：请重新登录。",
     }
 )
+
+# Times shown as how long ago (or how soon), the exact time on hover: ``when`` in pages.py.
+MESSAGES["en"].update(
+    {
+        "when_now": "just now",
+        "when_ago_minute": "{n} minute ago",
+        "when_ago_minutes": "{n} minutes ago",
+        "when_ago_hour": "{n} hour ago",
+        "when_ago_hours": "{n} hours ago",
+        "when_ago_day": "{n} day ago",
+        "when_ago_days": "{n} days ago",
+        "when_in_minute": "in {n} minute",
+        "when_in_minutes": "in {n} minutes",
+        "when_in_hour": "in {n} hour",
+        "when_in_hours": "in {n} hours",
+        "when_in_day": "in {n} day",
+        "when_in_days": "in {n} days",
+    }
+)
+MESSAGES["zh_CN"].update(
+    {
+        "when_now": "刚刚",
+        "when_ago_minute": "{n} 分钟前",
+        "when_ago_minutes": "{n} 分钟前",
+        "when_ago_hour": "{n} 小时前",
+        "when_ago_hours": "{n} 小时前",
+        "when_ago_day": "{n} 天前",
+        "when_ago_days": "{n} 天前",
+        "when_in_minute": "{n} 分钟后",
+        "when_in_minutes": "{n} 分钟后",
+        "when_in_hour": "{n} 小时后",
+        "when_in_hours": "{n} 小时后",
+        "when_in_day": "{n} 天后",
+        "when_in_days": "{n} 天后",
+    }
+)
+
+
+def relative_time(seconds: float, t) -> str:
+    """``seconds`` since a moment (negative: until it) in words of the page's language: "just now",
+    "3 minutes ago", "in 2 days"; past 30 days, None (the date is shown instead)."""
+    ahead = seconds < 0
+    left = abs(seconds)
+    if left < 60:
+        return t("when_now")
+    for unit, size in (("minute", 60), ("hour", 3600), ("day", 86400)):
+        n = int(left // size)
+        bigger = {"minute": 60, "hour": 24, "day": 30}[unit]
+        if n < bigger:
+            key = f"when_{'in' if ahead else 'ago'}_{unit}{'' if n == 1 else 's'}"
+            return t(key, n=n)
+    return ""

@@ -8,6 +8,7 @@ raw HTML escaped and then sanitised (bleach); every other user string is escaped
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import secrets
@@ -17,7 +18,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from tornado import web
-from tornado.escape import json_encode
+from tornado.escape import json_encode, xhtml_escape
 
 from ...markdown import render_markdown
 from .. import access, devmode, orm
@@ -159,6 +160,7 @@ class PageHandler(HubHandler):
                 else status
             ),
             quote=lambda s: quote(str(s), safe=""),
+            when=self.when,
             error=None,
         )
         return ns
@@ -179,6 +181,28 @@ class PageHandler(HubHandler):
         if not hasattr(self, "t"):
             self.lang, self.t = i18n.DEFAULT, t
         self.render("error.html", status=status_code, message=message)
+
+    def when(self, value: Any, empty: str = "") -> str:
+        """A time as HTML: how long ago (or how soon) in the page's language, the exact UTC time on
+        hover and in ``datetime`` ("3 minutes ago"; past 30 days, the date). ``value``: a datetime
+        (naive: UTC), an ISO string, or None (``empty``)."""
+        if not value:
+            return xhtml_escape(empty)
+        if isinstance(value, str):
+            try:
+                value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return xhtml_escape(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        exact = value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        words = i18n.relative_time((now - value).total_seconds(), self.t) or exact[:10]
+        iso = value.astimezone(datetime.timezone.utc).isoformat(timespec="seconds")
+        return (
+            f'<time datetime="{xhtml_escape(iso)}" title="{xhtml_escape(exact)}">'
+            f"{xhtml_escape(words)}</time>"
+        )
 
     def error_text(self, error: Exception) -> str:
         """An error of the hub's shared logic (``APIError`` or ``BundleError`` with a ``key``) as
