@@ -807,3 +807,27 @@ def relative_time(seconds: float, t) -> str:
             key = f"when_{'in' if ahead else 'ago'}_{unit}{'' if n == 1 else 's'}"
             return t(key, n=n)
     return ""
+
+# The API docs page of a service (Swagger UI).
+MESSAGES["en"].update(
+    {
+        "api_docs": "API docs",
+        "api_docs_link": "API docs: every command's request and answer, with Try it out",
+        "api_docs_help": "Every command of the service, its request and its answer. Try it out runs "
+        "here as you (the page's sign-in); clients call {url} with a token.",
+        "api_docs_missing": "The API docs viewer (Swagger UI) is not installed with this hub: "
+        "reinstall it with make install (npm builds it).",
+        "api_docs_server": "this page's try-it route",
+    }
+)
+MESSAGES["zh_CN"].update(
+    {
+        "api_docs": "API 文档",
+        "api_docs_link": "API 文档：每个命令的请求与响应，可直接试用",
+        "api_docs_help": "服务的每个命令及其请求和响应。“Try it out”以你的身份（本页登录）在此运行；"
+        "客户端使用令牌调用 {url}。",
+        "api_docs_missing": "本 hub 未安装 API 文档查看器（Swagger UI）：请用 make install 重新安装"
+        "（由 npm 构建）。",
+        "api_docs_server": "本页的试用路由",
+    }
+)

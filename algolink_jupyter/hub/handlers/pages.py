@@ -9,6 +9,7 @@ raw HTML escaped and then sanitised (bleach); every other user string is escaped
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import secrets
@@ -578,11 +579,7 @@ class TryAction(PageHandler):
     audited = False  # a call, not a change
 
     async def post(self, project_name: str, name: str, command: str) -> None:
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
-        service = public_service(self.db, project_name, name) or self.find_service(
-            project_name, name, "invoke"
-        )
+        service = self.tried_service(project_name, name)
         route = self.hub.publisher.route(service)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         if not route.dev and (service.status != "online" or not route.url):
@@ -591,18 +588,37 @@ class TryAction(PageHandler):
             return
         if command not in route.commands:
             raise web.HTTPError(404)
-        headers = {
-            "Content-Type": self.request.headers.get("Content-Type", "application/json"),
-            devmode.HOP_HEADER: self.hub.hop_id,
-        }
+        status, body = await self.relay(
+            route,
+            "POST",
+            quote(command, safe=""),
+            self.request.body,
+            self.request.headers.get("Content-Type", "application/json"),
+        )
+        self.set_status(status)
+        self.finish(body)
+
+    def tried_service(self, project_name: str, name: str) -> orm.Service:
+        """A public service, or one the caller may invoke."""
+        return public_service(self.db, project_name, name) or self.find_service(
+            project_name, name, "invoke"
+        )
+
+    async def relay(
+        self, route: Any, method: str, path: str, body: Optional[bytes], content_type: str
+    ) -> tuple:
+        """``(status, body)`` of ``method path`` asked of the service's process (or development
+        server) at the address the hub checked, following no redirect; a 502 with a sentence when
+        nothing answers."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+        headers = {"Content-Type": content_type, devmode.HOP_HEADER: self.hub.hop_id}
         url = route.url.rstrip("/")
         if route.dev:  # development mode: the checked address, and the token that server needs
             try:
                 ip, port = await devmode.target_address(self.hub, url)
             except devmode.DevServerError as e:
-                self.set_status(502)
-                self.finish({"error": self.error_text(e)})
-                return
+                return 502, json_encode({"error": self.error_text(e)})
             if route.dev_token:
                 headers["Authorization"] = f"token {route.dev_token}"
             parts = urlsplit(url)
@@ -612,9 +628,9 @@ class TryAction(PageHandler):
                 url = f"http://{host}:{port}{parts.path.rstrip('/')}"
         try:
             answer = await AsyncHTTPClient().fetch(
-                f"{url}/{quote(command, safe='')}",
-                method="POST",
-                body=self.request.body,
+                f"{url}/{path}",
+                method=method,
+                body=body if method == "POST" else None,
                 headers=headers,
                 request_timeout=300,
                 follow_redirects=False,
@@ -623,14 +639,63 @@ class TryAction(PageHandler):
             if answer.code == 599:  # no answer at all
                 raise OSError(str(answer.error))
         except (OSError, HTTPClientError):
-            self.set_status(502)
             if route.dev:
-                self.finish({"error": self.t("dev_unreachable", url=route.url)})
-                return
-            self.finish({"error": self.t("e_try_unreachable")})
+                return 502, json_encode({"error": self.t("dev_unreachable", url=route.url)})
+            return 502, json_encode({"error": self.t("e_try_unreachable")})
+        status = answer.code if 200 <= answer.code < 300 or answer.code >= 400 else 502
+        return status, answer.body or b"{}"
+
+
+class DocsSpec(TryAction):
+    """The OpenAPI document of the API docs page: the service's own (from its process), its commands
+    only, sent to this page's try-it route (the page's session and XSRF token, no token)."""
+
+    async def get(self, project_name: str, name: str) -> None:
+        service = self.tried_service(project_name, name)
+        route = self.hub.publisher.route(service)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if not route.dev and (service.status != "online" or not route.url):
+            self.set_status(409)
+            self.finish({"error": self.t("not_published")})
             return
-        self.set_status(answer.code if 200 <= answer.code < 300 or answer.code >= 400 else 502)
-        self.finish(answer.body or b"{}")
+        status, body = await self.relay(route, "GET", "openapi.json", None, "application/json")
+        try:
+            doc = json.loads(body) if status == 200 else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+            self.set_status(502 if status == 200 else status)
+            self.finish(body if status != 200 else {"error": self.t("e_try_unreachable")})
+            return
+        base = f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}/try"
+        doc["servers"] = [{"url": base, "description": self.t("api_docs_server")}]
+        doc["paths"] = {
+            path: {"post": ops["post"]}
+            for path, ops in doc["paths"].items()
+            if isinstance(ops, dict) and "post" in ops and path.strip("/") in route.commands
+        }
+        self.finish(doc)
+
+
+class DocsPage(PageHandler):
+    """API 文档: Swagger UI (shipped with the hub, no CDN) over :class:`DocsSpec`, "Try it out"
+    answered through the try-it route."""
+
+    needs_user = False  # a public service's docs, like its page
+
+    def get(self, project_name: str, name: str) -> None:
+        service = self.service_shown(project_name, name)
+        if service is None:
+            return
+        path = f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}"
+        serve = self.hub.serve_origin or self.base_url()
+        self.render(
+            "docs.html",
+            service=service,
+            spec_url=path + "/openapi.json",
+            serve_url=f"{serve}/serve/{project_name}/{name}/",
+            xsrf=self.xsrf_token.decode(),
+        )
 
 
 page_handlers = [
@@ -645,6 +710,8 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/publish", PublishAction),
     (r"/projects/([^/]+)/services/([^/]+)/offline", OfflineAction),
     (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
+    (r"/projects/([^/]+)/services/([^/]+)/docs", DocsPage),
+    (r"/projects/([^/]+)/services/([^/]+)/openapi.json", DocsSpec),
 ]
 
 __all__ = ["app_settings", "page_handlers", "render_markdown"]
