@@ -81,6 +81,9 @@ def test_sdist_carries_the_built_extension_and_its_sources(tmp_path):
     for wanted in (
         "algolink_jupyter/labextension/package.json",
         "algolink_jupyter/labextension/static/style.js",
+        # Swagger UI for the hub's API docs pages, copied from npm by the build
+        "algolink_jupyter/hub/handlers/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "algolink_jupyter/hub/handlers/static/vendor/swagger-ui/LICENSE",
         "install.json",
         "js/package.json",
         "js/package-lock.json",
@@ -124,6 +127,13 @@ def test_pip_install_into_a_fresh_environment_enables_both(tmp_path):
     assert (shared / "package.json").is_file()
     # A copy, not a link into the checkout: the install stands on its own.
     assert not (shared / "package.json").is_symlink()
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import algolink_jupyter.hub.handlers.pages as p; "
+         "print(p.STATIC)"],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    static = Path(found.stdout.strip())
+    assert (static / "vendor" / "swagger-ui" / "swagger-ui-bundle.js").is_file(), found.stderr
 
 
 # -- the hub route of the server extension ------------------------------------------------------------------
