@@ -3,10 +3,13 @@ server started from source and through a real hub."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,8 @@ MODEL = """
 import os
 import modelcloud
 from modelcloud.data_types import (
-    array, boolean, category, file, image, number, text, vector,
+    any, array, boolean, category, directory, file, image, image_bounding_box, image_landmarks,
+    image_point, number, segmentation, text, vector,
 )
 from PIL import ImageOps
 
@@ -68,6 +72,41 @@ def size(model, inputs):
     return {"size": os.path.getsize(inputs["doc"]), "copy": inputs["doc"]}
 
 
+LABELS = {"background": 0, "cat": 1}
+
+
+@modelcloud.command(
+    "shapes",
+    inputs={
+        "box": image_bounding_box(),
+        "point": image_point(),
+        "marks": image_landmarks(length=2),
+        "mask": segmentation(label_to_id=LABELS),
+        "folder": directory(),
+        "extra": any(),
+    },
+    outputs={
+        "box": image_bounding_box(),
+        "point": image_point(),
+        "marks": image_landmarks(length=2),
+        "mask": segmentation(label_to_id=LABELS),
+        "folder": directory(),
+        "files": array(item_type=text()),
+        "extra": any(),
+    },
+)
+def shapes(model, inputs):
+    return {
+        "box": inputs["box"],
+        "point": inputs["point"],
+        "marks": inputs["marks"][::-1],
+        "mask": 1 - inputs["mask"],
+        "folder": inputs["folder"],
+        "files": sorted(os.listdir(inputs["folder"])),
+        "extra": inputs["extra"],
+    }
+
+
 if __name__ == "__main__":
     modelcloud.run()
 """
@@ -105,6 +144,28 @@ def test_the_client_round_trips_each_type(server, tmp_path):
     with doc.open("rb") as f:
         assert client.run("size", doc=f)["size"] == 12
 
+    # the image geometry types, segmentation, directory and any.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    mask = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    out = client.run(
+        "shapes",
+        box=(0.1, 0.2, 0.5, 0.6),
+        point=np.array([0.5, 0.25]),
+        marks=[[0, 0], [1, 1]],
+        mask=mask,
+        folder=folder,
+        extra={"any": [1, "two", None]},
+    )
+    assert out["box"] == [0.1, 0.2, 0.5, 0.6] and out["point"] == [0.5, 0.25]
+    assert out["marks"] == [[1, 1], [0, 0]]
+    assert isinstance(out["mask"], Image.Image)
+    assert np.asarray(out["mask"]).tolist() == [[1, 0], [0, 1]]
+    assert out["files"] == ["a.txt"] and out["extra"] == {"any": [1, "two", None]}
+    with zipfile.ZipFile(io.BytesIO(out["folder"])) as zf:
+        assert zf.read("a.txt") == b"A"
+
 
 def test_the_servers_sentence_comes_back_as_a_typed_error(server):
     client = Client(url=server.url)
@@ -114,7 +175,9 @@ def test_the_servers_sentence_comes_back_as_a_typed_error(server):
     assert "must be at most 10, got 42" in e.value.message
     with pytest.raises(PredictError) as e:
         client.run("nope", x=1)
-    assert e.value.status == 404 and "the commands are: invert, mix, size" in e.value.message
+    assert (
+        e.value.status == 404 and "the commands are: invert, mix, shapes, size" in e.value.message
+    )
     with pytest.raises(PredictError, match="has no input 'bogus'") as e:
         client.run("invert", bogus=1)
     assert e.value.status is None
@@ -162,16 +225,34 @@ def test_algolink_predict_with_a_file_input_and_an_image_output(server, tmp_path
     assert "Input 'k' must be at most 10, got 12" in r.stderr
 
 
-def test_a_call_through_a_real_hub(tmp_path):
+def test_calls_through_a_real_hub(tmp_path):
     hub = Hub(tmp_path / "hub").start()
     try:
         hub.ensure_group("demo", "text")
         r = hub.register("demo", "text", "echo", make_bundle(tmp_path / "echo", tag="t1"))
         assert r.status_code == 201, r.text
-        assert hub.publish("demo", "echo").status_code == 202
-        hub.wait_version("demo", "echo", 1)
+        types = make_bundle(tmp_path / "types")
+        (types / "cloud_model.py").write_text(textwrap.dedent(MODEL))
+        r = hub.register("demo", "text", "types", types)
+        assert r.status_code == 201, r.text
+        for name in ("echo", "types"):
+            assert hub.publish("demo", name).status_code == 202
+        for name in ("echo", "types"):
+            hub.wait_version("demo", name, 1)
 
-        assert Client(hub.url, hub.token).run("demo/echo", "echo", text="hi") == {"text": "t1:hi"}
+        client = Client(hub.url, hub.token)
+        assert client.run("demo/echo", "echo", text="hi") == {"text": "t1:hi"}
+        assert client.run("demo/echo/v1", "echo", text="v") == {"text": "t1:v"}
+        r = hub.api(
+            "PUT", "/api/v1/projects/demo/services/echo/aliases/stable", json={"version": 1}
+        )
+        assert r.status_code in (200, 201), r.text
+        assert client.run("demo/echo@stable", "echo", text="s") == {"text": "t1:s"}
+        photo = Image.new("RGB", (2, 2), (10, 20, 30))
+        got = client.run("demo/types", "invert", photo=photo)["photo"]
+        assert isinstance(got, Image.Image) and got.getpixel((0, 0)) == (245, 235, 225)
+        out = client.run("demo/types", "mix", name="x", k=1, color="red", v=[1, 2, 3], xs=[2.5])
+        assert out["v2"].tolist() == [2, 4, 6] and out["total"] == 2.5
         with pytest.raises(PredictError) as e:
             Client(hub.url, "").run("demo/echo", "echo", text="hi")
         assert e.value.status == 401
@@ -180,5 +261,13 @@ def test_a_call_through_a_real_hub(tmp_path):
         r = algolink("predict", "demo/echo", "echo", "-i", "text=yo", cwd=tmp_path, env=env)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"text": "t1:yo"}
+        photo.save(tmp_path / "p.png")
+        r = algolink(
+            *("predict", "demo/types", "invert", "-i", "photo=@p.png", "-o", "o"),
+            cwd=tmp_path,
+            env=env,
+        )
+        assert r.returncode == 0, r.stderr
+        assert Image.open(tmp_path / "o" / "photo.png").getpixel((1, 1)) == (245, 235, 225)
     finally:
         hub.stop()

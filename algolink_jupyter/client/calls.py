@@ -113,8 +113,7 @@ class Client:
             return ""
         if not service:
             raise ValueError("name the service: run('PROJECT/SERVICE', 'command', ...)")
-        project, name = split_service(service)
-        return f"/serve/{urllib.parse.quote(project)}/{urllib.parse.quote(name)}"
+        return service_base(service)
 
     def _target(self, names: tuple) -> tuple:
         wanted = 1 if self.direct else 2
@@ -157,6 +156,25 @@ def declared(spec: dict, side: str) -> dict:
     if isinstance(items, dict):
         return items
     return {item["name"]: item for item in items if isinstance(item, dict) and "name" in item}
+
+
+_PIN = re.compile(r"^(v[0-9]+|@[A-Za-z0-9_.-]+)$")
+
+
+def service_base(service: str) -> str:
+    """``/serve/P/S`` for ``P/S``; a version pinned as ``P/S/v2`` or an alias as ``P/S@stable``."""
+    pin = ""
+    head, slash, tail = service.rpartition("/")
+    if slash and head.count("/") == 1 and _PIN.match(tail):
+        service, pin = head, tail
+    elif "@" in service:
+        service, _, alias = service.partition("@")
+        pin = "@" + alias
+        if not _PIN.match(pin):
+            raise CLIError(f"{alias!r} is not an alias name: give PROJECT/SERVICE@ALIAS.")
+    project, name = split_service(service)
+    base = f"/serve/{urllib.parse.quote(project)}/{urllib.parse.quote(name)}"
+    return f"{base}/{urllib.parse.quote(pin, safe='@')}" if pin else base
 
 
 # --- inputs ------------------------------------------------------------------------------------------
