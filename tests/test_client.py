@@ -271,3 +271,29 @@ def test_calls_through_a_real_hub(tmp_path):
         assert Image.open(tmp_path / "o" / "photo.png").getpixel((1, 1)) == (245, 235, 225)
     finally:
         hub.stop()
+
+
+def test_targets_and_command_line_values(tmp_path):
+    from algolink_jupyter.client.calls import service_base
+    from algolink_jupyter.client.predict import parse_input
+    from algolink_jupyter.errors import CLIError
+
+    assert service_base("p/s") == "/serve/p/s"
+    assert service_base("p/s/v2") == "/serve/p/s/v2"
+    assert service_base("p/s@stable") == "/serve/p/s/@stable"
+    with pytest.raises(CLIError, match="project/service/v2"):
+        service_base("p/s/x")
+
+    (tmp_path / "words.txt").write_text("[1, 2]\n")
+    assert parse_input("k", "2.5", {"type": "number"}) == 2.5
+    assert parse_input("b", "No", {"type": "boolean"}) is False
+    assert parse_input("t", "007", {"type": "text"}) == "007"
+    assert parse_input("v", f"@{tmp_path / 'words.txt'}", {"type": "vector"}) == [1, 2]
+    assert parse_input("t", f"@{tmp_path / 'words.txt'}", {"type": "text"}) == "[1, 2]\n"
+    assert parse_input("f", f"@{tmp_path / 'words.txt'}", {"type": "file"}) == str(
+        tmp_path / "words.txt"
+    )
+    with pytest.raises(CLIError, match="k is a number; give it as JSON"):
+        parse_input("k", "ten", {"type": "number"})
+    with pytest.raises(CLIError, match="there is no file"):
+        parse_input("f", "@nowhere.png", {"type": "image"})

@@ -25,7 +25,7 @@ import zipfile
 from typing import Any, Optional
 
 from ..errors import CLIError
-from .core import DEFAULT_URL, hub_settings, split_service
+from .core import DEFAULT_URL, hub_settings
 
 #: Types whose values travel as a file's content (a data URI), not as plain JSON.
 FILE_TYPES = frozenset({"image", "segmentation", "file", "directory"})
@@ -92,7 +92,7 @@ class Client:
 
     def spec(self, *names: str) -> dict:
         """A command's declaration: ``{"name", "description", "inputs", "outputs"}``, each input and
-        output ``{"type", ...}`` as the server's ``GET /meta`` lists it."""
+        output ``{"type", ...}`` as the server's ``GET /meta`` lists it. Asked once per client."""
         base, command = self._target(names)
         key = f"{base}/{command}"
         if key not in self._specs:
@@ -172,7 +172,12 @@ def service_base(service: str) -> str:
         pin = "@" + alias
         if not _PIN.match(pin):
             raise CLIError(f"{alias!r} is not an alias name: give PROJECT/SERVICE@ALIAS.")
-    project, name = split_service(service)
+    project, _, name = service.partition("/")
+    if not project or not name or "/" in name:
+        raise CLIError(
+            f"{service!r} is not PROJECT/SERVICE: name a service as project/service, a version of "
+            "it as project/service/v2, an alias as project/service@stable."
+        )
     base = f"/serve/{urllib.parse.quote(project)}/{urllib.parse.quote(name)}"
     return f"{base}/{urllib.parse.quote(pin, safe='@')}" if pin else base
 
@@ -285,7 +290,7 @@ def _uint8(value: Any) -> Any:
 
 
 def _file_value(value: Any) -> Any:
-    if _is_data_uri(value):
+    if _is_data_uri(value) or isinstance(value, dict):  # {"filename", "data"} as the wire has it
         return value
     data, name = _read(value)
     if not name:

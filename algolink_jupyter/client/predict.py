@@ -106,7 +106,11 @@ def add_predict_command(sub: Any) -> None:
         "(python cloud_model.py). Prints the outputs as JSON; image and file outputs are written "
         "to files under -o and their paths printed in their place.",
     )
-    p.add_argument("target", metavar="TARGET", help="PROJECT/SERVICE, or a model server's URL")
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        help="PROJECT/SERVICE (pinned: P/S/v2, P/S@alias), or a model server's URL",
+    )
     p.add_argument("command", help="the command to run")
     p.add_argument(
         "-i",
