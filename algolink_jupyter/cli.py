@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hub_arguments(hub)
     hub.set_defaults(func=cmd_hub)
 
-    add_client_commands(sub)  # register, publish, logs, status, options
+    add_client_commands(sub)  # register, publish, logs, status, options, login, predict, ...
     return parser
 
 

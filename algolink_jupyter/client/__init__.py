@@ -1,6 +1,7 @@
 """The hub's client: what the ``algolink`` commands, the notebook and the Jupyter server extension use to
 talk to a hub over HTTP. Nothing here imports the hub's server side."""
 
+from .calls import Client, PredictError
 from .core import (
     DEFAULT_URL,
     HubClient,
@@ -19,6 +20,8 @@ from .core import (
 )
 
 __all__ = [
+    "Client",
+    "PredictError",
     "DEFAULT_URL",
     "HubClient",
     "HubRequestError",

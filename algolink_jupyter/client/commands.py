@@ -24,6 +24,7 @@ from .core import (
     split_service,
 )
 from .options import add_options_command
+from .predict import add_predict_command
 from .versions import add_version_commands, publish_and_follow
 
 
@@ -192,3 +193,4 @@ def add_commands(sub: Any) -> None:
     add_options_command(sub)  # options P/S --set name=value --upload name=FILE
     add_version_commands(sub, env_note)  # push, versions, rollback, alias, delete
     add_account_commands(sub)  # login, logout, whoami
+    add_predict_command(sub)  # predict P/S command -i name=value

@@ -1,0 +1,357 @@
+"""Call a model from Python: :class:`Client` runs a command of a service on a hub (``/serve/P/S/...``)
+or of a bare model server (``python cloud_model.py``), with its inputs encoded by the command's declared
+types and its outputs decoded the same way.
+
+>>> from algolink_jupyter.client import Client
+>>> Client("http://127.0.0.1:8800").run("vision/digits", "classify", photo="digit.png", k=3)
+>>> Client(url="http://127.0.0.1:9000").run("classify", photo=PIL.Image.open("digit.png"))
+
+Only the standard library is needed to send JSON values and files; Pillow and numpy are imported when
+an image is given as a ``PIL.Image`` or an array, or when outputs are decoded into them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import mimetypes
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from typing import Any, Optional
+
+from ..errors import CLIError
+from .core import DEFAULT_URL, hub_settings
+
+#: Types whose values travel as a file's content (a data URI), not as plain JSON.
+FILE_TYPES = frozenset({"image", "segmentation", "file", "directory"})
+_DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),", re.IGNORECASE)
+
+
+class PredictError(CLIError):
+    """A call that did not succeed. ``status`` is the server's HTTP status (None when no answer came:
+    the server was not reachable, or an input could not be encoded here), ``message`` its sentence
+    and ``field`` the input at fault, when it named one."""
+
+    def __init__(self, status: Optional[int], message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class Client:
+    """Run commands of a model service.
+
+    ``Client(hub_url, token)`` talks to a hub: ``run("PROJECT/SERVICE", "command", **inputs)``; the hub's
+    URL and token default to ``$ALGOLINK_HUB_URL`` / ``$ALGOLINK_TOKEN``, else the config file that
+    ``algolink login`` writes. ``Client(url=...)`` talks to a bare model server:
+    ``run("command", **inputs)``, with ``token`` only when the server was started with one.
+    """
+
+    def __init__(
+        self,
+        hub_url: Optional[str] = None,
+        token: Optional[str] = None,
+        *,
+        url: Optional[str] = None,
+        timeout: Optional[float] = 300,
+    ) -> None:
+        if url and hub_url:
+            raise ValueError("give hub_url (a hub) or url (a model server), not both")
+        self.direct = bool(url)
+        if url:
+            self.url = url.rstrip("/")
+            self.token = token
+        else:
+            found_url, found_token = None, None
+            if not hub_url or token is None:
+                found_url, found_token, _ = hub_settings()
+            self.url = (hub_url or found_url or DEFAULT_URL).rstrip("/")
+            self.token = token if token is not None else found_token
+        self.timeout = timeout
+        self._specs: dict = {}
+
+    # --- the public calls ------------------------------------------------------------------------
+
+    def run(self, *names: str, **inputs: Any) -> dict:
+        """Run a command and return its outputs, decoded: ``run("P/S", "command", **inputs)`` on a hub,
+        ``run("command", **inputs)`` on a model server. An ``image`` comes back as a ``PIL.Image``, a
+        ``vector`` as a numpy array, a ``file`` or ``directory`` as bytes (a directory zipped)."""
+        return decode_outputs(self.spec(*names), self.run_raw(*names, **inputs))
+
+    def run_raw(self, *names: str, **inputs: Any) -> dict:
+        """Like :meth:`run`, with the outputs as the server sent them (JSON; files as data URIs)."""
+        base, command = self._target(names)
+        body = encode_inputs(self.spec(*names), inputs)
+        return self._request("POST", f"{base}/{command}", json.dumps(body).encode())
+
+    def spec(self, *names: str) -> dict:
+        """A command's declaration: ``{"name", "description", "inputs", "outputs"}``, each input and
+        output ``{"type", ...}`` as the server's ``GET /meta`` lists it. Asked once per client."""
+        base, command = self._target(names)
+        key = f"{base}/{command}"
+        if key not in self._specs:
+            self._specs[key] = self._request("GET", key)
+        return self._specs[key]
+
+    def meta(self, service: Optional[str] = None) -> dict:
+        """The server's manifest (``GET /meta``): its commands, options and metadata."""
+        base = self._base(service)
+        return self._request("GET", f"{base}/meta")
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _base(self, service: Optional[str]) -> str:
+        if self.direct:
+            if service:
+                raise ValueError("a model server has no services: call run('command', ...)")
+            return ""
+        if not service:
+            raise ValueError("name the service: run('PROJECT/SERVICE', 'command', ...)")
+        return service_base(service)
+
+    def _target(self, names: tuple) -> tuple:
+        wanted = 1 if self.direct else 2
+        if len(names) != wanted:
+            shape = (
+                "run('command', ...)" if self.direct else "run('PROJECT/SERVICE', 'command', ...)"
+            )
+            raise TypeError(f"name the command as {shape}, got {len(names)} names")
+        command = names[-1]
+        return self._base(names[0] if not self.direct else None), urllib.parse.quote(command)
+
+    def _request(self, method: str, path: str, body: Optional[bytes] = None) -> Any:
+        request = urllib.request.Request(self.url + path, data=body, method=method)
+        if self.token:
+            request.add_header("Authorization", f"token {self.token}")
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                answer = json.loads(raw)
+                message, field = answer["error"], answer.get("field")
+            except (ValueError, KeyError, TypeError):
+                message, field = raw.decode(errors="replace").strip() or str(e.reason), None
+            if e.code == 401 and not self.token:
+                message += " (give a token: Client(..., token=...) or set ALGOLINK_TOKEN)"
+            raise PredictError(e.code, message, field) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            reason = getattr(e, "reason", e)
+            what = "the model server" if self.direct else "the hub"
+            raise PredictError(None, f"Cannot reach {what} at {self.url} ({reason}).") from None
+
+
+def declared(spec: dict, side: str) -> dict:
+    """A command's ``inputs`` or ``outputs`` as name -> type (``/meta`` lists them in order)."""
+    items = spec.get(side) or []
+    if isinstance(items, dict):
+        return items
+    return {item["name"]: item for item in items if isinstance(item, dict) and "name" in item}
+
+
+_PIN = re.compile(r"^(v[0-9]+|@[A-Za-z0-9_.-]+)$")
+
+
+def service_base(service: str) -> str:
+    """``/serve/P/S`` for ``P/S``; a version pinned as ``P/S/v2`` or an alias as ``P/S@stable``."""
+    pin = ""
+    head, slash, tail = service.rpartition("/")
+    if slash and head.count("/") == 1 and _PIN.match(tail):
+        service, pin = head, tail
+    elif "@" in service:
+        service, _, alias = service.partition("@")
+        pin = "@" + alias
+        if not _PIN.match(pin):
+            raise CLIError(f"{alias!r} is not an alias name: give PROJECT/SERVICE@ALIAS.")
+    project, _, name = service.partition("/")
+    if not project or not name or "/" in name:
+        raise CLIError(
+            f"{service!r} is not PROJECT/SERVICE: name a service as project/service, a version of "
+            "it as project/service/v2, an alias as project/service@stable."
+        )
+    base = f"/serve/{urllib.parse.quote(project)}/{urllib.parse.quote(name)}"
+    return f"{base}/{urllib.parse.quote(pin, safe='@')}" if pin else base
+
+
+# --- inputs ------------------------------------------------------------------------------------------
+
+
+def encode_inputs(spec: dict, inputs: dict) -> dict:
+    """The JSON body for ``inputs`` by the command's declared input types."""
+    types = declared(spec, "inputs")
+    body = {}
+    for name, value in inputs.items():
+        if name not in types:
+            known = ", ".join(types) or "none"
+            raise PredictError(
+                None, f"{spec.get('name')!r} has no input {name!r}; its inputs are: {known}.", name
+            )
+        try:
+            body[name] = encode_value(types[name], value)
+        except (OSError, ValueError, TypeError) as e:
+            raise PredictError(None, f"Input {name!r}: {e}", name) from None
+    return body
+
+
+def encode_value(kind: dict, value: Any) -> Any:
+    """One value as the wire wants it for its type (``kind`` as ``/meta`` declares it)."""
+    name = kind.get("type")
+    if value is None:
+        return None
+    if name in ("image", "segmentation"):
+        return _image_uri(value)
+    if name == "file":
+        return _file_value(value)
+    if name == "directory":
+        return _directory_uri(value)
+    if name == "array":
+        return [encode_value(kind.get("itemType") or {}, v) for v in _as_list(value)]
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON from numpy arrays and scalars, tuples and the rest of plain Python."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if hasattr(value, "tolist"):
+        return list(value)
+    raise TypeError(f"must be a list, got a {type(value).__name__}")
+
+
+def _read(value: Any) -> tuple:
+    """``(bytes, file name or '')`` from a path, bytes, or an open file."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value), ""
+    if hasattr(value, "read"):
+        data = value.read()
+        name = os.path.basename(str(getattr(value, "name", "") or ""))
+        return (data.encode() if isinstance(data, str) else data), name
+    if isinstance(value, (str, os.PathLike)):
+        path = os.path.expanduser(os.fspath(value))
+        if not os.path.isfile(path):
+            raise ValueError(f"{os.fspath(value)!r} is not a file here")
+        with open(path, "rb") as f:
+            return f.read(), os.path.basename(path)
+    raise TypeError(f"must be a path, bytes or an open file, got a {type(value).__name__}")
+
+
+def _is_data_uri(value: Any) -> bool:
+    return isinstance(value, str) and value[:5].lower() == "data:"
+
+
+def _uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _image_uri(value: Any) -> str:
+    if _is_data_uri(value):
+        return value
+    if type(value).__module__.startswith("PIL.") or hasattr(value, "__array_interface__"):
+        from PIL import Image
+
+        img = value if isinstance(value, Image.Image) else Image.fromarray(_uint8(value))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return _uri(buf.getvalue(), "image/png")
+    data, name = _read(value)
+    return _uri(data, mimetypes.guess_type(name)[0] or "application/octet-stream")
+
+
+def _uint8(value: Any) -> Any:
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and arr.size and float(arr.max()) <= 1.0:
+            arr = arr * 255
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return arr
+
+
+def _file_value(value: Any) -> Any:
+    if _is_data_uri(value) or isinstance(value, dict):  # {"filename", "data"} as the wire has it
+        return value
+    data, name = _read(value)
+    if not name:
+        return _uri(data, "application/octet-stream")
+    return {"filename": name, "data": base64.b64encode(data).decode("ascii")}
+
+
+def _directory_uri(value: Any) -> str:
+    if _is_data_uri(value):
+        return value
+    if isinstance(value, (str, os.PathLike)) and os.path.isdir(os.path.expanduser(value)):
+        root = os.path.expanduser(os.fspath(value))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for folder, _dirs, files in os.walk(root):
+                for name in files:
+                    full = os.path.join(folder, name)
+                    zf.write(full, os.path.relpath(full, root))
+        return _uri(buf.getvalue(), "application/zip")
+    data, _name = _read(value)  # a .zip or .tar.gz of the directory
+    return _uri(data, "application/octet-stream")
+
+
+# --- outputs -----------------------------------------------------------------------------------------
+
+
+def data_uri_bytes(value: str) -> tuple:
+    """``(bytes, mime type)`` of a data URI (or bare base64)."""
+    mime, payload = "", value
+    m = _DATA_URI.match(value)
+    if m:
+        mime, payload = m.group(1).strip().lower(), value[m.end() :]
+    return base64.b64decode(payload + "=" * (-len(payload) % 4)), mime
+
+
+def decode_outputs(spec: dict, outputs: Any) -> dict:
+    """The server's JSON outputs as Python values by the declared output types."""
+    if not isinstance(outputs, dict):
+        return outputs
+    types = declared(spec, "outputs")
+    return {name: decode_value(types.get(name) or {}, v) for name, v in outputs.items()}
+
+
+def decode_value(kind: dict, value: Any) -> Any:
+    name = kind.get("type")
+    if value is None:
+        return None
+    if name in ("image", "segmentation") and isinstance(value, str):
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(data_uri_bytes(value)[0]))
+        img.load()
+        return img
+    if name in ("file", "directory") and isinstance(value, str):
+        return data_uri_bytes(value)[0]
+    if name == "vector" and isinstance(value, list):
+        try:
+            import numpy as np
+        except ImportError:  # pragma: no cover - numpy is optional here
+            return value
+        return np.asarray([np.nan if v is None else v for v in value], dtype=np.float32)
+    if name == "array" and isinstance(value, list):
+        return [decode_value(kind.get("itemType") or {}, v) for v in value]
+    return value
