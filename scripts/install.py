@@ -11,6 +11,7 @@ lines are shown and the exit status is pip's. Standard library only: it runs bef
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import threading
@@ -59,8 +60,18 @@ def main(argv=None) -> int:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        with Ticker("installing", detail=lambda: f"pip: {last[0][:70]}" if last[0] else ""):
-            status = proc.wait()
+        try:
+            with Ticker("installing", detail=lambda: f"pip: {last[0][:70]}" if last[0] else ""):
+                status = proc.wait()
+        except KeyboardInterrupt:  # pip had the terminal's Ctrl-C too: its last words to the log
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            reader.join(5)
+            raise
         reader.join(10)
     if status:
         tail = log_path.read_text(errors="replace").splitlines()[-40:]
@@ -75,5 +86,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\nStopped.", file=sys.stderr)
+        print("\nStopped; the install did not finish (the next make run starts it again).")
         sys.exit(130)

@@ -4,7 +4,7 @@ A line per stage while it starts, the hub's and JupyterLab's own logs in files u
 the two addresses as the last lines on screen; Ctrl-C (SIGINT to the script alone, as a terminal's
 Ctrl-C reaches it: the two servers run in sessions of their own) prints the addresses again, stops both
 servers and ends with one ``Stopped.``, status 0, no traceback. ``scripts/install.py``'s ticker and
-progress lines without pip.
+progress lines, and its summary of a (fake) pip run that works and of one that fails.
 """
 
 from __future__ import annotations
@@ -90,3 +90,39 @@ def test_the_install_ticker_says_what_it_waits_for_every_few_seconds():
     assert out.returncode == 0 and lines[0] == "[  12 s] installing the Python packages…", out
     ticks = [x for x in lines[1:] if re.match(r"^\[\s*1[234] s\] still installing… \d+ s", x)]
     assert 2 <= len(ticks) <= 4 and all(x.endswith("(pip: Collecting x)") for x in ticks), lines
+
+
+FAKE_PIP = """#!/bin/sh
+echo "Collecting torch==2.13.0"
+echo "  Building editable for algolink-jupyter (pyproject.toml): started"
+echo "{last}"
+exit {status}
+"""
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_install_shows_stages_and_on_a_failure_the_end_of_pips_log(tmp_path, status):
+    """A "virtual environment" whose python is a script that talks like pip."""
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    fake = tmp_path / "venv" / "bin" / "python"
+    last = "ERROR: No matching distribution found for torch" if status else "Successfully installed"
+    fake.write_text(FAKE_PIP.format(last=last, status=status))
+    fake.chmod(0o755)
+    log = tmp_path / "install.log"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "install.py"), str(tmp_path / "venv")]
+        + ["--log", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == status, out
+    assert STAGE.match(out.stdout) and f"log: {log}" in out.stdout, out
+    assert "Collecting torch" in log.read_text() and last in log.read_text()
+    if status:
+        assert last in out.stderr and f"pip failed with status 1; the whole output is in {log}" in (
+            out.stderr
+        ), out
+    else:
+        assert re.search(r"\] installed in \d+ s$", out.stdout.strip()), out
+        assert "Collecting" not in out.stdout, out  # pip's lines go to the log
