@@ -4,23 +4,30 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
+## One clock for the progress lines of `make run` (scripts/install.py, then scripts/run.py).
+ifndef ALGOLINK_MAKE_START
+ALGOLINK_MAKE_START := $(shell date +%s)
+endif
+export ALGOLINK_MAKE_START
+
 .PHONY: run test lint format install bench clean postgres chromium sandbox js-test node
 
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
 
 ## Two distributions from this repository: modelcloud (runtime/, the runtime SDK) and algolink-jupyter
-## (the rest, which depends on it); both installed editable.
+## (the rest, which depends on it); both installed editable, a progress line at least every 10 s
+## (pip's output in .algolink/install.log).
 $(INSTALLED): pyproject.toml runtime/pyproject.toml $(JS_SOURCES) | node
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ./runtime -e '.[test]'
-	touch $(INSTALLED)
+	@$(PYTHON) scripts/install.py $(VENV)
+	@touch $(INSTALLED)
 
 install: $(INSTALLED)
 
 ## The hub (SQLite in .algolink/) and JupyterLab on the quickstart, wired together; Ctrl-C stops both.
+## Their logs go to .algolink/hub.log and .algolink/lab.log, so the two addresses stay last on screen.
 run: $(INSTALLED) sandbox
-	$(PY) scripts/run.py
+	@$(PY) scripts/run.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

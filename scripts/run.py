@@ -3,8 +3,14 @@
 Starts ``algolink hub`` with SQLite in ``.algolink/hub`` (kept between runs: services registered
 yesterday come back), waits until it answers, then starts JupyterLab on ``notebooks/quickstart.ipynb``
 with ``ALGOLINK_HUB_URL`` and ``ALGOLINK_TOKEN`` in its environment, so every kernel it starts (and the
-AlgoLink server extension) can publish without a configuration step. Prints both URLs. Stopping one
-stops the other; the exit status says which one failed.
+AlgoLink server extension) can publish without a configuration step. Stopping one stops the other; the
+exit status says which one failed.
+
+What it prints: a ``[ elapsed s]`` line per stage (a ``still …`` line every 10 s while one waits), then
+both addresses and how to sign in to the hub, last, so they stay on screen: the hub's and JupyterLab's
+own logs go to ``hub.log`` and ``lab.log`` in the data folder. Ctrl-C (or SIGTERM) prints the addresses
+once more, stops both and ends with ``Stopped.`` and status 0, no traceback; the two servers run in their
+own sessions, so the terminal's Ctrl-C reaches this script only and they stop in order.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Optional
+
+from progress import Ticker, say
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -47,13 +55,23 @@ def admin_sign_in(hub_data: Path) -> str:
     return "admin with the password you gave it (algolink hub printed it on its first start)"
 
 
-def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float) -> None:
+def log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float, log: Path) -> None:
     """Until ``url`` answers any HTTP status; a process that exits first is an error."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             status = proc.returncode
-            raise SystemExit(f"{what} exited with status {status} before answering; see above.")
+            raise SystemExit(
+                f"{log_tail(log)}\n{what} exited with status {status} before answering; "
+                f"its log: {log}"
+            )
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -61,18 +79,37 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float) -> No
             return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s.")
+    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s; its log: {log}")
 
 
-def stop(proc: Optional[subprocess.Popen]) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT if "jupyter" in str(proc.args) else signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def stop(*procs: Optional[subprocess.Popen], timeout: float = 8) -> None:
+    """Both at once (JupyterLab by SIGINT, the hub by SIGTERM), killed after ``timeout`` seconds."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT if "jupyter" in str(proc.args) else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start(cmd: list, cwd: Path, log: Path, env: Optional[dict] = None) -> subprocess.Popen:
+    """``cmd`` with its output appended to ``log``, in its own session (Ctrl-C reaches us only)."""
+    with log.open("a") as out:
+        out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd[:2])}\n")
+        out.flush()
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 #: JupyterLab settings for this stack, written once (the user's later changes stay): start the
@@ -93,7 +130,7 @@ def lab_settings(folder: Path) -> Path:
 
 
 def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM ends a run the way Ctrl-C does: both processes stopped in order."""
+    """SIGTERM ends a run the way Ctrl-C does: both servers stopped, then "Stopped."."""
     raise KeyboardInterrupt
 
 
@@ -120,10 +157,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     hub_cmd.append("--stop-services-on-exit")  # Ctrl-C stops everything make run started
 
     hub = lab = None
+    addresses = ""
+    hub_log, lab_log = data / "hub.log", data / "lab.log"
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # even where started with SIGINT ignored (`cmd &`)
     try:
-        hub = subprocess.Popen(hub_cmd, cwd=ROOT)
-        wait_http(f"{hub_url}/api/v1/projects", hub, "The hub", 120)
+        say(f"starting the hub on port {hub_port} (log: {hub_log})…")
+        hub = start(hub_cmd, ROOT, hub_log)
+        with Ticker("starting the hub"):
+            wait_http(f"{hub_url}/api/v1/projects", hub, "The hub", 120, hub_log)
         token = (data / "hub" / "admin_token").read_text().strip()
 
         lab_token = secrets.token_hex(24)
@@ -142,33 +184,53 @@ def main(argv: Optional[list[str]] = None) -> int:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             lab_cmd.append("--allow-root")
         lab_cmd.append(args.notebook)
-        lab = subprocess.Popen(lab_cmd, cwd=Path(args.root_dir).resolve(), env=env)
+        say(f"starting JupyterLab on port {lab_port} (log: {lab_log})…")
+        lab = start(lab_cmd, Path(args.root_dir).resolve(), lab_log, env)
         lab_base = f"http://127.0.0.1:{lab_port}"
-        wait_http(f"{lab_base}/api/status?token={lab_token}", lab, "JupyterLab", 180)
+        with Ticker("starting JupyterLab"):
+            wait_http(f"{lab_base}/api/status?token={lab_token}", lab, "JupyterLab", 180, lab_log)
 
-        print(
-            "\n"
+        addresses = (
             f"  AlgoLink hub:  {hub_url}/   (sign in as {admin_sign_in(data / 'hub')})\n"
-            f"  JupyterLab:    {lab_base}/lab/tree/{args.notebook}?token={lab_token}\n"
+            f"  JupyterLab:    {lab_base}/lab/tree/{args.notebook}?token={lab_token}"
+        )
+        say("both are up.")
+        print(
+            f"  Logs: {hub_log} and {lab_log}\n"
             "  The notebook's kernels have ALGOLINK_HUB_URL and ALGOLINK_TOKEN set: "
-            "`%algolink publish` goes to this hub.\n"
-            "  Ctrl-C stops both.\n",
+            "`%algolink publish` goes to this hub. Ctrl-C stops both.\n\n"
+            f"{addresses}",
             flush=True,
         )
         while True:
-            for proc, what in ((hub, "The hub"), (lab, "JupyterLab")):
+            for proc, what, log in ((hub, "The hub", hub_log), (lab, "JupyterLab", lab_log)):
                 if proc.poll() is not None:
                     print(
-                        f"{what} exited with status {proc.returncode}; stopping.", file=sys.stderr
+                        f"{log_tail(log)}\n{what} exited with status {proc.returncode}; "
+                        f"stopping (its log: {log}).",
+                        file=sys.stderr,
                     )
                     return proc.returncode or 1
             time.sleep(0.5)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(flush=True)
+        if addresses:
+            print(f"{addresses}\n", flush=True)
+        say("stopping JupyterLab and the hub…")
+        stop(lab, hub)
+        print("Stopped.", flush=True)
         return 0
     finally:
-        stop(lab)
-        stop(hub)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop(lab, hub)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the servers started: 0 too, so make adds no "Error" line
+        print("\nStopped.", flush=True)
+        sys.exit(0)

@@ -108,7 +108,7 @@ def test_the_modelcloud_wheel_pulls_in_only_the_runtime(wheel, env):
             "IPython",
             "sqlalchemy",
             "uv",
-            "bleach",
+            "nh3",
         ]
     )
     out = subprocess.run(

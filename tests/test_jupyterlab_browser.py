@@ -76,6 +76,9 @@ def test_serve_try_and_publish_without_leaving_jupyterlab(stack, browser, artifa
     except BaseException:
         page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
         (artifacts / "failure-output.txt").write_text(stack["proc"].output)
+        for log in ("hub.log", "lab.log"):  # scripts/run.py writes the servers' logs there
+            if (stack["root"] / ".algolink" / log).is_file():
+                shutil.copy(stack["root"] / ".algolink" / log, artifacts / f"failure-{log}")
         forms = page.locator(".algolink-publish")
         if forms.count():  # what the publish form says, when it is the form that failed
             (artifacts / "failure-publish.html").write_text(forms.first.inner_html())

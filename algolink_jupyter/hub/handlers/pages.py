@@ -3,7 +3,7 @@
 Sign-in takes an API token and keeps a signed cookie (the token's hash, never the token); every form
 carries Tornado's XSRF token, checked here for the page handlers only, so the REST API under
 ``/api/v1`` keeps working with ``Authorization: token``. Markdown descriptions are rendered with
-raw HTML escaped and then sanitised (bleach); every other user string is escaped by the templates.
+raw HTML escaped and then sanitised (nh3); every other user string is escaped by the templates.
 """
 
 from __future__ import annotations
