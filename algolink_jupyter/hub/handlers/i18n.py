@@ -808,6 +808,7 @@ def relative_time(seconds: float, t) -> str:
             return t(key, n=n)
     return ""
 
+
 # The API docs page of a service (Swagger UI).
 MESSAGES["en"].update(
     {
