@@ -292,12 +292,10 @@ def test_the_service_page_follows_a_rollback_without_a_reload(hub, browser, arti
     context.close()
 
 
-def test_the_api_docs_page_tries_a_command_in_chromium(tmp_path, artifacts):
+def test_the_api_docs_page_tries_a_command_in_chromium(browser, tmp_path, artifacts):
     """A service's API docs page: Swagger UI shipped with the hub (no CDN), the service's commands
     from its OpenAPI, and "Try it out" answered through the page's try-it route as the signed-in
     user; a user with no role sees no docs of a private service."""
-    from browser_support import launch, signed_in_page, sync_api
-
     hub = Hub(tmp_path / "data").start()
     try:
         hub.ensure_group("docs", "g")
@@ -306,42 +304,33 @@ def test_the_api_docs_page_tries_a_command_in_chromium(tmp_path, artifacts):
         assert hub.publish("docs", "echo").status_code == 202
         hub.wait_version("docs", "echo", 1)
         page_path = "/projects/docs/services/echo"
-        with sync_api.sync_playwright() as p:
-            browser = launch(p)
-            try:
-                context, page = signed_in_page(browser, hub, page_path)
-                outside: list = []
-                page.on(
-                    "request",
-                    lambda req: (
-                        outside.append(req.url)
-                        if not req.url.startswith((hub.url, "data:"))
-                        else None
-                    ),
-                )
-                page.click("#docs-link")
-                page.wait_for_url("**/docs")
-                page.wait_for_selector(".opblock-summary-path", timeout=30_000)
-                assert page.inner_text(".opblock-summary-path").strip() == "/echo"
-                page.click(".opblock-summary")
-                page.click("button.try-out__btn")
-                page.fill(".body-param__text", '{"text": "hi"}')
-                page.click("button.execute")
-                page.wait_for_selector(".live-responses-table tbody .response-col_status")
-                answer = page.inner_text(".live-responses-table tbody")
-                assert "200" in answer and '"d1:hi"' in answer, answer
-                page.screenshot(path=str(artifacts / "14-api-docs.png"), full_page=True)
-                assert outside == [], outside
-                context.close()
-                # another user, no role in the project: neither the page nor the document
-                hub.add_user("nosy", {"other": "developer"}, password="nosy-password-1")
-                context, page = signed_in_page(
-                    browser, hub, user="nosy", password="nosy-password-1"
-                )
-                assert page.goto(hub.url + page_path + "/docs").status == 404
-                assert page.goto(hub.url + page_path + "/openapi.json").status == 404
-                context.close()
-            finally:
-                browser.close()
+        context, page = signed_in_page(browser, hub, page_path)
+        outside: list = []
+        page.on(
+            "request",
+            lambda req: (
+                outside.append(req.url) if not req.url.startswith((hub.url, "data:")) else None
+            ),
+        )
+        page.click("#docs-link")
+        page.wait_for_url("**/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        assert page.inner_text(".opblock-summary-path").strip() == "/echo"
+        page.click(".opblock-summary")
+        page.click("button.try-out__btn")
+        page.fill(".body-param__text", '{"text": "hi"}')
+        page.click("button.execute")
+        page.wait_for_selector(".live-responses-table tbody .response-col_status")
+        answer = page.inner_text(".live-responses-table tbody")
+        assert "200" in answer and '"d1:hi"' in answer, answer
+        page.screenshot(path=str(artifacts / "14-api-docs.png"), full_page=True)
+        assert outside == [], outside
+        context.close()
+        # another user, no role in the project: neither the page nor the document
+        hub.add_user("nosy", {"other": "developer"}, password="nosy-password-1")
+        context, page = signed_in_page(browser, hub, user="nosy", password="nosy-password-1")
+        assert page.goto(hub.url + page_path + "/docs").status == 404
+        assert page.goto(hub.url + page_path + "/openapi.json").status == 404
+        context.close()
     finally:
         hub.stop()
