@@ -283,6 +283,22 @@ class Hub:
                 subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
 
 
+def status_kb(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` figure in kB: ``VmRSS`` (memory now) or ``VmHWM`` (its peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def rss_kb(pid: int) -> int:
+    return status_kb(pid, "VmRSS")
+
+
+def rss_peak_kb(pid: int) -> int:
+    return status_kb(pid, "VmHWM")
+
+
 def alive(pid: Optional[int]) -> bool:
     if not pid:
         return False

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hub_process import ALGOLINK, REPO, Hub, make_bundle, wait_for
+from hub_process import ALGOLINK, REPO, Hub, make_bundle, rss_kb, rss_peak_kb, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -111,20 +111,6 @@ def spy_bundle(folder: Path) -> Path:
     (folder / "cloud_model.py").write_text(SPY)
     (folder / "requirements.txt").write_text("tornado\n")
     return folder
-
-
-def rss_peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def fds(pid: int) -> int:

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hub_process import ALGOLINK, PILLOW, REPO, Hub, wait_for
+from hub_process import ALGOLINK, PILLOW, REPO, Hub, rss_kb, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -98,13 +98,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(MB), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def stored_files(hub: Hub) -> list:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hub_process import Hub, make_bundle, wait_for
+from hub_process import Hub, make_bundle, rss_kb, rss_peak_kb, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -163,20 +163,6 @@ def raw_request(hub, data: bytes, timeout: float = 10) -> bytes:
                     if m and len(body) >= int(m.group(1)):
                         break
         return got
-
-
-def rss_peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 # --- 1. the spool budget, leaked by requests dropped mid-body ------------------------------------
