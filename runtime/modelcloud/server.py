@@ -22,6 +22,7 @@ from typing import Any, Optional
 import tornado.httputil
 import tornado.web
 
+from .batching import Batcher
 from .data_types import DEFAULT_MAX_PIXELS, DecodeContext, UploadedFile
 from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge
 from .model import Registry
@@ -36,6 +37,11 @@ DEFAULT_MAX_QUEUE = 256
 #: for that one run, and a long command never starves /healthcheck.
 FAST_SECONDS = 0.002
 FAST_STREAK = 16
+#: Decoding a batched command's inputs, or encoding its outputs, runs on the I/O loop while it keeps taking
+#: less than this (a thread hand-over costs more), and on the codec threads otherwise.
+INLINE_CODEC_SECONDS = 0.0002
+#: Threads that decode inputs and encode outputs of batched commands, in parallel.
+CODEC_THREADS = 4
 #: Bodies larger than this are gzipped when the client accepts it (a no-op answer is not worth it).
 GZIP_MIN_SIZE = 1024
 #: How much of a body over the limit is still read (and dropped) so that the 413 reaches the client.
@@ -103,6 +109,48 @@ class ModelServer:
         #: versions), and the OpenAPI document lists what clients reach through the hub.
         self.behind_hub = behind_hub
         self.stats = ServerStats()
+        self.thread_name_prefix = thread_name_prefix
+        self._codecs: Optional[ThreadPoolExecutor] = None
+        #: name -> (the Command it serves, its Batcher): a re-declared command gets a new batcher.
+        self.batchers: dict = {}
+        #: name -> running mean of (decode seconds, encode seconds) per request of a batched command.
+        self.codec_times: dict = {}
+
+    @property
+    def codecs(self) -> ThreadPoolExecutor:
+        if self._codecs is None:
+            self._codecs = ThreadPoolExecutor(
+                max_workers=CODEC_THREADS, thread_name_prefix=self.thread_name_prefix + "-codec"
+            )
+        return self._codecs
+
+    def batcher(self, cmd: Any) -> Batcher:
+        held = self.batchers.get(cmd.name)
+        if held is not None and held[0] is cmd:
+            return held[1]
+        registry = self.registry
+
+        async def run(batch: list) -> list:
+            return await self.submit(registry.run_batch, cmd, batch)
+
+        async def encode(result: Any) -> dict:
+            return await self.codec(cmd.name, 1, registry.serialize_outputs, cmd, result)
+
+        batcher = Batcher(cmd.name, cmd.batch, run, encode)
+        self.batchers[cmd.name] = (cmd, batcher)
+        return batcher
+
+    async def codec(self, name: str, which: int, fn: Any, *args: Any) -> Any:
+        """Run a decode (``which`` 0) or encode (1) of a batched command: on the loop while it stays
+        cheap, else on the codec threads, so that neither the loop nor the model's thread does it."""
+        times = self.codec_times.setdefault(name, [0.0, 0.0])
+        start = time.perf_counter()
+        if times[which] < INLINE_CODEC_SECONDS:
+            result = fn(*args)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(self.codecs, fn, *args)
+        times[which] = 0.9 * times[which] + 0.1 * (time.perf_counter() - start)
+        return result
 
     def make_app(self, **settings: Any) -> tornado.web.Application:
         return tornado.web.Application(
@@ -139,6 +187,8 @@ class ModelServer:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._codecs is not None:
+            self._codecs.shutdown(wait=False, cancel_futures=True)
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -391,7 +441,9 @@ class CommandHandler(BodyHandler):
             cmd = registry.get_command(name)
             registry.check_ready()
             raw = self.parse_body(cmd.inputs)
-            if server.can_run_inline(cmd):
+            if cmd.batch is not None:
+                result = await self._run_batched(cmd, raw)
+            elif server.can_run_inline(cmd):
                 result = self._run(cmd, raw)
             else:
                 result = await server.submit(self._run, cmd, raw)
@@ -402,6 +454,23 @@ class CommandHandler(BodyHandler):
             return
         server.stats.record()
         self.write_json(result)
+
+    async def _run_batched(self, cmd: Any, raw: Any) -> Optional[dict]:
+        """Decode this request's inputs (a bad one fails here, alone), then join the command's batch."""
+        server = self.modelserver
+        batcher = server.batcher(cmd)
+        if len(batcher.queue) >= server.max_queue:
+            raise NotReady(
+                f"The model is busy with {len(batcher.queue)} waiting requests; retry in a moment."
+            )
+        ctx = DecodeContext(max_pixels=server.max_pixels)
+        try:
+            inputs = await server.codec(cmd.name, 0, server.registry.parse_inputs, cmd, raw, ctx)
+            if self._gone:
+                return None
+            return await batcher.submit(inputs, lambda: self._gone)
+        finally:
+            ctx.cleanup()
 
     def _run(self, cmd: Any, raw: Any) -> Optional[dict]:
         """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs."""
