@@ -79,6 +79,7 @@ bench: $(INSTALLED)
 	$(PY) bench/hub.py
 	$(PY) bench/hub_pages.py
 	$(PY) bench/export.py
+	$(PY) bench/batching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -19,7 +19,7 @@ from . import kernel
 from .client import HubClient, config_path, dev_service_lines, hub_settings, register_dev
 from .errors import CLIError
 from .export import ExportError, export, parse_size
-from .spec import SpecError, command_arguments, parse_spec, setup_arguments
+from .spec import SpecError, batch_settings, command_arguments, parse_spec, setup_arguments
 from .spec import unquote as _unquote
 from .widgets.publish import for_kernel
 from .widgets.test_form import for_command
@@ -85,6 +85,10 @@ class AlgoLinkMagics(Magics):
         args = parse_argstring(self.algolink_command, line)
         inputs = _parse_spec(args.inputs, "--inputs")
         outputs = _parse_spec(args.outputs, "--outputs")
+        try:
+            batch = batch_settings(args, "%%algolink_command")
+        except SpecError as e:
+            raise UsageError(str(e)) from None
         fn = self._define(cell, "algolink_command")
         fn.__algolink_magic__ = {"magic": "algolink_command", "line": line}
         try:
@@ -93,6 +97,7 @@ class AlgoLinkMagics(Magics):
                 inputs=inputs,
                 outputs=outputs,
                 description=_unquote(args.description),
+                batch=batch,
             )(fn)
         except (TypeError, ValueError) as e:
             raise UsageError(f"%%algolink_command: {e}") from None

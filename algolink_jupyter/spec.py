@@ -140,6 +140,21 @@ def setup_arguments(fn: Any) -> Any:
 
 def command_arguments(fn: Any) -> Any:
     """The arguments of ``%%algolink_command``."""
+    fn = argument(
+        "--max-latency",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="with --batch: the longest a request waits for its batch, in milliseconds (default 10)",
+    )(fn)
+    fn = argument(
+        "--batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batch requests that arrive together, up to N per call: the function gets a list of "
+        "inputs dicts and returns one outputs dict per input",
+    )(fn)
     fn = argument("--description", default=None, help="what the command does")(fn)
     fn = argument("--outputs", default="", help='outputs as name=TYPE pairs, e.g. "label=text"')(fn)
     fn = argument(
@@ -156,7 +171,8 @@ def _setup_line(line: str, cell: str) -> None:
 
 @command_arguments
 def _command_line(line: str, cell: str) -> None:
-    """%%algolink_command NAME [--inputs SPEC] [--outputs SPEC] [--description TEXT]"""
+    """%%algolink_command NAME [--inputs SPEC] [--outputs SPEC] [--description TEXT] [--batch N
+    [--max-latency MS]]"""
 
 
 def parse_setup_line(line: str) -> Any:
@@ -166,5 +182,22 @@ def parse_setup_line(line: str) -> Any:
 
 def parse_command_line(line: str) -> Any:
     """A ``%%algolink_command`` line's arguments (``name``, ``inputs``, ``outputs``,
-    ``description``, still quoted as typed)."""
+    ``description``, still quoted as typed; ``batch`` and ``max_latency`` as numbers)."""
     return parse_argstring(_command_line, line)
+
+
+def batch_settings(args: Any, where: str) -> Any:
+    """The ``batch=`` of a ``%%algolink_command`` line's ``--batch`` / ``--max-latency`` (None when not
+    batched); raises SpecError on settings that cannot be used."""
+    if args.batch is None:
+        if args.max_latency is not None:
+            raise SpecError(f"{where}: --max-latency goes with --batch N (the largest batch).")
+        return None
+    from modelcloud.batching import batching
+
+    try:
+        if args.max_latency is None:
+            return batching(max_size=args.batch)
+        return batching(max_size=args.batch, max_latency_ms=args.max_latency)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{where}: {str(e).replace('batching: ', '')}.") from None

@@ -44,3 +44,29 @@ def test_serve_overhead_quick(tmp_path: Path) -> None:
     assert [r["figure"] for r in results["rows"] if "CPU" not in r["figure"]] == ROWS
     for r in results["rows"]:
         assert r["ours"] > 0, r
+
+
+@pytest.mark.timeout(120)
+def test_batching_bench_quick(tmp_path: Path) -> None:
+    output = tmp_path / "batching.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "batching.py"),
+            "--quick",
+            "--no-bentoml",
+            "--output",
+            output,
+        ],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "throughput batched/unbatched c=32" in proc.stdout
+    results = json.loads(output.read_text())
+    assert {(r["server"], r["concurrency"]) for r in results["rows"]} == {
+        (s, c) for s in ("batched", "unbatched") for c in (1, 8, 32)
+    }
+    assert all(r["rps"] > 0 and r["errors"] == 0 for r in results["rows"])

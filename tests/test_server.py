@@ -586,3 +586,25 @@ def test_fast_commands_run_on_the_loop_and_slow_ones_go_back_to_the_worker(model
     assert time.monotonic() - start < 0.5
     t.join()
     assert result["r"].json()["thread"].startswith("modelcloud")
+
+
+def test_small_large_and_chunked_bodies_answer_alike(server):
+    """Small JSON bodies are read whole by Tornado, others are streamed: both routes answer the same,
+    and the same errors."""
+    small = json.dumps({"name": "Ada"})
+    large = json.dumps({"name": "Ada"}) + " " * 70_000  # over the 64 KiB of the small route
+    assert len(small) < 65536 < len(large)
+
+    def chunked():
+        yield small[:5].encode()
+        yield small[5:].encode()
+
+    for body in (small, large, chunked()):
+        r = server.post("/greet", data=body, headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()) == (200, {"message": "hello, Ada"})
+    for body in (json.dumps({"name": ""}), json.dumps({"name": ""}) + " " * 70_000):
+        r = server.post("/greet", data=body)
+        assert r.status_code == 400
+        assert r.json()["field"] == "name"
+    r = server.post("/greet", data="{not json")
+    assert r.status_code == 400 and r.json()["error"].startswith("The body is not valid JSON")

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 
 from modelcloud import data_types
 
-from ..spec import parse_command_line, parse_setup_line, parse_spec
+from ..spec import batch_settings, parse_command_line, parse_setup_line, parse_spec
 from ..spec import unquote as _unquote
 from . import cells as cells_mod
 from . import requirements as reqs
@@ -414,6 +414,9 @@ def _root_decorator(fn: Callable, info: dict, label: str) -> str:
             parts.append(f"{key}={spec_source(spec, '--' + key, 4)}")
     if args.description is not None:
         parts.append(f"description={_literal(_unquote(args.description))}")
+    batch = batch_settings(args, label)
+    if batch is not None:
+        parts.append(f"batch={batch.source()}")
     return "@modelcloud.command(\n" + "".join(f"    {p},\n" for p in parts) + ")"
 
 

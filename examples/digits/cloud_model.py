@@ -4,6 +4,7 @@ python train.py          # once: writes models/digits.pt (a few seconds on a CPU
 python cloud_model.py    # serves POST /classify on http://0.0.0.0:9000
 """
 
+import numpy as np
 import torch
 from model import image_to_array, load_model, pick_device, predict
 
@@ -53,10 +54,14 @@ def setup(opts):
         ),
     },
     description="Read the handwritten digit in a picture.",
+    # Requests that arrive together reach the network as one batch (up to 32, waiting at most 10 ms):
+    # the function gets a list of inputs and answers one forward pass on the stacked tensor.
+    batch=modelcloud.batching(max_size=32, max_latency_ms=10),
 )
-def classify(model, inputs):
-    digits, confidences = predict(model, image_to_array(inputs["photo"])[None])
-    return {"digit": int(digits[0]), "confidence": float(confidences[0])}
+def classify(model, batch):
+    arrays = np.stack([image_to_array(inputs["photo"]) for inputs in batch])
+    digits, confidences = predict(model, arrays)
+    return {"digit": digits, "confidence": confidences}
 
 
 modelcloud.meta(

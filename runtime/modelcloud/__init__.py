@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from .batching import Batching, batching  # noqa: E402
 from .data_types import (  # noqa: E402
     any,
     array,
@@ -48,6 +49,8 @@ __all__ = [
     "__version__",
     "any",
     "array",
+    "Batching",
+    "batching",
     "boolean",
     "category",
     "command",

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .batching import Batching, as_batching, split_results
 from .data_types import DecodeContext, from_spec
 from .errors import (
     InferenceError,
@@ -66,16 +67,21 @@ class Command:
     inputs: dict
     outputs: dict
     description: Optional[str] = None
+    #: Set for a batched command: its function takes a list of inputs dicts (see batching.py).
+    batch: Optional[Batching] = None
     #: Consecutive runs that were fast: the server runs a command that stays fast on its I/O loop.
     fast_runs: int = 0
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "inputs": _type_dict(self.inputs),
             "outputs": _type_dict(self.outputs),
         }
+        if self.batch is not None:
+            out["batch"] = self.batch.to_dict()
+        return out
 
 
 def gpu_available() -> bool:
@@ -156,8 +162,11 @@ class Registry:
         inputs: Optional[dict] = None,
         outputs: Optional[dict] = None,
         description: Optional[str] = None,
+        batch: Any = None,
     ) -> Callable:
-        """``@command('name', inputs={...}, outputs={...}, description='...')``."""
+        """``@command('name', inputs={...}, outputs={...}, description='...')``; with
+        ``batch=modelcloud.batching(max_size=32, max_latency_ms=10)`` the function takes a list of inputs
+        dicts and returns one outputs dict per input (see :mod:`modelcloud.batching`)."""
         if callable(name):
             raise TypeError(
                 "command: give it a name and types, e.g. "
@@ -183,6 +192,7 @@ class Registry:
                 _spec_types("inputs", where, inputs),
                 _spec_types("outputs", where, outputs),
                 description,
+                as_batching(batch, where),
             )
             self._notify("command", cmd_name)
             return fn
@@ -365,7 +375,10 @@ class Registry:
         return inputs
 
     def call(self, cmd: Command, inputs: dict) -> dict:
-        """Run the command on checked inputs and serialize its outputs."""
+        """Run the command on checked inputs and serialize its outputs (a batched command gets a batch
+        of one)."""
+        if cmd.batch is not None:
+            return self.serialize_outputs(cmd, self.run_batch(cmd, [inputs])[0])
         try:
             result = cmd.fn(self.model, inputs)
         except BaseException as e:
@@ -376,6 +389,20 @@ class Registry:
         finally:
             self.last_command_at = time.time()
         return self.serialize_outputs(cmd, result)
+
+    def run_batch(self, cmd: Command, batch: list) -> list:
+        """Call a batched command once on a list of checked inputs: its raw results, one per input, in
+        order, still to be serialized (:meth:`serialize_outputs`)."""
+        try:
+            result = cmd.fn(self.model, batch)
+        except BaseException as e:
+            raise InferenceError(
+                f"Error during inference (a batch of {len(batch)}): {type(e).__name__}: {e}",
+                traceback=traceback.format_exc(),
+            ) from e
+        finally:
+            self.last_command_at = time.time()
+        return split_results(cmd.name, cmd.outputs, result, len(batch))
 
     def serialize_outputs(self, cmd: Command, result: Any) -> dict:
         outputs = cmd.outputs

@@ -166,6 +166,9 @@ def openapi_document(
                 },
             },
         }
+        if cmd.batch is not None:
+            # Clients send one input as usual; the server gathers concurrent ones into batches.
+            paths[f"/{cmd.name}"]["post"]["x-algolink-batch"] = cmd.batch.to_dict()
     return {
         "openapi": "3.1.0",
         "info": {
