@@ -1,0 +1,497 @@
+"""Commands that yield, against a real model server process: a plain POST (the last outputs),
+Server-Sent Events, Runway's WebSocket protocol, and async jobs through their whole life.
+
+Every generator here writes a line per step to a file of its own (named by its ``tag`` input) before
+it yields: that file proves when a cancel or a client that went away stopped it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+from tornado.websocket import websocket_connect
+
+import modelcloud
+from support import start_script, wait_until
+
+MODEL = """
+import os, time
+import modelcloud
+from modelcloud.data_types import number, text
+
+LOGS = os.environ["STEP_LOGS"]
+
+def step(tag, i):
+    with open(os.path.join(LOGS, tag + ".log"), "a") as f:
+        f.write(f"{i}\\n")
+
+@modelcloud.command(
+    "count",
+    inputs={"n": number(default=3), "delay": number(default=0.0), "tag": text(default="count")},
+    outputs={"value": number(), "label": text()},
+    description="Counts, one yield per step",
+)
+def count(model, inputs):
+    for i in range(int(inputs["n"])):
+        step(inputs["tag"], i)
+        time.sleep(inputs["delay"])
+        yield {"value": i, "label": f"step {i}"}, (i + 1) / inputs["n"]
+
+@modelcloud.command("ticks", inputs={"n": number(default=4)}, outputs={"done": text()})
+def ticks(model, inputs):
+    n = int(inputs["n"])
+    for i in range(n):
+        yield i / n  # progress only
+    yield {"progress": 1, "done": "yes"}
+
+@modelcloud.command("broken", outputs={"value": number()})
+def broken(model, inputs):
+    yield {"value": 1}
+    raise RuntimeError("the model ran out of steps")
+
+@modelcloud.command("bad_progress", outputs={"value": number()})
+def bad_progress(model, inputs):
+    yield {"value": 1}, 7
+
+@modelcloud.command("plain", inputs={"x": number(), "delay": number(default=0.0),
+                                     "tag": text(default="plain")}, outputs={"y": number()})
+def plain(model, inputs):
+    time.sleep(inputs["delay"])
+    step(inputs["tag"], 0)
+    return {"y": inputs["x"] * 2}
+
+if __name__ == "__main__":
+    modelcloud.run()
+"""
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("steps")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, logs):
+    path = tmp_path_factory.mktemp("model") / "cloud_model.py"
+    path.write_text(MODEL)
+    proc = start_script(path, env={"STEP_LOGS": str(logs)})
+    yield proc
+    proc.stop()
+
+
+def steps(logs: Path, tag: str) -> int:
+    path = logs / f"{tag}.log"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def read_events(response) -> list:
+    """``[(event, data)]`` of an SSE answer, read as it arrives."""
+    events, name, data = [], None, None
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+        elif line == "" and name is not None:
+            events.append((name, data))
+            name = data = None
+    return events
+
+
+# -- plain POST, manifest, OpenAPI -----------------------------------------------------------------
+def test_a_plain_post_gets_the_last_yield_and_the_manifest_marks_generators(server):
+    r = server.post("/count", json={"n": 4, "tag": "plainpost"})
+    assert r.status_code == 200
+    assert r.json() == {"value": 3, "label": "step 3"}
+    assert server.post("/ticks", json={}).json() == {"done": "yes"}
+    commands = {c["name"]: c for c in server.get("/meta").json()["commands"]}
+    assert commands["count"]["streams"] is True
+    assert "streams" not in commands["plain"]
+    assert server.get("/count").json()["streams"] is True
+    doc = server.get("/openapi.json").json()
+    validate(doc)
+    assert doc["paths"]["/count"]["post"]["x-streams"] is True
+    assert doc["paths"]["/plain"]["post"]["x-streams"] is False
+    assert set(doc["paths"]["/jobs/{id}"]) == {"get", "delete"}
+    assert "202" in doc["paths"]["/count"]["post"]["responses"]
+
+
+def test_a_generator_that_raises_or_yields_bad_progress_is_a_500_sentence(server):
+    r = server.post("/broken", json={})
+    assert r.status_code == 500
+    assert r.json()["error"] == "Error during inference: RuntimeError: the model ran out of steps"
+    r = server.post("/bad_progress", json={})
+    assert r.status_code == 500
+    assert "yielded the progress 7: yield a number between 0 and 1" in r.json()["error"]
+
+
+def test_commands_cannot_take_the_new_route_names():
+    registry = modelcloud.Registry()
+    for name in ("ws", "jobs"):
+        with pytest.raises(ValueError, match="taken by the server's own route"):
+            registry.command(name)(lambda model, inputs: {})
+
+
+# -- Server-Sent Events ------------------------------------------------------------------------------
+def test_sse_streams_each_yield_as_it_happens(server):
+    start = time.monotonic()
+    with server.session.post(
+        server.url + "/count",
+        json={"n": 5, "delay": 0.25, "tag": "sse"},
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=30,
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        assert r.headers["Cache-Control"] == "no-cache"
+        lines = r.iter_lines(decode_unicode=True)
+        assert next(lines) == "event: output"
+        first = time.monotonic() - start
+        rest = read_events(r)
+    total = time.monotonic() - start
+    assert first < 0.9 < total  # the first event came as it happened, not with the last
+    outputs = [data for name, data in rest if name == "output"]
+    assert [o["outputs"]["value"] for o in outputs] == [1, 2, 3, 4]
+    assert [o["progress"] for o in outputs] == [0.4, 0.6, 0.8, 1.0]
+    assert rest[-1] == ("succeeded", {"outputs": {"value": 4, "label": "step 4"}})
+
+
+def test_sse_progress_only_events_failure_and_bad_inputs(server):
+    with server.session.post(
+        server.url + "/ticks", json={}, headers={"Accept": "text/event-stream"}, stream=True
+    ) as r:
+        events = read_events(r)
+    assert events == [
+        ("progress", {"progress": 0.0}),
+        ("progress", {"progress": 0.25}),
+        ("progress", {"progress": 0.5}),
+        ("progress", {"progress": 0.75}),
+        ("output", {"progress": 1.0, "outputs": {"done": "yes"}}),
+        ("succeeded", {"outputs": {"done": "yes"}}),
+    ]
+    with server.session.post(
+        server.url + "/broken", json={}, headers={"Accept": "text/event-stream"}, stream=True
+    ) as r:
+        events = read_events(r)
+    assert events == [
+        ("output", {"outputs": {"value": 1}}),
+        ("failed", {"error": "Error during inference: RuntimeError: the model ran out of steps"}),
+    ]
+    # Inputs that do not pass: a plain JSON error with its status, before any event.
+    r = server.post("/count", json={"n": "many"}, headers={"Accept": "text/event-stream"})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Input 'n' must be a number, got the text 'many'.", "field": "n"}
+    # A plain function over SSE: one output event, then succeeded.
+    with server.session.post(
+        server.url + "/plain", json={"x": 2}, headers={"Accept": "text/event-stream"}, stream=True
+    ) as r:
+        assert read_events(r) == [
+            ("output", {"outputs": {"y": 4}}),
+            ("succeeded", {"outputs": {"y": 4}}),
+        ]
+
+
+def test_an_sse_client_that_goes_away_stops_the_generator(server, logs):
+    r = server.session.post(
+        server.url + "/count",
+        json={"n": 100, "delay": 0.1, "tag": "sse-gone"},
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=30,
+    )
+    lines = r.iter_lines(decode_unicode=True)
+    seen = 0
+    for line in lines:
+        if line.startswith("event: output"):
+            seen += 1
+            if seen == 2:
+                break
+    r.close()  # the client goes away mid-stream
+    wait_until(lambda: server.get("/healthcheck").ok)
+    time.sleep(0.6)
+    stopped_at = steps(logs, "sse-gone")
+    time.sleep(0.5)
+    assert steps(logs, "sse-gone") == stopped_at < 10  # stopped, within a step or two of leaving
+    # and the worker is free again
+    assert server.post("/plain", json={"x": 1}, timeout=5).json() == {"y": 2}
+
+
+def test_health_answers_while_a_generator_runs(server):
+    r = server.post(
+        "/count", json={"n": 8, "delay": 0.1, "tag": "health"}, headers={"Prefer": "respond-async"}
+    )
+    url = r.headers["Location"]
+    wait_until(lambda: server.get(url).json()["status"] == "running", timeout=10)
+    start = time.monotonic()
+    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert time.monotonic() - start < 0.3
+    wait_until(lambda: server.get(url).json()["status"] == "succeeded", timeout=10)
+
+
+# -- WebSocket (Runway's protocol) -----------------------------------------------------------------
+async def ws_session(url: str, messages: list, until: int, cancel_after: int = 0) -> list:
+    """Send ``messages``; collect what comes back until ``until`` terminal messages; send a cancel
+    for the first run after ``cancel_after`` outputs (0: never)."""
+    ws = await websocket_connect(url.replace("http://", "ws://"))
+    for m in messages:
+        await ws.write_message(json.dumps(m))
+    got, ended, outputs = [], 0, 0
+    while ended < until:
+        raw = await asyncio.wait_for(ws.read_message(), 20)
+        assert raw is not None, got
+        msg = json.loads(raw)
+        got.append(msg)
+        if msg["type"] == "output":
+            outputs += 1
+            if outputs == cancel_after:
+                await ws.write_message(json.dumps({"type": "cancel", "id": msg["id"]}))
+        if msg["type"] in ("succeeded", "failed", "cancelled"):
+            ended += 1
+    ws.close()
+    return got
+
+
+def test_websocket_runs_a_generator_with_progress(server):
+    got = asyncio.run(
+        ws_session(
+            server.url + "/ws",
+            [
+                {
+                    "type": "submit",
+                    "id": "a1",
+                    "command": "count",
+                    "inputData": {"n": 3, "tag": "ws"},
+                }
+            ],
+            1,
+        )
+    )
+    assert [m["type"] for m in got] == ["started", "output", "output", "output", "succeeded"]
+    assert {m["id"] for m in got} == {"a1"}
+    assert [m["progress"] for m in got[1:4]] == [1 / 3, 2 / 3, 1.0]
+    assert [m["outputData"]["value"] for m in got[1:4]] == [0, 1, 2]
+    assert got[-1]["outputData"] == {"value": 2, "label": "step 2"}
+    assert isinstance(got[-1]["timeElapsed"], int)
+    # Runway's own path: the WebSocket at /, while GET / is still the manifest.
+    assert "commands" in server.get("/").json()
+    got = asyncio.run(
+        ws_session(
+            server.url + "/", [{"type": "submit", "command": "plain", "inputData": {"x": 5}}], 1
+        )
+    )
+    assert [m["type"] for m in got] == ["started", "output", "succeeded"]
+    assert got[-1]["outputData"] == {"y": 10}
+
+
+def test_websocket_failures_are_sentences(server):
+    got = asyncio.run(
+        ws_session(
+            server.url + "/ws",
+            [
+                {"type": "submit", "id": "x", "command": "nope", "inputData": {}},
+                {"type": "submit", "id": "y", "command": "count", "inputData": {"n": "many"}},
+                {"type": "submit", "id": "z", "command": "broken"},
+                "not an object",
+            ],
+            4,
+        )
+    )
+    failed = {m["id"]: m for m in got if m["type"] == "failed"}
+    assert failed["x"]["error"].startswith("There is no command 'nope'")
+    assert failed["y"] == {
+        "type": "failed",
+        "id": "y",
+        "error": "Input 'n' must be a number, got the text 'many'.",
+        "field": "n",
+    }
+    assert (
+        failed["z"]["error"] == "Error during inference: RuntimeError: the model ran out of steps"
+    )
+    assert failed[None]["error"].startswith("Messages are JSON objects")
+
+
+def test_websocket_cancel_stops_the_generator_within_one_yield(server, logs):
+    got = asyncio.run(
+        ws_session(
+            server.url + "/ws",
+            [
+                {
+                    "type": "submit",
+                    "id": "c",
+                    "command": "count",
+                    "inputData": {"n": 100, "delay": 0.1, "tag": "ws-cancel"},
+                }
+            ],
+            1,
+            cancel_after=2,
+        )
+    )
+    assert got[-1] == {"type": "cancelled", "id": "c"}
+    # Two outputs seen, the cancel sent: the generator may have started one more step (it was
+    # sleeping in it) and then stopped at that yield.
+    assert 2 <= steps(logs, "ws-cancel") <= 4
+    time.sleep(0.4)
+    assert steps(logs, "ws-cancel") <= 4
+
+
+def test_closing_the_websocket_stops_its_runs(server, logs):
+    async def leave() -> None:
+        ws = await websocket_connect(server.url.replace("http://", "ws://") + "/ws")
+        await ws.write_message(
+            json.dumps(
+                {
+                    "type": "submit",
+                    "id": "g",
+                    "command": "count",
+                    "inputData": {"n": 100, "delay": 0.1, "tag": "ws-gone"},
+                }
+            )
+        )
+        for _ in range(3):  # started, then two outputs
+            await ws.read_message()
+        ws.close()
+
+    asyncio.run(leave())
+    time.sleep(0.5)
+    stopped_at = steps(logs, "ws-gone")
+    time.sleep(0.4)
+    assert steps(logs, "ws-gone") == stopped_at <= 5
+
+
+# -- async jobs ---------------------------------------------------------------------------------------
+def test_a_job_through_its_whole_life(server):
+    r = server.post(
+        "/count", json={"n": 6, "delay": 0.15, "tag": "job"}, headers={"Prefer": "respond-async"}
+    )
+    assert r.status_code == 202
+    job = r.json()
+    assert r.headers["Location"] == f"/jobs/{job['id']}" == job["url"]
+    assert r.headers["Preference-Applied"] == "respond-async"
+    assert job["status"] in ("queued", "running") and job["outputs"] is None
+    assert len(job["id"]) >= 20  # unguessable: the id is the key to the outputs
+    partial = wait_until(
+        lambda: (
+            (j := server.get(job["url"]).json())["status"] == "running"
+            and j["outputs"] is not None
+            and j
+        ),
+        timeout=10,
+    )
+    assert 0 < partial["progress"] < 1 and partial["outputs"]["label"].startswith("step ")
+    done = wait_until(
+        lambda: (j := server.get(job["url"]).json())["status"] == "succeeded" and j, timeout=10
+    )
+    assert done["outputs"] == {"value": 5, "label": "step 5"} and done["progress"] == 1.0
+    assert done["error"] is None and done["finished_at"] >= done["started_at"]
+    # DELETE on a finished job forgets it.
+    assert server.session.delete(server.url + job["url"]).json()["status"] == "succeeded"
+    r = server.get(job["url"])
+    assert r.status_code == 404
+    assert r.json()["error"].startswith(f"There is no job '{job['id']}' here")
+
+
+def test_a_failing_job_and_a_job_with_bad_inputs(server):
+    job = server.post("/broken", json={}, headers={"Prefer": "respond-async"}).json()
+    done = wait_until(lambda: (j := server.get(job["url"]).json())["status"] == "failed" and j)
+    assert done["error"] == "Error during inference: RuntimeError: the model ran out of steps"
+    assert done["outputs"] == {"value": 1}  # the last partial outputs stay readable
+    job = server.post("/count", json={"n": "x"}, headers={"Prefer": "respond-async"}).json()
+    done = wait_until(lambda: (j := server.get(job["url"]).json())["status"] == "failed" and j)
+    assert done["field"] == "n" and done["error"].startswith("Input 'n' must be a number")
+    # Not JSON at all: refused before any job exists.
+    r = server.post("/count", data=b"{", headers={"Prefer": "respond-async"})
+    assert r.status_code == 400
+
+
+def test_delete_cancels_a_running_generator_at_its_next_yield(server, logs):
+    job = server.post(
+        "/count",
+        json={"n": 100, "delay": 0.1, "tag": "job-cancel"},
+        headers={"Prefer": "respond-async"},
+    ).json()
+    wait_until(lambda: steps(logs, "job-cancel") >= 3, timeout=10)
+    r = server.session.delete(server.url + job["url"])
+    assert r.status_code == 200 and r.json()["status"] == "canceled"
+    at_cancel = steps(logs, "job-cancel")
+    time.sleep(0.5)
+    assert steps(logs, "job-cancel") <= at_cancel + 1  # at most the step it was in
+    assert server.get(job["url"]).json()["status"] == "canceled"
+
+
+def test_a_canceled_plain_job_finishes_but_its_result_is_dropped_and_queued_jobs_wait(server, logs):
+    first = server.post(
+        "/plain",
+        json={"x": 1, "delay": 0.6, "tag": "job-plain"},
+        headers={"Prefer": "respond-async"},
+    ).json()
+    # One worker (ALGOLINK_CONCURRENCY=1): the second job waits in the queue.
+    second = server.post(
+        "/plain", json={"x": 2, "tag": "job-queued"}, headers={"Prefer": "respond-async"}
+    ).json()
+    assert server.get(second["url"]).json()["status"] == "queued"
+    wait_until(lambda: server.get(first["url"]).json()["status"] == "running", timeout=5)
+    assert server.session.delete(server.url + first["url"]).json()["status"] == "canceled"
+    # Canceled while queued: it never runs.
+    assert server.session.delete(server.url + second["url"]).json()["status"] == "canceled"
+    wait_until(lambda: steps(logs, "job-plain") == 1, timeout=5)  # the function finished
+    time.sleep(0.3)
+    assert server.get(first["url"]).json() | {"started_at": None, "finished_at": None} == {
+        **first,
+        "status": "canceled",
+        "started_at": None,
+        "finished_at": None,
+    }
+    assert steps(logs, "job-queued") == 0
+
+
+def test_finished_jobs_expire_by_count_and_by_time(tmp_path, logs):
+    path = tmp_path / "cloud_model.py"
+    path.write_text(MODEL)
+    proc = start_script(
+        path, env={"STEP_LOGS": str(logs), "ALGOLINK_JOBS_KEEP": "2", "ALGOLINK_JOBS_TTL": "2"}
+    )
+    try:
+        urls = []
+        for x in range(3):
+            job = proc.post("/plain", json={"x": x}, headers={"Prefer": "respond-async"}).json()
+            wait_until(lambda job=job: proc.get(job["url"]).json()["status"] == "succeeded")
+            urls.append(job["url"])
+        assert proc.get(urls[0]).status_code == 404  # the oldest of three, past the count of 2
+        assert [proc.get(u).json()["outputs"] for u in urls[1:]] == [{"y": 2}, {"y": 4}]
+        time.sleep(2.2)
+        assert [proc.get(u).status_code for u in urls[1:]] == [404, 404]  # past 2 s
+        # A bad setting is one sentence, and the server does not start.
+        bad = start_script(
+            path, env={"STEP_LOGS": str(logs), "ALGOLINK_JOBS_KEEP": "lots"}, wait=False
+        )
+        assert bad.wait_exit() == 2
+        assert "ALGOLINK_JOBS_KEEP='lots' is not a whole number." in bad.output
+    finally:
+        proc.stop()
+
+
+def test_a_full_queue_refuses_a_job(tmp_path, logs):
+    path = tmp_path / "cloud_model.py"
+    path.write_text(MODEL)
+    proc = start_script(path, env={"STEP_LOGS": str(logs), "ALGOLINK_MAX_QUEUE": "1"})
+    try:
+        r = proc.post("/plain", json={"x": 1, "delay": 0.5}, headers={"Prefer": "respond-async"})
+        assert r.status_code == 202
+        r = proc.post("/plain", json={"x": 1}, headers={"Prefer": "respond-async"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert "busy" in r.json()["error"]
+    finally:
+        proc.stop()
+
+
+def test_cors_preflight_allows_the_new_headers_and_delete(server):
+    r = requests.options(server.url + "/jobs/abc", timeout=5)
+    assert "DELETE" in r.headers["Access-Control-Allow-Methods"]
+    assert "Prefer" in r.headers["Access-Control-Allow-Headers"]
+    assert "Location" in r.headers["Access-Control-Expose-Headers"]
