@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from openapi_spec_validator import validate
 from tornado.websocket import websocket_connect
 
 import modelcloud
+from algolink_jupyter.client import Client, PredictError
+from algolink_jupyter.client.calls import StreamEvent
 from support import start_script, wait_until
 
 MODEL = """
@@ -495,3 +499,69 @@ def test_cors_preflight_allows_the_new_headers_and_delete(server):
     assert "DELETE" in r.headers["Access-Control-Allow-Methods"]
     assert "Prefer" in r.headers["Access-Control-Allow-Headers"]
     assert "Location" in r.headers["Access-Control-Expose-Headers"]
+
+
+# -- the Python client and `algolink predict` --------------------------------------------------------
+def test_the_client_streams_a_generator_and_stopping_early_stops_it(server, logs):
+    client = Client(url=server.url)
+    events = list(client.stream("count", n=3, tag="client-stream"))
+    assert [e.event for e in events] == ["output", "output", "output", "succeeded"]
+    assert [e.progress for e in events] == [1 / 3, 2 / 3, 1.0, 1.0]
+    assert [e.outputs["value"] for e in events] == [0, 1, 2, 2]
+    assert list(client.stream("ticks"))[0] == StreamEvent("progress", 0.0, None)
+    with pytest.raises(PredictError) as e:
+        list(client.stream("broken"))
+    assert e.value.status == 500 and "ran out of steps" in e.value.message
+    with pytest.raises(PredictError) as e:
+        list(client.stream("count", n="many"))
+    assert e.value.status == 400 and e.value.field == "n"
+    # Leaving the loop closes the connection: the command stops at its next yield.
+    for event in client.stream("count", n=100, delay=0.1, tag="client-gone"):
+        if event.outputs["value"] == 1:
+            break
+    time.sleep(0.5)
+    stopped_at = steps(logs, "client-gone")
+    time.sleep(0.4)
+    assert steps(logs, "client-gone") == stopped_at < 8
+
+
+def test_the_client_submits_jobs_waits_and_cancels(server, logs):
+    client = Client(url=server.url)
+    job = client.submit("count", n=4, delay=0.1, tag="client-job")
+    assert job.status in ("queued", "running") and job.url == f"/jobs/{job.id}"
+    assert job.wait(timeout=10) == {"value": 3, "label": "step 3"}
+    assert job.status == "succeeded" and job.progress == 1.0
+    again = client.job(job_id=job.id)
+    assert again.outputs == job.outputs and again.spec["name"] == "count"
+    job = client.submit("count", n=100, delay=0.1, tag="client-cancel")
+    wait_until(lambda: job.refresh().outputs is not None, timeout=10)
+    assert job.status == "running" and 0 < job.progress < 1
+    assert job.cancel().status == "canceled"
+    with pytest.raises(PredictError, match=f"Job {job.id} was canceled."):
+        job.wait(timeout=5)
+    failing = client.submit("broken")
+    with pytest.raises(PredictError) as e:
+        failing.wait(timeout=10)
+    assert e.value.status == 500 and "ran out of steps" in e.value.message
+    slow = client.submit("count", n=100, delay=0.1, tag="client-slow")
+    with pytest.raises(PredictError, match=r"is still running after 0.3 s: wait longer"):
+        slow.wait(timeout=0.3)
+    slow.cancel()
+
+
+def test_algolink_predict_shows_progress_on_stderr_and_prints_the_final_json(server, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "algolink_jupyter.cli", "predict", server.url, "count", "-i", "n=4"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"value": 3, "label": "step 3"}
+    assert r.stderr.splitlines() == [
+        f"[{'#' * 8}{'.' * 22}]  25%",
+        f"[{'#' * 15}{'.' * 15}]  50%",
+        f"[{'#' * 22}{'.' * 8}]  75%",
+        f"[{'#' * 30}] 100%",
+    ]
