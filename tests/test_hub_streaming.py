@@ -18,6 +18,8 @@ from hub_process import PILLOW, Hub, wait_for
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from algolink_jupyter.client import Client, PredictError
+
 pytestmark = pytest.mark.timeout(300)
 
 MODEL = """
@@ -225,3 +227,16 @@ def test_a_job_through_the_hub_is_found_at_the_version_that_runs_it(hub):
         lambda: (j := hub.get(location).json())["status"] == "succeeded" and j, 10, 0.1, "done"
     )
     assert done["outputs"] == {"value": 1, "label": "v2"}
+
+
+def test_the_python_client_streams_and_submits_through_the_hub(hub):
+    client = Client(hub.url, hub.token)
+    events = list(client.stream("gen/svc", "count", n=3))
+    assert [e.event for e in events] == ["output", "output", "output", "succeeded"]
+    assert [e.progress for e in events] == [1 / 3, 2 / 3, 1.0, 1.0]
+    job = client.submit("gen/svc", "count", n=2)
+    assert job.url.startswith("/serve/gen/svc/v") and job.url.endswith(f"/jobs/{job.id}")
+    assert job.wait(timeout=20)["value"] == 1
+    with pytest.raises(PredictError) as e:
+        list(Client(hub.url, "wrong-token").stream("gen/svc", "count"))
+    assert e.value.status in (401, 403)

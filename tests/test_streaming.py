@@ -21,6 +21,7 @@ from tornado.websocket import websocket_connect
 import modelcloud
 from algolink_jupyter.client import Client, PredictError
 from algolink_jupyter.client.calls import StreamEvent
+from modelcloud.testing import TestClient
 from support import start_script, wait_until
 
 MODEL = """
@@ -565,3 +566,62 @@ def test_algolink_predict_shows_progress_on_stderr_and_prints_the_final_json(ser
         f"[{'#' * 22}{'.' * 8}]  75%",
         f"[{'#' * 30}] 100%",
     ]
+
+
+# -- modelcloud.testing: the in-process test client --------------------------------------------------
+def in_process_model(record: list) -> modelcloud.Registry:
+    from modelcloud.data_types import number, text
+
+    registry = modelcloud.Registry()
+
+    @registry.setup(options={"scale": number(default=1)})
+    def setup(opts):
+        return opts["scale"]
+
+    @registry.command("count", inputs={"n": number(default=3)}, outputs={"value": number()})
+    def count(model, inputs):
+        try:
+            for i in range(int(inputs["n"])):
+                record.append(i)
+                yield {"value": i * model}, (i + 1) / inputs["n"]
+        finally:
+            record.append("closed")
+
+    @registry.command("greet", inputs={"name": text(max_length=5)}, outputs={"text": text()})
+    def greet(model, inputs):
+        return {"text": "hi " + inputs["name"]}
+
+    return registry
+
+
+def test_the_testing_client_runs_commands_in_process():
+    record: list = []
+    client = TestClient(in_process_model(record), options={"scale": 10})
+    assert client.run("greet", name="bo") == {"text": "hi bo"}
+    assert client.run("count", n=2) == {"value": 10}
+    answer = client.call("greet", {"name": "much too long"})
+    assert not answer.ok and answer.status == 400 and answer.field == "name"
+    assert answer.json() == {"error": answer.error, "field": "name"}
+    assert answer.error.startswith("Input 'name' must be at most 5 characters")
+    assert client.call("nope").status == 404
+    with pytest.raises(modelcloud.ModelCloudError) as e:
+        client.run("greet")
+    assert e.value.status == 400 and e.value.message.startswith("Input 'name' is missing")
+    assert client.meta()["commands"][0]["streams"] is True
+    validate(client.openapi())
+    client.setup(scale=2)
+    assert [(e.event, e.progress, e.outputs) for e in client.stream("count", n=2)] == [
+        ("output", 0.5, {"value": 0}),
+        ("output", 1.0, {"value": 2}),
+        ("succeeded", 1.0, {"value": 2}),
+    ]
+    failed = list(client.stream("greet", name="toolong"))
+    assert [(e.event, e.status) for e in failed] == [("failed", 400)]
+    # Leaving the loop stops the generator at its next yield (its finally block runs).
+    record.clear()
+    for event in client.stream("count", n=1000):
+        if event.outputs["value"] == 4:
+            break
+    assert record == [0, 1, 2, "closed"]  # value 4 is step 2 (scale 2)
+    with pytest.raises(TypeError, match="must be JSON values"):
+        client.run("greet", name=object())
