@@ -625,3 +625,37 @@ def test_the_testing_client_runs_commands_in_process():
     assert record == [0, 1, 2, "closed"]  # value 4 is step 2 (scale 2)
     with pytest.raises(TypeError, match="must be JSON values"):
         client.run("greet", name=object())
+
+
+# -- the notebook's test form ------------------------------------------------------------------------
+def test_the_test_form_shows_progress_and_outputs_as_they_come():
+    from algolink_jupyter.widgets import for_command
+
+    record: list = []
+    registry = in_process_model(record)
+    registry.run_setup({"scale": 1})
+    form = for_command(registry, "count")
+    assert form.progress.layout.display == "none"  # hidden until a run
+    seen_progress: list = []
+    seen_outputs: list = []
+    form.progress.observe(lambda change: seen_progress.append(change["new"]), "value")
+    form.output_box.observe(
+        lambda change: seen_outputs.append(
+            form.output_widgets["value"].value if form.output_widgets else None
+        ),
+        "children",
+    )
+    form.input_widgets["n"].value = 4
+    form.run_button.click()
+    assert form.error_message == ""
+    assert seen_progress == [0.25, 0.5, 0.75, 1.0]
+    shown = [v for v in seen_outputs if v is not None]
+    assert shown == [f"<code>{i}</code>" for i in (0, 1, 2, 3, 3)]
+    assert form.events == 4 and form.progress.bar_style == "success"
+    assert form.last_outputs == {"value": 3}
+    # A plain command's form has no progress bar.
+    assert for_command(registry, "greet").progress.layout.display == "none"
+    form.input_widgets["n"].value = -1  # no yields at all: an error, and the bar says so
+    form.run_button.click()
+    assert "yielded no outputs" in form.error_message
+    assert form.progress.bar_style == "danger"
