@@ -525,33 +525,34 @@ class CommandHandler(BodyHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         count = 0
+        ended = False
         try:
             await self.flush()
-            while True:
+            while not ended:
                 item = await events.next(SSE_KEEPALIVE)
                 if item is None:
                     self.write(": keep-alive\n\n")
                     await self.flush()
                     continue
-                kind, data = item
-                if kind == "output":
-                    name, body = ("output" if "outputs" in data else "progress"), data
-                elif kind == "succeeded":
-                    name, body = "succeeded", {"outputs": data}
-                elif kind == "failed":
-                    name, body = "failed", self._error_body(data)
-                else:
-                    break  # canceled: the client is gone
-                count += 1
-                self.write(f"event: {name}\nid: {count}\ndata: {json.dumps(body)}\n\n")
+                # Every event already here goes out in one flush (a fast generator is not held
+                # back by a write per yield); each is sent as soon as the loop sees it.
+                for kind, data in [item, *events.drain()]:
+                    if kind == "output":
+                        name, body = ("output" if "outputs" in data else "progress"), data
+                    elif kind == "succeeded":
+                        name, body = "succeeded", {"outputs": data}
+                    elif kind == "failed":
+                        name, body = "failed", self._error_body(data)
+                    else:
+                        return  # canceled: the client is gone
+                    count += 1
+                    self.write(f"event: {name}\nid: {count}\ndata: {json.dumps(body)}\n\n")
+                    if kind != "output":
+                        error = None if kind == "succeeded" else body["error"]
+                        server.stats.record(error and f"POST {self.request.path}: {error}")
+                        ended = True
+                        break
                 await self.flush()
-                if kind != "output":
-                    server.stats.record(
-                        None
-                        if kind == "succeeded"
-                        else f"POST {self.request.path}: {body['error']}"
-                    )
-                    break
         except tornado.iostream.StreamClosedError:
             events.cancel()
             return

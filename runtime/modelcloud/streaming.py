@@ -90,6 +90,13 @@ class RunEvents:
         except RuntimeError:  # the loop closed (the server stopped)
             pass
 
+    def drain(self) -> list:
+        """The events already waiting, without waiting for more."""
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
     async def next(self, timeout: Optional[float] = None) -> Optional[tuple]:
         """The next ``(kind, data)``, or None after ``timeout`` seconds without one."""
         try:
