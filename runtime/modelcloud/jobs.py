@@ -8,7 +8,6 @@ unguessable, the only key to a job's outputs.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import secrets
 import time
@@ -48,6 +47,7 @@ class Job:
         self.created_at = time.time()
         self.started_at: Optional[float] = None
         self.finished_at: Optional[float] = None
+        self.task: Any = None  # the loop's task that follows its events (kept referenced)
 
     @property
     def finished(self) -> bool:
@@ -144,7 +144,3 @@ class JobStore:
                 job.finish(CANCELED)
                 break
         self.prune()
-
-
-def schedule(store: JobStore, job: Job) -> Any:
-    return asyncio.ensure_future(store.follow(job))
