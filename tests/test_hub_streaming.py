@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -240,3 +241,34 @@ def test_the_python_client_streams_and_submits_through_the_hub(hub):
     with pytest.raises(PredictError) as e:
         list(Client(hub.url, "wrong-token").stream("gen/svc", "count"))
     assert e.value.status in (401, 403)
+
+
+def handshake(hub: Hub, path: str) -> bytes:
+    """A WebSocket handshake for ``path`` on a raw socket: the head of what the hub answers."""
+    host, port = hub.url.split("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Sec-WebSocket-Version: 13\r\nAuthorization: token {hub.token}\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                break
+            head += data
+    return head
+
+
+def test_only_the_websocket_paths_are_upgraded(hub):
+    assert handshake(hub, "/serve/gen/svc/ws").startswith(b"HTTP/1.1 101 ")
+    # A handshake aimed at a command goes on as a plain request: its spec, no tunnel.
+    head = handshake(hub, "/serve/gen/svc/count")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"upgrade" not in head.lower()
+    # Routes closed to clients stay closed, upgrade or not.
+    assert handshake(hub, "/serve/gen/svc/setup").startswith(b"HTTP/1.1 404 ")
+    assert handshake(hub, "/serve/gen/svc/healthcheck").startswith(b"HTTP/1.1 404 ")
+    assert handshake(hub, "/serve/gen/svc/jobs/x/y").startswith(b"HTTP/1.1 404 ")
