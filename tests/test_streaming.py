@@ -659,3 +659,14 @@ def test_the_test_form_shows_progress_and_outputs_as_they_come():
     form.run_button.click()
     assert "yielded no outputs" in form.error_message
     assert form.progress.bar_style == "danger"
+
+
+def test_the_websocket_routes_answer_plain_http_in_json(server):
+    r = server.get("/ws")
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "/ws is a WebSocket: open it with a WebSocket client (GET with 'Upgrade: websocket')."
+    }
+    r = server.post("/", json={})
+    assert r.status_code == 405 and r.json() == {"error": "POST is not allowed on /: use GET."}
+    assert requests.options(server.url + "/", timeout=5).status_code == 204

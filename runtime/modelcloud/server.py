@@ -611,12 +611,38 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def modelserver(self) -> ModelServer:
         return self.settings["modelserver"]
 
+    # Before the handshake it is an HTTP route like the others: JSON errors, CORS, the same token.
+    set_default_headers = BaseHandler.set_default_headers
+    options = BaseHandler.options
+    write_error = BaseHandler.write_error
+    log_exception = BaseHandler.log_exception
+    _allowed = BaseHandler._allowed
+    _allowed_methods = BaseHandler._allowed_methods
+
     def prepare(self) -> None:
         check_token(self)
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.modelserver.cors_origin
         return allowed == "*" or origin == allowed or super().check_origin(origin)
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            self.not_upgraded()
+            return
+        await super().get(*args, **kwargs)
+
+    def not_upgraded(self) -> None:
+        self.set_status(400)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(
+            json.dumps(
+                {
+                    "error": f"{self.request.path} is a WebSocket: open it with a WebSocket client "
+                    "(GET with 'Upgrade: websocket')."
+                }
+            )
+        )
 
     def open(self, *args: Any) -> None:
         self.runs: dict = {}
@@ -720,13 +746,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 class RootHandler(SocketHandler):
     """``GET /``: the manifest (as ``/meta``), or Runway's WebSocket when the request upgrades."""
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.set_header("Access-Control-Allow-Origin", self.modelserver.cors_origin)
-            self.finish(json.dumps(self.modelserver.registry.manifest(), allow_nan=False))
-            return
-        await super().get(*args, **kwargs)
+    def not_upgraded(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(self.modelserver.registry.manifest(), allow_nan=False))
 
 
 class NotFoundHandler(BaseHandler):
