@@ -266,8 +266,9 @@ def handshake(hub: Hub, path: str) -> bytes:
 def test_only_the_websocket_paths_are_upgraded(hub):
     assert handshake(hub, "/serve/gen/svc/ws").startswith(b"HTTP/1.1 101 ")
     # A handshake aimed at a command goes on as a plain request: its spec, no tunnel.
-    head = handshake(hub, "/serve/gen/svc/count")
-    assert head.startswith(b"HTTP/1.1 200 ") and b"upgrade" not in head.lower()
+    for path in ("count", "meta", "v1/openapi.json"):
+        head = handshake(hub, f"/serve/gen/svc/{path}")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"upgrade" not in head.lower(), head
     # Routes closed to clients stay closed, upgrade or not.
     assert handshake(hub, "/serve/gen/svc/setup").startswith(b"HTTP/1.1 404 ")
     assert handshake(hub, "/serve/gen/svc/healthcheck").startswith(b"HTTP/1.1 404 ")

@@ -432,6 +432,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         elif a:
             alias, path = a.group(1), a.group(2)
         name = f"{project}/{service}"
+        if path[1:] not in WEBSOCKET_PATHS:
+            self.upgrade = False  # a handshake elsewhere goes on as a plain request
         route = hub.publisher.routes.get((project, service))
         if route is None:
             raise _Refused(404, f"There is no service {name} on this hub.")
