@@ -37,7 +37,8 @@ def step(tag, i):
 
 @modelcloud.command(
     "count",
-    inputs={"n": number(default=3), "delay": number(default=0.0), "tag": text(default="count")},
+    inputs={"n": number(default=3), "delay": number(default=0.0), "tag": text(default="count"),
+            "pad": number(default=0)},
     outputs={"value": number(), "label": text()},
     description="Counts, one yield per step",
 )
@@ -45,7 +46,7 @@ def count(model, inputs):
     for i in range(int(inputs["n"])):
         step(inputs["tag"], i)
         time.sleep(inputs["delay"])
-        yield {"value": i, "label": f"step {i}"}, (i + 1) / inputs["n"]
+        yield {"value": i, "label": f"step {i}" + " " * int(inputs["pad"])}, (i + 1) / inputs["n"]
 
 @modelcloud.command("ticks", inputs={"n": number(default=4)}, outputs={"done": text()})
 def ticks(model, inputs):
@@ -225,6 +226,22 @@ def test_an_sse_client_that_goes_away_stops_the_generator(server, logs):
     assert steps(logs, "sse-gone") == stopped_at < 10  # stopped, within a step or two of leaving
     # and the worker is free again
     assert server.post("/plain", json={"x": 1}, timeout=5).json() == {"y": 2}
+
+
+def test_a_client_that_reads_slowly_holds_the_generator_back(server, logs):
+    with server.session.post(
+        server.url + "/count",
+        json={"n": 100000, "pad": 65536, "tag": "slow-reader"},
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=30,
+    ) as r:
+        time.sleep(1.5)  # reads nothing: the socket's buffers fill, then the server's queue
+        held = steps(logs, "slow-reader")
+        time.sleep(0.5)
+        assert steps(logs, "slow-reader") == held < 2000  # waiting at its yield, not running on
+        assert r.raw.read(100).startswith(b"event: output")
+    wait_until(lambda: server.post("/plain", json={"x": 1}, timeout=10).ok, timeout=15)
 
 
 def test_health_answers_while_a_generator_runs(server):

@@ -647,11 +647,12 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def open(self, *args: Any) -> None:
         self.runs: dict = {}
 
-    def send(self, kind: str, run_id: Any, **body: Any) -> None:
+    def send(self, kind: str, run_id: Any, **body: Any) -> Any:
+        """Send a message; its write (await it to wait for a slow client), or None when closed."""
         try:
-            self.write_message(json.dumps({"type": kind, "id": run_id, **body}))
+            return self.write_message(json.dumps({"type": kind, "id": run_id, **body}))
         except tornado.websocket.WebSocketClosedError:
-            pass
+            return None
 
     def on_message(self, message: Any) -> None:
         try:
@@ -714,7 +715,12 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                         body["outputData"] = data["outputs"]
                     if "progress" in data:
                         body["progress"] = data["progress"]
-                    self.send("output", run_id, **body)
+                    sent = self.send("output", run_id, **body)
+                    if sent is not None:
+                        try:
+                            await sent  # a slow client holds its run back, not the memory
+                        except tornado.websocket.WebSocketClosedError:
+                            events.cancel()
                 elif kind == "started":
                     continue
                 elif kind == "succeeded" and not events.is_canceled():

@@ -65,6 +65,10 @@ def split_yield(cmd: Any, item: Any) -> tuple:
     return progress, values
 
 
+#: Events a run may have waiting for its reader before its generator is held at its next yield.
+MAX_PENDING = 64
+
+
 class RunEvents:
     """The events of one run, handed from the worker thread that runs it to the I/O loop.
 
@@ -75,6 +79,9 @@ class RunEvents:
         self.loop = loop or asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.canceled = threading.Event()
+        #: Outputs sent but not yet taken by the loop: a generator faster than its client waits
+        #: (at its yield) once MAX_PENDING are waiting, instead of filling the server's memory.
+        self.room = threading.Semaphore(MAX_PENDING)
 
     def cancel(self) -> None:
         self.canceled.set()
@@ -85,22 +92,31 @@ class RunEvents:
     def emit(self, kind: str, data: Any = None) -> None:
         """From any thread: ``kind`` is ``started``, ``output`` (data: progress and outputs),
         ``succeeded`` (data: the last outputs) or ``failed`` (data: the ModelCloudError)."""
+        if kind == "output":
+            while not self.room.acquire(timeout=0.1):
+                if self.canceled.is_set():
+                    return  # nobody reads any more: the run stops at its next step
         try:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, data))
         except RuntimeError:  # the loop closed (the server stopped)
             pass
 
+    def _taken(self, item: tuple) -> tuple:
+        if item[0] == "output":
+            self.room.release()
+        return item
+
     def drain(self) -> list:
         """The events already waiting, without waiting for more."""
         items = []
         while not self.queue.empty():
-            items.append(self.queue.get_nowait())
+            items.append(self._taken(self.queue.get_nowait()))
         return items
 
     async def next(self, timeout: Optional[float] = None) -> Optional[tuple]:
         """The next ``(kind, data)``, or None after ``timeout`` seconds without one."""
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            return self._taken(await asyncio.wait_for(self.queue.get(), timeout))
         except asyncio.TimeoutError:
             return None
 
