@@ -687,3 +687,73 @@ def test_the_websocket_routes_answer_plain_http_in_json(server):
     r = server.post("/", json={})
     assert r.status_code == 405 and r.json() == {"error": "POST is not allowed on /: use GET."}
     assert requests.options(server.url + "/", timeout=5).status_code == 204
+
+
+# -- a notebook kernel: the test form's updates as they happen, the kernel's server streams ----------
+KERNEL_CELL = """%%algolink_command slow_count --inputs "n=number" --outputs "value=number"
+def slow_count(model, inputs):
+    import time
+    for i in range(int(inputs["n"])):
+        time.sleep(0.1)
+        yield {"value": i}, (i + 1) / inputs["n"]
+"""
+
+
+def test_in_a_kernel_the_form_updates_as_it_runs_and_the_server_streams(tmp_path):
+    from datetime import datetime
+
+    from support import Kernel
+
+    kernel = Kernel(tmp_path, env={"JUPYTER_RUNTIME_DIR": str(tmp_path)})
+    try:
+        kernel.run("%load_ext algolink_jupyter")
+        kernel.run(KERNEL_CELL)
+        kernel.run(
+            "from algolink_jupyter import kernel as _k\n"
+            "from algolink_jupyter.widgets import for_command\n"
+            "form = for_command(_k.registry, 'slow_count')\n"
+            "form.input_widgets['n'].value = 4\n"
+            "bar = form.progress.model_id"
+        )
+        bar = kernel.eval("bar")
+        msg_id = kernel.execute("form.run_button.click()")
+        updates = []  # (when the kernel sent it, the bar's value)
+        while True:
+            msg = kernel.kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            data = msg["content"].get("data", {})
+            if msg["msg_type"] == "comm_msg" and msg["content"].get("comm_id") == bar:
+                value = data.get("state", {}).get("value")
+                if value:
+                    sent = msg["header"]["date"]
+                    if isinstance(sent, str):
+                        sent = datetime.fromisoformat(sent)
+                    updates.append((sent, value))
+        assert [v for _t, v in updates] == [0.25, 0.5, 0.75, 1.0]
+        gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(updates, updates[1:])]
+        assert min(gaps[:2]) > 0.05  # each sent as its yield happened, not all at the end
+        # The kernel's own server streams too (its token as a query for WebSocket clients).
+        info = kernel.eval("__import__('algolink_jupyter').serving_info()")
+        with requests.post(
+            f"{info['url']}/slow_count",
+            json={"n": 2},
+            headers={"Accept": "text/event-stream", "Authorization": f"token {info['token']}"},
+            stream=True,
+            timeout=30,
+        ) as r:
+            assert [name for name, _d in read_events(r)] == ["output", "output", "succeeded"]
+        got = asyncio.run(
+            ws_session(
+                f"{info['url']}/ws?token={info['token']}",
+                [{"type": "submit", "command": "slow_count", "inputData": {"n": 1}}],
+                1,
+            )
+        )
+        assert [m["type"] for m in got] == ["started", "output", "succeeded"]
+        r = requests.get(f"{info['url']}/ws", timeout=10)
+        assert r.status_code == 401  # no token, no socket
+    finally:
+        kernel.shutdown()
