@@ -74,7 +74,7 @@ def resolve_settings(
         "max_pixels": _env_int("ALGOLINK_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, 1),
         "concurrency": _env_int("ALGOLINK_CONCURRENCY", 1, 1, 1024),
         "max_queue": _env_int("ALGOLINK_MAX_QUEUE", DEFAULT_MAX_QUEUE, 1),
-        "jobs_keep": _env_int("ALGOLINK_JOBS_KEEP", DEFAULT_JOBS_KEEP, 0),
+        "jobs_keep": _env_int("ALGOLINK_JOBS_KEEP", DEFAULT_JOBS_KEEP, 1),
         "jobs_ttl": _env_int("ALGOLINK_JOBS_TTL", DEFAULT_JOBS_TTL, 1),
         # Set by the AlgoLink hub for the services it runs: clients reach them only through the hub.
         "behind_hub": env.get("ALGOLINK_HUB", "").strip().lower() in _TRUE,
