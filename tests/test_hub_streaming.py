@@ -178,6 +178,23 @@ def test_the_websocket_through_the_hub(hub):
     got = asyncio.run(ws_run(url, auth(hub), cancel, cancel_after=2))
     assert got[-1] == {"type": "cancelled", "id": "c"}
     assert 2 <= steps(hub, "ws-cancel") <= 4
+    # closing the socket (through the hub) stops the run at the service
+
+    async def leave() -> None:
+        ws = await websocket_connect(
+            HTTPRequest(url.replace("http://", "ws://"), headers=auth(hub))
+        )
+        gone = {**cancel, "id": "g", "inputData": {**cancel["inputData"], "tag": "ws-gone"}}
+        await ws.write_message(json.dumps(gone))
+        for _ in range(3):  # started, then two outputs
+            await ws.read_message()
+        ws.close()
+
+    asyncio.run(leave())
+    time.sleep(0.4)
+    stopped_at = steps(hub, "ws-gone")
+    time.sleep(0.4)
+    assert steps(hub, "ws-gone") == stopped_at <= 6
     # the hub's token checks, exactly as for commands
     for headers in ({}, {"Authorization": "token wrong"}):
         command = requests.post(hub.url + "/serve/gen/svc/count", headers=headers, timeout=10)
