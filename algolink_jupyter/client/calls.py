@@ -99,7 +99,7 @@ class Job:
 
     def refresh(self) -> Job:
         """Ask the server for the job's state now."""
-        if not self.done or not self.url:
+        if self.url and not self.done:
             self.data = self.client.request("GET", self.url)
         return self
 
