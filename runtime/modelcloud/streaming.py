@@ -92,7 +92,7 @@ class RunEvents:
     def emit(self, kind: str, data: Any = None) -> None:
         """From any thread: ``kind`` is ``started``, ``output`` (data: progress and outputs),
         ``succeeded`` (data: the last outputs) or ``failed`` (data: the ModelCloudError)."""
-        if kind == "output":
+        if kind == "output" and not self.room.acquire(blocking=False):
             while not self.room.acquire(timeout=0.1):
                 if self.canceled.is_set():
                     return  # nobody reads any more: the run stops at its next step
