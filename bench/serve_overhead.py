@@ -13,7 +13,10 @@ From one run it prints a table and writes ``bench/results/serve_overhead.json``:
 2. A 224x224 JPEG classify round trip over HTTP (base64 JSON body) against an in-process
    ``base64.b64decode`` + ``PIL.Image.open(...).convert('RGB')`` of the same image, and against a bare
    Tornado handler doing that decode and the same trivial model over HTTP (what the server itself adds).
-3. The idle server's resident memory (VmRSS) after start-up and after the load.
+3. Server-Sent Events: a generator command yielding 100 times (``tick``), POSTed with ``Accept:
+   text/event-stream``, against a bare Tornado handler writing the same 100 events (and the final one),
+   each flushed: time to the first event and events per second, ours/bare (median of paired rounds).
+4. The idle server's resident memory (VmRSS) after start-up and after the load.
 
 Targets are printed next to the figures; nothing fails when one is missed: this reports, it does not pin.
 """
@@ -64,6 +67,8 @@ MODES = {
         "classify": 1.5,
         "classify_rounds": 3,
         "decode": 1.5,
+        "sse_rounds": 5,
+        "sse_reps": 10,
     },
     "quick": {
         "warmup": 0.2,
@@ -72,13 +77,15 @@ MODES = {
         "classify": 0.6,
         "classify_rounds": 1,
         "decode": 0.3,
+        "sse_rounds": 1,
+        "sse_reps": 3,
     },
 }
 
 OUR_MODEL = '''
 """A no-op model: echo text, and a trivial 224x224 classifier (mean pixel > 128)."""
 import modelcloud
-from modelcloud.data_types import image, text
+from modelcloud.data_types import image, number, text
 from PIL import ImageStat
 
 
@@ -97,6 +104,12 @@ def echo(model, inputs):
                     outputs={"label": text()}, description="light or dark")
 def classify(model, inputs):
     return "light" if sum(ImageStat.Stat(inputs["photo"]).mean) / 3 > 128 else "dark"
+
+
+@modelcloud.command("tick", outputs={"i": number()}, description="100 yields, nothing else")
+def tick(model, inputs):
+    for i in range(100):
+        yield {"i": i}, (i + 1) / 100
 
 
 if __name__ == "__main__":
@@ -135,9 +148,22 @@ class Classify(tornado.web.RequestHandler):
         self.finish(json.dumps({"label": label}))
 
 
+class Tick(tornado.web.RequestHandler):
+    async def post(self):
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        for i in range(100):
+            data = json.dumps({"progress": (i + 1) / 100, "outputs": {"i": i}})
+            self.write(f"event: output\\nid: {i + 1}\\ndata: {data}\\n\\n")
+            await self.flush()
+        data = json.dumps({"outputs": {"i": 99}})
+        self.write(f"event: succeeded\\nid: 101\\ndata: {data}\\n\\n")
+        self.finish()
+
+
 async def main():
     sockets = bind_sockets(0, "127.0.0.1")
-    app = tornado.web.Application([(r"/echo", Echo), (r"/classify", Classify)])
+    app = tornado.web.Application([(r"/echo", Echo), (r"/classify", Classify), (r"/tick", Tick)])
     HTTPServer(app).add_sockets(sockets)
     print(f"Starting bare server at http://127.0.0.1:{sockets[0].getsockname()[1]}...", flush=True)
     await asyncio.Event().wait()
@@ -444,6 +470,61 @@ def system_busy_seconds() -> float:
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def sse_once(port: int) -> dict:
+    """One ``POST /tick`` with ``Accept: text/event-stream`` over a fresh connection: seconds to
+    the first event, and events per second from the request to the last event."""
+    import socket
+
+    request = (
+        f"POST /tick HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: text/event-stream\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    ).encode()
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        sock.sendall(request)
+        buf, first, events = b"", None, 0
+        while b"event: succeeded" not in buf or not buf.endswith(b"0\r\n\r\n"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            buf += data
+            if first is None and b"event: " in buf:
+                first = time.perf_counter() - t0
+        total = time.perf_counter() - t0
+    events = buf.count(b"event: ")
+    if events != 101 or first is None:
+        raise RuntimeError(f"/tick sent {events} events, not 101: {buf[:300]!r}")
+    return {"first_event_ms": first * 1000, "events_per_s": events / total}
+
+
+def measure_sse(ours: Server, bare: Server, rounds: int, reps: int) -> dict:
+    """Ours and bare alternate; a round's figure is the median of its reps, ratios are paired."""
+    per: dict = {"ours": [], "bare": []}
+    for server in (ours, bare):  # warm-up
+        sse_once(server.port)
+    for rnd in range(rounds):
+        for server in (ours, bare) if rnd % 2 == 0 else (bare, ours):
+            reps_out = [sse_once(server.port) for _ in range(reps)]
+            r = {k: statistics.median(x[k] for x in reps_out) for k in SSE_KEYS}
+            per[server.name].append(r)
+            print(
+                f"  round {rnd + 1} sse {server.name:<4} first event {r['first_event_ms']:.3f} ms  "
+                f"{r['events_per_s']:,.0f} events/s",
+                flush=True,
+            )
+    out: dict = {}
+    for side in ("ours", "bare"):
+        out[side] = {k: statistics.median(r[k] for r in per[side]) for k in SSE_KEYS}
+        out[side]["rounds"] = per[side]
+    out["ratios"] = {
+        k: statistics.median(o[k] / b[k] for o, b in zip(per["ours"], per["bare"]))
+        for k in SSE_KEYS
+    }
+    return out
+
+
+SSE_KEYS = ("first_event_ms", "events_per_s")
 ECHO_KEYS = ("rps", "p50_ms", "p99_ms", "mean_ms", "server_cpu_us_per_request")
 
 
@@ -524,7 +605,7 @@ def time_bare_decode(b64: str, seconds: float) -> dict:
 def _fmt(value: Optional[float], unit: str) -> str:
     if value is None:
         return "-"
-    if unit == "req/s":
+    if unit in ("req/s", "ev/s"):
         return f"{value:,.0f}"
     if unit == "MB":
         return f"{value:.1f}"
@@ -621,6 +702,25 @@ def build_rows(results: dict) -> list:
         "-",
         None,
         cl["bare_tornado_ratios"]["p50_ms"]["median"],
+    )
+    sse = results["sse"]
+    row(
+        "SSE time to first event",
+        "ms",
+        sse["ours"]["first_event_ms"],
+        sse["bare"]["first_event_ms"],
+        "-",
+        None,
+        sse["ratios"]["first_event_ms"],
+    )
+    row(
+        "SSE events/s (100 yields)",
+        "ev/s",
+        sse["ours"]["events_per_s"],
+        sse["bare"]["events_per_s"],
+        "-",
+        None,
+        sse["ratios"]["events_per_s"],
     )
     rss = results["rss_mb"]
     row(
@@ -778,7 +878,10 @@ def main(argv: Optional[list] = None) -> int:
                 flush=True,
             )
 
-            # 3. memory once the load is over.
+            # 3. Server-Sent Events of a 100-yield generator.
+            sse = measure_sse(ours, bare, cfg["sse_rounds"], cfg["sse_reps"])
+
+            # 4. memory once the load is over.
             time.sleep(1.0)
             for s in (ours, bare):
                 rss[s.name]["after_load"] = s.rss_mb()
@@ -798,6 +901,7 @@ def main(argv: Optional[list] = None) -> int:
         },
         "echo": echo,
         "classify": classify,
+        "sse": sse,
         "rss_mb": rss,
     }
     results["rows"] = build_rows(results)
@@ -808,7 +912,7 @@ def main(argv: Optional[list] = None) -> int:
     print()
     print(
         "ours: python cloud_model.py (modelcloud). Baseline: bare tornado.web handlers (echo, RSS, "
-        "'classify p50 vs bare Tornado'), or an in-process b64decode + Image.open().convert('RGB') "
+        "'classify p50 vs bare Tornado', SSE), or an in-process b64decode + Image.open().convert('RGB') "
         "(classify p50/p99). Figures are medians of rounds; a ratio against bare Tornado is the "
         "median of per-round ours/bare ratios (measured back to back), others are ours / baseline."
     )

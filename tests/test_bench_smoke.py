@@ -21,6 +21,8 @@ ROWS = [
     "classify 224x224 JPEG p50",
     "classify 224x224 JPEG p99",
     "classify p50 vs bare Tornado",
+    "SSE time to first event",
+    "SSE events/s (100 yields)",
     "idle RSS after start-up",
     "idle RSS after load",
 ]

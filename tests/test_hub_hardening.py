@@ -170,7 +170,7 @@ def test_a_sdk_service_under_the_hub_has_no_setup_route_and_says_so(hub, tmp_pat
     assert hub.publish("attack", "sdk").status_code == 202
     hub.wait_version("attack", "sdk", 1)
     doc = requests.get(f"{hub.url}/serve/attack/sdk/openapi.json", timeout=10).json()
-    assert set(doc["paths"]) == {"/meta", "/openapi.json", "/echo"}
+    assert set(doc["paths"]) == {"/meta", "/openapi.json", "/echo", "/jobs/{id}", "/ws"}
     assert doc["servers"] == [{"url": "/serve/attack/sdk/"}]
     # the process itself (on its port, bypassing the hub) has no /setup either
     port = hub.service_port("attack", "sdk", 1)

@@ -5,6 +5,10 @@ types and its outputs decoded the same way.
 >>> from algolink_jupyter.client import Client
 >>> Client("http://127.0.0.1:8800").run("vision/digits", "classify", photo="digit.png", k=3)
 >>> Client(url="http://127.0.0.1:9000").run("classify", photo=PIL.Image.open("digit.png"))
+>>> for event in client.stream("vision/gen", "paint", prompt="a cat"):  # Server-Sent Events
+...     print(event.progress, event.outputs)
+>>> job = client.submit("vision/gen", "paint", prompt="a cat")  # an async job
+>>> job.wait()
 
 Only the standard library is needed to send JSON values and files; Pillow and numpy are imported when
 an image is given as a ``PIL.Image`` or an array, or when outputs are decoded into them.
@@ -18,10 +22,13 @@ import json
 import mimetypes
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import CLIError
@@ -42,6 +49,87 @@ class PredictError(CLIError):
         self.status = status
         self.message = message
         self.field = field
+
+
+@dataclass
+class StreamEvent:
+    """One event of :meth:`Client.stream`: ``event`` is ``progress``, ``output`` (a yield with
+    outputs) or ``succeeded`` (the last one: the command's final outputs); ``progress`` in 0..1 or
+    None; ``outputs`` decoded by their declared types (None for a progress-only event)."""
+
+    event: str
+    progress: Optional[float] = None
+    outputs: Optional[dict] = None
+
+
+class Job:
+    """An async job (:meth:`Client.submit`): ``id``, ``url``, and its last known ``status``
+    (``queued``, ``running``, ``succeeded``, ``failed`` or ``canceled``), ``progress`` and
+    ``outputs`` (decoded; the latest partial ones while it runs) as of the last :meth:`refresh`."""
+
+    def __init__(self, client: Client, spec: dict, url: str, data: dict) -> None:
+        self.client = client
+        self.spec = spec
+        self.url = url
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        return self.data.get("id", "")
+
+    @property
+    def status(self) -> str:
+        return self.data.get("status", "")
+
+    @property
+    def progress(self) -> Optional[float]:
+        return self.data.get("progress")
+
+    @property
+    def outputs(self) -> Optional[dict]:
+        outputs = self.data.get("outputs")
+        return None if outputs is None else decode_outputs(self.spec, outputs)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed", "canceled")
+
+    def refresh(self) -> Job:
+        """Ask the server for the job's state now."""
+        if self.url and not self.done:
+            self.data = self.client.request("GET", self.url)
+        return self
+
+    def cancel(self) -> Job:
+        """Cancel it: a command that yields stops at its next yield; a plain one finishes, its
+        result dropped. (A finished job is forgotten by the server.)"""
+        if self.url:
+            self.data = self.client.request("DELETE", self.url)
+        return self
+
+    def wait(self, timeout: Optional[float] = None, interval: float = 0.1) -> dict:
+        """Poll until the job ends (at most ``timeout`` seconds): its outputs, decoded; a
+        :class:`PredictError` with the server's sentence if it failed or was canceled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.refresh().done:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise PredictError(
+                    None,
+                    f"Job {self.id} is still {self.status} after {timeout:g} s: wait longer, "
+                    "or cancel it.",
+                )
+            time.sleep(interval)
+            interval = min(interval * 1.5, 2.0)
+        if self.status == "failed":
+            raise PredictError(
+                500, self.data.get("error") or "The job failed.", self.data.get("field")
+            )
+        if self.status == "canceled":
+            raise PredictError(None, f"Job {self.id} was canceled.")
+        return self.outputs or {}
 
 
 class Client:
@@ -90,6 +178,73 @@ class Client:
         body = encode_inputs(self.spec(*names), inputs)
         return self._request("POST", f"{base}/{command}", json.dumps(body).encode())
 
+    def stream(self, *names: str, **inputs: Any) -> Iterator[StreamEvent]:
+        """Run a command and follow it as it runs (Server-Sent Events): one :class:`StreamEvent`
+        per yield of the command, its outputs decoded, the last one ``succeeded`` with the final
+        outputs. A failure raises :class:`PredictError`; leaving the loop early (``break``)
+        closes the connection, which stops the command at its next yield."""
+        spec = self.spec(*names)
+        for event in self.stream_raw(*names, **inputs):
+            if event.outputs is not None:
+                event.outputs = decode_outputs(spec, event.outputs)
+            yield event
+
+    def stream_raw(self, *names: str, **inputs: Any) -> Iterator[StreamEvent]:
+        """Like :meth:`stream`, with the outputs as the server sent them."""
+        base, command = self._target(names)
+        body = json.dumps(encode_inputs(self.spec(*names), inputs)).encode()
+        response = self._open("POST", f"{base}/{command}", body, {"Accept": "text/event-stream"})
+        try:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                # A server without streaming answered plainly: that is the one and last event.
+                yield StreamEvent("succeeded", 1.0, json.loads(response.read() or b"null"))
+                return
+            for name, data in _sse_events(response):
+                if name == "failed":
+                    raise PredictError(
+                        500, data.get("error") or "The command failed.", data.get("field")
+                    )
+                if name in ("progress", "output", "succeeded"):
+                    progress = 1.0 if name == "succeeded" else data.get("progress")
+                    yield StreamEvent(name, progress, data.get("outputs"))
+                if name == "succeeded":
+                    return
+            raise PredictError(
+                None, "The stream ended before the command finished (the connection closed)."
+            )
+        finally:
+            response.close()
+
+    def submit(self, *names: str, **inputs: Any) -> Job:
+        """Start a command as an async job (``Prefer: respond-async``) and return its
+        :class:`Job` at once: ``job.wait()`` for the outputs, ``job.refresh()`` for its status,
+        progress and partial outputs, ``job.cancel()`` to stop it."""
+        spec = self.spec(*names)
+        base, command = self._target(names)
+        body = json.dumps(encode_inputs(spec, inputs)).encode()
+        with self._open("POST", f"{base}/{command}", body, {"Prefer": "respond-async"}) as response:
+            data = json.loads(response.read() or b"null")
+            if response.status != 202:  # a server without jobs ran it at once
+                return Job(
+                    self, spec, "", {"status": "succeeded", "progress": 1.0, "outputs": data}
+                )
+            location = response.headers.get("Location") or data.get("url") or ""
+        return Job(self, spec, location, data)
+
+    def job(self, *names: str, job_id: str) -> Job:
+        """The job ``job_id`` of this service (a bare server: ``job(job_id=...)``), as the server
+        has it now. On a hub, a job lives in the version that runs it: pass that version, as
+        ``P/S/v2``, or keep the :class:`Job` that :meth:`submit` returned."""
+        service = names[0] if names else None
+        spec = {}
+        url = f"{self._base(service)}/jobs/{urllib.parse.quote(job_id)}"
+        job = Job(self, spec, url, {"id": job_id})
+        job.data = self.request("GET", url)
+        command = job.data.get("command")
+        if command:
+            job.spec = self.spec(*([service] if service else []), command)
+        return job
+
     def spec(self, *names: str) -> dict:
         """A command's declaration: ``{"name", "description", "inputs", "outputs"}``, each input and
         output ``{"type", ...}`` as the server's ``GET /meta`` lists it. Asked once per client."""
@@ -126,14 +281,26 @@ class Client:
         return self._base(names[0] if not self.direct else None), urllib.parse.quote(command)
 
     def _request(self, method: str, path: str, body: Optional[bytes] = None) -> Any:
+        return self.request(method, path, body)
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None) -> Any:
+        """``method path`` on the server (a path under its URL), the JSON answer; a
+        :class:`PredictError` with the server's sentence when it is not a success."""
+        with self._open(method, path, body) as response:
+            return json.loads(response.read() or b"null")
+
+    def _open(
+        self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict] = None
+    ) -> Any:
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if self.token:
             request.add_header("Authorization", f"token {self.token}")
         if body is not None:
             request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+            return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             raw = e.read()
             try:
@@ -148,6 +315,29 @@ class Client:
             reason = getattr(e, "reason", e)
             what = "the model server" if self.direct else "the hub"
             raise PredictError(None, f"Cannot reach {what} at {self.url} ({reason}).") from None
+
+
+def _sse_events(response: Any) -> Iterator[tuple]:
+    """``(event, data)`` of a Server-Sent Events answer, as each arrives."""
+    name, data = "message", []
+    for raw in response:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                try:
+                    yield name, json.loads("\n".join(data))
+                except ValueError:
+                    pass
+            name, data = "message", []
+        elif line.startswith(":"):
+            continue  # a keep-alive comment
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
 
 
 def declared(spec: dict, side: str) -> dict:

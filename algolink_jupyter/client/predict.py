@@ -7,6 +7,7 @@ import argparse
 import json
 import mimetypes
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,35 @@ def save_outputs(spec: dict, outputs: dict, folder: Path) -> dict:
     return {name: save(types.get(name) or {}, v, name) for name, v in outputs.items()}
 
 
+def progress_line(progress: float, width: int = 30) -> str:
+    """``[#########.....]  40%``: a command's progress as the terminal shows it."""
+    done = round(max(0.0, min(1.0, progress)) * width)
+    return f"[{'#' * done}{'.' * (width - done)}] {progress * 100:3.0f}%"
+
+
+def run_with_progress(client: Client, names: tuple, inputs: dict) -> Any:
+    """A command that yields, followed as it runs: its progress on stderr (one line redrawn on a
+    terminal, a line per change otherwise), its final outputs returned."""
+    err = sys.stderr
+    tty = err.isatty()
+    shown = None
+    outputs: Any = None
+    for event in client.stream_raw(*names, **inputs):
+        if event.outputs is not None:
+            outputs = event.outputs
+        if event.progress is not None and event.progress != shown:
+            shown = event.progress
+            if tty:
+                err.write("\r" + progress_line(shown))
+            else:
+                err.write(progress_line(shown) + "\n")
+            err.flush()
+    if tty and shown is not None:
+        err.write("\n")
+        err.flush()
+    return outputs
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     target = args.target
     if "://" in target:
@@ -90,7 +120,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             known = ", ".join(types) or "none"
             raise CLIError(f"{args.command!r} has no input {name!r}; its inputs are: {known}.")
         inputs[name] = parse_input(name, text, types[name])
-    outputs = client.run_raw(*names, **inputs)
+    if spec.get("streams"):
+        outputs = run_with_progress(client, names, inputs)
+    else:
+        outputs = client.run_raw(*names, **inputs)
     if isinstance(outputs, dict):
         outputs = save_outputs(spec, outputs, Path(args.output).expanduser())
     print(json.dumps(outputs, indent=2, ensure_ascii=False))

@@ -261,6 +261,10 @@ SERVE_HEADERS = (
 )
 #: What a client may call besides the commands (GET/HEAD; OPTIONS for CORS).
 PUBLIC_PATHS = frozenset({"", "meta", "openapi.json"})
+#: A service's async jobs (``GET`` status, ``DELETE`` cancel) and its WebSocket (``ws``, or Runway's
+#: ``/``): reachable with the same token checks as its commands.
+_JOB_PATH = re.compile(r"^jobs/[A-Za-z0-9_-]{1,64}$")
+WEBSOCKET_PATHS = frozenset({"", "ws"})
 #: How many hubs a request may pass through (each adds its id to the hop header).
 MAX_HOPS = 4
 
@@ -287,6 +291,9 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.upstream: Optional[IOStream] = None  # the service's connection while forwarding
         self.gone = False  # the client went away
         self.forwarding = False  # finish() handed the request to forward(), which releases it
+        self.upgrade = False  # a WebSocket handshake (tunnelled once the service switches)
+        self.tunnelled = False  # the connection was handed to a WebSocket tunnel
+        self.head_sent: Optional[asyncio.Event] = None  # set when the answer's head is sent
         # Told when the client goes away while the service answers (as a RequestHandler is).
         connection.set_close_callback(self.on_connection_close)
 
@@ -299,6 +306,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     ) -> None:
         assert isinstance(start_line, httputil.RequestStartLine)
         self.start_line, self.headers = start_line, headers
+        self.upgrade = start_line.method == "GET" and is_websocket(headers)
         try:
             self.plan = await self.decide()
         except _Refused as e:
@@ -424,6 +432,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         elif a:
             alias, path = a.group(1), a.group(2)
         name = f"{project}/{service}"
+        if path[1:] not in WEBSOCKET_PATHS:
+            self.upgrade = False  # a handshake elsewhere goes on as a plain request
         route = hub.publisher.routes.get((project, service))
         if route is None:
             raise _Refused(404, f"There is no service {name} on this hub.")
@@ -506,6 +516,12 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             prefix = f"/serve/{name}/@{alias}"
         else:
             prefix = f"/serve/{name}"
+        if self.start_line.method == "POST" and wants_async(self.headers):
+            # A job lives in the process that runs it: its URL names that version, so that it is
+            # found there after another version goes online (or the alias moves).
+            number = target.api_version if target is not None else route.api_version
+            if number:
+                prefix = f"/serve/{name}/v{number}"
         return {
             "route": route,
             "name": name,
@@ -557,6 +573,23 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         ``openapi.json``; never ``/setup``, ``/healthcheck`` or anything else the process answers."""
         method = self.start_line.method
         rest = path[1:]
+        if _JOB_PATH.match(rest):
+            if method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+                return
+            raise _Refused(
+                405,
+                f"{method} is not allowed on /serve/{name}/{rest}: use GET (its status) or DELETE "
+                "(cancel it).",
+                Allow="GET, HEAD, DELETE",
+            )
+        if rest == "ws":
+            if method in ("GET", "OPTIONS") and self.upgrade:
+                return
+            raise _Refused(
+                400,
+                f"/serve/{name}/ws is a WebSocket: open it with a WebSocket client (GET with "
+                "'Upgrade: websocket').",
+            )
         if rest in PUBLIC_PATHS:
             if method in ("GET", "HEAD", "OPTIONS"):
                 return
@@ -635,6 +668,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         lines += [f"{k}: {v}" for k, v in self.headers.get_all() if k.lower() not in DROP_REQUEST]
         if self.size or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {self.size}")
+        if self.upgrade:  # hop-by-hop, so dropped above: asked of the service again
+            lines += ["Connection: Upgrade", "Upgrade: websocket"]
         hops = ", ".join([*self.headers.get_list(HOP_HEADER), self.hub.hop_id])
         lines.append(f"{HOP_HEADER}: {hops}")
         if route.dev:
@@ -656,10 +691,13 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 return await runner.owns_port(key)
 
         try:
-            await asyncio.wait_for(
-                self.hub.upstreams.exchange(address, head, self, tls_host=tls_host, verify=verify),
-                self.hub.serve_timeout,
+            exchange = self.hub.upstreams.exchange(
+                address, head, self, tls_host=tls_host, verify=verify
             )
+            if self.upgrade or is_event_stream(self.headers):
+                await self.until_started(exchange, self.hub.serve_timeout)
+            else:
+                await asyncio.wait_for(exchange, self.hub.serve_timeout)
         except (StreamClosedError, OSError, BadAnswer, NotTheService, asyncio.TimeoutError) as e:
             if self.gone:
                 return  # the client left: nothing to answer
@@ -680,7 +718,55 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 return self.error(502, f"{name} did not answer ({e or 'connection closed'}).")
             self.connection.close()  # it broke off mid-answer: so do we
             return
-        self.connection.finish()
+        if not self.tunnelled:
+            self.connection.finish()
+
+    async def until_started(self, exchange: Awaitable[None], timeout: float) -> None:
+        """A stream (Server-Sent Events, a WebSocket) runs as long as it streams: the hub's
+        --serve-timeout bounds only the wait for its answer to begin."""
+        self.head_sent = asyncio.Event()
+        task = asyncio.ensure_future(exchange)
+        began = asyncio.ensure_future(self.head_sent.wait())
+        try:
+            await asyncio.wait({task, began}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            began.cancel()
+        if not task.done() and not self.head_sent.is_set():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            raise asyncio.TimeoutError()
+        await task
+
+    def began(self) -> None:
+        self.started = True
+        if self.head_sent is not None:
+            self.head_sent.set()
+
+    async def tunnel(self, upstream: IOStream, reason: str, headers: list) -> None:
+        """The service switched to the WebSocket protocol: its 101 goes to the client, then the
+        bytes flow both ways unchanged until either side closes."""
+        head = [f"HTTP/1.1 101 {reason or 'Switching Protocols'}"]
+        head += [f"{n}: {v}" for n, v in headers if n.lower() not in DROP_ANSWER]
+        head += ["Connection: Upgrade", "Upgrade: websocket"]
+        client = self.connection.detach()  # no more HTTP on this connection
+        self.tunnelled = True
+        self.began()
+        await client.write(_head(head))
+
+        async def pump(source: IOStream, sink: IOStream) -> None:
+            try:
+                while True:
+                    await sink.write(await source.read_bytes(CHUNK, partial=True))
+            except StreamClosedError:
+                pass
+            finally:
+                source.close()
+                sink.close()
+
+        await asyncio.gather(pump(client, upstream), pump(upstream, client))
 
     async def send_request(self, stream: IOStream, head: bytes) -> None:
         """The head, then the body from memory or its spool file, a block at a time."""
@@ -704,6 +790,9 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         for _ in range(8):
             raw = await stream.read_until(b"\r\n\r\n", max_bytes=MAX_HEAD)
             version, code, reason, headers = parse_head(raw)
+            if code == 101 and self.upgrade:
+                await self.tunnel(stream, reason, headers)
+                return False
             if not 100 <= code < 200:
                 break  # a 1xx answer is followed by the real one
             interim = True
@@ -718,7 +807,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         head = [f"HTTP/1.1 {code} {reason or httputil.responses.get(code, '')}".rstrip()]
         head += [f"{n}: {v}" for n, v in headers if n.lower() not in DROP_ANSWER]
         head.append(SERVE_HEADERS.rstrip("\r\n"))
-        self.started = True
+        self.began()
         send = self.connection.write
         if self.start_line.method == "HEAD" or code in (204, 304):
             # No body by the protocol, whatever the head says; a service that sends one anyway
@@ -781,6 +870,23 @@ class ServeRequest(httputil.HTTPMessageDelegate):
     def close_after(self) -> None:
         """This answer ends with the connection (it had no framing the client could follow)."""
         asyncio.get_running_loop().call_soon(self.connection.close)
+
+
+def is_websocket(headers: httputil.HTTPHeaders) -> bool:
+    """Whether a request asks to switch to the WebSocket protocol."""
+    return headers.get("Upgrade", "").strip().lower() == "websocket" and "upgrade" in (
+        headers.get("Connection", "").lower()
+    )
+
+
+def is_event_stream(headers: httputil.HTTPHeaders) -> bool:
+    """Whether a request asks for Server-Sent Events (an answer that streams)."""
+    return "text/event-stream" in headers.get("Accept", "").lower()
+
+
+def wants_async(headers: httputil.HTTPHeaders) -> bool:
+    """Whether a request asks for an async job (``Prefer: respond-async``)."""
+    return "respond-async" in headers.get("Prefer", "").lower()
 
 
 def _drained(stream: IOStream) -> bool:

@@ -381,10 +381,12 @@ class CommandForm(widgets.VBox):
         spec: dict,
         run: Callable[[dict], dict],
         save: Optional[Callable[[dict, dict], Any]] = None,
+        stream: Optional[Callable[[dict, Callable], dict]] = None,
     ):
         self.spec = spec
         self._run = run
         self._save = save
+        self._stream = stream if spec.get("streams") else None
         self._editors = {t["name"]: _editor(t["name"], t) for t in spec.get("inputs") or []}
         self.input_widgets: dict = {name: e.widget for name, e in self._editors.items()}
         self.previews: dict = {
@@ -419,10 +421,17 @@ class CommandForm(widgets.VBox):
         self.saved = widgets.HTML("")
         self.error = widgets.HTML("")
         self.output_box = widgets.VBox([])
+        #: A command that yields: its progress and its outputs as they come (``progress.value``
+        #: in 0..1; ``events``: how many yields the last run showed).
+        self.progress = widgets.FloatProgress(
+            value=0, min=0, max=1, description="", layout=widgets.Layout(display="none")
+        )
+        self.events = 0
         self.run_button.on_click(lambda _b: self.run())
         self.save_button.on_click(lambda _b: self.save_example())
         rows += [
             widgets.HBox([self.run_button, self.save_button, self.latency]),
+            self.progress,
             self.error,
             self.output_box,
             self.saved,
@@ -466,7 +475,7 @@ class CommandForm(widgets.VBox):
         try:
             raw = self.wire_inputs()
             started = time.perf_counter()
-            outputs = self._run(raw)
+            outputs = self._run_streaming(raw) if self._stream is not None else self._run(raw)
             elapsed = time.perf_counter() - started
         except Exception as e:  # shown in the form: a click handler has nowhere else to report
             if started is not None:
@@ -482,6 +491,30 @@ class CommandForm(widgets.VBox):
         self.last_inputs, self.last_outputs = raw, outputs
         self._show_outputs(outputs)
         self.save_button.disabled = self._save is None
+
+    def _run_streaming(self, raw: dict) -> dict:
+        """A command that yields: the progress bar and the outputs follow each yield."""
+        self.events = 0
+        self.progress.value = 0
+        self.progress.bar_style = ""
+        self.progress.layout.display = None
+        self._show_outputs(None)
+
+        def on_event(progress: Optional[float], outputs: Optional[dict]) -> None:
+            self.events += 1
+            if progress is not None:
+                self.progress.value = progress
+            if outputs is not None:
+                self._show_outputs(outputs)
+
+        try:
+            outputs = self._stream(raw, on_event)  # type: ignore[misc]
+        except Exception:
+            self.progress.bar_style = "danger"
+            raise
+        self.progress.value = 1
+        self.progress.bar_style = "success"
+        return outputs
 
     def save_example(self) -> Optional[Any]:
         """What "Save as example" does: record the last successful run's inputs and outputs."""
@@ -548,13 +581,17 @@ def build_form(
     spec: dict,
     run: Callable[[dict], dict],
     save: Optional[Callable[[dict, dict], Any]] = None,
+    stream: Optional[Callable[[dict, Callable], dict]] = None,
 ) -> CommandForm:
     """The test form of the command ``spec`` describes; a pure function of the spec.
 
     ``run(raw_inputs) -> outputs`` takes and returns wire values and raises ``ModelCloudError`` on a bad
-    input or a failing command; ``save(inputs, outputs)`` records an example (no Save button without it).
+    input or a failing command; ``save(inputs, outputs)`` records an example (no Save button without it);
+    ``stream(raw_inputs, on_event) -> outputs`` runs a command that yields (``"streams"`` in its spec),
+    calling ``on_event(progress, outputs)`` per yield: the form shows a progress bar and the outputs
+    as they come.
     """
-    return CommandForm(spec, run, save)
+    return CommandForm(spec, run, save, stream)
 
 
 def for_command(
@@ -571,7 +608,10 @@ def for_command(
     def run(raw: dict) -> dict:
         return registry.run_command(name, raw)
 
+    def stream(raw: dict, on_event: Callable) -> dict:
+        return registry.run_command(name, raw, on_event=on_event)
+
     def save(inputs: dict, outputs: dict) -> Path:
         return examples.save(name, inputs, outputs, examples_dir)
 
-    return build_form(spec, run, save)
+    return build_form(spec, run, save, stream)

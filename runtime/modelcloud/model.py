@@ -27,12 +27,13 @@ from .errors import (
     UnknownCommand,
     ValidationError,
 )
+from .streaming import Canceled, is_stream, split_yield
 from .version import __version__
 
 STARTING, RUNNING, SETUP_FAILED = "STARTING", "RUNNING", "SETUP_FAILED"
 
 #: Routes of the protocol that a command may not shadow.
-RESERVED_NAMES = {"meta", "healthcheck", "setup", "openapi.json", "favicon.ico"}
+RESERVED_NAMES = {"meta", "healthcheck", "setup", "openapi.json", "favicon.ico", "ws", "jobs"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 META_FIELDS = ("name", "tagline", "description", "license", "performance_notes", "links", "images")
@@ -72,16 +73,24 @@ class Command:
     #: Consecutive runs that were fast: the server runs a command that stays fast on its I/O loop.
     fast_runs: int = 0
 
+    @property
+    def streams(self) -> bool:
+        """Whether the function yields (its outputs and progress stream over SSE and WebSocket)."""
+        fn = inspect.unwrap(self.fn)
+        return inspect.isgeneratorfunction(fn) or bool(getattr(fn, "streams", False))
+
     def to_dict(self) -> dict:
-        out = {
+        spec = {
             "name": self.name,
             "description": self.description,
             "inputs": _type_dict(self.inputs),
             "outputs": _type_dict(self.outputs),
         }
+        if self.streams:
+            spec["streams"] = True
         if self.batch is not None:
-            out["batch"] = self.batch.to_dict()
-        return out
+            spec["batch"] = self.batch.to_dict()
+        return spec
 
 
 def gpu_available() -> bool:
@@ -374,21 +383,87 @@ class Registry:
                 raise InputError(f"Input {name!r} {e.message}.", field=name) from None
         return inputs
 
-    def call(self, cmd: Command, inputs: dict) -> dict:
-        """Run the command on checked inputs and serialize its outputs (a batched command gets a batch
-        of one)."""
-        if cmd.batch is not None:
-            return self.serialize_outputs(cmd, self.run_batch(cmd, [inputs])[0])
+    def call(
+        self,
+        cmd: Command,
+        inputs: dict,
+        on_event: Optional[Callable[[Optional[float], Optional[dict]], None]] = None,
+        is_canceled: Optional[Callable[[], bool]] = None,
+    ) -> dict:
+        """Run the command on checked inputs and serialize its outputs. A command that yields is
+        followed to its end: ``on_event(progress, outputs)`` is called per yield (outputs serialized,
+        or None for a progress-only yield), and the last outputs are the answer; ``is_canceled()``
+        is asked before each next step, and True closes the generator there (:class:`Canceled`)."""
+        if cmd.batch is not None:  # a batched command called alone: a batch of one
+            outputs = self.serialize_outputs(cmd, self.run_batch(cmd, [inputs])[0])
+            if on_event is not None:
+                on_event(None, outputs)
+            return outputs
         try:
             result = cmd.fn(self.model, inputs)
         except BaseException as e:
+            self.last_command_at = time.time()
             raise InferenceError(
                 f"Error during inference: {type(e).__name__}: {e}",
                 traceback=traceback.format_exc(),
             ) from e
+        if is_stream(result):
+            try:
+                return self.follow(cmd, result, on_event, is_canceled)
+            finally:
+                self.last_command_at = time.time()
+        self.last_command_at = time.time()
+        outputs = self.serialize_outputs(cmd, result)
+        if on_event is not None:
+            on_event(None, outputs)
+        return outputs
+
+    def follow(
+        self,
+        cmd: Command,
+        steps: Any,
+        on_event: Optional[Callable] = None,
+        is_canceled: Optional[Callable[[], bool]] = None,
+    ) -> dict:
+        """The yields of ``steps`` (a command's iterator), checked and serialized one by one."""
+        last: Optional[dict] = None
+        try:
+            while True:
+                if is_canceled is not None and is_canceled():
+                    raise Canceled(f"The run of {cmd.name!r} was canceled.")
+                try:
+                    item = next(steps)
+                except StopIteration as stop:
+                    if stop.value is None:
+                        break
+                    item = stop.value
+                    steps = iter(())  # the return value is the last yield
+                except BaseException as e:
+                    raise InferenceError(
+                        f"Error during inference: {type(e).__name__}: {e}",
+                        traceback=traceback.format_exc(),
+                    ) from e
+                progress, values = split_yield(cmd, item)
+                outputs = None if values is None else self.serialize_outputs(cmd, values)
+                if outputs is not None:
+                    last = outputs
+                if on_event is not None:
+                    on_event(progress, outputs)
         finally:
-            self.last_command_at = time.time()
-        return self.serialize_outputs(cmd, result)
+            close = getattr(steps, "close", None)
+            if close is not None:
+                try:
+                    close()  # GeneratorExit at the yield it waits at: its finally blocks run
+                except Exception:
+                    pass
+        if last is None:
+            if not cmd.outputs:
+                return {}
+            raise InferenceError(
+                f"Command {cmd.name!r} yielded no outputs: yield a dict with "
+                f"{', '.join(map(repr, cmd.outputs))} at least once."
+            )
+        return last
 
     def run_batch(self, cmd: Command, batch: list) -> list:
         """Call a batched command once on a list of checked inputs: its raw results, one per input, in
@@ -431,14 +506,22 @@ class Registry:
                 ) from e
         return out
 
-    def run_command(self, name: str, raw: Any, ctx: Optional[DecodeContext] = None) -> dict:
-        """Everything a request does, in-process: check readiness and inputs, call, serialize."""
+    def run_command(
+        self,
+        name: str,
+        raw: Any,
+        ctx: Optional[DecodeContext] = None,
+        on_event: Optional[Callable[[Optional[float], Optional[dict]], None]] = None,
+        is_canceled: Optional[Callable[[], bool]] = None,
+    ) -> dict:
+        """Everything a request does, in-process: check readiness and inputs, call, serialize.
+        ``on_event`` and ``is_canceled`` as for :meth:`call`."""
         cmd = self.get_command(name)
         self.check_ready()
         ctx = ctx or DecodeContext()
         try:
             inputs = self.parse_inputs(cmd, raw, ctx)
-            return self.call(cmd, inputs)
+            return self.call(cmd, inputs, on_event, is_canceled)
         finally:
             ctx.cleanup()
 

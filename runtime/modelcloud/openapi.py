@@ -20,6 +20,35 @@ _ERRORS = {
     "503": "Setup has not finished, or failed",
 }
 
+_JOB = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "command": {"type": "string"},
+        "status": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+        "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "outputs": {
+            "type": ["object", "null"],
+            "description": "The final outputs, or the latest partial ones while it runs.",
+        },
+        "error": {"type": ["string", "null"]},
+        "field": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "url": {"type": "string"},
+    },
+    "required": ["id", "command", "status", "progress", "outputs", "error"],
+}
+
+_SSE_DESCRIPTION = (
+    "With `Accept: text/event-stream`: one Server-Sent Event per yield, `event: progress` "
+    '(`{"progress"}`) or `event: output` (`{"progress"?, "outputs"}`), then `event: succeeded` '
+    '(`{"outputs"}`: the last outputs) or `event: failed` (`{"error", "field"?}`).'
+)
+
+_JOB_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
 _MULTIPART_TYPES = {"image", "file", "directory", "segmentation"}
 
 
@@ -56,7 +85,7 @@ def openapi_document(
     registry: Registry, server_url: str = "/", *, clients_only: bool = False
 ) -> dict:
     """The document; ``clients_only`` (a server run by an AlgoLink hub) lists only what clients
-    reach through the hub: ``/meta``, ``/openapi.json`` and the commands."""
+    reach through the hub: ``/meta``, ``/openapi.json``, the commands, ``/jobs/{id}`` and ``/ws``."""
     meta = registry.metadata
     paths: dict = {
         "/meta": {
@@ -134,6 +163,36 @@ def openapi_document(
                 },
             }
         }
+    job_answer = {
+        "description": "The job",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}},
+    }
+    no_job = {
+        "description": "No such job (or it expired)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    paths["/jobs/{id}"] = {
+        "get": {
+            "summary": "An async job: status, progress, outputs and error",
+            "operationId": "job_status",
+            "parameters": [_JOB_PARAM],
+            "responses": {"200": job_answer, "404": no_job},
+        },
+        "delete": {
+            "summary": "Cancel a job (a finished one is forgotten)",
+            "operationId": "job_cancel",
+            "parameters": [_JOB_PARAM],
+            "responses": {"200": job_answer, "404": no_job},
+        },
+    }
+    paths["/ws"] = {
+        "get": {
+            "summary": "Runway's WebSocket protocol (submit, started, output, succeeded, failed, "
+            "cancel)",
+            "operationId": "websocket",
+            "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
+        }
+    }
     for cmd in list(registry.commands.values()):
         content = {"application/json": {"schema": _object(cmd.inputs)}}
         if cmd.inputs:
@@ -152,14 +211,41 @@ def openapi_document(
             "post": {
                 "summary": cmd.description or f"Run {cmd.name}",
                 "operationId": cmd.name,
+                "x-streams": cmd.streams,
+                "parameters": [
+                    {
+                        "name": "Prefer",
+                        "in": "header",
+                        "required": False,
+                        "description": "`respond-async`: answer 202 with a job to poll at "
+                        "`GET /jobs/{id}` (its URL in `Location`).",
+                        "schema": {"type": "string"},
+                    }
+                ],
                 "requestBody": {"required": bool(cmd.inputs), "content": content},
                 "responses": {
                     "200": {
-                        "description": "The outputs",
+                        "description": "The outputs"
+                        + (" (the last ones the command yielded)" if cmd.streams else "")
+                        + ". "
+                        + _SSE_DESCRIPTION,
                         "content": {
                             "application/json": {
                                 "schema": _object(cmd.outputs) | {"additionalProperties": True}
+                            },
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "202": {
+                        "description": "With `Prefer: respond-async`: the job, queued",
+                        "headers": {
+                            "Location": {
+                                "description": "The job's URL",
+                                "schema": {"type": "string"},
                             }
+                        },
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}
                         },
                     },
                     **_error_responses(("400", "413", "500", "503")),
@@ -180,5 +266,5 @@ def openapi_document(
         },
         "servers": [{"url": server_url}],
         "paths": paths,
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {"schemas": {"Error": _ERROR, "Job": _JOB}},
     }

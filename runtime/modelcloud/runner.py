@@ -15,6 +15,7 @@ from tornado.netutil import bind_sockets
 
 from .data_types import DEFAULT_MAX_PIXELS
 from .errors import InputError, SetupError
+from .jobs import DEFAULT_JOBS_KEEP, DEFAULT_JOBS_TTL
 from .model import Registry, default_registry
 from .server import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_QUEUE, ModelServer, describe_listen_error
 
@@ -73,6 +74,8 @@ def resolve_settings(
         "max_pixels": _env_int("ALGOLINK_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, 1),
         "concurrency": _env_int("ALGOLINK_CONCURRENCY", 1, 1, 1024),
         "max_queue": _env_int("ALGOLINK_MAX_QUEUE", DEFAULT_MAX_QUEUE, 1),
+        "jobs_keep": _env_int("ALGOLINK_JOBS_KEEP", DEFAULT_JOBS_KEEP, 1),
+        "jobs_ttl": _env_int("ALGOLINK_JOBS_TTL", DEFAULT_JOBS_TTL, 1),
         # Set by the AlgoLink hub for the services it runs: clients reach them only through the hub.
         "behind_hub": env.get("ALGOLINK_HUB", "").strip().lower() in _TRUE,
     }
@@ -93,7 +96,8 @@ def run(
     ``ALGOLINK_MODEL_OPTIONS`` (JSON), ``ALGOLINK_DEBUG=1``, and ``ALGOLINK_META=1``, which prints the
     manifest as JSON and exits without setting up or serving. Limits: ``ALGOLINK_MAX_BODY_SIZE`` (bytes),
     ``ALGOLINK_MAX_IMAGE_PIXELS``, ``ALGOLINK_CONCURRENCY`` (requests that reach the model at once),
-    ``ALGOLINK_MAX_QUEUE`` (requests that may wait; more are answered 503). ``ALGOLINK_HUB=1`` (the hub
+    ``ALGOLINK_MAX_QUEUE`` (requests that may wait; more are answered 503), ``ALGOLINK_JOBS_KEEP`` and
+    ``ALGOLINK_JOBS_TTL`` (finished async jobs kept: how many, how many seconds). ``ALGOLINK_HUB=1`` (the hub
     sets it for the services it runs) turns ``POST /setup`` off and lists in ``/openapi.json`` only
     what clients reach through the hub.
     """
@@ -144,6 +148,8 @@ async def serve(registry: Registry, settings: dict) -> None:
         concurrency=settings["concurrency"],
         max_queue=settings["max_queue"],
         behind_hub=settings.get("behind_hub", False),
+        jobs_keep=settings.get("jobs_keep", DEFAULT_JOBS_KEEP),
+        jobs_ttl=settings.get("jobs_ttl", DEFAULT_JOBS_TTL),
     )
     http = HTTPServer(server.make_app(), max_body_size=settings["max_body_size"])
     sockets = bind_sockets(settings["port"], settings["host"])

@@ -14,20 +14,25 @@ import gzip
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 import tornado.httputil
+import tornado.iostream
 import tornado.routing
 import tornado.web
+import tornado.websocket
 
 from .batching import Batcher
 from .data_types import DEFAULT_MAX_PIXELS, DecodeContext, UploadedFile
 from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge
+from .jobs import DEFAULT_JOBS_KEEP, DEFAULT_JOBS_TTL, JobStore
 from .model import Registry
 from .openapi import openapi_document
+from .streaming import Canceled, RunEvents, run_with_events
 
 log = logging.getLogger("modelcloud.server")
 access_log = logging.getLogger("tornado.access")
@@ -50,8 +55,12 @@ GZIP_MIN_SIZE = 1024
 DRAIN_ALLOWANCE = 64 * 1024 * 1024
 
 #: A command's route; POST bodies up to SMALL_BODY bytes (by Content-Length) are read whole by Tornado.
-COMMAND_PATH = r"/(?!meta$|healthcheck$|setup$)([A-Za-z0-9_-]+)"
+COMMAND_PATH = r"/(?!meta$|healthcheck$|setup$|ws$|jobs$)([A-Za-z0-9_-]+)"
 SMALL_BODY = 64 * 1024
+#: An SSE stream with nothing to say for this long sends a comment line, so that proxies keep it open.
+SSE_KEEPALIVE = 15.0
+#: WebSocket pings: a client that does not answer is taken as gone (its runs are canceled).
+WS_PING_INTERVAL = 20.0
 
 #: Inputs whose multipart form fields are taken as text as they are; other fields are read as JSON.
 _TEXT_FIELDS = {"text", "category", "image", "file", "directory", "segmentation"}
@@ -96,6 +105,8 @@ class ModelServer:
         thread_name_prefix: str = "modelcloud",
         inline_fast: bool = True,
         behind_hub: bool = False,
+        jobs_keep: int = DEFAULT_JOBS_KEEP,
+        jobs_ttl: float = DEFAULT_JOBS_TTL,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -115,6 +126,8 @@ class ModelServer:
         #: versions), and the OpenAPI document lists what clients reach through the hub.
         self.behind_hub = behind_hub
         self.stats = ServerStats()
+        #: Async jobs (``Prefer: respond-async``): finished ones kept ``jobs_ttl`` s, at most ``jobs_keep``.
+        self.jobs = JobStore(jobs_keep, jobs_ttl)
         self.thread_name_prefix = thread_name_prefix
         self._codecs: Optional[ThreadPoolExecutor] = None
         #: name -> (the Command it serves, its Batcher): a re-declared command gets a new batcher.
@@ -180,15 +193,21 @@ class ModelServer:
                     SmallCommandHandler,
                 ),
                 (COMMAND_PATH, CommandHandler),
-                (r"/", MetaHandler),
+                (r"/", RootHandler),
                 (r"/meta", MetaHandler),
+                (r"/ws", SocketHandler),
+                (r"/jobs/([A-Za-z0-9_-]{1,64})", JobHandler),
                 (r"/healthcheck", HealthHandler),
                 (r"/openapi\.json", OpenAPIHandler),
                 *([] if self.behind_hub else [(r"/setup", SetupHandler)]),
             ],
             default_handler_class=NotFoundHandler,
             modelserver=self,
-            **settings,
+            **{
+                "websocket_ping_interval": WS_PING_INTERVAL,
+                "websocket_max_message_size": self.max_body_size,
+                **settings,
+            },
         )
 
     def can_run_inline(self, cmd: Any) -> bool:
@@ -196,17 +215,47 @@ class ModelServer:
         model is idle. Saves the two thread hand-overs a worker costs (about half of a no-op request)."""
         return self.inline_fast and self.pending == 0 and cmd.fast_runs >= FAST_STREAK
 
-    async def submit(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn`` on a worker, refusing at once when the queue is full."""
+    def start(self, fn: Any, *args: Any) -> asyncio.Future:
+        """Queue ``fn`` for a worker now (refused at once when the queue is full); its future."""
         if self.pending >= self.max_queue:
             raise NotReady(
                 f"The model is busy with {self.pending} waiting requests; retry in a moment."
             )
         self.pending += 1
+        future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future: Any) -> None:
+        self.pending -= 1
+
+    async def submit(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on a worker, refusing at once when the queue is full."""
+        return await self.start(fn, *args)
+
+    def start_run(self, cmd: Any, raw: Any, events: RunEvents) -> asyncio.Future:
+        """Run ``cmd`` on a worker with its events (``started``, one ``output`` per yield, then
+        ``succeeded``, ``failed`` or ``canceled``) sent to ``events``."""
+        return self.start(
+            run_with_events,
+            lambda on_event, is_canceled: self._execute(cmd, raw, events, on_event, is_canceled),
+            events,
+        )
+
+    def _execute(
+        self, cmd: Any, raw: Any, events: RunEvents, on_event: Any, is_canceled: Any
+    ) -> dict:
+        """On a worker: decode the inputs, say ``started``, call and follow the command."""
+        if is_canceled():
+            raise Canceled(f"The run of {cmd.name!r} was canceled before it started.")
+        ctx = DecodeContext(max_pixels=self.max_pixels)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+            self.registry.check_ready()
+            inputs = self.registry.parse_inputs(cmd, raw, ctx)
+            events.emit("started")
+            return self.registry.call(cmd, inputs, on_event, is_canceled)
         finally:
-            self.pending -= 1
+            ctx.cleanup()
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -233,6 +282,27 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+def check_token(handler: tornado.web.RequestHandler) -> None:
+    """401 unless the request carries the server's token (when it has one)."""
+    token = handler.settings["modelserver"].token
+    if token and handler.request.method != "OPTIONS":
+        given = handler.get_query_argument("token", None)
+        auth = handler.request.headers.get("Authorization", "")
+        if auth[:6].lower() == "token " or auth[:7].lower() == "bearer ":
+            given = auth.split(None, 1)[1].strip()
+        if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            handler.set_header("WWW-Authenticate", "token")
+            raise tornado.web.HTTPError(
+                401, reason="Unauthorized", log_message="missing or wrong token"
+            )
+
+
+def forwarded_prefix(request: Any) -> str:
+    """The path the server is reached under (a hub's ``/serve/P/S``), or ''."""
+    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+    return prefix if prefix.startswith("/") else ""
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """CORS, the token check, JSON in and JSON errors out."""
 
@@ -245,24 +315,17 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def options(self, *args: Any) -> None:
         """The CORS preflight."""
-        self.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
-        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header(
+            "Access-Control-Allow-Headers", "Content-Type, Authorization, Accept, Prefer"
+        )
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+        self.set_header("Access-Control-Expose-Headers", "Location, Preference-Applied")
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
 
     def prepare(self) -> None:
-        token = self.modelserver.token
-        if token and self.request.method != "OPTIONS":
-            given = self.get_query_argument("token", None)
-            auth = self.request.headers.get("Authorization", "")
-            if auth[:6].lower() == "token " or auth[:7].lower() == "bearer ":
-                given = auth.split(None, 1)[1].strip()
-            if not given or not hmac.compare_digest(given.encode(), token.encode()):
-                self.set_header("WWW-Authenticate", "token")
-                raise tornado.web.HTTPError(
-                    401, reason="Unauthorized", log_message="missing or wrong token"
-                )
+        check_token(self)
 
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -371,7 +434,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _allowed(self) -> list:
         return [
             m
-            for m in ("GET", "POST")
+            for m in ("GET", "POST", "DELETE")
             if getattr(type(self), m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())
         ]
 
@@ -481,6 +544,9 @@ class CommandRoute:
 
     def on_connection_close(self) -> None:
         self._gone = True
+        events = getattr(self, "_events", None)
+        if events is not None:
+            events.cancel()  # the client went away: its generator stops at its next yield
 
     async def post(self, name: str) -> None:
         if self._too_large:
@@ -492,6 +558,10 @@ class CommandRoute:
             cmd = registry.get_command(name)
             registry.check_ready()
             raw = self.parse_body(cmd.inputs)
+            if "respond-async" in self.request.headers.get("Prefer", "").lower():
+                return self._submit_job(cmd, raw)
+            if "text/event-stream" in self.request.headers.get("Accept", "").lower():
+                return await self._stream(cmd, raw)
             if cmd.batch is not None:
                 result = await self._run_batched(cmd, raw)
             elif server.can_run_inline(cmd):
@@ -524,7 +594,9 @@ class CommandRoute:
             ctx.cleanup()
 
     def _run(self, cmd: Any, raw: Any) -> Optional[dict]:
-        """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs."""
+        """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs.
+        A command that yields is followed to its end (its last outputs are the answer), and stops
+        at its next yield if the client goes away."""
         if self._gone:
             return None
         server = self.modelserver
@@ -533,11 +605,275 @@ class CommandRoute:
         try:
             server.registry.check_ready()
             inputs = server.registry.parse_inputs(cmd, raw, ctx)
-            return server.registry.call(cmd, inputs)
+            return server.registry.call(cmd, inputs, None, lambda: self._gone)
         finally:
             ctx.cleanup()
             fast = time.perf_counter() - start < FAST_SECONDS
             cmd.fast_runs = cmd.fast_runs + 1 if fast else 0
+
+    def _submit_job(self, cmd: Any, raw: Any) -> None:
+        """``Prefer: respond-async``: 202 with the job, its URL in ``Location``."""
+        server = self.modelserver
+        job = server.jobs.create(cmd.name)
+        try:
+            server.start_run(cmd, raw, job.events)
+        except ModelCloudError:
+            server.jobs.remove(job.id)
+            raise
+        job.task = asyncio.ensure_future(server.jobs.follow(job))
+        server.stats.record()
+        prefix = forwarded_prefix(self.request)
+        self.set_header("Location", f"{prefix}/jobs/{job.id}")
+        self.set_header("Preference-Applied", "respond-async")
+        self.write_json(job.to_json(prefix), 202)
+
+    async def _stream(self, cmd: Any, raw: Any) -> None:
+        """``Accept: text/event-stream``: one Server-Sent Event per yield, flushed as it happens.
+        Inputs that do not pass are a plain JSON error with its status, before any event."""
+        server = self.modelserver
+        events = self._events = RunEvents()
+        server.start_run(cmd, raw, events)
+        kind, data = await events.next()
+        if kind == "failed":
+            self.send_model_error(data)
+            return
+        if kind == "canceled" or self._gone:
+            return
+        self.set_status(200)
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        count = 0
+        ended = False
+        try:
+            await self.flush()
+            while not ended:
+                item = await events.next(SSE_KEEPALIVE)
+                if item is None:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+                    continue
+                # Every event already here goes out in one flush (a fast generator is not held
+                # back by a write per yield); each is sent as soon as the loop sees it.
+                for kind, data in [item, *events.drain()]:
+                    if kind == "output":
+                        name, body = ("output" if "outputs" in data else "progress"), data
+                    elif kind == "succeeded":
+                        name, body = "succeeded", {"outputs": data}
+                    elif kind == "failed":
+                        name, body = "failed", self._error_body(data)
+                    else:
+                        return  # canceled: the client is gone
+                    count += 1
+                    self.write(f"event: {name}\nid: {count}\ndata: {json.dumps(body)}\n\n")
+                    if kind != "output":
+                        error = None if kind == "succeeded" else body["error"]
+                        server.stats.record(error and f"POST {self.request.path}: {error}")
+                        ended = True
+                        break
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            events.cancel()
+            return
+        if not self._gone:
+            self.finish()
+
+    def _error_body(self, e: ModelCloudError) -> dict:
+        body = e.to_json()
+        if not self.modelserver.debug:
+            body.pop("traceback", None)
+        return body
+
+
+class JobHandler(BaseHandler):
+    """``GET /jobs/{id}``: the job's status, progress, outputs and error; ``DELETE`` cancels it (a
+    finished one is forgotten)."""
+
+    def _job(self, job_id: str) -> Any:
+        store = self.modelserver.jobs
+        job = store.get(job_id)
+        if job is None:
+            self.write_json(
+                {
+                    "error": f"There is no job {job_id!r} here: finished jobs are kept "
+                    f"{store.ttl:g} s (at most {store.keep} of them), so it may have expired; "
+                    "submit the command again."
+                },
+                404,
+            )
+        return job
+
+    def get(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is not None:
+            self.write_json(job.to_json(forwarded_prefix(self.request)))
+
+    def delete(self, job_id: str) -> None:
+        job = self._job(job_id)
+        if job is None:
+            return
+        if job.finished:
+            self.modelserver.jobs.remove(job.id)
+        else:
+            job.cancel()
+        self.write_json(job.to_json(forwarded_prefix(self.request)))
+
+
+class SocketHandler(tornado.websocket.WebSocketHandler):
+    """Runway's WebSocket protocol. The client sends ``{"type": "submit", "command", "inputData",
+    "id"?}`` and ``{"type": "cancel", "id"}``; the server answers per run ``started``, ``output``
+    (``outputData`` and/or ``progress``), then ``succeeded`` (``outputData``, ``timeElapsed`` in ms),
+    ``failed`` (``error``, ``field``) or ``cancelled``. Runs of one socket run one after another on
+    the workers as HTTP requests do; closing the socket cancels them."""
+
+    @property
+    def modelserver(self) -> ModelServer:
+        return self.settings["modelserver"]
+
+    # Before the handshake it is an HTTP route like the others: JSON errors, CORS, the same token.
+    set_default_headers = BaseHandler.set_default_headers
+    options = BaseHandler.options
+    write_error = BaseHandler.write_error
+    log_exception = BaseHandler.log_exception
+    _allowed = BaseHandler._allowed
+    _allowed_methods = BaseHandler._allowed_methods
+
+    def prepare(self) -> None:
+        check_token(self)
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.modelserver.cors_origin
+        return allowed == "*" or origin == allowed or super().check_origin(origin)
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            self.not_upgraded()
+            return
+        await super().get(*args, **kwargs)
+
+    def not_upgraded(self) -> None:
+        self.set_status(400)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(
+            json.dumps(
+                {
+                    "error": f"{self.request.path} is a WebSocket: open it with a WebSocket client "
+                    "(GET with 'Upgrade: websocket')."
+                }
+            )
+        )
+
+    def open(self, *args: Any) -> None:
+        self.runs: dict = {}
+
+    def send(self, kind: str, run_id: Any, **body: Any) -> Any:
+        """Send a message; its write (await it to wait for a slow client), or None when closed."""
+        try:
+            return self.write_message(json.dumps({"type": kind, "id": run_id, **body}))
+        except tornado.websocket.WebSocketClosedError:
+            return None
+
+    def on_message(self, message: Any) -> None:
+        try:
+            msg = json.loads(message)
+        except (ValueError, RecursionError, UnicodeDecodeError):
+            msg = None
+        if not isinstance(msg, dict) or msg.get("type") not in ("submit", "cancel"):
+            self.send(
+                "failed",
+                msg.get("id") if isinstance(msg, dict) else None,
+                error='Messages are JSON objects with "type" "submit" (with "command" and '
+                '"inputData") or "cancel" (with "id").',
+            )
+            return
+        run_id = msg.get("id")
+        if msg["type"] == "cancel":
+            events = self.runs.get(run_id)
+            if events is None:
+                self.send(
+                    "failed", run_id, error=f"There is no run {run_id!r} on this socket to cancel."
+                )
+            else:
+                events.cancel()
+            return
+        if run_id is None:
+            run_id = secrets.token_hex(8)
+        if run_id in self.runs:
+            self.send(
+                "failed",
+                run_id,
+                error=f"A run with id {run_id!r} is already running: give each submit its own id.",
+            )
+            return
+        server = self.modelserver
+        try:
+            cmd = server.registry.get_command(str(msg.get("command")))
+            server.registry.check_ready()
+            raw = msg.get("inputData", {})
+            if raw is None:
+                raw = {}
+            events = RunEvents()
+            server.start_run(cmd, raw, events)
+        except ModelCloudError as e:
+            self.send("failed", run_id, **self._error_body(e))
+            return
+        self.runs[run_id] = events
+        self.send("started", run_id)
+        asyncio.ensure_future(self._relay(run_id, events))
+
+    async def _relay(self, run_id: Any, events: RunEvents) -> None:
+        started = time.perf_counter()
+        try:
+            while True:
+                kind, data = await events.next()
+                if kind == "output":
+                    if events.is_canceled():
+                        continue
+                    body = {}
+                    if "outputs" in data:
+                        body["outputData"] = data["outputs"]
+                    if "progress" in data:
+                        body["progress"] = data["progress"]
+                    sent = self.send("output", run_id, **body)
+                    if sent is not None:
+                        try:
+                            await sent  # a slow client holds its run back, not the memory
+                        except tornado.websocket.WebSocketClosedError:
+                            events.cancel()
+                elif kind == "started":
+                    continue
+                elif kind == "succeeded" and not events.is_canceled():
+                    elapsed = int((time.perf_counter() - started) * 1000)
+                    self.send("succeeded", run_id, outputData=data, timeElapsed=elapsed)
+                    self.modelserver.stats.record()
+                    return
+                elif kind == "failed" and not events.is_canceled():
+                    self.send("failed", run_id, **self._error_body(data))
+                    self.modelserver.stats.record(f"WebSocket {run_id}: {data.message}")
+                    return
+                else:
+                    self.send("cancelled", run_id)
+                    return
+        finally:
+            self.runs.pop(run_id, None)
+
+    def _error_body(self, e: ModelCloudError) -> dict:
+        body = e.to_json()
+        if not self.modelserver.debug:
+            body.pop("traceback", None)
+        return body
+
+    def on_close(self) -> None:
+        for events in list(getattr(self, "runs", {}).values()):
+            events.cancel()
+
+
+class RootHandler(SocketHandler):
+    """``GET /``: the manifest (as ``/meta``), or Runway's WebSocket when the request upgrades."""
+
+    def not_upgraded(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(self.modelserver.registry.manifest(), allow_nan=False))
 
 
 class CommandHandler(CommandRoute, BodyHandler):
