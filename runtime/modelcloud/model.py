@@ -17,10 +17,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .data_types import DecodeContext, from_spec
+from .data_types import MISSING, DecodeContext, accepts_output_format, from_spec, is_builtin
 from .errors import (
     InferenceError,
     InputError,
+    MissingOptionError,
+    ModelCloudError,
     NotReady,
     SetupError,
     UnknownCommand,
@@ -33,12 +35,20 @@ STARTING, RUNNING, SETUP_FAILED = "STARTING", "RUNNING", "SETUP_FAILED"
 #: Routes of the protocol that a command may not shadow.
 RESERVED_NAMES = {"meta", "healthcheck", "setup", "openapi.json", "favicon.ico"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+#: Input, output and option names: JSON keys and form field names, so spaces and punctuation are fine
+#: (Runway allowed them); no control characters, quotes or backslashes (they break multipart headers).
+_FIELD_RE = re.compile(r'^[^\x00-\x1f\x7f"\\]{1,100}$')
 
 META_FIELDS = ("name", "tagline", "description", "license", "performance_notes", "links", "images")
 
 
 def _type_dict(types: dict) -> list:
-    return [{"name": name, **t.to_dict()} for name, t in types.items()]
+    out = []
+    for name, t in types.items():
+        d = t.to_dict()
+        d.pop("name", None)  # a custom type's to_dict may hold its own idea of the name
+        out.append({"name": name, **d})
+    return out
 
 
 def _spec_types(kind: str, where: str, spec: Optional[dict]) -> dict:
@@ -48,14 +58,31 @@ def _spec_types(kind: str, where: str, spec: Optional[dict]) -> dict:
         raise TypeError(f"{where}: {kind} must be a dict of name -> data type, got {spec!r}")
     out = {}
     for name, t in spec.items():
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _FIELD_RE.match(name) or name != name.strip():
             raise ValueError(
-                f"{where}: {kind} name {name!r} may only hold letters, digits, '_' and '-'"
+                f"{where}: {kind} name {name!r} must be 1 to 100 characters without quotes, "
+                "backslashes, control characters or spaces at either end"
             )
         try:
             out[name] = from_spec(t)
         except TypeError as e:
             raise TypeError(f"{where}: {kind[:-1]} {name!r}: {e}") from None
+        try:
+            out[name].name = name  # Runway's attribute: a custom type's messages use it
+        except AttributeError:
+            pass
+    return out
+
+
+def _option_dicts(options: dict) -> list:
+    """The options as the manifest shows them: an option without a declared default shows the
+    implicit one it gets (Runway's manifest did the same)."""
+    out = _type_dict(options)
+    for d, t in zip(out, options.values()):
+        if "default" not in d:
+            implicit = t.implicit_default()
+            if implicit is not MISSING:
+                d["default"] = implicit
     return out
 
 
@@ -238,7 +265,7 @@ class Registry:
         return {
             "sdkVersion": __version__,
             "metadata": dict(self.metadata),
-            "options": _type_dict(self.options),
+            "options": _option_dicts(self.options),
             "commands": [c.to_dict() for c in list(self.commands.values())],
             "millisRunning": int((now - self.started_at) * 1000),
             "millisSinceLastCommand": None
@@ -256,8 +283,10 @@ class Registry:
 
     # -- setup -----------------------------------------------------------------------------------------
     def parse_options(self, raw: Optional[dict], ctx: DecodeContext) -> dict:
-        """Options checked against their types; missing ones get their default, or None. Defaults are
-        the code's own, so a default path is always allowed; ``ctx.allow_paths`` governs given values."""
+        """Options checked against their types; a missing one gets its default, else Runway's implicit
+        default (text '', number its min, max or 0, boolean False, category its first choice), else
+        MissingOptionError names it. Defaults are the code's own, so a default path is always allowed;
+        ``ctx.allow_paths`` governs given values."""
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -280,10 +309,29 @@ class Registry:
                 elif t.has_default:
                     opts[name] = t.default_value(defaults_ctx)
                 else:
-                    opts[name] = None
+                    opts[name] = self._implicit_option(name, t, defaults_ctx)
             except ValidationError as e:
                 raise InputError(f"Option {name!r} {e.message}.", field=name) from None
+            except ModelCloudError:
+                raise
+            except Exception as e:  # a custom type's deserialize refusing the value its own way
+                if is_builtin(t):
+                    raise
+                raise InputError(
+                    f"Option {name!r} is not a valid {t.type_name}: {type(e).__name__}: {e}.",
+                    field=name,
+                ) from None
         return opts
+
+    @staticmethod
+    def _implicit_option(name: str, t: Any, ctx: DecodeContext) -> Any:
+        value = t.implicit_default()
+        if value is not MISSING:
+            try:
+                return t.deserialize(value, ctx)
+            except ValidationError:
+                pass  # e.g. text(min_length=3): '' breaks its own rule
+        raise MissingOptionError(name)
 
     def run_setup(self, raw_options: Optional[dict] = None, allow_paths: bool = True) -> None:
         """Build the model. Bad options raise InputError and leave the current model in place; a setup
@@ -362,12 +410,60 @@ class Registry:
                     )
             except ValidationError as e:
                 raise InputError(f"Input {name!r} {e.message}.", field=name) from None
+            except ModelCloudError:
+                raise
+            except Exception as e:  # a custom type's deserialize refusing the value its own way
+                if is_builtin(t):
+                    raise
+                raise InputError(
+                    f"Input {name!r} is not a valid {t.type_name}: {type(e).__name__}: {e}.",
+                    field=name,
+                ) from None
         return inputs
 
-    def call(self, cmd: Command, inputs: dict) -> dict:
-        """Run the command on checked inputs and serialize its outputs."""
+    def check_output_formats(self, cmd: Command, formats: Optional[dict]) -> dict:
+        """The output formats a client asked for (``X-Runway-Output-Format: name=PNG;...``), checked
+        before the command runs: every name an image output (or a custom type that takes a format)."""
+        checked: dict = {}
+        for name, fmt in (formats or {}).items():
+            t = cmd.outputs.get(name)
+            if t is None:
+                known = ", ".join(repr(k) for k in cmd.outputs) or "none"
+                raise InputError(
+                    f"X-Runway-Output-Format names {name!r}, which is not an output of {cmd.name!r}; "
+                    f"its outputs are: {known}.",
+                    field=name,
+                )
+            if not accepts_output_format(t):
+                raise InputError(
+                    f"X-Runway-Output-Format names {name!r}, a {t.type_name} output: only image "
+                    "outputs have a format.",
+                    field=name,
+                )
+            check = getattr(t, "check_output_format", None)
+            try:
+                checked[name] = check(fmt) if check else fmt
+            except ValidationError as e:
+                raise InputError(
+                    f"The output format for {name!r} {e.message} (X-Runway-Output-Format).",
+                    field=name,
+                ) from None
+        return checked
+
+    def call(self, cmd: Command, inputs: dict, output_formats: Optional[dict] = None) -> dict:
+        """Run the command on checked inputs and serialize its outputs (``output_formats``: from
+        :meth:`check_output_formats`)."""
         try:
             result = cmd.fn(self.model, inputs)
+        except ModelCloudError as e:
+            if (
+                400 <= e.status < 500
+            ):  # InvalidArgumentError and the like: the client's fault, said so
+                raise
+            raise InferenceError(
+                f"Error during inference: {type(e).__name__}: {e}",
+                traceback=traceback.format_exc(),
+            ) from e
         except BaseException as e:
             raise InferenceError(
                 f"Error during inference: {type(e).__name__}: {e}",
@@ -375,9 +471,11 @@ class Registry:
             ) from e
         finally:
             self.last_command_at = time.time()
-        return self.serialize_outputs(cmd, result)
+        return self.serialize_outputs(cmd, result, output_formats)
 
-    def serialize_outputs(self, cmd: Command, result: Any) -> dict:
+    def serialize_outputs(
+        self, cmd: Command, result: Any, output_formats: Optional[dict] = None
+    ) -> dict:
         outputs = cmd.outputs
         if not outputs:
             return {}
@@ -397,7 +495,12 @@ class Registry:
             if name not in values:
                 raise InferenceError(f"Command {cmd.name!r} returned no value for output {name!r}.")
             try:
-                out[name] = t.serialize(values[name])
+                fmt = (output_formats or {}).get(name)
+                out[name] = (
+                    t.serialize(values[name], output_format=fmt)
+                    if fmt
+                    else t.serialize(values[name])
+                )
             except Exception as e:
                 raise InferenceError(
                     f"Command {cmd.name!r} returned an invalid {name!r}: {e}."

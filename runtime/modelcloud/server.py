@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -153,7 +154,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def options(self, *args: Any) -> None:
         """The CORS preflight."""
-        self.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
+        self.set_header(
+            "Access-Control-Allow-Headers",
+            "Content-Type, Content-Encoding, Authorization, X-Runway-Output-Format",
+        )
         self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
@@ -247,7 +251,16 @@ class BodyHandler(BaseHandler):
         self._chunks: list = []
         self._size = 0
         self._too_large = False
+        self._bad_encoding: Optional[str] = None
+        self._inflater: Any = None
+        self._raw_size = 0
         limit = self.modelserver.max_body_size
+        encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            # Decompressed as it arrives; the limit applies to the decompressed size (a gzip bomb is a 413).
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding not in ("", "identity") and self.request.method == "POST":
+            self._bad_encoding = encoding
         if self.request.method == "POST":
             # Past our limit, the rest of the body is read and dropped (up to DRAIN_ALLOWANCE more) so
             # that the client, still sending, gets our 413 rather than a reset connection.
@@ -264,14 +277,19 @@ class BodyHandler(BaseHandler):
         self.set_header("Connection", "close")
         self.write_json(
             PayloadTooLarge(
-                f"The body is over the limit of {limit:,} bytes: send a smaller file "
+                f"The body is over the limit of {limit:,} bytes"
+                f"{' once decompressed' if self._inflater is not None else ''}: send a smaller file "
                 "or raise ALGOLINK_MAX_BODY_SIZE."
             ).to_json(),
             413,
         )
 
     def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
+        if self._too_large or self._bad_encoding:
+            return
+        if self._inflater is not None:
+            self._raw_size += len(chunk)
+            self._inflate(chunk)
             return
         self._size += len(chunk)
         if self._size > self.modelserver.max_body_size:
@@ -279,12 +297,51 @@ class BodyHandler(BaseHandler):
             return
         self._chunks.append(chunk)
 
+    def _inflate(self, chunk: bytes) -> None:
+        """Decompress a gzip chunk, never holding more than the limit (plus one byte) of its output."""
+        limit = self.modelserver.max_body_size
+        data = chunk
+        while data:
+            if self._inflater.eof:  # another gzip member follows (`cat a.gz b.gz` is one stream)
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out = self._inflater.decompress(data, limit - self._size + 1)
+            except zlib.error:
+                self._bad_encoding = "gzip-damaged"
+                self._chunks = []
+                return
+            self._size += len(out)
+            if self._size > limit:
+                self._reject_too_large()
+                return
+            self._chunks.append(out)
+            # Not at the end of a member: all input was used (else the output hit the cap above).
+            data = (
+                self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+            )
+
+    def check_body(self) -> None:
+        """Raise InputError for a body that could not be decoded (a Content-Encoding other than gzip,
+        damaged or truncated gzip data)."""
+        if self._bad_encoding == "gzip-damaged" or (
+            self._inflater is not None and self._raw_size and not self._inflater.eof
+        ):
+            raise InputError(
+                "The body is not valid gzip data (Content-Encoding: gzip): send the whole gzip stream."
+            )
+        if self._bad_encoding:
+            raise InputError(
+                f"Content-Encoding {self._bad_encoding!r} is not supported: send the body as it is, "
+                "or gzip it (Content-Encoding: gzip)."
+            )
+
     @property
     def body(self) -> bytes:
         return b"".join(self._chunks)
 
     def parse_body(self, types: dict) -> Any:
         """The request's values: a JSON object, or a multipart / urlencoded form."""
+        self.check_body()
         body = self.body
         ctype = self.request.headers.get("Content-Type", "")
         base = ctype.split(";", 1)[0].strip().lower()
@@ -391,10 +448,11 @@ class CommandHandler(BodyHandler):
             cmd = registry.get_command(name)
             registry.check_ready()
             raw = self.parse_body(cmd.inputs)
+            formats = registry.check_output_formats(cmd, self.output_formats())
             if server.can_run_inline(cmd):
-                result = self._run(cmd, raw)
+                result = self._run(cmd, raw, formats)
             else:
-                result = await server.submit(self._run, cmd, raw)
+                result = await server.submit(self._run, cmd, raw, formats)
         except ModelCloudError as e:
             self.send_model_error(e)
             return
@@ -403,7 +461,24 @@ class CommandHandler(BodyHandler):
         server.stats.record()
         self.write_json(result)
 
-    def _run(self, cmd: Any, raw: Any) -> Optional[dict]:
+    def output_formats(self) -> dict:
+        """``X-Runway-Output-Format: output=PNG;other=JPEG`` (Runway's header), as a dict."""
+        header = self.request.headers.get("X-Runway-Output-Format", "")
+        formats = {}
+        for item in header.split(";"):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, fmt = item.partition("=")
+            if not sep or not name.strip() or not fmt.strip():
+                raise InputError(
+                    f"X-Runway-Output-Format must be output=FORMAT pairs separated by ';', like "
+                    f"image=PNG; got {item[:40]!r}."
+                )
+            formats[name.strip()] = fmt.strip()
+        return formats
+
+    def _run(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> Optional[dict]:
         """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs."""
         if self._gone:
             return None
@@ -413,7 +488,7 @@ class CommandHandler(BodyHandler):
         try:
             server.registry.check_ready()
             inputs = server.registry.parse_inputs(cmd, raw, ctx)
-            return server.registry.call(cmd, inputs)
+            return server.registry.call(cmd, inputs, formats)
         finally:
             ctx.cleanup()
             fast = time.perf_counter() - start < FAST_SECONDS
