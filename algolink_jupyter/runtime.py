@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import modelcloud
+from modelcloud.compat import PTH_LINE, PTH_NAME
 
 __all__ = ["RUNTIME_NAME", "requirement", "runtime_hash", "runtime_version", "wheel"]
 
@@ -93,6 +94,11 @@ def wheel(folder: Path) -> Path:
                 data = path.read_bytes()
                 zf.writestr(name, data)
                 records.append(f"{name},{_record_hash(data)},{len(data)}")
+            # `import runway` finds modelcloud's alias in the hub's environments (after site-packages:
+            # an installed runway-python wins).
+            data = PTH_LINE.encode()
+            zf.writestr(PTH_NAME, data)
+            records.append(f"{PTH_NAME},{_record_hash(data)},{len(data)}")
             for name, text in (("METADATA", metadata), ("WHEEL", wheel_file)):
                 data = text.encode()
                 zf.writestr(f"{info}/{name}", data)
