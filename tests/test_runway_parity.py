@@ -353,13 +353,18 @@ def test_gzip_bodies_json_and_multipart(model_server):
         headers={"Content-Type": req.headers["Content-Type"], "Content-Encoding": "gzip"},
     )
     assert r.json() == {"n": "100000"}, r.text
+    doc = server.get("/openapi.json").json()
+    validate(doc)
+    body_schema = doc["paths"]["/echo"]["post"]["requestBody"]["content"]["application/json"]
+    props = body_schema["schema"]["properties"]
+    assert props["steps"] == {"type": "number", "enum": [2, 4]} and "label text" in props
     # damaged, truncated, and other encodings: one sentence each
     r = server.post("/echo", data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
     assert r.status_code == 400 and "not valid gzip data" in r.json()["error"]
     r = server.post("/echo", data=body[: len(body) // 2], headers={"Content-Encoding": "gzip"})
     assert r.status_code == 400 and "not valid gzip data" in r.json()["error"]
     r = server.post("/echo", data=b"{}", headers={"Content-Encoding": "br"})
-    assert r.status_code == 400
+    assert r.status_code == 415
     assert r.json()["error"].startswith("Content-Encoding 'br' is not supported")
 
 
@@ -625,6 +630,35 @@ def test_rw_meta_rw_no_serve_and_rw_model_options_in_a_real_process(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "not serving (no_serve)" in out.stdout and "Starting model server" not in out.stdout
     assert time.monotonic() - t0 < 60
+
+
+def test_a_setup_raising_invalid_argument_is_a_400_and_keeps_the_model(model_server):
+    server = model_server(
+        """
+        import modelcloud
+        from modelcloud.data_types import number, text
+        from modelcloud.errors import InvalidArgumentError
+
+        @modelcloud.setup(options={"k": number(default=1)})
+        def setup(opts):
+            if opts["k"] > 5:
+                raise InvalidArgumentError("k", "this model has 5 heads")
+            return opts["k"]
+
+        @modelcloud.command("k", inputs={"t": text()}, outputs={"k": number()})
+        def k(model, inputs):
+            return model
+
+        if __name__ == "__main__":
+            modelcloud.run()
+        """
+    )
+    assert server.post("/setup", json={"k": 3}).json() == {"success": True}
+    r = server.post("/setup", json={"k": 9})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Invalid argument 'k': this model has 5 heads.", "field": "k"}
+    assert server.post("/k", json={"t": ""}).json() == {"k": 3}  # the model in place still answers
+    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
 
 
 def test_run_no_serve_sets_up_and_returns():

@@ -532,6 +532,11 @@ class Builder:
                     f"The modelcloud runtime could not be installed (exit status {rc}): "
                     f"{_tail(log.tail)}"
                 )
+        if _installs_runway_python(bundle_dir, config.build_steps):
+            log.line(
+                "Note: the bundle installs runway-python (Runway's own SDK): it replaces the `runway` "
+                "the hub provides (modelcloud's, with AlgoLink's checks); leave it out to use the hub's."
+            )
         steps = list(config.build_steps)
         for i, step in enumerate(steps, 1):
             log.header(f"Build step {i}/{len(steps)}: {step}")
@@ -872,6 +877,20 @@ def working_copy_for(bundle_dir: Path, target: Path, who: Optional[Identity]) ->
                     os.chmod(path, os.stat(path).st_mode | (0o755 if name in dirs else 0o644))
         os.chown(target, who.uid, who.gid)
         os.chmod(target, 0o755)
+
+
+_RUNWAY_PYTHON = re.compile(r"(^|[\s;&|])runway[-_.]python\b", re.IGNORECASE | re.MULTILINE)
+
+
+def _installs_runway_python(bundle_dir: Path, steps: Any) -> bool:
+    """Whether requirements.txt or a build step names Runway's own SDK (``runway-python``)."""
+    req = bundle_dir / "requirements.txt"
+    try:
+        text = req.read_text(errors="replace") if req.is_file() else ""
+    except OSError:
+        text = ""
+    text += "\n" + "\n".join(str(s) for s in steps or ())
+    return bool(_RUNWAY_PYTHON.search(text))
 
 
 def _write_pip_shim(env: Environment, uv: str, install_flags: list[str]) -> None:

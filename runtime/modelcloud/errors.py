@@ -73,6 +73,12 @@ class InputError(ModelCloudError):
     status = 400
 
 
+class UnsupportedEncoding(InputError):
+    """The body's Content-Encoding is neither gzip nor identity (HTTP 415)."""
+
+    status = 415
+
+
 class UnknownCommand(ModelCloudError):
     status = 404
 

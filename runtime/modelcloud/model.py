@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import json
 import os
 import re
 import sys
@@ -347,6 +348,7 @@ class Registry:
             except BaseException:
                 ctx.cleanup()
                 raise
+            before = (self.status, self.setup_error)
             self.status = STARTING
             self.setup_error = None
             try:
@@ -356,18 +358,26 @@ class Registry:
                     model = self.setup_fn(opts)
                 else:
                     model = self.setup_fn()
-            except BaseException as e:
+            except ModelCloudError as e:
+                if not 400 <= e.status < 500:
+                    raise self._setup_failed(ctx, e) from e
+                # InvalidArgumentError and the like: the options' fault; the current model stays
                 ctx.cleanup()
-                self.status = SETUP_FAILED
-                self.model = None
-                self.setup_error = f"{type(e).__name__}: {e}"
-                raise SetupError(
-                    f"Setup failed: {self.setup_error}", traceback=traceback.format_exc()
-                ) from e
+                self.status, self.setup_error = before
+                raise
+            except BaseException as e:
+                raise self._setup_failed(ctx, e) from e
             self._options_ctx.cleanup()
             self._options_ctx = ctx
             self.model = model
             self.status = RUNNING
+
+    def _setup_failed(self, ctx: DecodeContext, e: BaseException) -> SetupError:
+        ctx.cleanup()
+        self.status = SETUP_FAILED
+        self.model = None
+        self.setup_error = f"{type(e).__name__}: {e}"
+        return SetupError(f"Setup failed: {self.setup_error}", traceback=traceback.format_exc())
 
     def set_model(self, model: Any) -> None:
         """Put a model built elsewhere (a notebook cell) in place."""
@@ -528,9 +538,9 @@ def _example_body(cmd: Command) -> str:
             "boolean": "true",
             "image": '"data:image/png;base64,..."',
             "file": '"data:;base64,..."',
-            "category": f'"{getattr(t, "choices", ["..."])[0]}"',
+            "category": json.dumps(getattr(t, "choices", ["..."])[0]),
         }.get(t.type_name, "...")
-        parts.append(f'"{name}": {sample}')
+        parts.append(f"{json.dumps(name)}: {sample}")
     return "{" + ", ".join(parts) + "}"
 
 

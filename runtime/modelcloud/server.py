@@ -24,7 +24,7 @@ import tornado.httputil
 import tornado.web
 
 from .data_types import DEFAULT_MAX_PIXELS, DecodeContext, UploadedFile
-from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge
+from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge, UnsupportedEncoding
 from .model import Registry
 from .openapi import openapi_document
 
@@ -330,7 +330,7 @@ class BodyHandler(BaseHandler):
                 "The body is not valid gzip data (Content-Encoding: gzip): send the whole gzip stream."
             )
         if self._bad_encoding:
-            raise InputError(
+            raise UnsupportedEncoding(
                 f"Content-Encoding {self._bad_encoding!r} is not supported: send the body as it is, "
                 "or gzip it (Content-Encoding: gzip)."
             )
