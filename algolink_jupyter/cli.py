@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import modelcloud
-from modelcloud.compat import enable_runway_alias
 
 from .client.commands import add_commands as add_client_commands
 from .errors import CLIError
@@ -69,6 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.debug:
         os.environ["ALGOLINK_DEBUG"] = "1"
     # A model written for Runway imports `runway`: modelcloud's alias, unless Runway's own is installed.
+    from modelcloud.compat import enable_runway_alias
+
     enable_runway_alias()
     # Run it as `python cloud_model.py` would, from its own folder, so relative paths resolve there.
     os.chdir(entry.parent)

@@ -19,12 +19,15 @@ import zipfile
 from pathlib import Path
 
 import modelcloud
-from modelcloud.compat import PTH_LINE, PTH_NAME
 
 __all__ = ["RUNTIME_NAME", "requirement", "runtime_hash", "runtime_version", "wheel"]
 
 RUNTIME_NAME = "modelcloud"
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+#: The folder of the runtime that holds its ``runway`` alias package, and the .pth that lists it
+#: (modelcloud.compat describes both).
+_RUNWAY_ALIAS = "modelcloud/runway_alias"
+_RUNWAY_PTH = "modelcloud-runway-alias.pth"
 
 
 def runtime_version() -> str:
@@ -94,11 +97,12 @@ def wheel(folder: Path) -> Path:
                 data = path.read_bytes()
                 zf.writestr(name, data)
                 records.append(f"{name},{_record_hash(data)},{len(data)}")
-            # `import runway` finds modelcloud's alias in the hub's environments (after site-packages:
-            # an installed runway-python wins).
-            data = PTH_LINE.encode()
-            zf.writestr(PTH_NAME, data)
-            records.append(f"{PTH_NAME},{_record_hash(data)},{len(data)}")
+            if any(name.startswith(_RUNWAY_ALIAS + "/") for name, _path in _files()):
+                # `import runway` finds modelcloud's alias in the hub's environments: a path line,
+                # after site-packages, so that an installed runway-python wins.
+                data = (_RUNWAY_ALIAS + "\n").encode()
+                zf.writestr(_RUNWAY_PTH, data)
+                records.append(f"{_RUNWAY_PTH},{_record_hash(data)},{len(data)}")
             for name, text in (("METADATA", metadata), ("WHEEL", wheel_file)):
                 data = text.encode()
                 zf.writestr(f"{info}/{name}", data)

@@ -4,18 +4,15 @@
 ``setup``, ``command``, ``run``, its data types with Runway's argument order (``text(description,
 default, ...)``), ``runway.data_types``, ``runway.exceptions`` and ``runway.model.RunwayModel``. Put at
 the *end* of ``sys.path`` it is found only when no real ``runway`` package is installed: an installed
-one always wins. ``algolink serve`` appends it; the hub's environments list it in a ``.pth`` file.
+one always wins. ``algolink serve`` appends it; the hub's environments list it in a ``.pth`` file
+(``modelcloud-runway-alias.pth``, one path line, ``modelcloud/runway_alias``, which the runtime's wheel
+carries: path lines come after site-packages).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-
-#: The name of the ``.pth`` file that lists the folder in an environment's site-packages.
-PTH_NAME = "modelcloud-runway-alias.pth"
-#: Its one line: the folder, relative to site-packages.
-PTH_LINE = "modelcloud/runway_alias\n"
 
 
 def runway_alias_dir() -> str:
