@@ -785,6 +785,11 @@ def test_the_runway_example_runs_on_a_hub_unchanged(tmp_path):
         out = r.json()
         assert out["caption"] == "sky" and out["complement"] == "#cc9933"
         assert out["image"].startswith("data:image/png;base64,")
+        # multipart through the hub, a field name with a space
+        r = hub.serve(
+            "rw/painter/paint", files={"fill": (None, "#ffffff"), "label text": (None, "form")}
+        )
+        assert r.json()["caption"] == "form" and r.json()["dark"] is False, r.text
         r = hub.serve("rw/painter/paint", json={"fill": "nope", "label text": "x"})
         assert r.status_code == 400 and r.json()["field"] == "fill"
     finally:
