@@ -758,8 +758,6 @@ class vector(BaseType):
         self.length = length
         self.sampling_mean = sampling_mean
         self.sampling_std = sampling_std
-        if isinstance(default, np.ndarray):
-            default = default.tolist()
         super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> np.ndarray:
@@ -1483,7 +1481,8 @@ class array(BaseType):
 
     def serialize(self, value: Any) -> list:
         value = _as_array(value)
-        if not isinstance(value, (list, tuple, np.ndarray)):  # list("abc") would be three items
+        # list("abc") would be three letters and list({...}) its keys: a string or an object is refused
+        if isinstance(value, (str, bytes, bytearray, dict)) or not hasattr(value, "__iter__"):
             raise TypeError(f"an array output must be a list, got {_describe(value)}")
         value = list(value)
         if len(value) < self.min_length or (
