@@ -696,6 +696,32 @@ def test_a_real_installed_runway_is_never_shadowed(tmp_path):
     assert out.returncode == 1 and "No module named 'runway'" in out.stderr
 
 
+def test_the_build_log_notes_a_bundle_that_would_replace_the_hubs_runway(tmp_path):
+    from algolink_jupyter.hub.builder import runway_note
+
+    req = tmp_path / "requirements.txt"
+    assert runway_note(tmp_path, []) is None
+    req.write_text("numpy==1.26.4\nrunway-python==0.6.1\n")
+    assert "installs runway-python (Runway's own SDK)" in runway_note(tmp_path, [])
+    req.write_text("Runway>=2.0 ; python_version > '3'\n")
+    assert "names `runway`, which on PyPI is another project" in runway_note(tmp_path, [])
+    req.write_text("runway-utils==1\nmy-runway-python-thing==2\n")
+    assert runway_note(tmp_path, ["pip install -r requirements.txt"]) is None
+    assert "runway-python" in runway_note(tmp_path, ["pip install runway-python==0.6.1"])
+
+
+def test_algolink_serve_takes_a_runway_models_folder(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "runway_model.py")
+    (folder / "runway.yml").write_text("python: 3.6\nentrypoint: python runway_model.py\n")
+    server = serve(folder)
+    try:
+        assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    finally:
+        server.stop()
+
+
 # -- end to end: the example written for Runway ------------------------------------------------------
 
 
