@@ -792,9 +792,13 @@ def test_the_runway_examples_generator_answers_its_last_outputs_to_a_plain_post(
 
 
 def test_the_runway_example_runs_on_a_hub_unchanged(tmp_path):
+    # the model's folder as Runway laid it out: runway_model.py (and a runway.yml the hub does not read)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    shutil.copy(EXAMPLE, bundle / "cloud_model.py")  # the hub's entry file, its text unchanged
+    shutil.copy(EXAMPLE, bundle / "runway_model.py")
+    (bundle / "runway.yml").write_text(
+        "version: 0.1\npython: 3.6\nentrypoint: python runway_model.py\n"
+    )
     hub = Hub(tmp_path / "hub").start()
     try:
         hub.ensure_group("rw", "g")
@@ -818,5 +822,6 @@ def test_the_runway_example_runs_on_a_hub_unchanged(tmp_path):
         assert r.json()["caption"] == "form" and r.json()["dark"] is False, r.text
         r = hub.serve("rw/painter/paint", json={"fill": "nope", "label text": "x"})
         assert r.status_code == 400 and r.json()["field"] == "fill"
+        assert hub.version("rw", "painter", 1)["manifest"]["options"][3]["oneOf"] == [8, 16, 32]
     finally:
         hub.stop()
