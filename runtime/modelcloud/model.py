@@ -361,9 +361,12 @@ class Registry:
             except ModelCloudError as e:
                 if not 400 <= e.status < 500:
                     raise self._setup_failed(ctx, e) from e
-                # InvalidArgumentError and the like: the options' fault; the current model stays
+                # InvalidArgumentError and the like: the options' fault; a running model stays
                 ctx.cleanup()
-                self.status, self.setup_error = before
+                if before[0] == RUNNING:
+                    self.status, self.setup_error = before
+                else:
+                    self.status, self.setup_error, self.model = SETUP_FAILED, e.message, None
                 raise
             except BaseException as e:
                 raise self._setup_failed(ctx, e) from e
@@ -466,9 +469,8 @@ class Registry:
         try:
             result = cmd.fn(self.model, inputs)
         except ModelCloudError as e:
-            if (
-                400 <= e.status < 500
-            ):  # InvalidArgumentError and the like: the client's fault, said so
+            # InvalidArgumentError and the like: the client's fault, said so
+            if 400 <= e.status < 500:
                 raise
             raise InferenceError(
                 f"Error during inference: {type(e).__name__}: {e}",
