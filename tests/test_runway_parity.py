@@ -696,6 +696,13 @@ def test_a_real_installed_runway_is_never_shadowed(tmp_path):
     assert out.returncode == 1 and "No module named 'runway'" in out.stderr
 
 
+def test_the_export_pins_nothing_for_modelclouds_runway(runway):
+    from algolink_jupyter.export import requirements as reqs
+
+    assert reqs.is_runway_alias("runway")  # the alias: the runtime provides it, nothing to pin
+    assert not reqs.is_runway_alias("numpy") and not reqs.is_runway_alias("modelcloud")
+
+
 def test_the_build_log_notes_a_bundle_that_would_replace_the_hubs_runway(tmp_path):
     from algolink_jupyter.hub.builder import runway_note
 
