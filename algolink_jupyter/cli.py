@@ -20,15 +20,19 @@ from .hub.settings import add_arguments as add_hub_arguments
 
 
 def find_entrypoint(path: str) -> Path:
-    """The ``cloud_model.py`` a PATH names: the file itself, or the one in a bundle folder."""
+    """The ``cloud_model.py`` a PATH names: the file itself, or the one in a bundle folder (else the
+    folder's ``runway_model.py``, a model written for Runway)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise CLIError(f"{path} does not exist: give a bundle folder or a cloud_model.py file.")
     if p.is_dir():
         entry = p / "cloud_model.py"
+        if not entry.is_file() and (p / "runway_model.py").is_file():
+            entry = p / "runway_model.py"  # a model's folder as Runway laid it out
         if not entry.is_file():
             raise CLIError(
-                f"{path} has no cloud_model.py: a bundle folder must hold the service's cloud_model.py."
+                f"{path} has no cloud_model.py: a bundle folder must hold the service's cloud_model.py "
+                "(or a Runway model's runway_model.py)."
             )
         return entry.resolve()
     if p.suffix != ".py":
@@ -67,6 +71,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["ALGOLINK_HOST"] = args.host
     if args.debug:
         os.environ["ALGOLINK_DEBUG"] = "1"
+    # A model written for Runway imports `runway`: modelcloud's alias, unless Runway's own is installed.
+    from modelcloud.compat import enable_runway_alias
+
+    enable_runway_alias()
     # Run it as `python cloud_model.py` would, from its own folder, so relative paths resolve there.
     os.chdir(entry.parent)
     sys.path.insert(0, str(entry.parent))

@@ -24,6 +24,10 @@ __all__ = ["RUNTIME_NAME", "requirement", "runtime_hash", "runtime_version", "wh
 
 RUNTIME_NAME = "modelcloud"
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+#: The folder of the runtime that holds its ``runway`` alias package, and the .pth that lists it
+#: (modelcloud.compat describes both).
+_RUNWAY_ALIAS = "modelcloud/runway_alias"
+_RUNWAY_PTH = "modelcloud-runway-alias.pth"
 
 
 def runtime_version() -> str:
@@ -93,6 +97,12 @@ def wheel(folder: Path) -> Path:
                 data = path.read_bytes()
                 zf.writestr(name, data)
                 records.append(f"{name},{_record_hash(data)},{len(data)}")
+            if any(name.startswith(_RUNWAY_ALIAS + "/") for name, _path in _files()):
+                # `import runway` finds modelcloud's alias in the hub's environments: a path line,
+                # after site-packages, so that an installed runway-python wins.
+                data = (_RUNWAY_ALIAS + "\n").encode()
+                zf.writestr(_RUNWAY_PTH, data)
+                records.append(f"{_RUNWAY_PTH},{_record_hash(data)},{len(data)}")
             for name, text in (("METADATA", metadata), ("WHEEL", wheel_file)):
                 data = text.encode()
                 zf.writestr(f"{info}/{name}", data)

@@ -33,9 +33,10 @@ from PIL import Image  # a Pillow-only bundle: its environment comes from uv's c
 
 
 @modelcloud.setup(options={
-    "checkpoint": file(extension=".pt", description="The weights to load"),
+    # optional: the setup handles their absence (without default=None it would refuse to start)
+    "checkpoint": file(extension=".pt", default=None, description="The weights to load"),
     "scale": number(default=1, min=0, max=10, description="Multiplies every weight"),
-    "vocab": directory(description="Extra files the model reads"),
+    "vocab": directory(default=None, description="Extra files the model reads"),
 })
 def setup(opts):
     path = opts["checkpoint"]

@@ -48,7 +48,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         )
     bundle = Path(args.bundle).expanduser()
     if bundle.is_dir():
-        if not (bundle / "cloud_model.py").is_file():
+        if not any((bundle / n).is_file() for n in ("cloud_model.py", "runway_model.py")):
             raise CLIError(f"{bundle} has no cloud_model.py: give a bundle folder or archive.")
         data, filename = pack_folder(bundle), f"{bundle.resolve().name}.tar.gz"
     elif bundle.is_file():

@@ -100,7 +100,7 @@ def _bundle(folder: str) -> tuple[bytes, str, Path]:
         raise CLIError(
             f"{folder} is not a folder: give the bundle folder (the one with cloud_model.py)."
         )
-    if not (path / "cloud_model.py").is_file():
+    if not any((path / n).is_file() for n in ("cloud_model.py", "runway_model.py")):
         raise CLIError(
             f"{path.resolve()} has no cloud_model.py: give the bundle folder (export a notebook "
             "with `algolink export NOTEBOOK -o DIR`), or a .tar.gz or .zip of one."

@@ -168,6 +168,8 @@ def pins_for(plan: Plan, warnings: list) -> tuple:
     for module, why in sorted(plan.modules.items()):
         if module == "modelcloud" or module in plan.local_modules or reqs.is_stdlib(module):
             continue
+        if reqs.is_runway_alias(module):  # modelcloud's `runway`: the runtime provides it
+            continue
         dists = reqs.distributions_of(module)
         if not dists and not reqs.importable(module):
             # The kernel cannot import it either, and the code ran: its import is guarded

@@ -131,6 +131,18 @@ def module_origin(module: str) -> Optional[str]:
     return spec.origin
 
 
+def is_runway_alias(module: str) -> bool:
+    """Whether ``module`` is ``runway`` as modelcloud's alias provides it (``algolink serve`` and the
+    hub's environments provide it too: nothing to pin)."""
+    if module != "runway":
+        return False
+    from modelcloud.compat import runway_alias_dir
+
+    origin = module_origin(module)
+    alias = os.path.realpath(runway_alias_dir()) + os.sep
+    return bool(origin) and os.path.realpath(origin).startswith(alias)
+
+
 def local_module(module: str, folder: Path) -> Optional[Path]:
     """The file or package folder of ``module`` when it is the user's own code under ``folder``."""
     origin = module_origin(module)

@@ -68,6 +68,7 @@ __all__ = [
     "entrypoint_argv",
     "pip_config",
     "read_manifest",
+    "runway_note",
     "uv_settings",
 ]
 
@@ -532,6 +533,9 @@ class Builder:
                     f"The modelcloud runtime could not be installed (exit status {rc}): "
                     f"{_tail(log.tail)}"
                 )
+        note = runway_note(bundle_dir, config.build_steps)
+        if note:
+            log.line(note)
         steps = list(config.build_steps)
         for i, step in enumerate(steps, 1):
             log.header(f"Build step {i}/{len(steps)}: {step}")
@@ -872,6 +876,35 @@ def working_copy_for(bundle_dir: Path, target: Path, who: Optional[Identity]) ->
                     os.chmod(path, os.stat(path).st_mode | (0o755 if name in dirs else 0o644))
         os.chown(target, who.uid, who.gid)
         os.chmod(target, 0o755)
+
+
+#: Runway's SDK on PyPI (``runway-python``) named in a requirement or a build step.
+_RUNWAY_PYTHON = re.compile(r"(^|[\s;&|])runway[-_.]python\b", re.IGNORECASE | re.MULTILINE)
+#: A bare ``runway`` requirement: on PyPI that is another project (a deployment tool) with a
+#: ``runway`` module of its own.
+_RUNWAY_BARE = re.compile(r"^\s*runway\s*(?:[<>=!~;\[@]|$)", re.IGNORECASE | re.MULTILINE)
+
+
+def runway_note(bundle_dir: Path, steps: Any) -> Optional[str]:
+    """The build log's note when the bundle installs a package that provides ``runway`` itself
+    (Runway's SDK, or PyPI's unrelated ``runway``), which then replaces the hub's alias; else None."""
+    req = bundle_dir / "requirements.txt"
+    try:
+        text = req.read_text(errors="replace") if req.is_file() else ""
+    except OSError:
+        text = ""
+    if _RUNWAY_BARE.search(text):
+        return (
+            "Note: requirements.txt names `runway`, which on PyPI is another project (a deployment "
+            "tool) whose `runway` module replaces the one the hub provides; leave it out: the hub "
+            "provides `runway` (modelcloud's Runway API)."
+        )
+    if _RUNWAY_PYTHON.search(text + "\n" + "\n".join(str(s) for s in steps or ())):
+        return (
+            "Note: the bundle installs runway-python (Runway's own SDK): it replaces the `runway` "
+            "the hub provides (modelcloud's, with AlgoLink's checks); leave it out to use the hub's."
+        )
+    return None
 
 
 def _write_pip_shim(env: Environment, uv: str, install_flags: list[str]) -> None:

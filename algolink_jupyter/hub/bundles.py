@@ -46,6 +46,19 @@ IGNORED_SUFFIXES = (".pyc", ".pyo")
 
 CONFIG_NAME = "algolink.yml"
 ENTRY_NAME = "cloud_model.py"
+#: A model written for Runway, laid out as Runway had it: the entry file when there is no cloud_model.py
+#: (served by ``python runway_model.py``; ``runway`` is modelcloud's alias in the hub's environments).
+RUNWAY_ENTRY_NAME = "runway_model.py"
+
+
+def entry_name(folder: Path) -> Optional[str]:
+    """The bundle's entry file in ``folder``: ``cloud_model.py``, else ``runway_model.py``, else None."""
+    for name in (ENTRY_NAME, RUNWAY_ENTRY_NAME):
+        if (Path(folder) / name).is_file():
+            return name
+    return None
+
+
 _CHUNK = 1 << 16
 #: The deepest folder and the longest path a bundle may hold (well within what file systems take).
 MAX_DEPTH = 32
@@ -316,14 +329,15 @@ def bundle_root(folder: Path) -> Path:
     layouts are accepted. Anything else is a :class:`BundleError`.
     """
     folder = Path(folder)
-    if (folder / ENTRY_NAME).is_file():
+    if entry_name(folder):
         return folder
     children = [c for c in folder.iterdir() if c.name not in IGNORED_NAMES]
-    if len(children) == 1 and children[0].is_dir() and (children[0] / ENTRY_NAME).is_file():
+    if len(children) == 1 and children[0].is_dir() and entry_name(children[0]):
         return children[0]
     raise BundleError(
-        f"The bundle has no {ENTRY_NAME} at its top: put the service's {ENTRY_NAME} at the top of "
-        "the bundle folder (or in its only subfolder) and pack it again.",
+        f"The bundle has no {ENTRY_NAME} at its top: put the service's {ENTRY_NAME} (or a Runway "
+        f"model's {RUNWAY_ENTRY_NAME}) at the top of the bundle folder (or in its only subfolder) "
+        "and pack it again.",
         "no_entry",
     )
 
@@ -510,7 +524,7 @@ def read_config(bundle_dir: Path) -> BundleConfig:
     """The bundle's configuration: its ``algolink.yml`` (optional) over the defaults.
 
     Defaults: ``python`` the hub's own ``major.minor``, ``cuda`` None, ``entrypoint``
-    ``python cloud_model.py``, ``build_steps`` ``["pip install -r requirements.txt"]`` when the bundle
+    ``python cloud_model.py`` (``python runway_model.py`` for a Runway model's folder), ``build_steps`` ``["pip install -r requirements.txt"]`` when the bundle
     has a requirements.txt (else none), ``port`` None. ``python`` may be a number (``3.11``); an
     unquoted ``3.10``, which YAML reads as 3.1, is taken as "3.10" with a warning. A missing
     ``cloud_model.py``, invalid YAML or a field of the wrong type is a :class:`BundleError` that names
@@ -519,7 +533,8 @@ def read_config(bundle_dir: Path) -> BundleConfig:
     import yaml
 
     bundle_dir = Path(bundle_dir)
-    if not (bundle_dir / ENTRY_NAME).is_file():
+    entry = entry_name(bundle_dir)
+    if entry is None:
         raise BundleError(
             f"The bundle has no {ENTRY_NAME}: add the service's {ENTRY_NAME} at the top of the "
             "bundle folder."
@@ -527,6 +542,7 @@ def read_config(bundle_dir: Path) -> BundleConfig:
     has_requirements = (bundle_dir / "requirements.txt").is_file()
     config = BundleConfig(
         python=hub_python(),
+        entrypoint=f"python {entry}",
         build_steps=["pip install -r requirements.txt"] if has_requirements else [],
     )
     path = bundle_dir / CONFIG_NAME

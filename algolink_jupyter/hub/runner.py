@@ -434,6 +434,9 @@ class Runner:
                 **tmp_env(svc.tmp),
                 "ALGOLINK_PORT": str(svc.port),
                 "ALGOLINK_HOST": "127.0.0.1",
+                # A bundle that installs Runway's own runway-python reads these.
+                "RW_PORT": str(svc.port),
+                "RW_HOST": "127.0.0.1",
                 **svc.extra_env,
                 KEY_VARIABLE: svc.key,
             }

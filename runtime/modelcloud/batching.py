@@ -166,18 +166,27 @@ class CostModel:
 
 
 class _Waiting:
-    __slots__ = ("inputs", "future", "arrived", "gone")
+    __slots__ = ("inputs", "future", "arrived", "gone", "formats")
 
-    def __init__(self, inputs: dict, future: asyncio.Future, arrived: float, gone: Callable):
+    def __init__(
+        self,
+        inputs: dict,
+        future: asyncio.Future,
+        arrived: float,
+        gone: Callable,
+        formats: Optional[dict],
+    ):
         self.inputs = inputs
         self.future = future
         self.arrived = arrived
         self.gone = gone
+        self.formats = formats
 
 
 class Batcher:
     """The queue of one batched command in one server. ``run`` runs a batch on the model's thread and
-    returns its raw results (one per input); ``encode`` serializes one result off that thread."""
+    returns its raw results (one per input); ``encode(result, formats)`` serializes one result off
+    that thread."""
 
     def __init__(
         self,
@@ -200,7 +209,14 @@ class Batcher:
         self.batches = 0
         self.largest = 0
 
-    async def submit(self, inputs: dict, gone: Callable[[], bool] = lambda: False) -> Any:
+    async def submit(
+        self,
+        inputs: dict,
+        gone: Callable[[], bool] = lambda: False,
+        formats: Optional[dict] = None,
+    ) -> Any:
+        """Wait for this request's place in a batch; its encoded outputs (``formats``: the output
+        formats this client asked for)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self.last_arrival is not None:
@@ -208,7 +224,7 @@ class Batcher:
             self.gap = gap if self.gap is None else 0.8 * self.gap + 0.2 * gap
         self.last_arrival = now
         future = loop.create_future()
-        self.queue.append(_Waiting(inputs, future, now, gone))
+        self.queue.append(_Waiting(inputs, future, now, gone, formats))
         self.arrival.set()
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._dispatch())
@@ -267,7 +283,7 @@ class Batcher:
 
     async def _answer(self, waiting: _Waiting, result: Any) -> None:
         try:
-            body = await self.encode(result)
+            body = await self.encode(result, waiting.formats)
         except ModelCloudError as e:
             if not waiting.future.done():
                 waiting.future.set_exception(e)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import inspect
 import io
 import json
 import math
@@ -56,6 +57,7 @@ __all__ = [
     "text",
     "vector",
     "BaseType",
+    "MISSING",
     "DecodeContext",
     "UploadedFile",
     "from_spec",
@@ -189,14 +191,42 @@ def encode_data_uri(data: bytes, mime: str) -> str:
 
 
 class BaseType:
-    """What every data type has: a ``description`` and, optionally, a ``default``."""
+    """What every data type has: a ``description`` and, optionally, a ``default``.
+
+    A custom type subclasses it with Runway's signature, ``BaseType(data_type, description=None)``, and
+    defines ``deserialize(value)`` (may raise ``InvalidArgumentError``), ``serialize(value,
+    output_format=None)`` and, when it adds fields to the manifest, ``to_dict()``:
+
+    >>> class rgb(BaseType):
+    ...     def __init__(self, description=None, default=None):
+    ...         super().__init__('rgb', description=description)
+    ...         if default is not None:
+    ...             self.default = default
+    ...     def deserialize(self, value):
+    ...         if not (isinstance(value, str) and re.fullmatch('#[0-9a-f]{6}', value)):
+    ...             raise InvalidArgumentError(self.name, 'must be a colour like #ff8800')
+    ...         return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
+    ...     def serialize(self, value, output_format=None):
+    ...         return '#%02x%02x%02x' % tuple(value)
+    """
 
     type_name = "base"
 
-    def __init__(self, description: Optional[str] = None, default: Any = _MISSING):
+    def __init__(
+        self,
+        data_type: Optional[str] = None,
+        description: Optional[str] = None,
+        default: Any = _MISSING,
+    ):
+        if data_type is not None:
+            if not isinstance(data_type, str) or not data_type:
+                raise TypeError(f"data_type must be a type name (a string), got {data_type!r}")
+            self.type_name = data_type
         if description is not None and not isinstance(description, str):
             raise TypeError(f"description must be a string, got {type(description).__name__}")
         self.description = description
+        #: The input's, output's or option's name (the registry sets it; Runway's attribute).
+        self.name = self.type_name
         self._default = default
         if default is not _MISSING and default is not None:
             # A default that breaks the type's own rules is a bug in the model code: say so at once.
@@ -204,6 +234,28 @@ class BaseType:
                 self.check_default(default)
             except ValidationError as e:
                 raise ValueError(f"{self.type_name}: default {default!r} {e.message}") from None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A custom type written for Runway defines ``deserialize(self, value)``: give it the
+        ``ctx`` argument the registry passes, unused."""
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("deserialize")
+        if fn is not None and callable(fn) and _positional_count(fn) < 3:
+
+            def deserialize(self: Any, value: Any, ctx: Optional[DecodeContext] = None) -> Any:
+                return fn(self, value)
+
+            deserialize.__doc__ = fn.__doc__
+            cls.deserialize = deserialize  # type: ignore[method-assign]
+
+    @property
+    def type(self) -> str:
+        """The type's name in the manifest (Runway's attribute)."""
+        return self.type_name
+
+    @type.setter
+    def type(self, value: str) -> None:
+        self.type_name = value
 
     # -- defaults ------------------------------------------------------------------------------------
     @property
@@ -213,6 +265,15 @@ class BaseType:
     @property
     def default(self) -> Any:
         return None if self._default is _MISSING else self._default
+
+    @default.setter
+    def default(self, value: Any) -> None:
+        self._default = value
+
+    def implicit_default(self) -> Any:
+        """The value a setup option declared without a default gets (Runway's implicit defaults), or
+        ``MISSING`` when there is no safe one: the option must then be given."""
+        return _MISSING
 
     def check_default(self, default: Any) -> None:
         self.deserialize(default, DecodeContext(allow_paths=True))
@@ -249,6 +310,33 @@ class BaseType:
         return f"{self.type_name}({args})"
 
 
+#: What ``implicit_default`` answers when a type has no safe implicit default.
+MISSING = _MISSING
+
+
+def _positional_count(fn: Any) -> int:
+    """How many positional parameters ``fn`` takes (a large number for ``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 99
+    count = 0
+    for p in params:
+        if p.kind == p.VAR_POSITIONAL:
+            return 99
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def accepts_output_format(t: BaseType) -> bool:
+    """Whether ``t.serialize`` takes Runway's ``output_format`` argument."""
+    try:
+        return "output_format" in inspect.signature(t.serialize).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class any(BaseType):  # noqa: A001 - the contract names it ``any``
     """Any JSON value, passed through unchanged.
 
@@ -260,7 +348,7 @@ class any(BaseType):  # noqa: A001 - the contract names it ``any``
     type_name = "any"
 
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> Any:
         if isinstance(value, UploadedFile):
@@ -348,7 +436,7 @@ class text(BaseType):
             )
         self.min_length = min_length
         self.max_length = max_length
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> str:
         if not isinstance(value, str):
@@ -363,12 +451,20 @@ class text(BaseType):
             )
         return value
 
+    def implicit_default(self) -> Any:
+        return ""
+
     def serialize(self, value: Any) -> str:
         if isinstance(value, str):
-            return value
+            return str(value)
         if isinstance(value, bytes):
-            return value.decode("utf-8", errors="replace")
-        if _is_number(value) or isinstance(value, (bool, np.str_)):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise TypeError(
+                    "a text output must be a string, got bytes that are not UTF-8"
+                ) from None
+        if _is_number(value):  # a number has one faithful spelling; a boolean or an object has not
             return str(value.item() if isinstance(value, np.generic) else value)
         raise TypeError(f"a text output must be a string, got a {type(value).__name__}")
 
@@ -415,9 +511,24 @@ class number(BaseType):
         self.min = min
         self.max = max
         self.step = step
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
+
+    def check_default(self, default: Any) -> None:
+        # A default may sit off the step grid (Runway allowed it): it is then one more allowed value.
+        self._check(default, grid=False)
+
+    def implicit_default(self) -> Any:
+        # Runway's rule: min, else max, else 0 (a min of 0 counts; Runway's `or` skipped it).
+        if self.min is not None:
+            return self.min
+        return self.max if self.max is not None else 0
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> Union[int, float]:
+        return self._check(
+            value, grid=not (self.has_default and _same_number(value, self._default))
+        )
+
+    def _check(self, value: Any, grid: bool = True) -> Union[int, float]:
         _check_finite(value)
         if isinstance(value, np.generic):
             value = value.item()
@@ -425,7 +536,7 @@ class number(BaseType):
             raise ValidationError(f"must be at least {self.min}, got {value}")
         if self.max is not None and value > self.max:
             raise ValidationError(f"must be at most {self.max}, got {value}")
-        if self.step is not None:
+        if self.step is not None and grid:
             base = self.min if self.min is not None else 0
             k = (value - base) / self.step
             if not math.isfinite(k):
@@ -462,6 +573,10 @@ class number(BaseType):
         return schema
 
 
+def _same_number(a: Any, b: Any) -> bool:
+    return _is_number(a) and _is_number(b) and a == b
+
+
 def _check_length_args(type_name: str, min_length: Any, max_length: Any) -> None:
     for name, v in (("min_length", min_length), ("max_length", max_length)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
@@ -482,7 +597,10 @@ class boolean(BaseType):
     type_name = "boolean"
 
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
+
+    def implicit_default(self) -> Any:
+        return False
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> bool:
         if not isinstance(value, (bool, np.bool_)):
@@ -490,6 +608,9 @@ class boolean(BaseType):
         return bool(value)
 
     def serialize(self, value: Any) -> bool:
+        # Checked, never coerced: bool('False') is True, and a wrong answer must not leave silently.
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"a boolean output must be True or False, got {_describe(value)}")
         return bool(value)
 
     def json_schema(self) -> dict:
@@ -500,9 +621,10 @@ class boolean(BaseType):
 
 
 class category(BaseType):
-    """One of a fixed list of strings.
+    """One of a fixed list of choices: strings, or numbers (answered as the same type).
 
     >>> inputs={'style': category(choices=['sketch', 'watercolor', 'oil'], default='sketch')}
+    >>> inputs={'steps': category(choices=[10, 25, 50])}
     """
 
     type_name = "category"
@@ -515,25 +637,63 @@ class category(BaseType):
         description: Optional[str] = None,
     ):
         if not choices or not isinstance(choices, (list, tuple)):
-            raise ValueError("category: choices must be a non-empty list of strings")
-        if not builtins.all(isinstance(c, str) for c in choices):
-            raise ValueError("category: every choice must be a string")
-        if len(set(choices)) != len(choices):
+            raise ValueError("category: choices must be a non-empty list of strings or numbers")
+        for c in choices:
+            if not isinstance(c, str) and not (_is_number(c) and math.isfinite(c)):
+                raise ValueError(
+                    f"category: every choice must be a string or a finite number, got {c!r}"
+                )
+        choices = [c.item() if isinstance(c, np.generic) else c for c in choices]
+        if len({_choice_key(c) for c in choices}) != len(choices):
             raise ValueError("category: choices must not repeat")
         self.choices = list(choices)
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
-    def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> str:
-        if value not in self.choices or not isinstance(value, str):
+    def implicit_default(self) -> Any:
+        return self.choices[0]
+
+    def _find(self, value: Any) -> Any:
+        """The declared choice ``value`` names, or MISSING. A number matches a number choice of the
+        same value (5 and 5.0); text matches a string choice, else the spelling of a number choice
+        (a multipart field or a query arrives as text)."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str):
+            for c in self.choices:
+                if isinstance(c, str) and c == value:
+                    return c
+            for c in self.choices:
+                if not isinstance(c, str) and json.dumps(c) == value.strip():
+                    return c
+            return _MISSING
+        if _is_number(value):
+            for c in self.choices:
+                if not isinstance(c, str) and c == value:
+                    return c
+        return _MISSING
+
+    def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> Any:
+        found = self._find(value)
+        if found is _MISSING:
             shown = ", ".join(repr(c) for c in self.choices[:20])
             more = ", ..." if len(self.choices) > 20 else ""
             raise ValidationError(f"must be one of {shown}{more}; got {_describe(value)}")
-        return value
+        return found
 
-    def serialize(self, value: Any) -> str:
-        if value not in self.choices:
+    def serialize(self, value: Any) -> Any:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str):
+            found = next((c for c in self.choices if isinstance(c, str) and c == value), _MISSING)
+        elif _is_number(value):
+            found = next(
+                (c for c in self.choices if not isinstance(c, str) and c == value), _MISSING
+            )
+        else:
+            found = _MISSING
+        if found is _MISSING:
             raise TypeError(f"a category output must be one of {self.choices}, got {value!r}")
-        return value
+        return found
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -541,10 +701,19 @@ class category(BaseType):
         return d
 
     def json_schema(self) -> dict:
-        schema = {**super().json_schema(), "type": "string", "enum": self.choices}
+        kinds = {"string" if isinstance(c, str) else "number" for c in self.choices}
+        schema = {
+            **super().json_schema(),
+            "type": kinds.pop() if len(kinds) == 1 else ["string", "number"],
+            "enum": self.choices,
+        }
         if self.has_default:
             schema["default"] = self.default
         return schema
+
+
+def _choice_key(c: Any) -> tuple:
+    return ("s", c) if isinstance(c, str) else ("n", float(c))
 
 
 def _as_array(value: Any) -> Any:
@@ -573,8 +742,15 @@ class vector(BaseType):
         *,
         description: Optional[str] = None,
     ):
+        if isinstance(default, np.ndarray):
+            default = default.tolist()
+        if length is None and isinstance(default, (list, tuple)):
+            length = len(default)  # Runway infers the length from the default
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise ValueError(f"vector: length must be a positive integer, got {length!r}")
+            raise ValueError(
+                f"vector: length must be a positive integer (or give a default to take it from), "
+                f"got {length!r}"
+            )
         _check_finite_arg("vector", "sampling_mean", sampling_mean)
         _check_finite_arg("vector", "sampling_std", sampling_std)
         if sampling_std < 0:
@@ -582,9 +758,7 @@ class vector(BaseType):
         self.length = length
         self.sampling_mean = sampling_mean
         self.sampling_std = sampling_std
-        if isinstance(default, np.ndarray):
-            default = default.tolist()
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> np.ndarray:
         value = _as_array(value)
@@ -606,7 +780,21 @@ class vector(BaseType):
         return np.asarray(value, dtype=np.float32)
 
     def serialize(self, value: Any) -> list:
-        value = np.asarray(_as_array(value), dtype=np.float64).reshape(-1)
+        value = _as_array(value)
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "iuf":
+                raise TypeError(f"a vector output must hold numbers, got an array of {value.dtype}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                if not _is_number(v):  # "1.5" or True would be converted silently
+                    raise TypeError(
+                        f"a vector output must hold numbers, got {_describe(v)} at index {i}"
+                    )
+        else:
+            raise TypeError(
+                f"a vector output must be a list or array of numbers, got {_describe(value)}"
+            )
+        value = np.asarray(value, dtype=np.float64).reshape(-1)
         if value.shape[0] != self.length:
             raise TypeError(
                 f"a vector output must have {self.length} numbers, got {value.shape[0]}"
@@ -842,12 +1030,21 @@ class image(_SizedImage):
                     f"image: default_output_format must be PNG, JPEG or WEBP, got {default_output_format!r}"
                 )
             default_output_format = fmt
-        self.default_output_format = default_output_format
-        super().__init__(description)
+        #: As Runway: JPEG for 3 channels, PNG otherwise, when not given.
+        self.default_output_format = default_output_format or ("JPEG" if channels == 3 else "PNG")
+        super().__init__(description=description)
 
     @property
     def output_format(self) -> str:
-        return self.default_output_format or ("JPEG" if self.channels == 3 else "PNG")
+        return self.default_output_format
+
+    @staticmethod
+    def check_output_format(fmt: Any) -> str:
+        """A format a client asked for (``X-Runway-Output-Format``), normalized; ValidationError if unknown."""
+        name = str(fmt).strip().upper().replace("JPG", "JPEG")
+        if name not in _OUTPUT_FORMATS:
+            raise ValidationError(f"must be PNG, JPEG or WEBP, got {str(fmt)[:20]!r}")
+        return name
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> Image.Image:
         ctx = ctx or DecodeContext()
@@ -862,9 +1059,9 @@ class image(_SizedImage):
         self._check_size(img.size)
         return _convert(img, _CHANNEL_MODES[self.channels])
 
-    def serialize(self, value: Any) -> str:
+    def serialize(self, value: Any, output_format: Optional[str] = None) -> str:
         img = value if isinstance(value, Image.Image) else _array_to_pil(value)
-        fmt = self.output_format
+        fmt = self.check_output_format(output_format) if output_format else self.output_format
         mode = _CHANNEL_MODES[self.channels]
         if fmt == "JPEG" and mode == "RGBA":
             mode = "RGB"
@@ -966,7 +1163,7 @@ class segmentation(_SizedImage):
         self._init_size(min_width, min_height, max_width, max_height, width, height)
         self._ids = np.zeros(256, dtype=bool)
         self._ids[list(self.label_to_id.values())] = True
-        super().__init__(description)
+        super().__init__(description=description)
 
     def _palette(self) -> list:
         palette = [0] * 768
@@ -1086,7 +1283,7 @@ class image_point(BaseType):
     type_name = "image_point"
 
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> list:
         return _point(value)
@@ -1123,7 +1320,7 @@ class image_bounding_box(BaseType):
     type_name = "image_bounding_box"
 
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> list:
         if not isinstance(value, (list, tuple)) or len(value) != 4:
@@ -1200,7 +1397,7 @@ class image_landmarks(BaseType):
         self.length = length
         self.labels = labels
         self.connections = [list(p) for p in connections] if connections else connections
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> list:
         if not isinstance(value, (list, tuple)):
@@ -1265,7 +1462,7 @@ class array(BaseType):
         self.item_type = item_type
         self.min_length = min_length
         self.max_length = max_length
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def deserialize(self, value: Any, ctx: Optional[DecodeContext] = None) -> list:
         if not isinstance(value, (list, tuple)):
@@ -1283,7 +1480,11 @@ class array(BaseType):
         return out
 
     def serialize(self, value: Any) -> list:
-        value = list(_as_array(value))
+        value = _as_array(value)
+        # list("abc") would be three letters and list({...}) its keys: a string or an object is refused
+        if isinstance(value, (str, bytes, bytearray, dict)) or not hasattr(value, "__iter__"):
+            raise TypeError(f"an array output must be a list, got {_describe(value)}")
+        value = list(value)
         if len(value) < self.min_length or (
             self.max_length is not None and len(value) > self.max_length
         ):
@@ -1385,16 +1586,25 @@ class file(_PathType):
 
     type_name = "file"
 
+    def __new__(cls, *args: Any, is_directory: bool = False, **kwargs: Any) -> Any:
+        if is_directory:  # Runway's file(is_directory=True) is a directory
+            if args or kwargs.get("extension") is not None:
+                raise ValueError("file: is_directory=True takes no extension")
+            kwargs.pop("extension", None)
+            return directory(**kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         extension: Any = None,
         default: Any = _MISSING,
         *,
         description: Optional[str] = None,
+        is_directory: bool = False,
     ):
         self.extension = _normalize_extensions(extension)
         # A missing default file is not an error at import time: the hub may supply it later.
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def check_default(self, default: Any) -> None:
         if not isinstance(default, str):
@@ -1554,7 +1764,7 @@ class directory(_PathType):
     type_name = "directory"
 
     def __init__(self, default: Any = _MISSING, *, description: Optional[str] = None):
-        super().__init__(description, default)
+        super().__init__(description=description, default=default)
 
     def check_default(self, default: Any) -> None:
         if not isinstance(default, str):
@@ -1606,6 +1816,11 @@ TYPES = {
         directory,
     )
 }
+
+
+def is_builtin(t: Any) -> bool:
+    """Whether ``t`` is one of modelcloud's own types (or a subclass of one), not a custom type."""
+    return isinstance(t, tuple(TYPES.values()))
 
 
 def from_spec(value: Any) -> BaseType:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import json
 import os
 import re
 import sys
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .batching import Batching, as_batching, split_results
-from .data_types import DecodeContext, from_spec
+from .data_types import MISSING, DecodeContext, accepts_output_format, from_spec, is_builtin
 from .errors import (
     InferenceError,
     InputError,
+    MissingOptionError,
+    ModelCloudError,
     NotReady,
     SetupError,
     UnknownCommand,
@@ -35,12 +38,20 @@ STARTING, RUNNING, SETUP_FAILED = "STARTING", "RUNNING", "SETUP_FAILED"
 #: Routes of the protocol that a command may not shadow.
 RESERVED_NAMES = {"meta", "healthcheck", "setup", "openapi.json", "favicon.ico", "ws", "jobs"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+#: Input, output and option names: JSON keys and form field names, so spaces and punctuation are fine
+#: (Runway allowed them); no control characters, quotes or backslashes (they break multipart headers).
+_FIELD_RE = re.compile(r'^[^\x00-\x1f\x7f"\\]{1,100}$')
 
 META_FIELDS = ("name", "tagline", "description", "license", "performance_notes", "links", "images")
 
 
 def _type_dict(types: dict) -> list:
-    return [{"name": name, **t.to_dict()} for name, t in types.items()]
+    out = []
+    for name, t in types.items():
+        d = t.to_dict()
+        d.pop("name", None)  # a custom type's to_dict may hold its own idea of the name
+        out.append({"name": name, **d})
+    return out
 
 
 def _spec_types(kind: str, where: str, spec: Optional[dict]) -> dict:
@@ -50,14 +61,31 @@ def _spec_types(kind: str, where: str, spec: Optional[dict]) -> dict:
         raise TypeError(f"{where}: {kind} must be a dict of name -> data type, got {spec!r}")
     out = {}
     for name, t in spec.items():
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _FIELD_RE.match(name) or name != name.strip():
             raise ValueError(
-                f"{where}: {kind} name {name!r} may only hold letters, digits, '_' and '-'"
+                f"{where}: {kind} name {name!r} must be 1 to 100 characters without quotes, "
+                "backslashes, control characters or spaces at either end"
             )
         try:
             out[name] = from_spec(t)
         except TypeError as e:
             raise TypeError(f"{where}: {kind[:-1]} {name!r}: {e}") from None
+        try:
+            out[name].name = name  # Runway's attribute: a custom type's messages use it
+        except AttributeError:
+            pass
+    return out
+
+
+def _option_dicts(options: dict) -> list:
+    """The options as the manifest shows them: an option without a declared default shows the
+    implicit one it gets (Runway's manifest did the same)."""
+    out = _type_dict(options)
+    for d, t in zip(out, options.values()):
+        if "default" not in d:
+            implicit = t.implicit_default()
+            if implicit is not MISSING:
+                d["default"] = implicit
     return out
 
 
@@ -257,7 +285,7 @@ class Registry:
         return {
             "sdkVersion": __version__,
             "metadata": dict(self.metadata),
-            "options": _type_dict(self.options),
+            "options": _option_dicts(self.options),
             "commands": [c.to_dict() for c in list(self.commands.values())],
             "millisRunning": int((now - self.started_at) * 1000),
             "millisSinceLastCommand": None
@@ -275,8 +303,10 @@ class Registry:
 
     # -- setup -----------------------------------------------------------------------------------------
     def parse_options(self, raw: Optional[dict], ctx: DecodeContext) -> dict:
-        """Options checked against their types; missing ones get their default, or None. Defaults are
-        the code's own, so a default path is always allowed; ``ctx.allow_paths`` governs given values."""
+        """Options checked against their types; a missing one gets its default, else Runway's implicit
+        default (text '', number its min, max or 0, boolean False, category its first choice), else
+        MissingOptionError names it. Defaults are the code's own, so a default path is always allowed;
+        ``ctx.allow_paths`` governs given values."""
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -299,10 +329,29 @@ class Registry:
                 elif t.has_default:
                     opts[name] = t.default_value(defaults_ctx)
                 else:
-                    opts[name] = None
+                    opts[name] = self._implicit_option(name, t, defaults_ctx)
             except ValidationError as e:
                 raise InputError(f"Option {name!r} {e.message}.", field=name) from None
+            except ModelCloudError:
+                raise
+            except Exception as e:  # a custom type's deserialize refusing the value its own way
+                if is_builtin(t):
+                    raise
+                raise InputError(
+                    f"Option {name!r} is not a valid {t.type_name}: {type(e).__name__}: {e}.",
+                    field=name,
+                ) from None
         return opts
+
+    @staticmethod
+    def _implicit_option(name: str, t: Any, ctx: DecodeContext) -> Any:
+        value = t.implicit_default()
+        if value is not MISSING:
+            try:
+                return t.deserialize(value, ctx)
+            except ValidationError:
+                pass  # e.g. text(min_length=3): '' breaks its own rule
+        raise MissingOptionError(name)
 
     def run_setup(self, raw_options: Optional[dict] = None, allow_paths: bool = True) -> None:
         """Build the model. Bad options raise InputError and leave the current model in place; a setup
@@ -318,6 +367,7 @@ class Registry:
             except BaseException:
                 ctx.cleanup()
                 raise
+            before = (self.status, self.setup_error)
             self.status = STARTING
             self.setup_error = None
             try:
@@ -327,18 +377,29 @@ class Registry:
                     model = self.setup_fn(opts)
                 else:
                     model = self.setup_fn()
-            except BaseException as e:
+            except ModelCloudError as e:
+                if not 400 <= e.status < 500:
+                    raise self._setup_failed(ctx, e) from e
+                # InvalidArgumentError and the like: the options' fault; a running model stays
                 ctx.cleanup()
-                self.status = SETUP_FAILED
-                self.model = None
-                self.setup_error = f"{type(e).__name__}: {e}"
-                raise SetupError(
-                    f"Setup failed: {self.setup_error}", traceback=traceback.format_exc()
-                ) from e
+                if before[0] == RUNNING:
+                    self.status, self.setup_error = before
+                else:
+                    self.status, self.setup_error, self.model = SETUP_FAILED, e.message, None
+                raise
+            except BaseException as e:
+                raise self._setup_failed(ctx, e) from e
             self._options_ctx.cleanup()
             self._options_ctx = ctx
             self.model = model
             self.status = RUNNING
+
+    def _setup_failed(self, ctx: DecodeContext, e: BaseException) -> SetupError:
+        ctx.cleanup()
+        self.status = SETUP_FAILED
+        self.model = None
+        self.setup_error = f"{type(e).__name__}: {e}"
+        return SetupError(f"Setup failed: {self.setup_error}", traceback=traceback.format_exc())
 
     def set_model(self, model: Any) -> None:
         """Put a model built elsewhere (a notebook cell) in place."""
@@ -381,7 +442,45 @@ class Registry:
                     )
             except ValidationError as e:
                 raise InputError(f"Input {name!r} {e.message}.", field=name) from None
+            except ModelCloudError:
+                raise
+            except Exception as e:  # a custom type's deserialize refusing the value its own way
+                if is_builtin(t):
+                    raise
+                raise InputError(
+                    f"Input {name!r} is not a valid {t.type_name}: {type(e).__name__}: {e}.",
+                    field=name,
+                ) from None
         return inputs
+
+    def check_output_formats(self, cmd: Command, formats: Optional[dict]) -> dict:
+        """The output formats a client asked for (``X-Runway-Output-Format: name=PNG;...``), checked
+        before the command runs: every name an image output (or a custom type that takes a format)."""
+        checked: dict = {}
+        for name, fmt in (formats or {}).items():
+            t = cmd.outputs.get(name)
+            if t is None:
+                known = ", ".join(repr(k) for k in cmd.outputs) or "none"
+                raise InputError(
+                    f"X-Runway-Output-Format names {name!r}, which is not an output of {cmd.name!r}; "
+                    f"its outputs are: {known}.",
+                    field=name,
+                )
+            if not accepts_output_format(t):
+                raise InputError(
+                    f"X-Runway-Output-Format names {name!r}, a {t.type_name} output: only image "
+                    "outputs have a format.",
+                    field=name,
+                )
+            check = getattr(t, "check_output_format", None)
+            try:
+                checked[name] = check(fmt) if check else fmt
+            except ValidationError as e:
+                raise InputError(
+                    f"The output format for {name!r} {e.message} (X-Runway-Output-Format).",
+                    field=name,
+                ) from None
+        return checked
 
     def call(
         self,
@@ -389,18 +488,29 @@ class Registry:
         inputs: dict,
         on_event: Optional[Callable[[Optional[float], Optional[dict]], None]] = None,
         is_canceled: Optional[Callable[[], bool]] = None,
+        output_formats: Optional[dict] = None,
     ) -> dict:
-        """Run the command on checked inputs and serialize its outputs. A command that yields is
-        followed to its end: ``on_event(progress, outputs)`` is called per yield (outputs serialized,
-        or None for a progress-only yield), and the last outputs are the answer; ``is_canceled()``
-        is asked before each next step, and True closes the generator there (:class:`Canceled`)."""
+        """Run the command on checked inputs and serialize its outputs (``output_formats``: from
+        :meth:`check_output_formats`). A command that yields is followed to its end:
+        ``on_event(progress, outputs)`` is called per yield (outputs serialized, or None for a
+        progress-only yield), and the last outputs are the answer; ``is_canceled()`` is asked before
+        each next step, and True closes the generator there (:class:`Canceled`)."""
         if cmd.batch is not None:  # a batched command called alone: a batch of one
-            outputs = self.serialize_outputs(cmd, self.run_batch(cmd, [inputs])[0])
+            outputs = self.serialize_outputs(cmd, self.run_batch(cmd, [inputs])[0], output_formats)
             if on_event is not None:
                 on_event(None, outputs)
             return outputs
         try:
             result = cmd.fn(self.model, inputs)
+        except ModelCloudError as e:
+            self.last_command_at = time.time()
+            # InvalidArgumentError and the like: the client's fault, said so
+            if 400 <= e.status < 500:
+                raise
+            raise InferenceError(
+                f"Error during inference: {type(e).__name__}: {e}",
+                traceback=traceback.format_exc(),
+            ) from e
         except BaseException as e:
             self.last_command_at = time.time()
             raise InferenceError(
@@ -409,11 +519,11 @@ class Registry:
             ) from e
         if is_stream(result):
             try:
-                return self.follow(cmd, result, on_event, is_canceled)
+                return self.follow(cmd, result, on_event, is_canceled, output_formats)
             finally:
                 self.last_command_at = time.time()
         self.last_command_at = time.time()
-        outputs = self.serialize_outputs(cmd, result)
+        outputs = self.serialize_outputs(cmd, result, output_formats)
         if on_event is not None:
             on_event(None, outputs)
         return outputs
@@ -424,6 +534,7 @@ class Registry:
         steps: Any,
         on_event: Optional[Callable] = None,
         is_canceled: Optional[Callable[[], bool]] = None,
+        output_formats: Optional[dict] = None,
     ) -> dict:
         """The yields of ``steps`` (a command's iterator), checked and serialized one by one."""
         last: Optional[dict] = None
@@ -444,7 +555,9 @@ class Registry:
                         traceback=traceback.format_exc(),
                     ) from e
                 progress, values = split_yield(cmd, item)
-                outputs = None if values is None else self.serialize_outputs(cmd, values)
+                outputs = (
+                    None if values is None else self.serialize_outputs(cmd, values, output_formats)
+                )
                 if outputs is not None:
                     last = outputs
                 if on_event is not None:
@@ -479,7 +592,9 @@ class Registry:
             self.last_command_at = time.time()
         return split_results(cmd.name, cmd.outputs, result, len(batch))
 
-    def serialize_outputs(self, cmd: Command, result: Any) -> dict:
+    def serialize_outputs(
+        self, cmd: Command, result: Any, output_formats: Optional[dict] = None
+    ) -> dict:
         outputs = cmd.outputs
         if not outputs:
             return {}
@@ -499,7 +614,12 @@ class Registry:
             if name not in values:
                 raise InferenceError(f"Command {cmd.name!r} returned no value for output {name!r}.")
             try:
-                out[name] = t.serialize(values[name])
+                fmt = (output_formats or {}).get(name)
+                out[name] = (
+                    t.serialize(values[name], output_format=fmt)
+                    if fmt
+                    else t.serialize(values[name])
+                )
             except Exception as e:
                 raise InferenceError(
                     f"Command {cmd.name!r} returned an invalid {name!r}: {e}."
@@ -535,9 +655,9 @@ def _example_body(cmd: Command) -> str:
             "boolean": "true",
             "image": '"data:image/png;base64,..."',
             "file": '"data:;base64,..."',
-            "category": f'"{getattr(t, "choices", ["..."])[0]}"',
+            "category": json.dumps(getattr(t, "choices", ["..."])[0]),
         }.get(t.type_name, "...")
-        parts.append(f'"{name}": {sample}')
+        parts.append(f"{json.dumps(name)}: {sample}")
     return "{" + ", ".join(parts) + "}"
 
 

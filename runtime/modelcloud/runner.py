@@ -21,13 +21,38 @@ from .server import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_QUEUE, ModelServer, descr
 
 _TRUE = {"1", "true", "yes", "on"}
 
+#: Runway's variables, read when the ALGOLINK_* one is not set (ALGOLINK_* wins when both are).
+RUNWAY_ALIASES = {
+    "ALGOLINK_HOST": "RW_HOST",
+    "ALGOLINK_PORT": "RW_PORT",
+    "ALGOLINK_MODEL_OPTIONS": "RW_MODEL_OPTIONS",
+    "ALGOLINK_DEBUG": "RW_DEBUG",
+    "ALGOLINK_META": "RW_META",
+    "ALGOLINK_NO_SERVE": "RW_NO_SERVE",
+}
+
+
+def _env(name: str) -> Optional[str]:
+    """``name`` from the environment, else its Runway alias (``RW_PORT`` for ``ALGOLINK_PORT``)."""
+    value = os.environ.get(name)
+    if value is None and name in RUNWAY_ALIASES:
+        value = os.environ.get(RUNWAY_ALIASES[name])
+    return value
+
+
+def _which(name: str) -> str:
+    """The variable actually set, for messages."""
+    alias = RUNWAY_ALIASES.get(name)
+    return alias if name not in os.environ and alias and alias in os.environ else name
+
 
 class ConfigError(ValueError):
     """An environment variable or argument that cannot be used; the message says which and why."""
 
 
 def _env_int(name: str, value: Any, low: int, high: Optional[int] = None) -> int:
-    raw = os.environ.get(name)
+    raw = _env(name)
+    name = _which(name)
     if raw is not None and raw.strip() != "":
         try:
             value = int(raw)
@@ -39,37 +64,47 @@ def _env_int(name: str, value: Any, low: int, high: Optional[int] = None) -> int
     return value
 
 
+def _env_flag(name: str, value: bool) -> bool:
+    raw = _env(name)
+    return value if raw is None else raw.strip().lower() in _TRUE
+
+
 def resolve_settings(
-    host: str, port: int, model_options: Optional[dict], debug: bool, meta: bool
+    host: str,
+    port: int,
+    model_options: Optional[dict],
+    debug: bool,
+    meta: bool,
+    no_serve: bool = False,
 ) -> dict:
-    """Arguments, overridden by the ALGOLINK_* environment variables."""
+    """Arguments, overridden by the ALGOLINK_* environment variables (or Runway's RW_* ones)."""
     env = os.environ
-    host = env.get("ALGOLINK_HOST") or host
+    host = _env("ALGOLINK_HOST") or host
     port = _env_int("ALGOLINK_PORT", port, 0, 65535)
-    raw_options = env.get("ALGOLINK_MODEL_OPTIONS")
+    raw_options = _env("ALGOLINK_MODEL_OPTIONS")
     if raw_options:
         try:
             model_options = json.loads(raw_options)
         except ValueError as e:
             raise ConfigError(
-                f"ALGOLINK_MODEL_OPTIONS is not valid JSON ({e}): set it to an object such as "
-                '{"checkpoint": "models/model.pt"}.'
+                f"{_which('ALGOLINK_MODEL_OPTIONS')} is not valid JSON ({e}): set it to an object "
+                'such as {"checkpoint": "models/model.pt"}.'
             ) from None
     if model_options is not None and not isinstance(model_options, dict):
         raise ConfigError(
             "Model options (ALGOLINK_MODEL_OPTIONS or model_options=) must be a JSON object of "
             "option -> value."
         )
-    if "ALGOLINK_DEBUG" in env:
-        debug = env["ALGOLINK_DEBUG"].strip().lower() in _TRUE
-    if "ALGOLINK_META" in env:
-        meta = env["ALGOLINK_META"].strip().lower() in _TRUE
+    debug = _env_flag("ALGOLINK_DEBUG", debug)
+    meta = _env_flag("ALGOLINK_META", meta)
+    no_serve = _env_flag("ALGOLINK_NO_SERVE", no_serve)
     return {
         "host": host,
         "port": port,
         "model_options": model_options,
         "debug": debug,
         "meta": meta,
+        "no_serve": no_serve,
         "max_body_size": _env_int("ALGOLINK_MAX_BODY_SIZE", DEFAULT_MAX_BODY_SIZE, 1),
         "max_pixels": _env_int("ALGOLINK_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS, 1),
         "concurrency": _env_int("ALGOLINK_CONCURRENCY", 1, 1, 1024),
@@ -87,6 +122,7 @@ def run(
     model_options: Optional[dict] = None,
     debug: bool = False,
     meta: bool = False,
+    no_serve: bool = False,
     *,
     registry: Optional[Registry] = None,
 ) -> None:
@@ -100,11 +136,15 @@ def run(
     ``ALGOLINK_JOBS_TTL`` (finished async jobs kept: how many, how many seconds). ``ALGOLINK_HUB=1`` (the hub
     sets it for the services it runs) turns ``POST /setup`` off and lists in ``/openapi.json`` only
     what clients reach through the hub.
+
+    ``no_serve=True`` (or ``ALGOLINK_NO_SERVE=1``) sets the model up and returns without serving, for
+    tests that call the registry in-process. Runway's ``RW_HOST``, ``RW_PORT``, ``RW_MODEL_OPTIONS``,
+    ``RW_DEBUG``, ``RW_META`` and ``RW_NO_SERVE`` are read when the ALGOLINK_* variable is not set.
     """
     registry = registry or default_registry
     registry.served = True
     try:
-        settings = resolve_settings(host, port, model_options, debug, meta)
+        settings = resolve_settings(host, port, model_options, debug, meta, no_serve)
     except ConfigError as e:
         print(f"Error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -128,6 +168,9 @@ def run(
             print(e.traceback, file=sys.stderr)
         print(e.message, file=sys.stderr, flush=True)
         sys.exit(1)
+    if settings["no_serve"]:
+        print("Model set up; not serving (no_serve).", flush=True)
+        return
     try:
         asyncio.run(serve(registry, settings))
     except OSError as e:

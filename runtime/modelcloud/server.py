@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -28,7 +29,7 @@ import tornado.websocket
 
 from .batching import Batcher
 from .data_types import DEFAULT_MAX_PIXELS, DecodeContext, UploadedFile
-from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge
+from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge, UnsupportedEncoding
 from .jobs import DEFAULT_JOBS_KEEP, DEFAULT_JOBS_TTL, JobStore
 from .model import Registry
 from .openapi import openapi_document
@@ -164,8 +165,8 @@ class ModelServer:
                 return timed(batch)
             return await self.submit(timed, batch)
 
-        async def encode(result: Any) -> dict:
-            return await self.codec(cmd.name, 1, registry.serialize_outputs, cmd, result)
+        async def encode(result: Any, formats: Optional[dict]) -> dict:
+            return await self.codec(cmd.name, 1, registry.serialize_outputs, cmd, result, formats)
 
         batcher = Batcher(cmd.name, cmd.batch, run, encode)
         self.batchers[cmd.name] = (cmd, batcher)
@@ -233,17 +234,27 @@ class ModelServer:
         """Run ``fn`` on a worker, refusing at once when the queue is full."""
         return await self.start(fn, *args)
 
-    def start_run(self, cmd: Any, raw: Any, events: RunEvents) -> asyncio.Future:
+    def start_run(
+        self, cmd: Any, raw: Any, events: RunEvents, formats: Optional[dict] = None
+    ) -> asyncio.Future:
         """Run ``cmd`` on a worker with its events (``started``, one ``output`` per yield, then
         ``succeeded``, ``failed`` or ``canceled``) sent to ``events``."""
         return self.start(
             run_with_events,
-            lambda on_event, is_canceled: self._execute(cmd, raw, events, on_event, is_canceled),
+            lambda on_event, is_canceled: self._execute(
+                cmd, raw, events, on_event, is_canceled, formats
+            ),
             events,
         )
 
     def _execute(
-        self, cmd: Any, raw: Any, events: RunEvents, on_event: Any, is_canceled: Any
+        self,
+        cmd: Any,
+        raw: Any,
+        events: RunEvents,
+        on_event: Any,
+        is_canceled: Any,
+        formats: Optional[dict] = None,
     ) -> dict:
         """On a worker: decode the inputs, say ``started``, call and follow the command."""
         if is_canceled():
@@ -253,7 +264,7 @@ class ModelServer:
             self.registry.check_ready()
             inputs = self.registry.parse_inputs(cmd, raw, ctx)
             events.emit("started")
-            return self.registry.call(cmd, inputs, on_event, is_canceled)
+            return self.registry.call(cmd, inputs, on_event, is_canceled, formats)
         finally:
             ctx.cleanup()
 
@@ -316,7 +327,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def options(self, *args: Any) -> None:
         """The CORS preflight."""
         self.set_header(
-            "Access-Control-Allow-Headers", "Content-Type, Authorization, Accept, Prefer"
+            "Access-Control-Allow-Headers",
+            "Content-Type, Content-Encoding, Authorization, Accept, Prefer, X-Runway-Output-Format",
         )
         self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
         self.set_header("Access-Control-Expose-Headers", "Location, Preference-Applied")
@@ -384,8 +396,13 @@ class BaseHandler(tornado.web.RequestHandler):
     def body(self) -> bytes:
         return self.request.body
 
+    def check_body(self) -> None:
+        """Raise InputError for a body that could not be decoded (BodyHandler's gzip); a body Tornado
+        read whole (SmallBody: never a Content-Encoding) needs nothing."""
+
     def parse_body(self, types: dict) -> Any:
         """The request's values: a JSON object, or a multipart / urlencoded form."""
+        self.check_body()
         body = self.body
         ctype = self.request.headers.get("Content-Type", "")
         base = ctype.split(";", 1)[0].strip().lower()
@@ -456,7 +473,16 @@ class BodyHandler(BaseHandler):
         self._chunks: list = []
         self._size = 0
         self._too_large = False
+        self._bad_encoding: Optional[str] = None
+        self._inflater: Any = None
+        self._raw_size = 0
         limit = self.modelserver.max_body_size
+        encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            # Decompressed as it arrives; the limit applies to the decompressed size (a gzip bomb is a 413).
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding not in ("", "identity") and self.request.method == "POST":
+            self._bad_encoding = encoding
         if self.request.method == "POST":
             # Past our limit, the rest of the body is read and dropped (up to DRAIN_ALLOWANCE more) so
             # that the client, still sending, gets our 413 rather than a reset connection.
@@ -473,20 +499,63 @@ class BodyHandler(BaseHandler):
         self.set_header("Connection", "close")
         self.write_json(
             PayloadTooLarge(
-                f"The body is over the limit of {limit:,} bytes: send a smaller file "
+                f"The body is over the limit of {limit:,} bytes"
+                f"{' once decompressed' if self._inflater is not None else ''}: send a smaller file "
                 "or raise ALGOLINK_MAX_BODY_SIZE."
             ).to_json(),
             413,
         )
 
     def data_received(self, chunk: bytes) -> None:
-        if self._too_large:
+        if self._too_large or self._bad_encoding:
+            return
+        if self._inflater is not None:
+            self._raw_size += len(chunk)
+            self._inflate(chunk)
             return
         self._size += len(chunk)
         if self._size > self.modelserver.max_body_size:
             self._reject_too_large()
             return
         self._chunks.append(chunk)
+
+    def _inflate(self, chunk: bytes) -> None:
+        """Decompress a gzip chunk, never holding more than the limit (plus one byte) of its output."""
+        limit = self.modelserver.max_body_size
+        data = chunk
+        while data:
+            if self._inflater.eof:  # another gzip member follows (`cat a.gz b.gz` is one stream)
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out = self._inflater.decompress(data, limit - self._size + 1)
+            except zlib.error:
+                self._bad_encoding = "gzip-damaged"
+                self._chunks = []
+                return
+            self._size += len(out)
+            if self._size > limit:
+                self._reject_too_large()
+                return
+            self._chunks.append(out)
+            # Not at the end of a member: all input was used (else the output hit the cap above).
+            data = (
+                self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+            )
+
+    def check_body(self) -> None:
+        """Raise InputError for a body that could not be decoded (a Content-Encoding other than gzip,
+        damaged or truncated gzip data)."""
+        if self._bad_encoding == "gzip-damaged" or (
+            self._inflater is not None and self._raw_size and not self._inflater.eof
+        ):
+            raise InputError(
+                "The body is not valid gzip data (Content-Encoding: gzip): send the whole gzip stream."
+            )
+        if self._bad_encoding:
+            raise UnsupportedEncoding(
+                f"Content-Encoding {self._bad_encoding!r} is not supported: send the body as it is, "
+                "or gzip it (Content-Encoding: gzip)."
+            )
 
     @property
     def body(self) -> bytes:
@@ -558,16 +627,17 @@ class CommandRoute:
             cmd = registry.get_command(name)
             registry.check_ready()
             raw = self.parse_body(cmd.inputs)
+            formats = registry.check_output_formats(cmd, self.output_formats())
             if "respond-async" in self.request.headers.get("Prefer", "").lower():
-                return self._submit_job(cmd, raw)
+                return self._submit_job(cmd, raw, formats)
             if "text/event-stream" in self.request.headers.get("Accept", "").lower():
-                return await self._stream(cmd, raw)
+                return await self._stream(cmd, raw, formats)
             if cmd.batch is not None:
-                result = await self._run_batched(cmd, raw)
+                result = await self._run_batched(cmd, raw, formats)
             elif server.can_run_inline(cmd):
-                result = self._run(cmd, raw)
+                result = self._run(cmd, raw, formats)
             else:
-                result = await server.submit(self._run, cmd, raw)
+                result = await server.submit(self._run, cmd, raw, formats)
         except ModelCloudError as e:
             self.send_model_error(e)
             return
@@ -576,7 +646,7 @@ class CommandRoute:
         server.stats.record()
         self.write_json(result)
 
-    async def _run_batched(self, cmd: Any, raw: Any) -> Optional[dict]:
+    async def _run_batched(self, cmd: Any, raw: Any, formats: dict) -> Optional[dict]:
         """Decode this request's inputs (a bad one fails here, alone), then join the command's batch."""
         server = self.modelserver
         batcher = server.batcher(cmd)
@@ -589,11 +659,28 @@ class CommandRoute:
             inputs = await server.codec(cmd.name, 0, server.registry.parse_inputs, cmd, raw, ctx)
             if self._gone:
                 return None
-            return await batcher.submit(inputs, lambda: self._gone)
+            return await batcher.submit(inputs, lambda: self._gone, formats)
         finally:
             ctx.cleanup()
 
-    def _run(self, cmd: Any, raw: Any) -> Optional[dict]:
+    def output_formats(self) -> dict:
+        """``X-Runway-Output-Format: output=PNG;other=JPEG`` (Runway's header), as a dict."""
+        header = self.request.headers.get("X-Runway-Output-Format", "")
+        formats = {}
+        for item in header.split(";"):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, fmt = item.partition("=")
+            if not sep or not name.strip() or not fmt.strip():
+                raise InputError(
+                    f"X-Runway-Output-Format must be output=FORMAT pairs separated by ';', like "
+                    f"image=PNG; got {item[:40]!r}."
+                )
+            formats[name.strip()] = fmt.strip()
+        return formats
+
+    def _run(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> Optional[dict]:
         """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs.
         A command that yields is followed to its end (its last outputs are the answer), and stops
         at its next yield if the client goes away."""
@@ -605,18 +692,18 @@ class CommandRoute:
         try:
             server.registry.check_ready()
             inputs = server.registry.parse_inputs(cmd, raw, ctx)
-            return server.registry.call(cmd, inputs, None, lambda: self._gone)
+            return server.registry.call(cmd, inputs, None, lambda: self._gone, formats)
         finally:
             ctx.cleanup()
             fast = time.perf_counter() - start < FAST_SECONDS
             cmd.fast_runs = cmd.fast_runs + 1 if fast else 0
 
-    def _submit_job(self, cmd: Any, raw: Any) -> None:
+    def _submit_job(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> None:
         """``Prefer: respond-async``: 202 with the job, its URL in ``Location``."""
         server = self.modelserver
         job = server.jobs.create(cmd.name)
         try:
-            server.start_run(cmd, raw, job.events)
+            server.start_run(cmd, raw, job.events, formats)
         except ModelCloudError:
             server.jobs.remove(job.id)
             raise
@@ -627,12 +714,12 @@ class CommandRoute:
         self.set_header("Preference-Applied", "respond-async")
         self.write_json(job.to_json(prefix), 202)
 
-    async def _stream(self, cmd: Any, raw: Any) -> None:
+    async def _stream(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> None:
         """``Accept: text/event-stream``: one Server-Sent Event per yield, flushed as it happens.
         Inputs that do not pass are a plain JSON error with its status, before any event."""
         server = self.modelserver
         events = self._events = RunEvents()
-        server.start_run(cmd, raw, events)
+        server.start_run(cmd, raw, events, formats)
         kind, data = await events.next()
         if kind == "failed":
             self.send_model_error(data)
@@ -887,8 +974,8 @@ class SmallCommandHandler(CommandRoute, BaseHandler):
 
 
 class SmallBody(tornado.routing.PathMatches):
-    """Matches a POST of at most ``limit`` bytes, by Content-Length, that is not multipart (Tornado would
-    parse a whole multipart body itself before our parser does)."""
+    """Matches a POST of at most ``limit`` bytes, by Content-Length, neither multipart (Tornado would
+    parse a whole multipart body itself before our parser does) nor encoded (gzip is BodyHandler's)."""
 
     def __init__(self, path_pattern: str, limit: int):
         super().__init__(path_pattern)
@@ -897,10 +984,11 @@ class SmallBody(tornado.routing.PathMatches):
     def match(self, request: Any) -> Optional[dict]:
         if request.method != "POST":
             return None
-        length = request.headers.get("Content-Length", "")
+        headers = request.headers
+        length = headers.get("Content-Length", "")
         if not length.isdigit() or int(length) > self.limit:
             return None
-        if "multipart" in request.headers.get("Content-Type", ""):
+        if "multipart" in headers.get("Content-Type", "") or "Content-Encoding" in headers:
             return None
         return super().match(request)
 
