@@ -310,7 +310,7 @@ def test_health_and_meta_answer_while_a_command_runs(server):
     start = time.monotonic()
     assert s.get(server.url + "/healthcheck", timeout=5).json()["status"] == "RUNNING"
     assert s.get(server.url + "/meta", timeout=5).status_code == 200
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 1.0  # while the 1.5 s run goes on
     t.join()
     assert done["r"].status_code == 200
 
@@ -570,9 +570,14 @@ if __name__ == '__main__':
 
 def test_fast_commands_run_on_the_loop_and_slow_ones_go_back_to_the_worker(model_server):
     s = model_server(ADAPTIVE)
-    threads = [s.post("/work", json={"seconds": 0}).json()["thread"] for _ in range(30)]
+    threads = []
+    for _ in range(300):  # on a busy machine a no-op run can take over 2 ms and restart the streak
+        threads.append(s.post("/work", json={"seconds": 0}).json()["thread"])
+        if threads[-1] == "MainThread":
+            break
     assert threads[0].startswith("modelcloud")  # first runs on the worker thread
     assert threads[-1] == "MainThread"  # once proven fast, on the I/O loop
+    assert len(threads) > 16  # and only after 16 fast runs in a row
     assert s.post("/work", json={"seconds": 0.3}).json()["thread"] == "MainThread"  # not known yet
     # That one slow run sends the command back to the worker: /healthcheck answers during the next.
     result = {}
@@ -583,7 +588,7 @@ def test_fast_commands_run_on_the_loop_and_slow_ones_go_back_to_the_worker(model
     time.sleep(0.3)
     start = time.monotonic()
     assert requests.get(s.url + "/healthcheck", timeout=5).json()["status"] == "RUNNING"
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 1.0  # while the 1.5 s run goes on
     t.join()
     assert result["r"].json()["thread"].startswith("modelcloud")
 
