@@ -168,6 +168,19 @@ def _legend(t: dict) -> str:
     return " ".join(items)
 
 
+def _image_layout(height: str, **kw: Any) -> widgets.Layout:
+    """An image at most ``height`` high, its aspect kept, never stretched to the cell's width."""
+    return widgets.Layout(
+        width="auto",
+        height="auto",
+        max_width="100%",
+        max_height=height,
+        object_fit="contain",
+        align_self="flex-start",
+        **kw,
+    )
+
+
 def _data_uri_bytes(uri: str) -> tuple:
     """``(bytes, image format)`` of an image data URI, as ``widgets.Image`` wants them."""
     data, mime = decode_base64(uri)
@@ -336,7 +349,7 @@ def _editor(name: str, t: dict) -> _Editor:
         if kind in _IMAGE_TYPES:
             accept = "image/*"
             preview: widgets.Widget = widgets.Image(
-                format="png", layout=widgets.Layout(max_width="320px", display="none")
+                format="png", layout=_image_layout("160px", display="none")
             )
         else:
             accept = ",".join(t.get("extension") or []) if kind == "file" else _ARCHIVES
@@ -394,7 +407,7 @@ def _output_widget(t: dict, value: Any) -> widgets.Widget:
     if kind in _IMAGE_TYPES and isinstance(value, str):
         try:
             data, fmt = _data_uri_bytes(value)
-            return widgets.Image(value=data, format=fmt, layout=widgets.Layout(max_width="480px"))
+            return widgets.Image(value=data, format=fmt, layout=_image_layout("320px"))
         except ModelCloudError:
             pass  # not a data URI after all: show it as JSON below
     if kind in _SCALAR_OUTPUTS:
