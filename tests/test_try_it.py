@@ -270,3 +270,16 @@ def test_hints_in_chinese(hub):
     )
     assert "0 至 2 · 步长 0.25 · 默认值：1" in r.text
     assert "宽 至多 64 像素" in r.text and "示例 1" in r.text
+
+
+def test_a_deleted_service_takes_its_links_with_it(hub, tmp_path):
+    s = anonymous(hub)
+    link = try_it(s, hub, "pub").headers["X-AlgoLink-Result"]
+    assert requests.get(hub.url + link, timeout=30).status_code == 200
+    r = hub.api("DELETE", "/api/v1/projects/demo/services/pub")
+    assert r.status_code in (200, 204), r.text
+    assert requests.get(hub.url + link, timeout=30).status_code == 404
+    # A new public service of the same name (maybe under the same row id) does not inherit them.
+    r = hub.register("demo", "g", "pub", make_bundle(tmp_path / "again"), public="true")
+    assert r.status_code == 201, r.text
+    assert requests.get(hub.url + link, timeout=30).status_code == 404

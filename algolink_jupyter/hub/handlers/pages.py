@@ -657,6 +657,7 @@ class TryAction(PageHandler):
             result_id = self.hub.results.keep(
                 {
                     "service_id": service.id,
+                    "service_created": service.created.isoformat() if service.created else "",
                     "project": service.project.name,
                     "service": service.name,
                     "command": command,
@@ -814,6 +815,8 @@ class ResultPage(PageHandler):
             or not service.public
             or service.project.name != record.get("project")
             or service.name != record.get("service")
+            or (service.created.isoformat() if service.created else "")
+            != record.get("service_created")  # a service made anew under a reused id: not it
         ):
             raise web.HTTPError(404)
         types = record.get("types") or {}
