@@ -133,8 +133,18 @@ def served_bundle(entry: Path, timeout: float = 120) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     keep_log = True
     try:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        said = False
         while True:
+            if not said and time.monotonic() - started > 2:  # a slow setup: say what is happening
+                print(
+                    f"algolink: starting the bundle {entry.parent} on {url} (its setup runs "
+                    "first; it is stopped after the call)...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                said = True
             code = process.poll()
             if code is not None:
                 raise CLIError(
