@@ -174,6 +174,15 @@ class Client:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             what = "the model server" if self.direct else "the hub"
+            if body is not None and isinstance(reason, (BrokenPipeError, ConnectionResetError)):
+                # Answered before the body was all sent: most often a 413 for a body over its limit.
+                limit = "ALGOLINK_MAX_BODY_SIZE" if self.direct else "64 MiB through /serve"
+                raise PredictError(
+                    None,
+                    f"{what.capitalize()} at {self.url} closed the connection while the request "
+                    f"was being sent ({reason}): the body may be over its size limit ({limit}); "
+                    "send smaller inputs.",
+                ) from None
             raise PredictError(None, f"Cannot reach {what} at {self.url} ({reason}).") from None
 
 
