@@ -165,8 +165,8 @@ def served_bundle(entry: Path, timeout: float = 120) -> Iterator[str]:
                     f"--start-timeout, or see {log}."
                 )
             time.sleep(0.1)
+        keep_log = False  # it started: its log is named nowhere, so it goes with it
         yield url
-        keep_log = False
     finally:
         if process.poll() is None:
             process.terminate()

@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-#: The examples offered per command, and the largest example file embedded in the page.
+#: The examples offered per command, the largest example file embedded in the page, and the most
+#: bytes of examples one command's form carries.
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_BYTES = 512 << 10
+MAX_EXAMPLES_BYTES = 1 << 20
 
 _IMAGES = ("image", "segmentation")
 _JSON_KINDS = ("vector", "array", "image_point", "image_bounding_box", "image_landmarks", "any")
@@ -143,22 +145,25 @@ def field(command: str, spec: dict, t: Callable) -> dict:
 
 def recorded_examples(bundle_dir: Path, command: str) -> list:
     """The inputs of the examples recorded for ``command`` in the bundle (at most MAX_EXAMPLES, each
-    file at most MAX_EXAMPLE_BYTES), oldest first."""
+    file at most MAX_EXAMPLE_BYTES, MAX_EXAMPLES_BYTES in all), oldest first."""
     folder = Path(bundle_dir) / "examples" / command
     try:
         files = sorted(p for p in folder.iterdir() if p.suffix == ".json" and p.is_file())
     except OSError:
         return []
     found = []
+    total = 0
     for path in files:
         try:
-            if path.stat().st_size > MAX_EXAMPLE_BYTES:
+            size = path.stat().st_size
+            if size > MAX_EXAMPLE_BYTES or total + size > MAX_EXAMPLES_BYTES:
                 continue
             inputs = json.loads(path.read_text(encoding="utf-8")).get("inputs")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(inputs, dict):
             found.append(inputs)
+            total += size
         if len(found) == MAX_EXAMPLES:
             break
     return found
