@@ -129,7 +129,7 @@ def test_the_notebook_test_form_shows_hints_examples_and_previews(lab, browser, 
     form.wait_for(state="visible", timeout=180_000)
 
     text = form.inner_text()
-    assert "0 to 2, step 0.25" in text  # strength
+    assert "0 to 2, step 0.25, default 1" in text  # strength
     assert "at most 12 characters" in text  # label
     assert "at most 64 pixels wide" in text and "at most 64 pixels high" in text  # photo
 
@@ -139,7 +139,9 @@ def test_the_notebook_test_form_shows_hints_examples_and_previews(lab, browser, 
     page.wait_for_function(
         "e => e.textContent.trim() === '1.75'", arg=slider.element_handle(), timeout=30_000
     )
-    assert form.locator("textarea").first.input_value() == "sunny"
+    page.wait_for_function(
+        "e => e.value === 'sunny'", arg=form.locator("textarea").first.element_handle()
+    )
     preview = form.locator("img.jupyter-widgets").first
     page.wait_for_function("e => e.naturalWidth === 48", arg=preview.element_handle())
     page.screenshot(path=str(artifacts / "notebook-form-example.png"), full_page=True)

@@ -498,6 +498,9 @@ class CommandForm(widgets.VBox):
     def _input_row(name: str, editor: _Editor) -> widgets.Widget:
         t = editor.type
         hint = _hint(t)
+        if t.get("default") is not None and t.get("type") not in _UPLOAD_TYPES:
+            shown = t["default"] if isinstance(t["default"], str) else json.dumps(t["default"])
+            hint = f"{hint}, default {shown}" if hint else f"default {shown}"
         label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
         if hint:
             label += f' <span style="color: #666">{_esc(hint)}</span>'
