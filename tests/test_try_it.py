@@ -165,6 +165,21 @@ def test_the_try_it_form_in_the_browser(hub, browser, tmp_path):
     assert page.inner_text('#result-inputs dd[data-name="strength"]') == "1.75"
     assert page.evaluate("window.pwned") is None
     page.screenshot(path=str(artifacts / "try-it-shared-result-zh.png"), full_page=True)
+
+    # The one who made the link can delete it from the form.
+    page.goto(hub.url + "/projects/demo/services/pub")
+    form = page.locator("form.try-form")
+    form.locator(".try-example").first.click()
+    form.locator(".try-share-box").check()
+    form.locator("button[type=submit]").click()
+    second = form.locator(".try-share-link a")
+    second.wait_for()
+    gone = second.get_attribute("href")
+    assert requests.get(hub.url + gone, timeout=30).status_code == 200
+    form.locator(".try-share-delete").click()
+    form.get_by_text("链接已删除").wait_for()
+    assert requests.get(hub.url + gone, timeout=30).status_code == 404
+    assert requests.get(hub.url + url, timeout=30).status_code == 200  # the other one stays
     other.close()
 
 
@@ -206,7 +221,7 @@ def test_shared_results_attacked_through_the_hub(hub):
     assert r.status_code == 200 and "X-AlgoLink-Result" not in r.headers
     assert results_kept(hub) == before
     # Asked: an unguessable link, served to anyone, not indexed, its address never sent on.
-    r = try_it(s, hub, "pub", label="<b>x</b>")
+    r = r_shared = try_it(s, hub, "pub", label="<b>x</b>")
     link = r.headers["X-AlgoLink-Result"]
     assert len(results_kept(hub)) == len(before) + 1
     page = requests.get(hub.url + link, timeout=30)
@@ -243,10 +258,23 @@ def test_shared_results_attacked_through_the_hub(hub):
         hub.api("PATCH", "/api/v1/projects/demo/services/pub", json={"public": True})
     assert requests.get(hub.url + link, timeout=30).status_code == 200
 
+    # Only the delete key that came with the link deletes it (and the page's XSRF token is needed).
+    key = r_shared.headers["X-AlgoLink-Result-Delete-Key"]
+    headers = {"X-XSRFToken": s.cookies["_xsrf"]}
+    for wrong in ("", key[:-1], "x" * len(key)):
+        r = s.post(hub.url + link + "/delete", data={"key": wrong}, headers=headers, timeout=30)
+        assert r.status_code == 404
+    r = requests.post(hub.url + link + "/delete", data={"key": key}, timeout=30)
+    assert r.status_code == 403  # no XSRF token: not from the page
+    assert requests.get(hub.url + link, timeout=30).status_code == 200
+    r = s.post(hub.url + link + "/delete", data={"key": key}, headers=headers, timeout=30)
+    assert r.status_code == 204
+    assert requests.get(hub.url + link, timeout=30).status_code == 404
+
 
 def test_the_result_store_is_bounded_and_expires(tmp_path):
     store = ResultStore(tmp_path / "results", days=1, budget=10_000)
-    ids = [store.keep({"outputs": {"x": "y" * 3000}}) for _ in range(5)]
+    ids = [store.keep({"outputs": {"x": "y" * 3000}})[0] for _ in range(5)]
     assert all(ids)
     sizes = sum(p.stat().st_size for p in (tmp_path / "results").glob("*.json"))
     assert sizes <= 10_000
@@ -257,7 +285,7 @@ def test_the_result_store_is_bounded_and_expires(tmp_path):
     for bad in ("../x", "", "A" * 23, "A" * 25, "A" * 23 + "/"):
         assert store.get(bad) is None
     short = ResultStore(tmp_path / "short", days=1 / 86400)  # one second
-    kept = short.keep({"outputs": {}})
+    kept, _key = short.keep({"outputs": {}})
     assert short.get(kept) is not None
     time.sleep(1.1)
     assert short.get(kept) is None and not list((tmp_path / "short").glob("*.json"))

@@ -13,6 +13,8 @@ public, so that a service made private takes its shared results with it.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -72,15 +74,23 @@ class ResultStore:
     def path(self, result_id: str) -> Optional[Path]:
         return self.folder / f"{result_id}.json" if ID_RE.match(result_id or "") else None
 
-    def keep(self, record: dict) -> Optional[str]:
+    def keep(self, record: dict) -> Optional[tuple]:
         """Store ``record`` (service_id, project, service, command, version, inputs, outputs, types)
-        and return its id; None when sharing is off or the result is too large to keep."""
+        and return ``(id, delete key)``: the key (kept only as its hash) deletes it before it expires.
+        None when sharing is off or the result is too large to keep."""
         if not self.enabled:
             return None
         now = time.time()
         result_id = secrets.token_urlsafe(18)
+        key = secrets.token_urlsafe(18)
         text = json.dumps(
-            {**record, "id": result_id, "created": now, "expires": now + self.ttl},
+            {
+                **record,
+                "id": result_id,
+                "created": now,
+                "expires": now + self.ttl,
+                "delete_hash": _digest(key),
+            },
             ensure_ascii=False,
         ).encode("utf-8")
         if len(text) > min(MAX_RESULT, self.budget):
@@ -93,7 +103,19 @@ class ResultStore:
         with open(tmp, "wb") as f:
             f.write(text)
         os.replace(tmp, path)
-        return result_id
+        return result_id, key
+
+    def delete(self, result_id: str, key: str) -> bool:
+        """Remove a result given its delete key; False when there is none or the key is wrong."""
+        record = self.get(result_id)
+        if record is None or not hmac.compare_digest(
+            str(record.get("delete_hash") or ""), _digest(key or "")
+        ):
+            return False
+        path = self.path(result_id)
+        assert path is not None
+        path.unlink(missing_ok=True)
+        return True
 
     def get(self, result_id: str) -> Optional[dict]:
         """The record, or None when there is none (or it expired: then it is removed)."""
@@ -132,6 +154,10 @@ class ResultStore:
             _m, size, p = kept.pop(0)
             p.unlink(missing_ok=True)
             total -= size
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", errors="replace")).hexdigest()
 
 
 _IMAGE_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp|bmp);base64,[A-Za-z0-9+/=\s]*", re.I)

@@ -557,7 +557,10 @@ class ServicePage(PageHandler):
             share_days=f"{self.hub.results.ttl / 86400:g}" if self.hub.results.enabled else "",
             try_labels={
                 k: self.t("try_" + k)
-                for k in ("share_link", "share_not_kept", "copy", "copied", "download", "bytes")
+                for k in (
+                    *("share_link", "share_not_kept", "share_delete", "share_deleted"),
+                    *("copy", "copied", "download", "bytes"),
+                )
             },
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
             log_number=log_version.number if log_version is not None else None,
@@ -628,7 +631,8 @@ class TryAction(PageHandler):
 
     def share(self, service: orm.Service, command: str, content_type: str, body: bytes) -> None:
         """Keep the answer behind a shareable link: a public service's only, when asked. The link
-        goes back in ``X-AlgoLink-Result`` (``X-AlgoLink-Result-Kept: no`` when it was not kept)."""
+        goes back in ``X-AlgoLink-Result`` (``X-AlgoLink-Result-Kept: no`` when it was not kept),
+        and the key that deletes it in ``X-AlgoLink-Result-Delete-Key`` (for the one who asked)."""
         if not service.public or service.dev_url or not self.hub.results.enabled:
             return
         try:
@@ -645,7 +649,7 @@ class TryAction(PageHandler):
             ),
             {},
         )
-        result_id = None
+        kept = None
         kinds = {i["name"]: i.get("type") for i in spec.get("inputs") or [] if "name" in i}
         for name, value in (inputs or {}).items():  # form fields read as the service reads them
             if isinstance(value, str) and kinds.get(name) not in TEXT_FIELDS:
@@ -654,7 +658,7 @@ class TryAction(PageHandler):
                 except ValueError:
                     pass
         if isinstance(outputs, dict) and inputs is not None:
-            result_id = self.hub.results.keep(
+            kept = self.hub.results.keep(
                 {
                     "service_id": service.id,
                     "service_created": service.created.isoformat() if service.created else "",
@@ -672,8 +676,9 @@ class TryAction(PageHandler):
                     },
                 }
             )
-        if result_id:
-            self.set_header("X-AlgoLink-Result", f"/results/{result_id}")
+        if kept:
+            self.set_header("X-AlgoLink-Result", f"/results/{kept[0]}")
+            self.set_header("X-AlgoLink-Result-Delete-Key", kept[1])
         else:
             self.set_header("X-AlgoLink-Result-Kept", "no")
 
@@ -841,6 +846,20 @@ class ResultPage(PageHandler):
         )
 
 
+class ResultDelete(PageHandler):
+    """Deletes a shared result before it expires, for whoever holds its delete key (the person who
+    made the link: the try-it form got it with the link). 404 for an unknown id or a wrong key."""
+
+    needs_user = False
+    audited = False
+
+    def post(self, result_id: str) -> None:
+        if not self.hub.results.delete(result_id, self.get_body_argument("key", "")):
+            raise web.HTTPError(404)
+        self.set_status(204)
+        self.finish()
+
+
 page_handlers = [
     (r"/login", LoginPage),
     (r"/logout", LogoutPage),
@@ -856,6 +875,7 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/docs", DocsPage),
     (r"/projects/([^/]+)/services/([^/]+)/openapi.json", DocsSpec),
     (r"/results/([^/]+)", ResultPage),
+    (r"/results/([^/]+)/delete", ResultDelete),
 ]
 
 __all__ = ["app_settings", "page_handlers", "render_markdown"]

@@ -127,7 +127,7 @@
     el.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
     return el;
   }
-  function shareLink(out, path, labels) {
+  function shareLink(out, path, key, form, labels) {
     var row = document.createElement("div");
     row.className = "try-share-link";
     var label = document.createElement("strong");
@@ -142,10 +142,27 @@
     copy.addEventListener("click", function () {
       if (navigator.clipboard) navigator.clipboard.writeText(link.href).then(function () { copy.textContent = labels.copied; });
     });
+    // Only this page holds the delete key: the one who made the link can take it back.
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small danger try-share-delete";
+    remove.textContent = labels.share_delete;
+    remove.addEventListener("click", function () {
+      var body = new URLSearchParams();
+      body.set("key", key || "");
+      fetch(path + "/delete", {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "X-XSRFToken": form.dataset.xsrf },
+      }).then(function (r) {
+        if (r.ok) row.textContent = labels.share_deleted;
+      });
+    });
     row.appendChild(label);
     row.appendChild(link);
     row.appendChild(document.createTextNode(" "));
     row.appendChild(copy);
+    row.appendChild(document.createTextNode(" "));
+    row.appendChild(remove);
     out.appendChild(row);
   }
   document.addEventListener("submit", function (e) {
@@ -185,7 +202,7 @@
         out.appendChild(row);
       });
       var link = got.r.headers.get("X-AlgoLink-Result");
-      if (link) shareLink(out, link, labels);
+      if (link) shareLink(out, link, got.r.headers.get("X-AlgoLink-Result-Delete-Key"), form, labels);
       else if (got.r.ok && got.r.headers.get("X-AlgoLink-Result-Kept") === "no") {
         var note = document.createElement("p");
         note.className = "hint";
