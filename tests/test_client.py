@@ -187,7 +187,11 @@ def algolink(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
     return subprocess.run(
         [sys.executable, "-m", "algolink_jupyter.cli", *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")]),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=60,
