@@ -187,7 +187,11 @@ def algolink(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
     return subprocess.run(
         [sys.executable, "-m", "algolink_jupyter.cli", *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")]),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -225,6 +229,58 @@ def test_algolink_predict_with_a_file_input_and_an_image_output(server, tmp_path
     assert "Input 'k' must be at most 10, got 12" in r.stderr
 
 
+def test_a_large_file_goes_as_multipart_streamed_from_disk(model_server, tmp_path):
+    # The server takes 3.5 MB bodies: a 3 MB file fits as bytes, not as base64 in JSON (4 MB).
+    server = model_server(MODEL, env={"ALGOLINK_MAX_BODY_SIZE": "3500000"})
+    big = tmp_path / "big.bin"
+    content = os.urandom(3_000_000)
+    big.write_bytes(content)
+    client = Client(url=server.url)
+    assert client.run("size", doc=big) == {"size": 3_000_000, "copy": content}
+    with big.open("rb") as f:  # an open file streams too, from where it stands
+        f.seek(1_000_000)
+        assert client.run("size", doc=f)["size"] == 2_000_000
+    # Below the threshold the same file is base64 in JSON, and over this server's limit.
+    with pytest.raises(PredictError) as e:
+        Client(url=server.url, multipart_threshold=10_000_000).run("size", doc=big)
+    # (a 413, or the connection closed on the rest of the body: the client was still sending)
+    assert e.value.status == 413 or "may be over its size limit" in e.value.message
+    # Other inputs travel as form fields beside the file part, read as their types want them.
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (600, 600), (0, 0, 255)).save(photo, format="BMP")
+    assert photo.stat().st_size > 1000
+    got = Client(url=server.url, multipart_threshold=1000).run("invert", photo=photo)["photo"]
+    assert got.getpixel((5, 5)) == (255, 255, 0)
+
+
+def test_algolink_predict_starts_a_local_bundle_folder(tmp_path):
+    bundle = make_bundle(tmp_path / "types")
+    (bundle / "cloud_model.py").write_text(textwrap.dedent(MODEL))
+    Image.new("RGB", (3, 3), (0, 0, 255)).save(tmp_path / "x.png")
+    (tmp_path / "big.bin").write_bytes(b"7" * 1_500_000)  # over the multipart threshold
+    r = algolink(*("predict", "./types", "invert", "-i", "photo=@x.png", "-o", "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    written = json.loads(r.stdout)["photo"]
+    assert Image.open(tmp_path / written).getpixel((1, 1)) == (255, 255, 0)
+    r = algolink("predict", "types/cloud_model.py", "size", "-i", "doc=@big.bin", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["size"] == 1_500_000
+    assert (tmp_path / out["copy"]).read_bytes() == b"7" * 1_500_000
+
+    # A bundle that fails to start: one sentence with its last line and where its log is.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cloud_model.py").write_text("raise RuntimeError('weights.bin is missing')\n")
+    r = algolink("predict", "broken", "run", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout
+    last = r.stderr.strip().splitlines()[-1]  # (after "starting..." when it took a while)
+    assert "did not start" in last and "weights.bin is missing" in last and ".log" in last
+    (tmp_path / "empty").mkdir()
+    r = algolink("predict", "empty", "run", cwd=tmp_path)
+    assert r.returncode == 2 and "without a cloud_model.py" in r.stderr
+
+
 def test_calls_through_a_real_hub(tmp_path):
     hub = Hub(tmp_path / "hub").start()
     try:
@@ -253,6 +309,12 @@ def test_calls_through_a_real_hub(tmp_path):
         assert isinstance(got, Image.Image) and got.getpixel((0, 0)) == (245, 235, 225)
         out = client.run("demo/types", "mix", name="x", k=1, color="red", v=[1, 2, 3], xs=[2.5])
         assert out["v2"].tolist() == [2, 4, 6] and out["total"] == 2.5
+        big = tmp_path / "big.bin"  # over the threshold: multipart, relayed by /serve as it came
+        big.write_bytes(os.urandom(1_200_000))
+        assert client.run("demo/types", "size", doc=big) == {
+            "size": 1_200_000,
+            "copy": big.read_bytes(),
+        }
         with pytest.raises(PredictError) as e:
             Client(hub.url, "").run("demo/echo", "echo", text="hi")
         assert e.value.status == 401

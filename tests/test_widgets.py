@@ -545,6 +545,35 @@ def test_save_as_example_records_what_ran(registry: Registry, tmp_path: Path) ->
     ]
 
 
+def test_recorded_examples_fill_the_form_in_one_click(registry: Registry, tmp_path: Path) -> None:
+    where = tmp_path / "examples"
+    first = for_command(registry, "everything", examples_dir=where)
+    assert first.examples_box.children == ()  # none recorded yet: no buttons
+    fill_everything(first)
+    first.run_button.click()
+    first.save_button.click()
+    assert [b.description for b in first.example_buttons] == ["Example 1"]  # offered at once
+    (recorded,) = examples.load("everything", where)
+
+    form = for_command(registry, "everything", examples_dir=where)
+    assert [b.description for b in form.example_buttons] == ["Example 1"]
+    form.input_widgets["k"].value = 7
+    form.input_widgets["name"].value = "Bo"
+    form.example_buttons[0].click()
+    # Every input is back as recorded, files and images included (previewed as if chosen).
+    assert form.wire_inputs() == recorded["inputs"]
+    assert form.previews["photo"].layout.display == "" and form.previews["photo"].value
+    assert "bytes" in form.previews["weights"].value
+    form.run_button.click()
+    assert form.error.value == "", form.error_message
+    assert form.last_outputs == recorded["outputs"]
+    # A file chosen afterwards wins over the example's.
+    upload(form.input_widgets["photo"], "b.png", png((6, 2), 128, mode="L"), "image/png")
+    assert form.wire_inputs()["photo"] != recorded["inputs"]["photo"]
+    form.run_button.click()
+    assert form.last_outputs["summary"]["photo"] == ["L", 6, 2]
+
+
 def test_a_failing_save_shows_its_error(registry: Registry, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the examples folder should be")

@@ -11,7 +11,10 @@ types and its outputs decoded the same way.
 >>> job.wait()
 
 Only the standard library is needed to send JSON values and files; Pillow and numpy are imported when
-an image is given as a ``PIL.Image`` or an array, or when outputs are decoded into them.
+an image is given as a ``PIL.Image`` or an array, or when outputs are decoded into them. A file input
+given as a path (or an open file) larger than ``multipart_threshold`` bytes makes the request a
+``multipart/form-data`` body whose file parts are read from disk as they are sent (no base64, never the
+whole file in memory); smaller ones travel inside JSON as data URIs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +41,13 @@ from .core import DEFAULT_URL, hub_settings
 #: Types whose values travel as a file's content (a data URI), not as plain JSON.
 FILE_TYPES = frozenset({"image", "segmentation", "file", "directory"})
 _DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),", re.IGNORECASE)
+#: File inputs larger than this (bytes) go as streamed multipart parts instead of base64 in JSON.
+MULTIPART_THRESHOLD = 1 << 20
+#: Types whose value a multipart part carries as a file (``directory`` stays a data URI: it is zipped).
+_PART_TYPES = frozenset({"image", "segmentation", "file"})
+#: Types whose multipart fields the server takes as text as they are (others are read as JSON).
+_TEXT_FIELD_TYPES = frozenset({"text", "category", "image", "segmentation", "file", "directory"})
+_CHUNK = 256 * 1024
 
 
 class PredictError(CLIError):
@@ -148,6 +159,7 @@ class Client:
         *,
         url: Optional[str] = None,
         timeout: Optional[float] = 300,
+        multipart_threshold: int = MULTIPART_THRESHOLD,
     ) -> None:
         if url and hub_url:
             raise ValueError("give hub_url (a hub) or url (a model server), not both")
@@ -162,6 +174,7 @@ class Client:
             self.url = (hub_url or found_url or DEFAULT_URL).rstrip("/")
             self.token = token if token is not None else found_token
         self.timeout = timeout
+        self.multipart_threshold = multipart_threshold
         self._specs: dict = {}
 
     # --- the public calls ------------------------------------------------------------------------
@@ -175,7 +188,12 @@ class Client:
     def run_raw(self, *names: str, **inputs: Any) -> dict:
         """Like :meth:`run`, with the outputs as the server sent them (JSON; files as data URIs)."""
         base, command = self._target(names)
-        body = encode_inputs(self.spec(*names), inputs)
+        spec = self.spec(*names)
+        streamed = large_files(spec, inputs, self.multipart_threshold)
+        if streamed:
+            form = MultipartBody(spec, inputs, streamed)
+            return self._request("POST", f"{base}/{command}", form, form.content_type)
+        body = encode_inputs(spec, inputs)
         return self._request("POST", f"{base}/{command}", json.dumps(body).encode())
 
     def stream(self, *names: str, **inputs: Any) -> Iterator[StreamEvent]:
@@ -280,23 +298,36 @@ class Client:
         command = names[-1]
         return self._base(names[0] if not self.direct else None), urllib.parse.quote(command)
 
-    def _request(self, method: str, path: str, body: Optional[bytes] = None) -> Any:
-        return self.request(method, path, body)
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        with self._open(method, path, body, content_type=content_type) as response:
+            return json.loads(response.read() or b"null")
 
     def request(self, method: str, path: str, body: Optional[bytes] = None) -> Any:
         """``method path`` on the server (a path under its URL), the JSON answer; a
         :class:`PredictError` with the server's sentence when it is not a success."""
-        with self._open(method, path, body) as response:
-            return json.loads(response.read() or b"null")
+        return self._request(method, path, body)
 
     def _open(
-        self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict] = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Optional[dict] = None,
+        content_type: str = "application/json",
     ) -> Any:
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if self.token:
             request.add_header("Authorization", f"token {self.token}")
         if body is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header("Content-Type", content_type)
+        if isinstance(body, MultipartBody):  # an iterable: its length is known, no chunked upload
+            request.add_header("Content-Length", str(body.length))
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
@@ -314,6 +345,15 @@ class Client:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             what = "the model server" if self.direct else "the hub"
+            if body is not None and isinstance(reason, (BrokenPipeError, ConnectionResetError)):
+                # Answered before the body was all sent: most often a 413 for a body over its limit.
+                limit = "ALGOLINK_MAX_BODY_SIZE" if self.direct else "64 MiB through /serve"
+                raise PredictError(
+                    None,
+                    f"{what.capitalize()} at {self.url} closed the connection while the request "
+                    f"was being sent ({reason}): the body may be over its size limit ({limit}); "
+                    "send smaller inputs.",
+                ) from None
             raise PredictError(None, f"Cannot reach {what} at {self.url} ({reason}).") from None
 
 
@@ -502,6 +542,124 @@ def _directory_uri(value: Any) -> str:
         return _uri(buf.getvalue(), "application/zip")
     data, _name = _read(value)  # a .zip or .tar.gz of the directory
     return _uri(data, "application/octet-stream")
+
+
+# --- large files: multipart/form-data streamed from disk -------------------------------------------
+
+
+def _file_size(value: Any) -> Optional[int]:
+    """The size of a path or an open file on disk, or None for anything else (bytes, images...)."""
+    if isinstance(value, (str, os.PathLike)) and not _is_data_uri(value):
+        path = os.path.expanduser(os.fspath(value))
+        return os.path.getsize(path) if os.path.isfile(path) else None
+    if hasattr(value, "read") and hasattr(value, "fileno") and hasattr(value, "seek"):
+        try:
+            return os.fstat(value.fileno()).st_size - value.tell()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+    return None
+
+
+def large_files(spec: dict, inputs: dict, threshold: int) -> dict:
+    """The inputs to send as streamed multipart parts: name -> size, for each image, segmentation or
+    file input given as a path (or an open file) over ``threshold`` bytes."""
+    types = declared(spec, "inputs")
+    found = {}
+    for name, value in inputs.items():
+        if (types.get(name) or {}).get("type") in _PART_TYPES:
+            size = _file_size(value)
+            if size is not None and size > threshold:
+                found[name] = size
+    return found
+
+
+def _quoted(text: str) -> str:
+    """A header parameter value: quotes, backslashes and line breaks cannot break out of it."""
+    return re.sub(r'[\\"\r\n]', "_", text)
+
+
+class MultipartBody:
+    """A ``multipart/form-data`` request body that reads its file parts from disk as it is sent.
+
+    Every image, segmentation or file input given as a path or an open file is a file part (``large``
+    says which ones made the body multipart); the other inputs are form fields (text, category and
+    file contents as they are, the rest as JSON). Iterating yields the body in chunks; ``length`` is
+    its exact size, sent as Content-Length."""
+
+    def __init__(self, spec: dict, inputs: dict, large: dict) -> None:
+        self.boundary = "algolink-" + uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        types = declared(spec, "inputs")
+        on_disk = dict(large)
+        on_disk.update(large_files(spec, inputs, -1))  # the small files on disk stream all the same
+        small = encode_inputs(spec, {k: v for k, v in inputs.items() if k not in on_disk})
+        self.parts: list = []  # (head bytes, bytes | (source, size))
+        for name, value in small.items():
+            kind = (types.get(name) or {}).get("type")
+            if kind == "file" and isinstance(
+                value, dict
+            ):  # {"filename", "data"}: a part of its own
+                data = base64.b64decode(value.get("data") or "")
+                self.parts.append((self._file_head(name, value.get("filename") or name), data))
+                continue
+            as_text = kind in _TEXT_FIELD_TYPES and isinstance(value, str)
+            data = (value if as_text else json.dumps(value)).encode("utf-8")
+            head = f'Content-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n'
+            self.parts.append((head.encode("utf-8"), data))
+        for name, size in on_disk.items():
+            value = inputs[name]
+            if hasattr(value, "read"):
+                filename = os.path.basename(str(getattr(value, "name", "") or "")) or name
+            else:
+                filename = os.path.basename(os.path.expanduser(os.fspath(value)))
+            self.parts.append((self._file_head(name, filename), (value, size)))
+        self.length = sum(
+            len(self._open_line()) + len(head) + (len(data) if isinstance(data, bytes) else data[1])
+            for head, data in self.parts
+        )
+        self.length += len(self.parts) * 2 + len(self._close_line())
+
+    @staticmethod
+    def _file_head(name: str, filename: str) -> bytes:
+        mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        return (
+            f'Content-Disposition: form-data; name="{_quoted(name)}"; '
+            f'filename="{_quoted(filename)}"\r\nContent-Type: {mime}\r\n\r\n'
+        ).encode()
+
+    def _open_line(self) -> bytes:
+        return f"--{self.boundary}\r\n".encode()
+
+    def _close_line(self) -> bytes:
+        return f"--{self.boundary}--\r\n".encode()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for head, data in self.parts:
+            yield self._open_line() + head
+            if isinstance(data, bytes):
+                yield data
+            else:
+                yield from self._file_chunks(*data)
+            yield b"\r\n"
+        yield self._close_line()
+
+    @staticmethod
+    def _file_chunks(source: Any, size: int) -> Iterator[bytes]:
+        """Exactly ``size`` bytes of a path or an open file, a chunk at a time."""
+        opened = None
+        if not hasattr(source, "read"):
+            opened = source = open(os.path.expanduser(os.fspath(source)), "rb")  # noqa: SIM115
+        try:
+            left = size
+            while left > 0:
+                chunk = source.read(min(_CHUNK, left))
+                if not chunk:
+                    raise PredictError(None, "A file input got shorter while it was being sent.")
+                left -= len(chunk)
+                yield chunk
+        finally:
+            if opened is not None:
+                opened.close()
 
 
 # --- outputs -----------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from .handlers import app_settings as page_settings
 from .handlers import page_handlers
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
+from .results import ResultStore
 from .runner import Runner, free_port
 from .sandbox import Isolation, IsolationError, make_not_dumpable
 from .sealing import Sealer
@@ -148,6 +149,8 @@ class Hub:
         authenticator: Optional[str] = None,
         cold_start_timeout: float = 60.0,
         spool_budget: int = 4 * 2**30,
+        share_days: float = 7.0,
+        share_budget: int = 256 << 20,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -186,6 +189,8 @@ class Hub:
         self.cold_start_timeout = cold_start_timeout
         #: Bytes of /serve request bodies that may be spooled to disk at once (``--spool-budget``).
         self.spool_budget = spool_budget
+        #: The try-it results kept behind shareable links (``--share-days``, ``--share-budget``).
+        self.results = ResultStore(self.data / "results", share_days, share_budget)
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
@@ -565,6 +570,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         authenticator=args.authenticator,
         cold_start_timeout=args.cold_start_timeout,
         spool_budget=getattr(args, "spool_budget", 4 * 2**30),
+        share_days=getattr(args, "share_days", 7.0),
+        share_budget=getattr(args, "share_budget", 256 << 20),
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

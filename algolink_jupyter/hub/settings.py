@@ -151,6 +151,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "folder's tmp/ (4G; a body past it is answered 503)",
     )
     parser.add_argument(
+        "--share-days",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="how long a try-it result shared by link (public services only) is kept (7; 0: no "
+        "shareable links)",
+    )
+    parser.add_argument(
+        "--share-budget",
+        type=byte_size,
+        default=256 << 20,
+        metavar="SIZE",
+        help="disk space the shared try-it results may take in the data folder's results/ (256M; "
+        "the oldest go first)",
+    )
+    parser.add_argument(
         "--serve-timeout",
         type=float,
         default=600.0,

@@ -168,6 +168,19 @@ def _legend(t: dict) -> str:
     return " ".join(items)
 
 
+def _image_layout(height: str, **kw: Any) -> widgets.Layout:
+    """An image at most ``height`` high, its aspect kept, never stretched to the cell's width."""
+    return widgets.Layout(
+        width="auto",
+        height="auto",
+        max_width="100%",
+        max_height=height,
+        object_fit="contain",
+        align_self="flex-start",
+        **kw,
+    )
+
+
 def _data_uri_bytes(uri: str) -> tuple:
     """``(bytes, image format)`` of an image data URI, as ``widgets.Image`` wants them."""
     data, mime = decode_base64(uri)
@@ -188,8 +201,23 @@ class _Editor:
     def wire(self) -> Any:
         return self.widget.value
 
+    def fill(self, value: Any) -> None:
+        """Show a recorded example's wire value in the widget."""
+        if isinstance(self.widget, widgets.Dropdown) and value not in self.widget.options:
+            return
+        if isinstance(self.widget, widgets.Checkbox):
+            value = value is True or value == "true"
+        self.widget.value = value if not isinstance(self.widget, widgets.Textarea) else str(value)
+
 
 class _NumberEditor(_Editor):
+    def fill(self, value: Any) -> None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return
+        if isinstance(self.widget, widgets.IntSlider):
+            value = int(value) if float(value).is_integer() else value
+        self.widget.value = value
+
     def wire(self) -> Any:
         value = self.widget.value
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -198,6 +226,9 @@ class _NumberEditor(_Editor):
 
 
 class _JSONEditor(_Editor):
+    def fill(self, value: Any) -> None:
+        self.widget.value = json.dumps(value, ensure_ascii=False)
+
     def wire(self) -> Any:
         text = self.widget.value.strip()
         if not text:
@@ -218,7 +249,33 @@ class _UploadEditor(_Editor):
     def __init__(self, name: str, t: dict, widget: widgets.FileUpload, preview: widgets.Widget):
         super().__init__(name, t, widget, [preview])
         self.preview = preview
-        widget.observe(self._show_preview, names="value")
+        #: A recorded example's wire value, sent until a file is chosen.
+        self.example: Any = None
+        widget.observe(self._uploaded_now, names="value")
+
+    def _uploaded_now(self, _change: Any = None) -> None:
+        self.example = None
+        self._show_preview()
+
+    def fill(self, value: Any) -> None:
+        """Take an example's file (a data URI, or ``{"filename", "data"}``) as if it were chosen."""
+        self.example = value
+        if isinstance(value, dict):
+            data = base64.b64decode(value.get("data") or "")
+            name = str(value.get("filename") or "example")
+        else:
+            try:
+                data, mime = decode_base64(str(value))
+            except ModelCloudError:
+                return
+            name = "example" + (mimetypes.guess_extension(mime) or "")
+        if isinstance(self.preview, widgets.Image):
+            fmt = name.rsplit(".", 1)[-1] if "." in name else "png"
+            self.preview.format = "jpeg" if fmt == "jpg" else fmt
+            self.preview.value = data
+            self.preview.layout.display = ""
+        else:
+            self.preview.value = f"{_esc(name)} ({len(data):,} bytes)"
 
     def _uploaded(self) -> Optional[dict]:
         value = self.widget.value
@@ -250,7 +307,7 @@ class _UploadEditor(_Editor):
     def wire(self) -> Any:
         upload = self._uploaded()
         if upload is None:
-            return OMIT
+            return self.example if self.example is not None else OMIT
         content = bytes(upload["content"])
         if self.type.get("type") in _IMAGE_TYPES:
             return f"data:{self._mime(upload)};base64,{base64.b64encode(content).decode('ascii')}"
@@ -292,7 +349,7 @@ def _editor(name: str, t: dict) -> _Editor:
         if kind in _IMAGE_TYPES:
             accept = "image/*"
             preview: widgets.Widget = widgets.Image(
-                format="png", layout=widgets.Layout(max_width="320px", display="none")
+                format="png", layout=_image_layout("160px", display="none")
             )
         else:
             accept = ",".join(t.get("extension") or []) if kind == "file" else _ARCHIVES
@@ -350,7 +407,7 @@ def _output_widget(t: dict, value: Any) -> widgets.Widget:
     if kind in _IMAGE_TYPES and isinstance(value, str):
         try:
             data, fmt = _data_uri_bytes(value)
-            return widgets.Image(value=data, format=fmt, layout=widgets.Layout(max_width="480px"))
+            return widgets.Image(value=data, format=fmt, layout=_image_layout("320px"))
         except ModelCloudError:
             pass  # not a data URI after all: show it as JSON below
     if kind in _SCALAR_OUTPUTS:
@@ -382,6 +439,7 @@ class CommandForm(widgets.VBox):
         run: Callable[[dict], dict],
         save: Optional[Callable[[dict, dict], Any]] = None,
         stream: Optional[Callable[[dict, Callable], dict]] = None,
+        examples: Optional[list] = None,
     ):
         self.spec = spec
         self._run = run
@@ -403,6 +461,11 @@ class CommandForm(widgets.VBox):
         if spec.get("description"):
             title += f" &mdash; {_esc(spec['description'])}"
         rows = [widgets.HTML(title)]
+        #: The recorded examples' inputs; a button per example fills the form with them.
+        self.examples: list = []
+        self.examples_box = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"))
+        self.examples_box.add_class("algolink-examples")
+        self.set_examples(examples or [])
         for name, editor in self._editors.items():
             rows.append(self._input_row(name, editor))
         if not self._editors:
@@ -430,6 +493,7 @@ class CommandForm(widgets.VBox):
         self.run_button.on_click(lambda _b: self.run())
         self.save_button.on_click(lambda _b: self.save_example())
         rows += [
+            self.examples_box,
             widgets.HBox([self.run_button, self.save_button, self.latency]),
             self.progress,
             self.error,
@@ -443,6 +507,9 @@ class CommandForm(widgets.VBox):
     def _input_row(name: str, editor: _Editor) -> widgets.Widget:
         t = editor.type
         hint = _hint(t)
+        if t.get("default") is not None and t.get("type") not in _UPLOAD_TYPES:
+            shown = t["default"] if isinstance(t["default"], str) else json.dumps(t["default"])
+            hint = f"{hint}, default {shown}" if hint else f"default {shown}"
         label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
         if hint:
             label += f' <span style="color: #666">{_esc(hint)}</span>'
@@ -453,6 +520,33 @@ class CommandForm(widgets.VBox):
         if t.get("type") == "segmentation" and t.get("labelToId"):
             parts.append(widgets.HTML(_legend(t)))
         return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px 0"))
+
+    # -- examples ----------------------------------------------------------------------------------
+    def set_examples(self, examples: list) -> None:
+        """Offer these recorded examples (their inputs, wire values) one click away."""
+        self.examples = [e for e in examples if isinstance(e, dict)]
+        buttons = []
+        for i in range(len(self.examples)):
+            button = widgets.Button(
+                description=f"Example {i + 1}",
+                tooltip="Fill the form with this recorded example's inputs",
+                layout=widgets.Layout(width="auto"),
+            )
+            button.on_click(lambda _b, i=i: self.fill_example(i))
+            buttons.append(button)
+        self.example_buttons: list = buttons
+        label = widgets.HTML('<span style="color: #666">Examples:</span>')
+        self.examples_box.children = (label, *buttons) if buttons else ()
+
+    def fill_example(self, index: int) -> None:
+        """What an example's button does: put its inputs in the editors (Run sends them)."""
+        self._clear_error()
+        for name, value in self.examples[index].items():
+            editor = self._editors.get(name)
+            if editor is not None and value is not None:
+                editor.fill(value)
+        for i, button in enumerate(self.example_buttons):
+            button.button_style = "info" if i == index else ""
 
     # -- actions -----------------------------------------------------------------------------------
     def wire_inputs(self) -> dict:
@@ -527,6 +621,7 @@ class CommandForm(widgets.VBox):
             return None
         self.save_button.disabled = True  # once per run: a second click would only duplicate it
         self.saved.value = f"Saved as an example: <code>{_esc(where)}</code>"
+        self.set_examples([*self.examples, self.last_inputs])
         return where
 
     # -- display -----------------------------------------------------------------------------------
@@ -582,8 +677,10 @@ def build_form(
     run: Callable[[dict], dict],
     save: Optional[Callable[[dict, dict], Any]] = None,
     stream: Optional[Callable[[dict, Callable], dict]] = None,
+    examples: Optional[list] = None,
 ) -> CommandForm:
-    """The test form of the command ``spec`` describes; a pure function of the spec.
+    """The test form of the command ``spec`` describes; a pure function of the spec (and of the
+    recorded ``examples``' inputs, offered as buttons that fill the form).
 
     ``run(raw_inputs) -> outputs`` takes and returns wire values and raises ``ModelCloudError`` on a bad
     input or a failing command; ``save(inputs, outputs)`` records an example (no Save button without it);
@@ -591,7 +688,7 @@ def build_form(
     calling ``on_event(progress, outputs)`` per yield: the form shows a progress bar and the outputs
     as they come.
     """
-    return CommandForm(spec, run, save, stream)
+    return CommandForm(spec, run, save, stream, examples)
 
 
 def for_command(
@@ -614,4 +711,8 @@ def for_command(
     def save(inputs: dict, outputs: dict) -> Path:
         return examples.save(name, inputs, outputs, examples_dir)
 
-    return build_form(spec, run, save, stream)
+    try:
+        recorded = [e.get("inputs") for e in examples.load(name, examples_dir)]
+    except (OSError, ValueError):  # an unreadable example file: the form works without examples
+        recorded = []
+    return build_form(spec, run, save, stream, recorded)

@@ -29,7 +29,9 @@ from ..apihandlers.models import current_version, default_publish_version, servi
 from ..apihandlers.services import ServiceListAPIHandler
 from ..apihandlers.users import audit_model
 from ..apihandlers.versions import public_service
+from ..results import form_inputs, image_uri
 from ..snippets import curl_line, example_inputs, recorded_example
+from ..tryform import field, recorded_examples
 from . import i18n
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +40,8 @@ STATIC = str(HERE / "static")
 
 PROJECT_TYPES = ("model", "dataset", "application", "other")
 SETTLED = ("registered", "online", "failed", "offline")
+#: Types whose form fields a model server takes as text as they are (others are read as JSON).
+TEXT_FIELDS = ("text", "category", "image", "segmentation", "file", "directory")
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
@@ -458,6 +462,24 @@ def curl_lines(
     return lines
 
 
+def try_forms(handler: Any, service: orm.Service, version: Any, specs: list) -> list:
+    """The try-it form of each command: its fields (control, rules as attributes, hint), its output
+    types, and the examples recorded in the bundle of the version shown."""
+    bundle = handler.hub.data / "bundles" / version.bundle_hash if version is not None else None
+    forms = []
+    for spec in specs:
+        fields = []
+        for item in spec.get("inputs") or []:
+            if isinstance(item, dict) and item.get("name"):
+                f = field(spec["name"], item, handler.t)
+                f["description"] = item.get("description") or ""
+                fields.append(f)
+        outputs = {o["name"]: o.get("type") for o in spec.get("outputs") or [] if "name" in o}
+        examples = recorded_examples(bundle, spec["name"]) if bundle is not None else []
+        forms.append({**spec, "fields": fields, "outputs": outputs, "examples": examples})
+    return forms
+
+
 class ServicePage(PageHandler):
     """A service's page. Signed in: what the user's role allows; anonymous: a public service's
     card, API panel and try-it form only (anything else: the sign-in page)."""
@@ -493,6 +515,7 @@ class ServicePage(PageHandler):
         version = current_version(service)
         endpoint = model["urls"]["api"] or model["urls"]["serve"]
         curls = curl_lines(self, service, version, specs, endpoint)
+        tries = try_forms(self, service, version, specs)
         # The log shown live: the version being built or started, else the current one.
         active = [v for v in service.versions if v.status in ("building", "starting")]
         log_version = active[-1] if active else version
@@ -530,6 +553,15 @@ class ServicePage(PageHandler):
             specs=specs,
             endpoint=endpoint,
             curls=curls,
+            tries=tries,
+            share_days=f"{self.hub.results.ttl / 86400:g}" if self.hub.results.enabled else "",
+            try_labels={
+                k: self.t("try_" + k)
+                for k in (
+                    *("share_link", "share_not_kept", "share_delete", "share_deleted"),
+                    *("copy", "copied", "download", "bytes"),
+                )
+            },
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
             log_number=log_version.number if log_version is not None else None,
             audit=audit,
@@ -588,15 +620,67 @@ class TryAction(PageHandler):
             return
         if command not in route.commands:
             raise web.HTTPError(404)
+        content_type = self.request.headers.get("Content-Type", "application/json")
         status, body = await self.relay(
-            route,
-            "POST",
-            quote(command, safe=""),
-            self.request.body,
-            self.request.headers.get("Content-Type", "application/json"),
+            route, "POST", quote(command, safe=""), self.request.body, content_type
         )
         self.set_status(status)
+        if status == 200 and self.get_query_argument("share", "") == "1":
+            self.share(service, command, content_type, body)
         self.finish(body)
+
+    def share(self, service: orm.Service, command: str, content_type: str, body: bytes) -> None:
+        """Keep the answer behind a shareable link: a public service's only, when asked. The link
+        goes back in ``X-AlgoLink-Result`` (``X-AlgoLink-Result-Kept: no`` when it was not kept),
+        and the key that deletes it in ``X-AlgoLink-Result-Delete-Key`` (for the one who asked)."""
+        if not service.public or service.dev_url or not self.hub.results.enabled:
+            return
+        try:
+            outputs = json.loads(body)
+        except ValueError:
+            outputs = None
+        inputs = form_inputs(content_type, self.request.body)
+        version = current_version(service)
+        spec = next(
+            (
+                c
+                for c in ((version.manifest or {}).get("commands") or [] if version else [])
+                if c.get("name") == command
+            ),
+            {},
+        )
+        kept = None
+        kinds = {i["name"]: i.get("type") for i in spec.get("inputs") or [] if "name" in i}
+        for name, value in (inputs or {}).items():  # form fields read as the service reads them
+            if isinstance(value, str) and kinds.get(name) not in TEXT_FIELDS:
+                try:
+                    inputs[name] = json.loads(value)
+                except ValueError:
+                    pass
+        if isinstance(outputs, dict) and inputs is not None:
+            kept = self.hub.results.keep(
+                {
+                    "service_id": service.id,
+                    "service_created": service.created.isoformat() if service.created else "",
+                    "project": service.project.name,
+                    "service": service.name,
+                    "command": command,
+                    "version": version.number if version else None,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "types": {
+                        side: {
+                            i["name"]: i.get("type") for i in spec.get(side) or [] if "name" in i
+                        }
+                        for side in ("inputs", "outputs")
+                    },
+                }
+            )
+        if kept:
+            self.set_header("X-AlgoLink-Result", f"/results/{kept[0]}")
+            self.set_header("X-AlgoLink-Result-Delete-Key", kept[1])
+        else:
+            self.set_header("X-AlgoLink-Result-Kept", "no")
 
     def tried_service(self, project_name: str, name: str) -> orm.Service:
         """A public service, or one the caller may invoke."""
@@ -698,6 +782,84 @@ class DocsPage(PageHandler):
         )
 
 
+def shown_value(kind: Optional[str], value: Any) -> dict:
+    """How the result page shows one value: an image, a download, text or JSON."""
+    if image_uri(value):
+        return {"image": value}
+    files = ("file", "directory", "segmentation", "image")
+    if isinstance(value, str) and kind in files and re.match(r"data:[^,]*;base64,", value):
+        payload = value.split(",", 1)[-1]  # served as bytes to save, never as a page to open
+        uri = "data:application/octet-stream;base64," + payload
+        return {"download": uri, "size": len(payload) * 3 // 4}
+    if isinstance(value, dict) and kind == "file" and isinstance(value.get("data"), str):
+        size = len(value["data"]) * 3 // 4
+        uri = "data:application/octet-stream;base64," + value["data"]
+        return {"download": uri, "size": size, "filename": str(value.get("filename") or "")}
+    if isinstance(value, str) and kind in ("text", "category", None):
+        return {"text": value}
+    return {"json": json.dumps(value, indent=2, ensure_ascii=False)}
+
+
+class ResultPage(PageHandler):
+    """分享的结果: a try-it result kept behind an unguessable link. Anyone with the link sees it, as
+    long as it has not expired and its service exists and is still public (otherwise: not found)."""
+
+    needs_user = False
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Referrer-Policy", "no-referrer")  # the link is the secret: never sent on
+        self.set_header("X-Robots-Tag", "noindex, nofollow")
+
+    def get(self, result_id: str) -> None:
+        record = self.hub.results.get(result_id)
+        service = self.db.get(orm.Service, record.get("service_id")) if record else None
+        if (
+            record is None
+            or service is None
+            or not service.public
+            or service.project.name != record.get("project")
+            or service.name != record.get("service")
+            or (service.created.isoformat() if service.created else "")
+            != record.get("service_created")  # a service made anew under a reused id: not it
+        ):
+            raise web.HTTPError(404)
+        types = record.get("types") or {}
+        sides = {}
+        for side in ("inputs", "outputs"):
+            values = record.get(side) or {}
+            kinds = types.get(side) or {}
+            names = [k for k in kinds if k in values] + [k for k in values if k not in kinds]
+            sides[side] = [(k, kinds.get(k), shown_value(kinds.get(k), values[k])) for k in names]
+
+        def stamp(seconds: float) -> str:
+            moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+            return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+        self.render(
+            "result.html",
+            record=record,
+            service=service,
+            sides=sides,
+            made=stamp(record["created"]),
+            expires=stamp(record["expires"]),
+        )
+
+
+class ResultDelete(PageHandler):
+    """Deletes a shared result before it expires, for whoever holds its delete key (the person who
+    made the link: the try-it form got it with the link). 404 for an unknown id or a wrong key."""
+
+    needs_user = False
+    audited = False
+
+    def post(self, result_id: str) -> None:
+        if not self.hub.results.delete(result_id, self.get_body_argument("key", "")):
+            raise web.HTTPError(404)
+        self.set_status(204)
+        self.finish()
+
+
 page_handlers = [
     (r"/login", LoginPage),
     (r"/logout", LogoutPage),
@@ -712,6 +874,8 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
     (r"/projects/([^/]+)/services/([^/]+)/docs", DocsPage),
     (r"/projects/([^/]+)/services/([^/]+)/openapi.json", DocsSpec),
+    (r"/results/([^/]+)", ResultPage),
+    (r"/results/([^/]+)/delete", ResultDelete),
 ]
 
 __all__ = ["app_settings", "page_handlers", "render_markdown"]

@@ -34,41 +34,181 @@
     }
   }, true);
 
-  // "Try it": the command's answer shown under its form (bound once, for forms put there later too).
+  // "Try it": previews of chosen files, recorded examples one click away, the command's answer shown
+  // by its declared types under its form, and a shareable link when asked (public services).
+  function tryLabels() {
+    var box = document.getElementById("try");
+    try { return JSON.parse((box && box.dataset.labels) || "{}"); } catch (err) { return {}; }
+  }
+  function fmt(text, values) {
+    return String(text || "").replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
+  }
+  function decodeFile(value, name) {
+    // A wire value (a data URI, or {"filename", "data"}) as a File for an <input type=file>.
+    var uri = typeof value === "string" ? value : "data:application/octet-stream;base64," + (value.data || "");
+    var filename = (value && value.filename) || name;
+    var m = /^data:([^;,]*)(?:;[^,]*)?,(.*)$/.exec(uri);
+    if (!m) return null;
+    var bin = atob(m[2]);
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var type = m[1] || "application/octet-stream";
+    if (typeof value === "string" && type.indexOf("image/") === 0) filename += "." + type.slice(6).replace("jpeg", "jpg");
+    return new File([bytes], filename, { type: type });
+  }
+  function preview(input) {
+    var box = input.parentNode.querySelector(".try-preview");
+    if (!box) return;
+    box.textContent = "";
+    var file = input.files && input.files[0];
+    box.hidden = !file;
+    if (!file) return;
+    if (file.type.indexOf("image/") === 0) {
+      // A data URL: the page's Content-Security-Policy lets images come from data:, not blob:.
+      var img = document.createElement("img");
+      img.alt = file.name;
+      var reader = new FileReader();
+      reader.onload = function () { img.src = reader.result; };
+      reader.readAsDataURL(file);
+      box.appendChild(img);
+    }
+    var note = document.createElement("span");
+    note.className = "muted";
+    note.textContent = file.name + " · " + fmt(tryLabels().bytes, { size: file.size.toLocaleString() });
+    box.appendChild(note);
+  }
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (input.type === "file" && input.closest && input.closest(".try-form")) preview(input);
+  });
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest(".try-example");
+    if (!button) return;
+    var form = button.form;
+    var example = JSON.parse(form.dataset.examples || "[]")[Number(button.dataset.example)] || {};
+    Object.keys(example).forEach(function (name) {
+      var input = form.querySelector('[name="' + CSS.escape(name) + '"]');
+      var value = example[name];
+      if (!input || value === null || value === undefined) return;
+      if (input.type === "file") {
+        var file = decodeFile(value, name);
+        if (!file) return;
+        var dt = new DataTransfer();
+        dt.items.add(file);
+        input.files = dt.files;
+        preview(input);
+      } else if (input.type === "checkbox") {
+        input.checked = value === true || value === "true";
+      } else if (input.tagName === "TEXTAREA" || (typeof value !== "string" && input.type !== "number")) {
+        input.value = typeof value === "string" && input.dataset.type !== "any" && input.tagName !== "TEXTAREA"
+          ? value : JSON.stringify(value);
+      } else {
+        input.value = String(value);
+      }
+    });
+    form.querySelectorAll(".try-example").forEach(function (b) { b.classList.toggle("chosen", b === button); });
+  });
+  function shown(kind, value, labels) {
+    if (typeof value === "string" && /^data:image\/(png|jpeg|gif|webp|bmp);base64,/i.test(value)) {
+      var img = document.createElement("img");
+      img.src = value;
+      return img;
+    }
+    if (typeof value === "string" && /^data:[^,]*;base64,/.test(value) && kind !== "text") {
+      var a = document.createElement("a");
+      a.href = "data:application/octet-stream;base64," + value.slice(value.indexOf(",") + 1);
+      a.download = kind || "output";
+      var size = Math.floor((value.length - value.indexOf(",") - 1) * 3 / 4);
+      a.textContent = labels.download + " (" + fmt(labels.bytes, { size: size.toLocaleString() }) + ")";
+      return a;
+    }
+    var el = document.createElement(typeof value === "string" ? "span" : "pre");
+    el.className = "value";
+    el.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+    return el;
+  }
+  function shareLink(out, path, key, form, labels) {
+    var row = document.createElement("div");
+    row.className = "try-share-link";
+    var label = document.createElement("strong");
+    label.textContent = labels.share_link + " ";
+    var link = document.createElement("a");
+    link.href = path;
+    link.textContent = new URL(path, window.location.href).href;
+    var copy = document.createElement("button");
+    copy.type = "button";
+    copy.className = "small";
+    copy.textContent = labels.copy;
+    copy.addEventListener("click", function () {
+      if (navigator.clipboard) navigator.clipboard.writeText(link.href).then(function () { copy.textContent = labels.copied; });
+    });
+    // Only this page holds the delete key: the one who made the link can take it back.
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small danger try-share-delete";
+    remove.textContent = labels.share_delete;
+    remove.addEventListener("click", function () {
+      var body = new URLSearchParams();
+      body.set("key", key || "");
+      fetch(path + "/delete", {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "X-XSRFToken": form.dataset.xsrf },
+      }).then(function (r) {
+        if (r.ok) row.textContent = labels.share_deleted;
+      });
+    });
+    row.appendChild(label);
+    row.appendChild(link);
+    row.appendChild(document.createTextNode(" "));
+    row.appendChild(copy);
+    row.appendChild(document.createTextNode(" "));
+    row.appendChild(remove);
+    out.appendChild(row);
+  }
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (!form.classList || !form.classList.contains("try-form")) return;
     e.preventDefault();
+    var labels = tryLabels();
     var out = form.querySelector(".try-result");
     out.textContent = "…";
-    var data = new FormData(form);
-    form.querySelectorAll("input[type=checkbox]").forEach(function (c) {
-      data.set(c.name, c.checked ? "true" : "false");
+    var data = new FormData();
+    form.querySelectorAll("[name]").forEach(function (input) {
+      if (input.type === "checkbox") { data.set(input.name, input.checked ? "true" : "false"); return; }
+      if (input.type === "file") { if (input.files.length) data.set(input.name, input.files[0]); return; }
+      // An empty box is not sent: the command's default applies, or the service names what is missing.
+      if (input.value === "" && input.dataset.type !== "text") return;
+      data.set(input.name, input.value);
     });
-    fetch(form.dataset.action, {
+    var share = form.querySelector(".try-share-box");
+    var url = form.dataset.action + (share && share.checked ? "?share=1" : "");
+    var kinds = JSON.parse(form.dataset.outputs || "{}");
+    fetch(url, {
       method: "POST", body: data, credentials: "same-origin",
       headers: { "X-XSRFToken": form.dataset.xsrf },
-    }).then(function (r) { return r.json(); }).then(function (answer) {
+    }).then(function (r) {
+      return r.json().then(function (answer) { return { r: r, answer: answer }; });
+    }).then(function (got) {
+      var answer = got.answer;
       out.textContent = "";
       Object.keys(answer).forEach(function (key) {
         var row = document.createElement("div");
         row.className = "try-output" + (key === "error" ? " error" : "");
+        row.dataset.output = key;
         var label = document.createElement("strong");
         label.textContent = key + ": ";
         row.appendChild(label);
-        var value = answer[key];
-        if (typeof value === "string" && value.indexOf("data:image/") === 0) {
-          var img = document.createElement("img");
-          img.src = value;
-          row.appendChild(img);
-        } else {
-          var span = document.createElement("span");
-          span.className = "value";
-          span.textContent = typeof value === "string" ? value : JSON.stringify(value);
-          row.appendChild(span);
-        }
+        row.appendChild(shown(key === "error" ? "text" : kinds[key], answer[key], labels));
         out.appendChild(row);
       });
+      var link = got.r.headers.get("X-AlgoLink-Result");
+      if (link) shareLink(out, link, got.r.headers.get("X-AlgoLink-Result-Delete-Key"), form, labels);
+      else if (got.r.ok && got.r.headers.get("X-AlgoLink-Result-Kept") === "no") {
+        var note = document.createElement("p");
+        note.className = "hint";
+        note.textContent = labels.share_not_kept;
+        out.appendChild(note);
+      }
     }).catch(function (err) { out.textContent = String(err); });
   });
 
