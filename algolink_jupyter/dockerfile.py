@@ -135,7 +135,7 @@ def dockerfile(
         f"ENV VIRTUAL_ENV={ENV_DIR} PATH={ENV_DIR}/bin:$PATH PYTHONUNBUFFERED=1 \\",
         f"    ALGOLINK_HOST=0.0.0.0 ALGOLINK_PORT={port} HOME=/home/{USER}",
         f"RUN groupadd --gid {UID} {USER} && useradd --uid {UID} --gid {UID} --create-home {USER} \\",
-        f"    && python -m venv {ENV_DIR}",
+        f"    && python -m venv {ENV_DIR} && mkdir -p {APP_DIR} && chown {UID}:{UID} {APP_DIR}",
         f"WORKDIR {APP_DIR}",
     ]
     if runtime_wheel:

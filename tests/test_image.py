@@ -15,12 +15,13 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from hub_process import Hub, free_port, wait_for
+from hub_process import ALGOLINK, Hub, free_port, wait_for
 
 from algolink_jupyter import dockerfile as df
 from algolink_jupyter.export.docker import write_docker_files
@@ -280,7 +281,8 @@ def test_the_hub_builds_and_serves_a_versions_image(built, tmp_path_factory):
     ).start()
     try:
         hub.ensure_group("img", "g")
-        r = hub.register("img", "g", "digits", built["bundle"])
+        # The trained working copy (models/digits.pt there: train.py --if-missing does nothing).
+        r = hub.register("img", "g", "digits", built["work"])
         assert r.status_code == 201, r.text
         url = "/api/v1/projects/img/services/digits/versions/1/image"
         early = hub.post(url)
@@ -306,13 +308,25 @@ def test_the_hub_builds_and_serves_a_versions_image(built, tmp_path_factory):
         )
         assert state["status"] == "ready", hub.get(url + "/log").text
         assert "Layer os" in hub.get(url + "/log").text
-        assert hub.post(url).status_code == 202  # again: allowed, the same layers
-        wait_for(lambda: hub.get(url).json()["status"] != "building", 600, 1, "the rebuild")
-        state = hub.get(url).json()
         r = hub.get(url.replace("/image", "/image.tar"))
         assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == state["digest"]
+        # `algolink image P/S:vN` asks the hub again (every layer reused), follows its log and
+        # downloads the archive.
         archive = tmp_path_factory.mktemp("download") / "v1.tar"
-        archive.write_bytes(r.content)
+        env = {**os.environ, "ALGOLINK_HUB_URL": hub.url, "ALGOLINK_TOKEN": hub.token}
+        proc = subprocess.run(
+            [*ALGOLINK, "image", "img/digits:v1", "-o", str(archive)],
+            cwd=str(REPO),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "reused" in proc.stderr and "Layer dependencies" in proc.stderr
+        state = hub.get(url).json()
+        assert proc.stdout.split() == [str(archive), state["digest"]]
+        assert archive.stat().st_size == state["size"]
         files = members(archive)
         assert json.loads(files["index.json"])["manifests"][0]["digest"] == state["digest"]
         manifest = json.loads(files["blobs/sha256/" + state["digest"].split(":", 1)[1]])
@@ -329,3 +343,102 @@ def test_the_hub_builds_and_serves_a_versions_image(built, tmp_path_factory):
     finally:
         hub.stop_services()
         hub.stop()
+
+
+def test_a_base_image_from_a_registry_takes_the_place_of_the_debian_base(built, tmp_path):
+    """--base: a gzip-compressed image (here an OCI layout of the os layer, as a registry serves
+    it) is fetched with skopeo and unpacked: the image's first layer is that base's, as a plain tar."""
+    if not shutil.which("skopeo"):
+        pytest.skip("--base needs skopeo (make image-tools installs it)")
+    result = built["result"]
+    os_layer = result.layers[0]
+    layout = tmp_path / "base"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    packed = tmp_path / "os.tar.gz"
+    subprocess.run(["gzip", "-1", "-c", str(os_layer.path)], stdout=packed.open("wb"), check=True)
+    data = packed.read_bytes()
+    gz_digest = hashlib.sha256(data).hexdigest()
+    (blobs / gz_digest).write_bytes(data)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]},
+        "rootfs": {"type": "layers", "diff_ids": [os_layer.diff_id]},
+    }
+    config_bytes = json.dumps(config).encode()
+    config_digest = hashlib.sha256(config_bytes).hexdigest()
+    (blobs / config_digest).write_bytes(config_bytes)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": image.MANIFEST_TYPE,
+        "config": {
+            "mediaType": image.CONFIG_TYPE,
+            "digest": f"sha256:{config_digest}",
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": image.LAYER_TAR + "+gzip",
+                "digest": f"sha256:{gz_digest}",
+                "size": len(data),
+            }
+        ],
+    }
+    manifest_bytes = json.dumps(manifest).encode()
+    manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
+    (blobs / manifest_digest).write_bytes(manifest_bytes)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": image.MANIFEST_TYPE,
+                        "digest": f"sha256:{manifest_digest}",
+                        "size": len(manifest_bytes),
+                    }
+                ],
+            }
+        )
+    )
+    spec = image.local_spec(
+        built["bundle"], tmp_path / "work" / "app", print, output=tmp_path / "b.tar"
+    )
+    spec.base = f"oci:{layout}"
+    with_base = image.build_image(spec, log=print)
+    first = with_base.layers[0]
+    assert first.what.startswith("base (") and first.media_type == image.LAYER_TAR
+    assert first.digest == os_layer.digest  # the gzip unpacked to the very same tar
+    assert [layer.what.split()[0] for layer in with_base.layers[1:3]] == ["python", "dependencies"]
+    assert "LANG=C.UTF-8" in with_base.config["config"]["Env"]
+
+
+def test_podman_loads_the_archive(built, tmp_path):
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed (apt-get install podman)")
+    run = tempfile.mkdtemp(prefix="podman-", dir="/tmp")  # podman wants it under 50 characters
+    base = ["podman", "--root", str(tmp_path / "root"), "--runroot", run]
+    base += ["--storage-driver", "overlay"]
+    out = subprocess.run(
+        [*base, "load", "-i", str(built["result"].archive)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    try:
+        assert out.returncode == 0, out.stderr
+        seen = subprocess.run(
+            [*base, "image", "inspect", "algolink/digits-test:latest"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert seen.returncode == 0, seen.stderr
+        info = json.loads(seen.stdout)[0]
+        assert info["Config"]["User"] == f"{df.UID}:{df.UID}"
+        assert info["Config"]["Entrypoint"] == ["python", "cloud_model.py"]
+    finally:
+        subprocess.run([*base, "rmi", "--all", "--force"], capture_output=True, timeout=300)
+        shutil.rmtree(run, ignore_errors=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import hashlib
 import io
 import json
@@ -780,18 +781,44 @@ def _base_layers(image: str, cache: _Cache, log: Log) -> tuple[list, dict]:
     layers = []
     for desc, diff_id in zip(manifest["layers"], diff_ids):
         blob = layout / "blobs" / "sha256" / desc["digest"].split(":", 1)[1]
-        layers.append(
-            Layer(
-                f"base ({image})",
-                desc["digest"],
-                diff_id,
-                desc["size"],
-                blob,
-                desc.get("mediaType", LAYER_TAR),
-                reused=True,
-            )
-        )
+        layers.append(_plain_layer(f"base ({image})", blob, desc, diff_id, cache))
     return layers, config
+
+
+def _plain_layer(what: str, blob: Path, desc: dict, diff_id: str, cache: _Cache) -> Layer:
+    """A base image's layer as a plain tar (Docker's manifest.json wants the tars its config's
+    ``diff_ids`` name), decompressed once into the cache."""
+    media = desc.get("mediaType", LAYER_TAR)
+    if not media.endswith("gzip"):
+        if "zstd" in media:
+            raise ImageError(
+                f"The base image's layer {desc['digest'][:19]} is zstd-compressed, which this "
+                "build cannot unpack: give a base image with gzip or plain layers."
+            )
+        return Layer(what, desc["digest"], diff_id, desc["size"], blob, LAYER_TAR, reused=True)
+    found = cache.lookup(f"plain:{diff_id}")
+    if found is not None:
+        return found
+    fd, tmp_name = tempfile.mkstemp(dir=cache.root / "tmp", suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as raw, gzip.open(blob, "rb") as src:
+            hashing = _Hashing(raw)
+            shutil.copyfileobj(src, hashing, 1 << 20)
+        digest = "sha256:" + hashing.sha.hexdigest()
+        if digest != diff_id:
+            raise ImageError(
+                f"The base image's layer {desc['digest'][:19]} does not unpack to what its config "
+                "says: fetch the base image again (delete it from the image cache's bases/)."
+            )
+        target = cache.blobs / digest.split(":", 1)[1]
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    layer = Layer(what, digest, digest, hashing.size, target, LAYER_TAR, reused=True)
+    cache.remember(f"plain:{diff_id}", layer)
+    return layer
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1060,7 +1087,7 @@ def local_spec(
         manifest = asyncio.run(builder.read_manifest(env, work))
     except BuildError as e:
         raise ImageError(f"The bundle's environment could not be built: {e}") from None
-    meta = manifest.get("meta") if isinstance(manifest.get("meta"), dict) else manifest
+    meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
     name = tag or f"algolink/{image_name(bundle_dir.name)}:latest"
     if ":" not in name.rsplit("/", 1)[-1]:
         name += ":latest"
@@ -1089,6 +1116,8 @@ def manifest_labels(meta: dict, manifest: dict, **extra: Any) -> dict:
         labels["org.opencontainers.image.licenses"] = str(meta["license"])[:200]
     if meta.get("name"):
         labels["io.algolink.service.name"] = str(meta["name"])[:200]
+    if manifest.get("sdkVersion"):
+        labels["io.algolink.sdk-version"] = str(manifest["sdkVersion"])
     commands = [c.get("name") for c in manifest.get("commands") or [] if isinstance(c, dict)]
     if commands:
         labels["io.algolink.commands"] = ",".join(str(c) for c in commands if c)

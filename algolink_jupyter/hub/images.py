@@ -91,8 +91,8 @@ class ImageBuilds:
         app = space.app if space.app.is_dir() else bundle
         manifest = version.manifest or {}
         meta = dict(version.meta or {})
-        if isinstance(manifest.get("meta"), dict):
-            meta = {**manifest["meta"], **meta}
+        if isinstance(manifest.get("metadata"), dict):
+            meta = {**manifest["metadata"], **meta}
         labels = manifest_labels(
             meta,
             manifest,
