@@ -512,6 +512,12 @@ class _Builder:
                     "debootstrap is not installed, and the image's Debian base is made with it: "
                     "install it (apt-get install debootstrap) or give a base image with --base."
                 )
+            if os.geteuid() != 0:
+                raise ImageError(
+                    "The image's Debian base is made with debootstrap, which needs root: run "
+                    "`algolink image` as root once (the base is then cached in "
+                    f"{self.cache.root}), or give a base image with --base."
+                )
             root = Path(tempfile.mkdtemp(dir=self.cache.root / "tmp", prefix="rootfs-"))
             self._root = root
             _run(
