@@ -62,12 +62,13 @@ sandbox:
 	    bubblewrap; }
 
 ## Debian's buildah, debootstrap and skopeo: `algolink image` makes a Debian base with debootstrap and
-## pushes or fetches images with skopeo; the image tests run images with buildah (README, Images).
+## pushes or fetches images with skopeo; the image tests run images with buildah and push them to a
+## registry of their own on loopback (docker-registry) (README, Images).
 image-tools:
 	@command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 && \
-	  command -v skopeo >/dev/null 2>&1 || \
+	  command -v skopeo >/dev/null 2>&1 && command -v docker-registry >/dev/null 2>&1 || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	    buildah debootstrap skopeo; }
+	    buildah debootstrap skopeo docker-registry; }
 
 ## The whole suite: lint, then every test.
 test: lint js-test postgres chromium sandbox image-tools

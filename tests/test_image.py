@@ -241,8 +241,8 @@ def test_the_dockerfile_matches_the_image(built):
 
 
 def test_a_code_change_reuses_the_base_and_dependency_layers(built, tmp_path):
-    bundle = built["bundle"]
-    first = built["result"]
+    bundle = built["work"]  # trained: models/digits.pt is there, as in a bundle that ships weights
+    first = build(bundle, tmp_path / "work0" / "app", tmp_path / "digits1.tar")
     source = bundle / "cloud_model.py"
     source.write_text(source.read_text().replace("0 to 9, from a picture", "0-9 in a picture"))
     t0 = time.monotonic()
@@ -250,11 +250,11 @@ def test_a_code_change_reuses_the_base_and_dependency_layers(built, tmp_path):
     seconds = time.monotonic() - t0
     before = {layer.what.split()[0]: layer for layer in first.layers}
     after = {layer.what.split()[0]: layer for layer in second.layers}
-    for what in ("os", "python", "dependencies"):
+    for what in ("os", "python", "dependencies", "models"):
         assert after[what].digest == before[what].digest and after[what].reused, what
     assert after["app"].digest != before["app"].digest
     assert second.digest != first.digest
-    print(f"second build: {seconds:.1f} s (the first: {first.seconds:.1f} s)")
+    assert seconds < 60, f"a rebuild after a code change took {seconds:.0f} s"
 
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
@@ -442,3 +442,55 @@ def test_podman_loads_the_archive(built, tmp_path):
     finally:
         subprocess.run([*base, "rmi", "--all", "--force"], capture_output=True, timeout=300)
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_push_sends_the_image_to_a_registry(built, tmp_path):
+    """--push: the archive goes to a registry (Debian's docker-registry, on loopback) with skopeo,
+    and comes back from it with the same config, labels and layers."""
+    if not (shutil.which("docker-registry") and shutil.which("skopeo")):
+        pytest.skip("a registry to push to needs docker-registry and skopeo (make image-tools)")
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {tmp_path / 'storage'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    registry = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def up():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 30, 0.2, "the registry to start")
+        dest = f"127.0.0.1:{port}/algolink/digits:v1"
+        image.push(built["result"].archive, dest, print)
+        seen = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert seen.returncode == 0, seen.stderr
+        info = json.loads(seen.stdout)
+        assert info["Labels"]["io.algolink.commands"] == "classify"
+        assert len(info["Layers"]) == len(built["result"].layers)
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--config", f"docker://{dest}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        pushed = json.loads(raw.stdout)
+        assert pushed["rootfs"]["diff_ids"] == built["result"].config["rootfs"]["diff_ids"]
+        assert pushed["config"]["Entrypoint"] == ["python", "cloud_model.py"]
+    finally:
+        os.killpg(registry.pid, 15)
+        registry.wait(30)

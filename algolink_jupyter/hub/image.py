@@ -707,7 +707,9 @@ class _Builder:
         arc = df.APP_DIR.strip("/")
         sig = [(rel, (app / rel).stat().st_size, (app / rel).stat().st_mtime_ns) for rel in big]
         digest = hashlib.sha256(json.dumps(sig).encode()).hexdigest()
-        key = json.dumps({"layer": "models", "format": FORMAT, "files": digest, "app": str(app)})
+        # Names, sizes and modification times: a copy of the bundle (copies keep the times) reuses
+        # the layer; a retrained model (a new time) writes it again.
+        key = json.dumps({"layer": "models", "format": FORMAT, "files": digest})
 
         def make() -> list:
             entries = [*_parents(arc + "/x"), _Entry(arc, None, df.UID, 0o755)]
@@ -1027,7 +1029,8 @@ def _write_archive(output: Path, name: str, layers: list, config: dict, store: _
 
 
 def push(archive: Path, destination: str, log: Optional[Log] = None) -> None:
-    """Push an archive to a registry (``REGISTRY/NAME:TAG``) with skopeo."""
+    """Push an archive to a registry (``REGISTRY/NAME:TAG``) with skopeo (a registry on this
+    machine's loopback, ``localhost:5000/...``, over plain HTTP, as registries there usually are)."""
     skopeo = shutil.which("skopeo")
     if not skopeo:
         raise ImageError(
@@ -1035,8 +1038,10 @@ def push(archive: Path, destination: str, log: Optional[Log] = None) -> None:
             f"{archive} with `docker load` and `docker push`."
         )
     dest = destination if destination.startswith("docker://") else f"docker://{destination}"
+    host = dest[len("docker://") :].split("/", 1)[0].rsplit(":", 1)[0]
+    plain = ["--dest-tls-verify=false"] if host in ("localhost", "127.0.0.1", "[::1]") else []
     _run(
-        [skopeo, "copy", f"oci-archive:{archive}", dest],
+        [skopeo, "copy", *plain, f"oci-archive:{archive}", dest],
         log or (lambda line: None),
         3600,
         f"Pushing the image to {destination}",
