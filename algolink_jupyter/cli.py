@@ -126,6 +126,11 @@ def cmd_image(args: argparse.Namespace) -> int:
                 )
                 result = image.build_image(spec, log=say)
         else:
+            if args.base or args.tag:
+                raise CLIError(
+                    f"--base and --tag apply to a bundle folder, and {args.target} is not one: the "
+                    "hub names and builds its versions' images itself; leave them out."
+                )
             output, digest = image_from_hub(args.target, args.output, say)
             result = None
         if args.push:
