@@ -99,3 +99,15 @@ def test_the_cli_says_what_to_give_for_a_target_that_is_neither(tmp_path):
     )
     assert proc.returncode != 0
     assert "is neither a bundle folder nor PROJECT/SERVICE[:vN]" in proc.stderr
+
+
+def test_the_cli_refuses_base_and_tag_for_a_hub_version():
+    proc = subprocess.run(
+        [sys.executable, "-m", "algolink_jupyter.cli", "image", "demo/digits:v1", "--tag", "x:1"],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--base and --tag apply to a bundle folder" in proc.stderr
