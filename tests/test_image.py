@@ -340,6 +340,9 @@ def test_the_hub_builds_and_serves_a_versions_image(built, tmp_path_factory):
         headers = {"Authorization": f"token {viewer}"}
         assert hub.post(url, headers=headers).status_code == 403
         assert hub.get(url.replace("/image", "/image.tar"), headers=headers).status_code == 403
+        assert hub.get(url + "/log", headers=headers).status_code == 403
+        anonymous = requests.get(hub.url + url.replace("/image", "/image.tar"), timeout=30)
+        assert anonymous.status_code == 401
     finally:
         hub.stop_services()
         hub.stop()
