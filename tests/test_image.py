@@ -343,6 +343,13 @@ def test_the_hub_builds_and_serves_a_versions_image(built, tmp_path_factory):
         assert hub.get(url + "/log", headers=headers).status_code == 403
         anonymous = requests.get(hub.url + url.replace("/image", "/image.tar"), timeout=30)
         assert anonymous.status_code == 401
+        # Deleting the version deletes its image too.
+        folder = hub.data / "images" / "img" / "digits" / "1"
+        assert (folder / "image.tar").is_file()
+        assert hub.post("/api/v1/projects/img/services/digits/offline").status_code == 200
+        r = hub.api("DELETE", "/api/v1/projects/img/services/digits/versions/1")
+        assert r.status_code == 200, r.text
+        assert not folder.exists()
     finally:
         hub.stop_services()
         hub.stop()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -180,6 +181,16 @@ class ImageBuilds:
             with contextlib.suppress(OSError):
                 self._save(folder, data)
             log_file.close()
+
+    async def forget(self, project: str, service: str, number: int) -> None:
+        """A deleted version's image: its build stopped, its archive and log removed."""
+        task = self.tasks.get((project, service, number))
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        folder = self.folder(project, service, number)
+        await asyncio.to_thread(shutil.rmtree, folder, True)
 
     async def wait(self, project: str, service: str, number: int) -> None:
         task = self.tasks.get((project, service, number))
