@@ -10,7 +10,7 @@ ALGOLINK_MAKE_START := $(shell date +%s)
 endif
 export ALGOLINK_MAKE_START
 
-.PHONY: run test lint format install bench clean postgres chromium sandbox js-test node
+.PHONY: run test lint format install bench clean postgres chromium sandbox image-tools js-test node
 
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
@@ -61,8 +61,17 @@ sandbox:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	    bubblewrap; }
 
+## Debian's buildah, debootstrap and skopeo: `algolink image` makes a Debian base with debootstrap and
+## pushes or fetches images with skopeo; the image tests run images with buildah and push them to a
+## registry of their own on loopback (docker-registry) (README, Images).
+image-tools:
+	@command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 && \
+	  command -v skopeo >/dev/null 2>&1 && command -v docker-registry >/dev/null 2>&1 || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    buildah debootstrap skopeo docker-registry; }
+
 ## The whole suite: lint, then every test.
-test: lint js-test postgres chromium sandbox
+test: lint js-test postgres chromium sandbox image-tools
 	$(PY) -m pytest
 
 ## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).
@@ -80,6 +89,7 @@ bench: $(INSTALLED)
 	$(PY) bench/hub_pages.py
 	$(PY) bench/export.py
 	$(PY) bench/batching.py
+	$(PY) bench/image.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

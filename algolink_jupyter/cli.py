@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import runpy
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import modelcloud
 
@@ -114,6 +117,104 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    """An OCI image of a bundle folder (built here) or of a hub's version (built by the hub)."""
+    from .hub import image
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    target = Path(args.target).expanduser()
+    try:
+        if target.is_dir():
+            output = Path(args.output or f"{image.image_name(target.resolve().name)}.tar")
+            with tempfile.TemporaryDirectory(prefix="algolink-image-") as tmp:
+                spec = image.local_spec(
+                    target, Path(tmp) / "app", say, output=output, tag=args.tag, base=args.base
+                )
+                result = image.build_image(spec, log=say)
+        else:
+            if args.base or args.tag:
+                raise CLIError(
+                    f"--base and --tag apply to a bundle folder, and {args.target} is not one: the "
+                    "hub names and builds its versions' images itself; leave them out."
+                )
+            output, digest = image_from_hub(args.target, args.output, say)
+            result = None
+        if args.push:
+            image.push(output, args.push, say)
+            say(f"Pushed to {args.push}.")
+    except image.ImageError as e:
+        print(f"algolink: error: {e}", file=sys.stderr)
+        return 1
+    if result is not None:
+        digest = result.digest
+    print(f"{output} {digest}")
+    say(f"Load it with `docker load -i {output}` or `podman load -i {output}`.")
+    return 0
+
+
+def image_from_hub(text: str, output: Optional[str], say: Any) -> tuple:
+    """Ask the hub for the image of PROJECT/SERVICE[:vN] (its online version, else its newest),
+    follow its build log, download the archive: (path, digest)."""
+    import time
+
+    from .client.core import HubClient, HubRequestError, service_path, split_service
+
+    name, _, number = text.partition(":")
+    if not name.count("/") == 1:
+        raise CLIError(
+            f"{text} is neither a bundle folder nor PROJECT/SERVICE[:vN]: give a folder that "
+            "exists, or a hub's service such as demo/digits:v2."
+        )
+    project, service = split_service(name)
+    client = HubClient()
+    base = service_path(project, service)
+    if number:
+        if not re.fullmatch(r"v?\d+", number):
+            raise CLIError(f"{number!r} is not a version: write it as v2 (or 2).")
+        n = int(number.lstrip("v"))
+    else:
+        info = client.call("GET", base)
+        n = info.get("published_version") or max(
+            (v["number"] for v in client.call("GET", base + "/versions")), default=0
+        )
+        if not n:
+            raise CLIError(f"{name} has no version yet: push a bundle first.")
+    url = f"{base}/versions/{n}/image"
+    state = client.call("POST", url)
+    say(f"The hub is building the image of {name} version {n} (log: {state['log_url']})")
+    shown = 0
+    while True:
+        with client.open("GET", url + "/log") as r:
+            lines = r.read().decode("utf-8", "replace").splitlines()
+        for line in lines[shown:]:
+            say(line)
+        shown = len(lines)
+        state = client.call("GET", url)
+        if state["status"] != "building":
+            break
+        time.sleep(1)
+    if state["status"] != "ready":
+        raise image_error(f"The hub's image build failed: {state.get('error') or 'see its log'}")
+    path = Path(output or f"{project}-{service}-v{n}.tar")
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with client.open("GET", url + ".tar", timeout=600) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f, 1 << 20)
+        os.replace(tmp, path)
+    except (HubRequestError, OSError):
+        tmp.unlink(missing_ok=True)
+        raise
+    return path, state["digest"]
+
+
+def image_error(message: str) -> Exception:
+    from .hub.image import ImageError
+
+    return ImageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="algolink", description="Serve, export and publish models with AlgoLink."
@@ -181,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_hub_arguments(hub)
     hub.set_defaults(func=cmd_hub)
+
+    img = sub.add_parser(
+        "image",
+        help="build an OCI container image of a bundle or of a hub's version",
+        description="Build an OCI image (docker load / podman load) of a bundle folder, here, "
+        "with its environment built as the hub builds it; or of a hub's version "
+        "(PROJECT/SERVICE[:vN]), built by the hub and downloaded. No container engine is needed.",
+    )
+    img.add_argument("target", help="a bundle folder, or PROJECT/SERVICE[:vN] on the hub")
+    img.add_argument("-o", "--output", help="the archive to write (default: NAME.tar here)")
+    img.add_argument("--push", metavar="REGISTRY/NAME:TAG", help="push it to a registry (skopeo)")
+    img.add_argument(
+        "--base", metavar="IMAGE", help="base image from a registry instead of the Debian base"
+    )
+    img.add_argument("--tag", metavar="NAME:TAG", help="the image's name (default algolink/FOLDER)")
+    img.set_defaults(func=cmd_image)
 
     add_client_commands(sub)  # register, publish, logs, status, options, login, predict, ...
     return parser

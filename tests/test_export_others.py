@@ -122,6 +122,9 @@ def test_verification_leaves_the_bundle_as_the_export_wrote_it(wine):
     assert not [p for p in left if "__pycache__" in p or p.endswith(".pyc")], left
     assert not [p for p in left if p.startswith("served-")], left  # what the setup wrote there
     assert sorted(p.name for p in bundle.iterdir()) == [
+        ".algolink-wheels",  # the Dockerfile's runtime wheel
+        ".dockerignore",
+        "Dockerfile",
         "README.md",
         "algolink.yml",
         "cloud_model.py",

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from ..runtime import requirement as runtime_requirement
 from . import requirements as reqs
+from .docker import write_docker_files
 from .slicing import Item, Plan, is_data
 from .state import FORMATS_NOTE, PICKLE_FILE, loader, on_gpu, save
 
@@ -33,6 +34,9 @@ RESERVED = {
     "modelcloud",
     "examples",
     "README.md",
+    "Dockerfile",
+    ".dockerignore",
+    ".algolink-wheels",
 }
 MAX_COPY_BYTES = 1 << 30  # a folder the code names is copied up to this size
 MAX_STATE_BYTES = (
@@ -547,6 +551,10 @@ def write(
                 text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
                 (folder / f"{n:03d}.json").write_text(text, encoding="utf-8")
                 examples[command] = examples.get(command, 0) + 1
+        labels = {"org.opencontainers.image.title": str(metadata.get("name") or target.name)}
+        if metadata.get("tagline"):
+            labels["org.opencontainers.image.description"] = str(metadata["tagline"])
+        write_docker_files(tmp, labels)
         _swap(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from tornado.iostream import StreamClosedError
 
 from .. import orm
+from ..images import image_builds
 from ..snippets import example_inputs, recorded_example
 from .base import APIHandler
 from .common import APIError, check_name, parse_version_number
@@ -102,6 +103,7 @@ class VersionAPIHandler(APIHandler):
         self.db.close()
         del self._db
         await self.hub.publisher.delete_version(service_id, n)
+        await image_builds(self.hub).forget(project_name, name, n)
         self.write_json({"deleted": f"{project_name}/{name} version {n}"})
 
 

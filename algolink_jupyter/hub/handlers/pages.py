@@ -29,6 +29,7 @@ from ..apihandlers.models import current_version, default_publish_version, servi
 from ..apihandlers.services import ServiceListAPIHandler
 from ..apihandlers.users import audit_model
 from ..apihandlers.versions import public_service
+from ..images import image_builds
 from ..results import form_inputs, image_uri
 from ..snippets import curl_line, example_inputs, recorded_example
 from ..tryform import field, recorded_examples
@@ -565,6 +566,7 @@ class ServicePage(PageHandler):
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
             log_number=log_version.number if log_version is not None else None,
             audit=audit,
+            images=version_images(self, service),
             version=version,
             default=default,
             serving=service.status == "online" and default == service.published_version,
@@ -573,6 +575,16 @@ class ServicePage(PageHandler):
                 for s in ("registered", "building", "starting", "online", "failed", "offline")
             },
         )
+
+
+def version_images(handler: PageHandler, service: orm.Service) -> dict:
+    """number -> what is known of the version's container image, for the project's developers."""
+    if not handler.can("inspect", service=service):
+        return {}
+    builds = image_builds(handler.hub)
+    project = service.project.name
+    found = {v.number: builds.info(project, service.name, v.number) for v in service.versions}
+    return {n: info for n, info in found.items() if info}
 
 
 class PublishAction(PageHandler):
