@@ -387,6 +387,7 @@ class CommandHandler(BodyHandler):
         server = self.modelserver
         registry = server.registry
         self._gone = False
+        self._began, self._timing = time.perf_counter(), None
         try:
             cmd = registry.get_command(name)
             registry.check_ready()
@@ -396,12 +397,23 @@ class CommandHandler(BodyHandler):
             else:
                 result = await server.submit(self._run, cmd, raw)
         except ModelCloudError as e:
+            self.server_timing()
             self.send_model_error(e)
             return
         if result is None:  # the client went away while it waited
             return
         server.stats.record()
+        self.server_timing()
         self.write_json(result)
+
+    def server_timing(self) -> None:
+        """``Server-Timing: queue;dur=..., model;dur=...`` (ms): how long the request waited for the
+        model and how long the model took (what the hub's metrics tell apart from the network)."""
+        if self._timing is not None:
+            queue, model = self._timing
+            self.set_header(
+                "Server-Timing", f"queue;dur={queue * 1e3:.3f}, model;dur={model * 1e3:.3f}"
+            )
 
     def _run(self, cmd: Any, raw: Any) -> Optional[dict]:
         """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs."""
@@ -416,7 +428,9 @@ class CommandHandler(BodyHandler):
             return server.registry.call(cmd, inputs)
         finally:
             ctx.cleanup()
-            fast = time.perf_counter() - start < FAST_SECONDS
+            took = time.perf_counter() - start
+            self._timing = (start - self._began, took)
+            fast = took < FAST_SECONDS
             cmd.fast_runs = cmd.fast_runs + 1 if fast else 0
 
 
