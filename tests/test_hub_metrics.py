@@ -135,3 +135,196 @@ def test_metrics_count_a_known_sequence_exactly(hub):
     assert sample(text, "algolink_serve_request_bytes_total", **echo) == sent
     assert sample(text, "algolink_serve_response_bytes_total", **echo) > 0
     assert sample(text, "algolink_serve_requests_in_flight", **base) == 0
+
+
+def test_metrics_are_refused_without_the_metrics_scope_and_filtered_by_role(hub):
+    # Nobody: 401. A token without the metrics scope: 403 that names it (the scope's own check).
+    r = requests.get(hub.url + "/metrics", timeout=30)
+    assert r.status_code == 401
+    narrow = hub.add_user("reader", {"m": "viewer"}, scopes=["read", "invoke"])
+    r = requests.get(hub.url + "/metrics", headers={"Authorization": f"token {narrow}"}, timeout=30)
+    assert r.status_code == 403 and "'metrics' scope" in r.json()["error"]
+    r = requests.get(
+        hub.url + "/metrics", headers={"Authorization": "token not-a-token"}, timeout=30
+    )
+    assert r.status_code in (401, 403)
+    # A viewer's metrics token sees its project's services; a stranger's sees none of them.
+    assert hub.serve("m/svc/echo", json={"text": "seen"}).status_code == 200
+    viewer = hub.add_user("watcher", {"m": "viewer"}, scopes=["metrics"])
+    assert 'service="svc"' in scrape(hub, viewer)
+    stranger = hub.add_user("stranger", {"other": "owner"}, scopes=["metrics"])
+    text = scrape(hub, stranger)
+    assert 'service="svc"' not in text and "algolink_serve_requests_total" in text
+    # Limited to another project: nothing of m either, though its user is an admin.
+    limited = hub.add_user("root2", admin=True, scopes=["metrics"], project="other")
+    assert 'service="svc"' not in scrape(hub, limited)
+    # A metrics-only token reads no API (it is not a read token).
+    r = requests.get(
+        hub.url + "/api/v1/projects/m", headers={"Authorization": f"token {viewer}"}, timeout=30
+    )
+    assert r.status_code == 403
+
+
+def chart(hub: Hub, span: str = "hour", token: str | None = None) -> dict:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    r = hub.session.get(
+        hub.url + f"/api/v1/projects/m/services/svc/metrics?range={span}",
+        headers=headers,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_chart_data_matches_the_requests_and_prometheus(hub):
+    before = chart(hub)
+    for i in range(4):
+        assert hub.serve("m/svc/echo", json={"text": str(i)}).status_code == 200
+    assert hub.serve("m/svc/echo", json={"bad": 1}).status_code == 400
+    assert hub.serve("m/svc/boom", json={"text": "x"}).status_code == 500
+    after = chart(hub)
+    assert after["step"] == 60 and len(after["times"]) == 60
+    assert after["all"]["requests"] - before["all"]["requests"] == 6
+    assert after["all"]["errors"] - before["all"]["errors"] == 1
+    assert after["all"]["client_errors"] - before["all"]["client_errors"] == 1
+    # The same figures as /metrics: every request to the service, counted once in each.
+    text = scrape(hub)
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("algolink_serve_requests_total{") and 'service="svc"' in line
+    )
+    assert after["all"]["requests"] == total
+    # Per minute: the points add up to the total (a step of one minute on the hour's chart).
+    assert sum(v or 0 for v in after["all"]["requests_per_minute"]) == pytest.approx(total)
+    v1 = next(v for v in after["versions"] if v["version"] == 1)
+    assert v1["api_version"] == "v1" and v1["since"] is not None
+    # Before the version's publish its line is empty (None), not zero.
+    first = [i for i, t in enumerate(after["times"]) if t + 60 <= v1["since"]]
+    assert all(v1["requests_per_minute"][i] is None for i in first)
+    last = max(i for i, v in enumerate(v1["requests_per_minute"]) if v)
+    p50, p95, p99 = (v1[q][last] for q in ("p50", "p95", "p99"))
+    assert 0 < p50 <= p95 <= p99
+    # The day and the week: coarser steps, the same totals.
+    day, week = chart(hub, "day"), chart(hub, "week")
+    assert (day["step"], len(day["times"])) == (600, 144)
+    assert (week["step"], len(week["times"])) == (3600, 168)
+    assert day["all"]["requests"] == week["all"]["requests"] == total
+    r = hub.get("/api/v1/projects/m/services/svc/metrics?range=year")
+    assert r.status_code == 400 and "hour, day, week" in r.json()["error"]
+    # A metrics token reads the charts; a stranger gets a 404 as for any project not theirs.
+    watcher = hub.add_user("charts", {"m": "viewer"}, scopes=["metrics"])
+    assert chart(hub, token=watcher)["all"]["requests"] == total
+    outsider = hub.add_user("outsider", {"elsewhere": "owner"})
+    r = requests.get(
+        hub.url + "/api/v1/projects/m/services/svc/metrics",
+        headers={"Authorization": f"token {outsider}"},
+        timeout=30,
+    )
+    assert r.status_code == 404
+
+
+def log_of(hub: Hub, **params: str) -> dict:
+    r = hub.get("/api/v1/projects/m/services/svc/requests", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_request_log_keeps_the_last_n_and_bodies_only_when_asked(hub):
+    for i in range(7):
+        assert hub.serve("m/svc/echo", json={"text": f"log{i}"}).status_code == 200
+    log = log_of(hub)
+    assert log["record_bodies"] is False and log["kept"] == 5
+    rows = log["requests"]
+    assert len(rows) == 5  # --request-log 5: the last five
+    assert [r["status"] for r in rows] == [200] * 5
+    newest = rows[0]
+    assert newest["command"] == "echo" and newest["version"] == 1
+    assert newest["user"] == "admin" and newest["token"] == "admin"
+    assert newest["duration"] > 0 and newest["model"] is not None
+    assert "input" not in newest and "output" not in newest  # off by default
+    # Turning it on is an owner's: a viewer's token is refused.
+    viewer = hub.add_user("peeker", {"m": "viewer"})
+    r = requests.put(
+        hub.url + "/api/v1/projects/m/services/svc/requests/settings",
+        json={"record_bodies": True},
+        headers={"Authorization": f"token {viewer}"},
+        timeout=30,
+    )
+    assert r.status_code == 403, hub.output[-3000:]
+    r = requests.get(
+        hub.url + "/api/v1/projects/m/services/svc/requests",
+        headers={"Authorization": f"token {viewer}"},
+        timeout=30,
+    )
+    assert r.status_code == 403  # the log names callers: developers and owners only
+    r = hub.api(
+        "PUT",
+        "/api/v1/projects/m/services/svc/requests/settings",
+        json={"record_bodies": True, "record_limit": 12},
+    )
+    assert r.status_code == 200 and r.json() == {"record_bodies": True, "record_limit": 12}
+    r = hub.api(
+        "PUT",
+        "/api/v1/projects/m/services/svc/requests/settings",
+        json={"record_limit": 10**9},
+    )
+    assert r.status_code == 400 and "record_limit" in r.json()["error"]
+    assert hub.serve("m/svc/echo", json={"text": "a long text to cut"}).status_code == 200
+    assert hub.serve("m/svc/echo", json={"text": "é"}).status_code == 200
+    rows = log_of(hub)["requests"]
+    long, short = rows[1], rows[0]
+    body = json.dumps({"text": "a long text to cut"})
+    assert long["input"] == {"bytes": len(body), "truncated": True, "text": body[:12]}
+    assert long["output"]["truncated"] is True and long["output"]["text"] == '{"text": "ec'[:12]
+    assert short["input"]["text"] == json.dumps({"text": "é"})[:12]
+    # Off again: nothing more is kept.
+    r = hub.api(
+        "PUT",
+        "/api/v1/projects/m/services/svc/requests/settings",
+        json={"record_bodies": False},
+    )
+    assert r.status_code == 200
+    assert hub.serve("m/svc/echo", json={"text": "private"}).status_code == 200
+    assert "input" not in log_of(hub)["requests"][0]
+    # The export: every kept request, oldest first, one JSON object a line.
+    r = hub.get("/api/v1/projects/m/services/svc/requests", params={"format": "jsonl"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert len(lines) == 5 and [x["id"] for x in lines] == sorted(x["id"] for x in lines)
+
+
+def test_retention_removes_what_is_older(hub):
+    """Rows backdated through the database file, then a hub with --metrics-retention 1h: what is
+    older than an hour goes, the rest stays."""
+    hub.stop(keep_services=True)
+    db = sqlite3.connect(hub.data / "hub.sqlite")
+    with db:
+        sid = db.execute("SELECT id FROM services WHERE name = 'svc'").fetchone()[0]
+        for age, command in ((7200, "old"), (1800, "recent")):
+            stamp = time.strftime("%Y-%m-%d %H:%M:00.000000", time.gmtime(time.time() - age))
+            db.execute(
+                "INSERT INTO serve_minutes (service_id, minute, version, command, requests, "
+                "client_errors, errors, duration_sum, buckets, model_sum, model_count, queue_sum, "
+                "bytes_in, bytes_out) VALUES (?, ?, 1, ?, 5, 0, 0, 0.5, '{\"40\": 5}', 0, 0, 0, 0, 0)",
+                (sid, stamp, command),
+            )
+            db.execute(
+                "INSERT INTO serve_requests (service_id, at, version, command, status, duration, "
+                "bytes_in, bytes_out) VALUES (?, ?, 1, ?, 200, 0.1, 0, 0)",
+                (sid, stamp, command),
+            )
+    db.close()
+    hub.start(extra_args=["--metrics-retention", "1h", "--request-log", "50"])
+
+    def commands(table: str) -> set:
+        with sqlite3.connect(hub.data / "hub.sqlite") as conn:
+            return {r[0] for r in conn.execute(f"SELECT DISTINCT command FROM {table}")}
+
+    wait_for(lambda: "old" not in commands("serve_minutes"), 30, what="the old minute to go")
+    wait_for(lambda: "old" not in commands("serve_requests"), 30, what="the old request to go")
+    assert "recent" in commands("serve_minutes") and "recent" in commands("serve_requests")
+    # The recent one is on the day's chart; the hour-old one on none.
+    day = chart(hub, "day")
+    assert day["retention"] == 3600
+    assert day["all"]["requests"] >= 5

@@ -135,7 +135,7 @@ class RecordSettingsAPIHandler(APIHandler):
 
     def get(self, project_name: str, name: str) -> None:
         service = self.find_service(project_name, name, "inspect")
-        self.write_json(self.settings(service))
+        self.write_json(self.current(service))
 
     def put(self, project_name: str, name: str) -> None:
         meter = _meter(self)
@@ -168,9 +168,9 @@ class RecordSettingsAPIHandler(APIHandler):
             service.record_limit = limit
         self.db.commit()
         meter.set_recording(service.id, bool(service.record_bodies), service.record_limit)
-        self.write_json(self.settings(service))
+        self.write_json(self.current(service))
 
-    def settings(self, service: orm.Service) -> dict:
+    def current(self, service: orm.Service) -> dict:
         return {
             "record_bodies": bool(service.record_bodies),
             "record_limit": service.record_limit,
