@@ -23,6 +23,7 @@ import time
 import modelcloud
 from modelcloud.data_types import text
 
+DELAY = {delay}
 
 @modelcloud.setup
 def setup():
@@ -31,6 +32,7 @@ def setup():
 
 @modelcloud.command("echo", inputs={"text": text()}, outputs={"text": text()})
 def echo(model, inputs):
+    time.sleep(DELAY)
     return {"text": "echo:" + inputs["text"]}
 
 
@@ -50,9 +52,11 @@ if __name__ == "__main__":
 """
 
 
-def metrics_bundle(folder: Path) -> Path:
+def metrics_bundle(folder: Path, delay: float = 0.0) -> Path:
+    """A service of three commands: ``echo`` (after ``delay`` seconds), ``slow`` (0.3 s) and
+    ``boom`` (a 500); no requirements."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cloud_model.py").write_text(MODEL)
+    (folder / "cloud_model.py").write_text(MODEL.replace("{delay}", repr(delay)))
     (folder / "algolink.yml").write_text("entrypoint: python cloud_model.py\n")
     return folder
 

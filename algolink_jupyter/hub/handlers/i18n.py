@@ -662,7 +662,8 @@ MESSAGES["en"].update(
         "e_sign_in_needed": "Sign in to continue.",
         "e_project_missing": "Not found: there is no such project, or you may not see it.",
         "e_expiry_bad": "The expiry is a whole number of days from 1 to 3650, or empty.",
-        "e_scopes_bad": "The scopes are some of read, invoke, write, manage and admin, none wider "
+        "e_scopes_bad": "The scopes are some of read, invoke, write, manage, admin and metrics, none "
+        "wider "
         "than yours.",
         "e_user_exists": "There is a user {name} already: choose another name.",
         "e_user_missing": "There is no user {name}: a hub admin adds users on the users page.",
@@ -744,7 +745,8 @@ MESSAGES["zh_CN"].update(
         "e_sign_in_needed": "请先登录。",
         "e_project_missing": "未找到：没有这个项目，或者你无权查看。",
         "e_expiry_bad": "有效期是 1 到 3650 之间的整数天，或留空。",
-        "e_scopes_bad": "权限范围取自 read、invoke、write、manage 和 admin，且不能超过你本人的权限。",
+        "e_scopes_bad": "权限范围取自 read、invoke、write、manage、admin 和 metrics，且不能超过你本人的"
+        "权限。",
         "e_user_exists": "已有用户 {name}：请换一个名称。",
         "e_user_missing": "没有用户 {name}：由 hub 管理员在“用户”页面添加用户。",
         "e_member_exists": "{user} 已经是 {project} 的{role}：请改为修改角色。",
@@ -830,5 +832,91 @@ MESSAGES["zh_CN"].update(
         "api_docs_missing": "本 hub 未安装 API 文档查看器（Swagger UI）：请用 make install 重新安装"
         "（由 npm 构建）。",
         "api_docs_server": "本页的试用路由",
+    }
+)
+
+
+# What a service does: the service page's charts and request log, the metrics scope (issue 20).
+MESSAGES["en"].update(
+    {
+        "scope_metrics": "GET /metrics and the charts (Prometheus)",
+        "metrics": "Requests",
+        "metrics_help": "Every call through /serve, by version; a version's line begins when it "
+        "was published. Latency is the hub's: from the request to the answer's last byte.",
+        "range_hour": "Last hour",
+        "range_day": "Last day",
+        "range_week": "Last week",
+        "chart_requests": "Requests per minute",
+        "chart_latency": "Latency (ms)",
+        "chart_errors": "Error rate (%)",
+        "quantile": "Latency shown",
+        "series_all": "all versions",
+        "series_4xx": "refused (4xx), all",
+        "metrics_summary": "{requests} requests, {errors} failed (5xx), {client_errors} refused "
+        "(4xx) in this range.",
+        "metrics_none": "No requests in this range.",
+        "charts_missing": "The chart library (uPlot) is not installed with this hub: reinstall it "
+        "with make install (npm copies it).",
+        "request_log": "Request log",
+        "request_log_help": "The last {n} requests (newest first): who called, what, and how long "
+        "it took.",
+        "request_log_empty": "No requests yet.",
+        "m_time": "Time (UTC)",
+        "m_command": "Command",
+        "m_latency": "Latency",
+        "m_model": "Model",
+        "m_caller": "Caller",
+        "m_input": "Input",
+        "m_output": "Output",
+        "m_truncated": "(cut at {n} bytes of {total})",
+        "export_jsonl": "Export as JSON lines",
+        "record_bodies": "Keep each request's input and output",
+        "record_limit": "At most (bytes each)",
+        "record_help": "Off by default: inputs and outputs may hold your callers' data. They are "
+        "kept with the request log, each cut at this size.",
+        "record_on": "Inputs and outputs are kept (at most {n} bytes each).",
+        "record_off": "Inputs and outputs are not kept.",
+        "record_save": "Save",
+        "record_limit_bad": "The size is a whole number of bytes from 1 to {most}.",
+    }
+)
+MESSAGES["zh_CN"].update(
+    {
+        "scope_metrics": "GET /metrics 与图表（Prometheus）",
+        "metrics": "请求",
+        "metrics_help": "经 /serve 的每次调用，按版本区分；每个版本的曲线从其上线时开始。延迟由 hub "
+        "测量：从收到请求到应答的最后一个字节。",
+        "range_hour": "最近一小时",
+        "range_day": "最近一天",
+        "range_week": "最近一周",
+        "chart_requests": "每分钟请求数",
+        "chart_latency": "延迟（毫秒）",
+        "chart_errors": "错误率（%）",
+        "quantile": "显示的延迟",
+        "series_all": "全部版本",
+        "series_4xx": "被拒绝（4xx），全部",
+        "metrics_summary": "此时间范围内共 {requests} 次请求，{errors} 次失败（5xx），"
+        "{client_errors} 次被拒绝（4xx）。",
+        "metrics_none": "此时间范围内没有请求。",
+        "charts_missing": "本 hub 未安装图表库（uPlot）：请用 make install 重新安装（由 npm 复制）。",
+        "request_log": "请求日志",
+        "request_log_help": "最近的 {n} 次请求（最新的在前）：谁调用、调用了什么、用时多久。",
+        "request_log_empty": "还没有请求。",
+        "m_time": "时间（UTC）",
+        "m_command": "命令",
+        "m_latency": "延迟",
+        "m_model": "模型",
+        "m_caller": "调用者",
+        "m_input": "输入",
+        "m_output": "输出",
+        "m_truncated": "（共 {total} 字节，截取前 {n} 字节）",
+        "export_jsonl": "导出为 JSON Lines",
+        "record_bodies": "保存每次请求的输入与输出",
+        "record_limit": "上限（每项字节数）",
+        "record_help": "默认关闭：输入与输出可能含有调用者的数据。开启后随请求日志保存，每项截取至此大小。",
+        "record_on": "正在保存输入与输出（每项至多 {n} 字节）。",
+        "record_off": "不保存输入与输出。",
+        "record_save": "保存",
+        "record_limit_bad": "大小须为 1 到 {most} 之间的整数字节数。",
     }
 )
