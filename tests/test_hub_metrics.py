@@ -5,6 +5,7 @@ retention of the history. A real hub, a real service process, a real database fi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -296,6 +297,21 @@ def test_the_request_log_keeps_the_last_n_and_bodies_only_when_asked(hub):
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in r.text.splitlines()]
     assert len(lines) == 5 and [x["id"] for x in lines] == sorted(x["id"] for x in lines)
+
+
+def test_the_jupyterlab_sidebar_route_carries_each_services_last_hour(hub):
+    """What the sidebar's sparklines draw: the Jupyter server extension's hub route asks the hub for
+    each online service's last hour."""
+    from algolink_jupyter.serverext.hub import hub_services
+
+    assert hub.serve("m/svc/echo", json={"text": "spark"}).status_code == 200
+    services = asyncio.run(hub_services(hub.url, hub.token))
+    (svc,) = [s for s in services if (s["project"], s["name"]) == ("m", "svc")]
+    figures = chart(hub)["all"]
+    activity = svc["activity"]
+    assert activity["requests"] == figures["requests"] and activity["errors"] == figures["errors"]
+    assert len(activity["requests_per_minute"]) == 60 and any(activity["requests_per_minute"][-2:])
+    assert any(activity["p95"][-2:])
 
 
 def test_retention_removes_what_is_older(hub):
