@@ -108,8 +108,18 @@ class Client:
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
-        self.conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
-        response = self.conn.getresponse()
+        for attempt in (1, 2):
+            try:
+                self.conn.request(
+                    method, path, body=body, headers={**self.headers, **(headers or {})}
+                )
+                response = self.conn.getresponse()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The hub closed the kept-alive connection after its --idle-timeout: anew.
+                self.conn.close()
+                if attempt == 2:
+                    raise
         data = response.read()
         if response.status >= 400:
             raise RuntimeError(f"{method} {path}: {response.status} {data[:500]!r}")

@@ -1,11 +1,13 @@
 """The service page's charts and request log in Chromium (issue 20): two versions, the second one
 slower, called through /serve; the page draws requests per minute, latency and error rate per
-version with uPlot and lists the requests. Screenshots in test-artifacts/browser/.
+version with uPlot and lists the requests; JupyterLab's AlgoLink sidebar draws the same last hour as
+sparklines. Screenshots in test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +16,9 @@ import pytest
 from browser_support import artifacts_dir, signed_in_page
 from hub_process import Hub
 from test_hub_metrics import metrics_bundle
+from test_labextension_browser import lab  # noqa: F401 - the fixture, with this module's hub
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -125,3 +130,50 @@ def test_the_service_page_charts_requests_per_version(hub, browser, artifacts, t
     assert '{"text": "kept"}' in first.inner_text()
     page.locator("#requests").screenshot(path=str(artifacts / "22-request-log.png"))
     context.close()
+
+
+@pytest.fixture(scope="module")
+def jupyter_path(tmp_path_factory):
+    """JupyterLab loads this worktree's build of the extension (``npm run build:prod`` in js/ writes
+    it to algolink_jupyter/labextension) ahead of the installed one, when there is one."""
+    built = REPO / "algolink_jupyter" / "labextension"
+    saved = os.environ.get("JUPYTER_PATH")
+    if (built / "package.json").is_file():
+        root = tmp_path_factory.mktemp("jupyter-path")
+        (root / "labextensions").mkdir()
+        (root / "labextensions" / "algolink-jupyter").symlink_to(built)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), saved]))
+    yield
+    if saved is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = saved
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(jupyter_path, lab):  # noqa: F811 - the imported fixture
+    return lab
+
+
+def test_the_jupyterlab_sidebar_draws_each_services_last_hour(hub, jupyterlab, browser, artifacts):
+    assert hub.serve("shop/ranker/echo", json={"text": "lab"}).status_code == 200
+    context = browser.new_context(viewport={"width": 1300, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{jupyterlab['url']}/lab?reset&token={jupyterlab['token']}")
+        page.click(".jp-SideBar .lm-TabBar-tab[data-id='algolink-panel']", timeout=120_000)
+        item = page.locator("#algolink-panel .algolink-service[data-service='ranker']")
+        activity = item.locator(".algolink-activity")
+        activity.wait_for()
+        total = hub.get("/api/v1/projects/shop/services/ranker/metrics").json()["all"]["requests"]
+        assert 0 < int(activity.get_attribute("data-requests")) <= total
+        assert activity.locator("svg.algolink-spark-requests").count() == 1
+        assert activity.locator("svg.algolink-spark-latency").count() == 1
+        assert activity.locator("svg polyline, svg circle").count() >= 2
+        assert "requests" in activity.get_attribute("title")
+        page.locator("#algolink-panel").screenshot(
+            path=str(artifacts / "24-sidebar-sparklines.png")
+        )
+    finally:
+        context.close()
