@@ -17,6 +17,7 @@ FIGURES = [
     "/serve echo p50 latency",
     "/serve echo p99 latency",
     "/serve throughput, measured",
+    "hub CPU per /serve request",
 ]
 
 
