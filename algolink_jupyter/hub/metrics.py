@@ -614,7 +614,7 @@ class Meter:
             out_versions.append(
                 {
                     "version": key if key else None,
-                    "label": f"v{key}" if key else "—",
+                    "label": f"#{key}" if key else ("dev" if service.dev_url else "—"),
                     "api_version": f"v{version.api_version}"
                     if version is not None and version.api_version
                     else None,

@@ -54,20 +54,21 @@
       };
       state.charts.push(new window.uPlot(opts, [xs].concat(values), el));
     }
+    // "#3 (v2)": the version's number, and its API version when it has one.
+    function name(v) { return v.label + (v.api_version ? " (" + v.api_version + ")" : ""); }
     var requestSeries = versions.map(function (v, i) {
-      return { label: v.label + (v.api_version && v.api_version !== v.label ? " (" + v.api_version + ")" : ""),
-        stroke: versionColor(i), width: 2, spanGaps: false };
+      return { label: name(v), stroke: versionColor(i), width: 2 };
     });
     chart("chart-requests",
       requestSeries.concat([{ label: labels.series_all, stroke: "#9ca3af", width: 1, dash: [4, 4] }]),
       versions.map(function (v) { return v.requests_per_minute; }).concat([data.all.requests_per_minute]),
       "");
     chart("chart-latency",
-      versions.map(function (v, i) { return { label: v.label + " " + q, stroke: versionColor(i), width: 2 }; }),
+      versions.map(function (v, i) { return { label: name(v) + " " + q, stroke: versionColor(i), width: 2 }; }),
       versions.map(function (v) { return scaled(v[q], 1000); }),
       "");
     chart("chart-errors",
-      versions.map(function (v, i) { return { label: v.label + " 5xx", stroke: versionColor(i), width: 2 }; })
+      versions.map(function (v, i) { return { label: name(v) + " 5xx", stroke: versionColor(i), width: 2 }; })
         .concat([{ label: labels.series_4xx, stroke: "#d97706", width: 1, dash: [4, 4] }]),
       versions.map(function (v) { return scaled(v.error_rate, 100); })
         .concat([scaled(data.all.client_error_rate, 100)]),
