@@ -55,7 +55,7 @@ def backdate_history(hub: Hub, minutes: int) -> None:
         for m in range(2, minutes + 2):
             minute = (int(now) // 60 - m) * 60
             n = 20 + (m * 7) % 13
-            index = 40 + (minutes - m) // 6  # fine buckets: about 10 ms, rising slowly
+            index = 28 + (minutes - m) // 15  # fine buckets: about 13 ms, rising slowly
             buckets = json.dumps({str(index): n - 2, str(index + 4): 2})
             errors = 1 if m % 9 == 0 else 0
             db.execute(
