@@ -456,8 +456,33 @@ class Meter:
         self._flushing = loop.run_in_executor(None, self._write, minutes, logged, prune)
         try:
             await asyncio.shield(self._flushing)
+        except Exception:
+            self._keep(minutes, logged)  # the database refused: kept for the next flush
+            raise
         finally:
             self._flushing = None
+
+    def _keep(self, minutes: dict, logged: dict) -> None:
+        """Put back what a failed flush was to write, with what came since."""
+        for key, old in minutes.items():
+            new = self._minutes.get(key)
+            if new is None:
+                old.flushed = False
+                self._minutes[key] = old
+                continue
+            for name in Minute.__slots__:
+                if name not in ("buckets", "flushed"):
+                    setattr(new, name, getattr(new, name) + getattr(old, name))
+            for index, count in old.buckets.items():
+                new.buckets[index] = new.buckets.get(index, 0) + count
+        for service_id, entries in logged.items():
+            pending = self._log.get(service_id)
+            if pending is None:
+                self._log[service_id] = entries
+            else:
+                merged = collections.deque(entries, maxlen=self.log_size)
+                merged.extend(pending)
+                self._log[service_id] = merged
 
     def prune_now(self) -> None:
         """Make the next flush remove what is past the retention."""
