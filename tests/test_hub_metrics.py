@@ -142,6 +142,33 @@ def test_metrics_count_a_known_sequence_exactly(hub):
     assert sample(text, "algolink_serve_requests_in_flight", **base) == 0
 
 
+def test_the_model_server_tells_queue_time_from_model_time(model_server):
+    """``Server-Timing`` on every command's answer (its errors too): the slow command's model time
+    is its 0.3 s; with two at once, the second one waits for the first (one model at a time)."""
+    import concurrent.futures
+
+    server = model_server(MODEL.replace("{delay}", "0.0"))
+    r = requests.post(server.url + "/slow", json={"text": "a"}, timeout=30)
+    queue, model = timings(r.headers["Server-Timing"])
+    assert 300 <= model < 1000 and 0 <= queue < 300
+    r = requests.post(server.url + "/boom", json={"text": "a"}, timeout=30)
+    assert r.status_code == 500 and "model;dur=" in r.headers["Server-Timing"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.post(server.url + "/slow", json={"text": "b"}, timeout=30),
+                range(2),
+            )
+        )
+    waited = sorted(timings(a.headers["Server-Timing"])[0] for a in answers)
+    assert waited[1] >= 250  # the second waited for the first one's 0.3 s
+
+
+def timings(value: str) -> tuple[float, float]:
+    parts = dict(re.findall(r"(\w+);dur=([0-9.]+)", value))
+    return float(parts["queue"]), float(parts["model"])
+
+
 def test_metrics_are_refused_without_the_metrics_scope_and_filtered_by_role(hub):
     # Nobody: 401. A token without the metrics scope: 403 that names it (the scope's own check).
     r = requests.get(hub.url + "/metrics", timeout=30)
