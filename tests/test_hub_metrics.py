@@ -341,6 +341,19 @@ def test_the_jupyterlab_sidebar_route_carries_each_services_last_hour(hub):
     assert any(activity["p95"][-2:])
 
 
+def test_a_deleted_services_figures_leave_metrics(hub, tmp_path):
+    r = hub.register("m", "g", "brief", metrics_bundle(tmp_path / "brief"))
+    assert r.status_code == 201, r.text
+    assert hub.publish("m", "brief").status_code in (200, 202)
+    hub.wait_version("m", "brief", 1)
+    assert hub.serve("m/brief/echo", json={"text": "x"}).status_code == 200
+    assert 'service="brief"' in scrape(hub)
+    r = hub.api("DELETE", "/api/v1/projects/m/services/brief")
+    assert r.status_code == 200, r.text
+    text = scrape(hub)
+    assert 'service="brief"' not in text and 'service="svc"' in text
+
+
 def test_retention_removes_what_is_older(hub):
     """Rows backdated through the database file, then a hub with --metrics-retention 1h: what is
     older than an hour goes, the rest stays."""

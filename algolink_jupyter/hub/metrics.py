@@ -444,6 +444,7 @@ class Meter:
         minutes, self._minutes = self._minutes, {}
         for minute in minutes.values():
             minute.flushed = True
+        self.forget_deleted()
         now = time.time()
         logged: dict = {}
         if everything or now - self._last_log >= LOG_FLUSH_SECONDS:
@@ -461,6 +462,14 @@ class Meter:
             raise
         finally:
             self._flushing = None
+
+    def forget_deleted(self) -> None:
+        """The live figures of services deleted since: gone from /metrics too."""
+        routes = getattr(getattr(self.hub, "publisher", None), "routes", None)
+        if routes is None:
+            return
+        for labels in [k for k in self.series if (k[0], k[1]) not in routes]:
+            del self.series[labels]
 
     def _keep(self, minutes: dict, logged: dict) -> None:
         """Put back what a failed flush was to write, with what came since."""
@@ -820,9 +829,12 @@ class _Collector:
             labels=["project", "service", "version"],
         )
         publisher = getattr(self.meter.hub, "publisher", None)
+        routes = getattr(publisher, "routes", None) or {}
         for key, count in sorted((getattr(publisher, "inflight", None) or {}).items()):
             project, _, rest = key.partition("/")
             service, _, version = rest.partition("/")
+            if (project, service) not in routes:
+                continue  # deleted since
             if allowed is None or allowed(project, service):
                 inflight.add_metric([project, service, version], count)
         yield inflight

@@ -65,6 +65,7 @@ class PrometheusHandler(APIHandler):
             def allowed(project: str, service: str) -> bool:
                 return (project, service) in shown
 
+        meter.forget_deleted()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(meter.registry(allowed)))
 
