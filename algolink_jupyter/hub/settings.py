@@ -37,6 +37,15 @@ def retention(text: str) -> int:
     return int(seconds)
 
 
+def log_size(text: str) -> int:
+    """A positive whole number, for ``--request-log``."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of requests: give one from 1 to 1000000, such as 1000."
+        )
+    return int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument(
@@ -178,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--request-log",
-        type=int,
+        type=log_size,
         default=1000,
         metavar="N",
         help="requests kept in each service's request log (1000)",
