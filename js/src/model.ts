@@ -368,7 +368,9 @@ export function tokenText(user: IHubUser): string | null {
   } else if (token.project) {
     parts.push(t('token-project', [token.project]));
   }
-  const full = ['invoke', 'manage', 'read', 'write'].concat(user.admin ? ['admin'] : []).sort();
+  const full = ['invoke', 'manage', 'metrics', 'read', 'write']
+    .concat(user.admin ? ['admin'] : [])
+    .sort();
   const scopes = [...token.scopes].sort();
   if (scopes.join(',') !== full.join(',')) {
     parts.push(t('token-scopes', [scopes.join(', ') || '-']));

@@ -406,7 +406,7 @@ test('parseHubState: who is signed in and what they may publish to', () => {
         projects: { demo: 'developer', seen: 'viewer' },
         token: {
           name: 'cli-lab',
-          scopes: ['invoke', 'manage', 'read', 'write'],
+          scopes: ['invoke', 'manage', 'metrics', 'read', 'write'],
           project: null,
           service: null,
           expires_at: null,
