@@ -16,6 +16,8 @@ FIGURES = [
     "pinned version cold start",
     "/serve echo p50 latency",
     "/serve echo p99 latency",
+    "/serve throughput, measured",
+    "hub CPU per /serve request",
 ]
 
 
@@ -33,6 +35,7 @@ def test_hub_bench_quick(tmp_path: Path) -> None:
     for figure in FIGURES:
         assert figure in proc.stdout, proc.stdout
     assert "the hub adds" in proc.stdout and "pinned cold start" in proc.stdout
+    assert "measuring costs" in proc.stdout
     results = json.loads(output.read_text())
     assert [r["figure"] for r in results["rows"]] == FIGURES
     for row in results["rows"]:

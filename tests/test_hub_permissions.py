@@ -221,6 +221,13 @@ API: list[Row] = [
     ("set options", "change", "PUT", S + "/options", {"values": {}}, 201, None),
     ("upload option", "change", "POST", S + "/uploads", {"option": "nope"}, 400, None),
     ("service audit", "inspect", "GET", S + "/audit", None, 200, None),
+    ("service charts", "view", "GET", S + "/metrics?range=day", None, 200, None),
+    ("request log", "inspect", "GET", S + "/requests", None, 200, None),
+    ("request log export", "inspect", "GET", S + "/requests?format=jsonl", None, 200, None),
+    ("request log settings", "inspect", "GET", S + "/requests/settings", None, 200, None),
+    ("keep inputs", "manage", "PUT", S + "/requests/settings", {"record_bodies": False}, 200,
+     None),
+    ("prometheus", "self", "GET", "/metrics", None, 200, None),
     ("members", "view", "GET", P + "/members", None, 200, None),
     ("add member", "manage", "POST", P + "/members", {"user": "{user}", "role": "viewer"}, 201,
      fresh_user),
@@ -253,6 +260,8 @@ EXCEPTIONS: dict[tuple[str, str], int] = {
     # the invoke-only token may call only alpha/svc: the public service is open to it anyway
     # a token limited to one service is refused elsewhere in its project with a 403
     ("offline", "invoke"): 403,
+    # /metrics needs the metrics scope, which an invoke-only token has not
+    ("prometheus", "invoke"): 403,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 #: The roles that may publish in a project.
 PUBLISH_ROLES = ("developer", "owner")
 #: The scopes a token of a user who is not a hub admin has when nothing narrows it.
-USER_SCOPES = ("read", "invoke", "write", "manage")
+USER_SCOPES = ("read", "invoke", "write", "manage", "metrics")
 ASK_OWNER = "ask a project owner to make you a developer"
 
 

@@ -12,6 +12,7 @@ do on a project is what its **role** there allows, narrowed by the **scopes** of
 | change   | developer, owner               | write       | register, new versions, publish, offline, options, aliases, delete a version |
 | manage   | owner                          | manage      | members, delete a service, a group or the project |
 | admin    | (a hub admin)                  | admin       | users, every project, registering a folder of the hub's machine |
+| metrics  | viewer, developer, owner       | metrics     | ``GET /metrics``: the figures of the projects' services (a hub admin: all) |
 
 A hub admin has every role in every project. Anyone signed in may create a project (and owns it). A
 token may be limited to one project or one service (nothing else exists for it) and may expire.
@@ -34,7 +35,7 @@ from typing import Any, Optional
 from . import orm
 
 ROLES = ("viewer", "developer", "owner")
-SCOPES = ("read", "invoke", "write", "manage", "admin")
+SCOPES = ("read", "invoke", "write", "manage", "admin", "metrics")
 #: The actions of the module's table: the least role each needs, and the token scope.
 ACTIONS = {
     "view": ("viewer", "read"),
@@ -43,6 +44,7 @@ ACTIONS = {
     "change": ("developer", "write"),
     "manage": ("owner", "manage"),
     "admin": (None, "admin"),
+    "metrics": ("viewer", "metrics"),
 }
 RANK = {role: i for i, role in enumerate(ROLES, 1)}
 

@@ -40,6 +40,7 @@ from .devmode import ConnectLimiter
 from .guard import GuardedHTTPServer, GuardedSocket, default_max_connections, raise_nofile
 from .handlers import app_settings as page_settings
 from .handlers import page_handlers
+from .metrics import DEFAULT_LOG_SIZE, DEFAULT_RETENTION, Meter
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
 from .results import ResultStore
@@ -151,6 +152,9 @@ class Hub:
         spool_budget: int = 4 * 2**30,
         share_days: float = 7.0,
         share_budget: int = 256 << 20,
+        metrics: bool = True,
+        metrics_retention: int = DEFAULT_RETENTION,
+        request_log: int = DEFAULT_LOG_SIZE,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -191,6 +195,12 @@ class Hub:
         self.spool_budget = spool_budget
         #: The try-it results kept behind shareable links (``--share-days``, ``--share-budget``).
         self.results = ResultStore(self.data / "results", share_days, share_budget)
+        #: Whether /serve is measured (``--no-metrics`` turns it off), how long its history is kept
+        #: (``--metrics-retention``, seconds) and how many requests each service's log keeps.
+        self.metrics_on = metrics
+        self.metrics_retention = metrics_retention
+        self.request_log = max(1, request_log)
+        self.meter: Optional[Meter] = None
         #: This hub's id in the hop header of the requests it sends on (devmode.HOP_HEADER).
         self.hop_id = secrets.token_hex(6)
         self.dev_connects = ConnectLimiter()
@@ -450,6 +460,8 @@ class Hub:
         self.collector = Collector(self, self.env_budget)
         self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)
         self.upstreams = UpstreamPool()
+        if self.metrics_on:
+            self.meter = Meter(self, self.metrics_retention, self.request_log)
 
     def make_app(self) -> web.Application:
         handlers = [
@@ -503,6 +515,8 @@ class Hub:
         await self.publisher.restore()
         self.publisher.start_reaper()
         self.collector.soon()
+        if self.meter is not None:
+            self.meter.start()
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         print(
             f"AlgoLink hub running at http://{host}:{self.port}/ (data in {self.data})", flush=True
@@ -514,6 +528,8 @@ class Hub:
         if stop_services is None:
             stop_services = self.stop_services_on_exit
         self.http_server.stop()
+        if self.meter is not None:
+            await self.meter.stop()
         running = len(self.runner.keys())
         await self.publisher.stop_all(stop_services)
         self.upstreams.close()
@@ -572,6 +588,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         spool_budget=getattr(args, "spool_budget", 4 * 2**30),
         share_days=getattr(args, "share_days", 7.0),
         share_budget=getattr(args, "share_budget", 256 << 20),
+        metrics=not getattr(args, "no_metrics", False),
+        metrics_retention=getattr(args, "metrics_retention", DEFAULT_RETENTION),
+        request_log=getattr(args, "request_log", DEFAULT_LOG_SIZE),
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

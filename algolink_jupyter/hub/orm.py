@@ -19,7 +19,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -176,6 +178,10 @@ class Service(Base):
     dev_manifest: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
     dev_checked_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime, nullable=True)
     dev_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    #: The request log keeps each request's input and output (migration 0007; off by default), each
+    #: cut at ``record_limit`` bytes.
+    record_bodies: Mapped[bool] = mapped_column(Boolean, default=False)
+    record_limit: Mapped[int] = mapped_column(Integer, default=16384)
 
     project: Mapped[Project] = relationship(back_populates="services")
     group: Mapped[Group] = relationship(back_populates="services")
@@ -296,6 +302,56 @@ class Token(Base):
     user: Mapped[Optional[User]] = relationship()
     project: Mapped[Optional[Project]] = relationship()
     service: Mapped[Optional[Service]] = relationship()
+
+
+class ServeMinute(Base):
+    """What ``/serve`` did in one minute for one version and command of a service (migration 0007;
+    metrics.py): counts, latency sums and a histogram fine enough for p50/p95/p99 (``buckets``:
+    ``{index: count}`` of metrics.py's log-spaced buckets). ``version`` 0: none (a development
+    service, or a request refused before a version was chosen)."""
+
+    __tablename__ = "serve_minutes"
+    __table_args__ = (UniqueConstraint("service_id", "minute", "version", "command"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    minute: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    command: Mapped[str] = mapped_column(String(128), default="")
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    client_errors: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    duration_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    buckets: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    model_count: Mapped[int] = mapped_column(Integer, default=0)
+    queue_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ServeRecord(Base):
+    """One ``/serve`` request in a service's request log (the last ``--request-log`` of each are
+    kept, migration 0007). ``bodies``: its input and output, when the service records them."""
+
+    __tablename__ = "serve_requests"
+    __table_args__ = (Index("ix_serve_requests_service_id", "service_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    at: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    command: Mapped[str] = mapped_column(String(128), default="")
+    status: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float] = mapped_column(Float)
+    first_byte: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    model: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    queue: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    user: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    token: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    bodies: Mapped[Optional[dict]] = mapped_column(JSON, nullable=True)
 
 
 def hash_token(token: str) -> str:

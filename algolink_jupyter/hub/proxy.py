@@ -294,6 +294,17 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         self.upgrade = False  # a WebSocket handshake (tunnelled once the service switches)
         self.tunnelled = False  # the connection was handed to a WebSocket tunnel
         self.head_sent: Optional[asyncio.Event] = None  # set when the answer's head is sent
+        # What the meter (metrics.py, None with --no-metrics) reads when the request ends.
+        self.meter = getattr(hub, "meter", None)
+        self.began_at = time.perf_counter()
+        self.first_at = 0.0  # when the answer's head was sent
+        self.status = 0
+        self.sent = 0  # bytes of the answer sent
+        self.timing: Optional[str] = None  # the service's Server-Timing header
+        self.measured: Optional[tuple] = None  # (project, service, route) once the route is known
+        self.caller: Any = None
+        self.tee: Any = None  # the answer's first bytes, for a service that records them
+        self.ended = False
         # Told when the client goes away while the service answers (as a RequestHandler is).
         connection.set_close_callback(self.on_connection_close)
 
@@ -362,6 +373,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         if self.upstream is not None:
             self.upstream.close()
         if not self.forwarding:
+            self.end_measure()
             self.release()
 
     def finish(self) -> None:
@@ -372,14 +384,42 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         asyncio.ensure_future(self.forward()).add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            app_log.error("/serve failed", exc_info=task.exception())
+            if not self.started:
+                self.error(500, "The hub failed to forward this request; its log says why.")
+            else:
+                self.connection.close()
+        self.end_measure()
         self.release()
-        if task.cancelled() or task.exception() is None:
-            return
-        app_log.error("/serve failed", exc_info=task.exception())
-        if not self.started:
-            self.error(500, "The hub failed to forward this request; its log says why.")
-        else:
-            self.connection.close()
+
+    # --- measuring (metrics.py) ---------------------------------------------------------------------
+
+    def write(self, data: bytes) -> Any:
+        """Send bytes of the answer to the client: counted, and caught for the request log."""
+        self.sent += len(data)
+        if self.tee is not None:
+            self.tee.feed(data)
+        return self.connection.write(data)
+
+    def answered(self, code: int, headers: list) -> None:
+        """The service's answer head, about to be sent: its status, the first byte's time and the
+        model server's Server-Timing (queue and model time)."""
+        self.status = code
+        self.first_at = time.perf_counter()
+        if self.meter is not None:
+            for name, value in headers:
+                if name.lower() == "server-timing":
+                    self.timing = value
+
+    def end_measure(self) -> None:
+        """The request ended (a streamed answer: with its last byte): the meter counts it, once."""
+        if self.meter is not None and not self.ended:
+            self.ended = True
+            try:
+                self.meter.done(self)
+            except Exception:
+                app_log.exception("measuring a /serve request failed")
 
     # --- answers of the hub's own ------------------------------------------------------------------
 
@@ -397,8 +437,10 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             + extra
             + "\r\n"
         )
-        self.connection.write(head_text.encode("latin1") + body)
+        self.status, self.first_at = status, time.perf_counter()
+        self.write(head_text.encode("latin1") + body)
         self.connection.finish()
+        self.end_measure()
 
     # --- deciding ----------------------------------------------------------------------------------
 
@@ -437,6 +479,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         route = hub.publisher.routes.get((project, service))
         if route is None:
             raise _Refused(404, f"There is no service {name} on this hub.")
+        self.measured = (project, service, route)
         if not route.public:
             scheme, _, token = self.headers.get("Authorization", "").partition(" ")
             if scheme.lower() not in ("token", "bearer") or not token.strip():
@@ -449,6 +492,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 caller = hub.gate.from_token(token.strip(), ip)
             except Refused as e:
                 raise _Refused(e.status, e.message) from None
+            self.caller = caller
             if not caller.may("invoke", route.project_id, route.service_id):
                 if caller.role(route.project_id) is None:
                     raise _Refused(404, f"There is no service {name} on this hub.")
@@ -507,6 +551,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 "path": prefix + path,
                 "query": query,
                 "prefix": f"/serve/{name}",
+                "command": path[1:],
                 "key": None,
                 "target": None,
             }
@@ -529,6 +574,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             "path": path,
             "query": query,
             "prefix": prefix,
+            "command": path[1:],
             "key": key,
             "target": target,
         }
@@ -634,6 +680,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         assert plan is not None
         route, name, address = plan["route"], plan["name"], plan["address"]
         key, publisher = plan["key"], self.hub.publisher
+        if self.meter is not None:
+            self.tee = self.meter.tee_for(self)
         if key is not None:
             publisher.inflight[key] += 1
         try:
@@ -798,6 +846,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             interim = True
         else:
             raise BadAnswer("more than 8 interim answers")
+        self.answered(code, headers)
         length, chunked = framing(headers)
         keep = (
             version == "HTTP/1.1"
@@ -808,7 +857,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         head += [f"{n}: {v}" for n, v in headers if n.lower() not in DROP_ANSWER]
         head.append(SERVE_HEADERS.rstrip("\r\n"))
         self.began()
-        send = self.connection.write
+        send = self.write
         if self.start_line.method == "HEAD" or code in (204, 304):
             # No body by the protocol, whatever the head says; a service that sends one anyway
             # would have it read as the answer to the next request on this connection (another

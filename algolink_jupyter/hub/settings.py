@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 DEFAULT_PORT = 8800
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -22,6 +24,26 @@ def byte_size(text: str) -> int:
             f"{text!r} is not a size: give one such as 20G, 500M or 1.5T."
         )
     return int(value * _UNITS[unit])
+
+
+def retention(text: str) -> int:
+    """``7d``, ``12h``, ``30m`` or seconds, for ``--metrics-retention``."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", text)
+    seconds = float(m.group(1)) * _SECONDS[m.group(2)] if m else 0
+    if seconds < 60:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a retention: give one of a minute or more, such as 7d, 12h or 30m."
+        )
+    return int(seconds)
+
+
+def log_size(text: str) -> int:
+    """A positive whole number, for ``--request-log``."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of requests: give one from 1 to 1000000, such as 1000."
+        )
+    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +187,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="disk space the shared try-it results may take in the data folder's results/ (256M; "
         "the oldest go first)",
+    )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="do not measure /serve requests: no GET /metrics, charts or request log",
+    )
+    parser.add_argument(
+        "--metrics-retention",
+        type=retention,
+        default=7 * 86400,
+        metavar="TIME",
+        help="how long the request history (per-minute figures, the request log) is kept: 7d (the "
+        "default), 12h, 30m, ...",
+    )
+    parser.add_argument(
+        "--request-log",
+        type=log_size,
+        default=1000,
+        metavar="N",
+        help="requests kept in each service's request log (1000)",
     )
     parser.add_argument(
         "--serve-timeout",

@@ -11,8 +11,9 @@ The Jupyter server asks the hub itself, with the hub URL and token of its own en
   "projects": {project: role}, "token": {"name", "scopes", "project", "service", "expires_at",
   "limits": [...]} or null}, "may": {"publish", "projects", "create_projects", "service", "viewer_of",
   "reason"}, "services": [{"project", "name", "group", "status", "published_version", "page_url",
-  "api_url", "role"}]}`` when the hub answered: who the token signs in, what they may publish to
-  (:func:`algolink_jupyter.client.rights.publish_rights`), and the services of the projects they see;
+  "api_url", "role", "activity"?}]}`` when the hub answered: who the token signs in, what they may
+  publish to (:func:`algolink_jupyter.client.rights.publish_rights`), and the services of the
+  projects they see (an online one's ``activity``: its last hour, for the sparklines, or null);
 - a 502 ``{"error": "<one sentence>"}`` when it could not be asked (unreachable, token refused, ...).
 """
 
@@ -232,7 +233,36 @@ async def hub_services(
                 }
             )
     services.sort(key=lambda s: (s["project"], s["name"]))
+    # The last hour of each online service (the sidebar's sparklines), asked for at once.
+    shown = [s for s in services if s["status"] == "online"][:MAX_ACTIVITY]
+    found = await asyncio.gather(*(_activity(hub_url, token, s) for s in shown))
+    for service, activity in zip(shown, found):
+        service["activity"] = activity
     return services
+
+
+#: Services whose last hour the sidebar asks for at most (each one request to the hub).
+MAX_ACTIVITY = 30
+
+
+async def _activity(hub_url: str, token: Optional[str], service: dict) -> Optional[dict]:
+    """The service's last hour (requests per minute, p95 latency in seconds, the hour's requests
+    and 5xx), or None when the hub does not say (it measures nothing, or the token may not see)."""
+    url = (
+        f"{hub_url}/api/v1/projects/{_quote(service['project'])}/services/"
+        f"{_quote(service['name'])}/metrics?range=hour"
+    )
+    try:
+        chart = await _get_json(url, token, hub_url)
+        figures = chart["all"]
+        return {
+            "requests_per_minute": list(figures["requests_per_minute"]),
+            "p95": list(figures["p95"]),
+            "requests": int(figures["requests"]),
+            "errors": int(figures["errors"]),
+        }
+    except (HubUnavailable, KeyError, TypeError, ValueError):
+        return None
 
 
 class HubServicesHandler(AlgoLinkHandler):

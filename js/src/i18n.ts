@@ -222,6 +222,11 @@ const MESSAGES = {
   'service-page-title': { en: "The service's page on the hub", zh: '该模型服务在中心的页面' },
   version: { en: 'version {0}', zh: '版本 {0}' },
   api: { en: 'API', zh: 'API' },
+  'activity-title': {
+    en: 'Last hour: {0} requests, {1} failed (5xx); p95 latency {2}',
+    zh: '最近一小时：{0} 次请求，{1} 次失败（5xx）；p95 延迟 {2}'
+  },
+  'activity-none': { en: 'No requests in the last hour', zh: '最近一小时没有请求' },
   'status-registered': { en: 'Registered', zh: '已注册' },
   'status-building': { en: 'Building', zh: '构建中' },
   'status-starting': { en: 'Starting', zh: '启动中' },

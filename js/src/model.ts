@@ -31,6 +31,63 @@ export interface IHubService {
   api_url: string | null;
   /** The signed-in user's role in the service's project: viewer, developer or owner. */
   role: string | null;
+  /** The last hour through /serve (an online service, on a hub that measures): the sparklines. */
+  activity: IHubActivity | null;
+}
+
+/** A service's last hour: a point a minute (null: nothing to say), the hour's totals. */
+export interface IHubActivity {
+  requestsPerMinute: (number | null)[];
+  /** p95 latency, in seconds. */
+  p95: (number | null)[];
+  requests: number;
+  errors: number;
+}
+
+function numbers(value: unknown): (number | null)[] {
+  return Array.isArray(value)
+    ? value.map(v => (typeof v === 'number' && isFinite(v) ? v : null))
+    : [];
+}
+
+/** A service's ``activity`` in the hub route's answer; null when it has none. */
+export function parseActivity(value: unknown): IHubActivity | null {
+  if (!isObject(value)) {
+    return null;
+  }
+  return {
+    requestsPerMinute: numbers(value.requests_per_minute),
+    p95: numbers(value.p95),
+    requests: typeof value.requests === 'number' ? value.requests : 0,
+    errors: typeof value.errors === 'number' ? value.errors : 0
+  };
+}
+
+/**
+ * An SVG polyline's ``points`` for ``values`` in a ``width`` x ``height`` box (the largest value at
+ * the top, 0 at the bottom); a missing value ends one line and the next begins a new one, so the
+ * answer is one ``points`` string per unbroken run (a run of one point is drawn as a dot).
+ */
+export function sparkRuns(values: (number | null)[], width: number, height: number): string[] {
+  const top = Math.max(0, ...values.map(v => v ?? 0));
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const runs: string[] = [];
+  let run: string[] = [];
+  values.forEach((v, i) => {
+    if (v === null) {
+      if (run.length) {
+        runs.push(run.join(' '));
+      }
+      run = [];
+      return;
+    }
+    const y = top > 0 ? height - (v / top) * height : height;
+    run.push(`${+(i * step).toFixed(2)},${+y.toFixed(2)}`);
+  });
+  if (run.length) {
+    runs.push(run.join(' '));
+  }
+  return runs;
 }
 
 /** The token the Jupyter server asks the hub with: its name and what narrows it. */
@@ -215,7 +272,8 @@ export function parseHubState(payload: unknown, status = 200): HubState {
         typeof item.published_version === 'number' ? item.published_version : null,
       page_url: typeof item.page_url === 'string' ? item.page_url : '',
       api_url: stringOrNull(item.api_url),
-      role: stringOrNull(item.role)
+      role: stringOrNull(item.role),
+      activity: parseActivity(item.activity)
     });
   }
   return {
@@ -310,7 +368,9 @@ export function tokenText(user: IHubUser): string | null {
   } else if (token.project) {
     parts.push(t('token-project', [token.project]));
   }
-  const full = ['invoke', 'manage', 'read', 'write'].concat(user.admin ? ['admin'] : []).sort();
+  const full = ['invoke', 'manage', 'metrics', 'read', 'write']
+    .concat(user.admin ? ['admin'] : [])
+    .sort();
   const scopes = [...token.scopes].sort();
   if (scopes.join(',') !== full.join(',')) {
     parts.push(t('token-scopes', [scopes.join(', ') || '-']));

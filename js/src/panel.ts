@@ -26,12 +26,14 @@ import {
   HubState,
   IAccess,
   IEndpoint,
+  IHubActivity,
   IHubRights,
   IHubUser,
   hubTokenUrl,
   notebookName,
   publishWhereText,
   requestBody,
+  sparkRuns,
   statusClass,
   tokenText,
   whoText
@@ -377,6 +379,9 @@ export class AlgoLinkPanel extends Widget {
           el('span', 'algolink-version', t('version', [service.published_version]))
         );
       }
+      if (service.activity) {
+        item.appendChild(activityBlock(service.activity));
+      }
       if (service.api_url) {
         const api = el('a', 'algolink-service-api', t('api'));
         api.href = service.api_url;
@@ -438,4 +443,47 @@ export class AlgoLinkPanel extends Widget {
   private _options: IPanelOptions;
   private _signature = '';
   private _curls = new Map<string, { line: string; example: string | null }>();
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A small line of ``values`` (plain SVG), its runs broken where a value is missing. */
+function sparkline(values: (number | null)[], cls: string): SVGSVGElement {
+  const width = 60;
+  const height = 14;
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', `algolink-spark ${cls}`);
+  svg.setAttribute('width', String(width));
+  svg.setAttribute('height', String(height + 2));
+  svg.setAttribute('viewBox', `0 -1 ${width} ${height + 2}`);
+  svg.setAttribute('aria-hidden', 'true');
+  for (const points of sparkRuns(values, width, height)) {
+    if (points.includes(' ')) {
+      const line = document.createElementNS(SVG, 'polyline');
+      line.setAttribute('points', points);
+      svg.appendChild(line);
+    } else {
+      const [x, y] = points.split(',');
+      const dot = document.createElementNS(SVG, 'circle');
+      dot.setAttribute('cx', x);
+      dot.setAttribute('cy', y);
+      dot.setAttribute('r', '1.5');
+      svg.appendChild(dot);
+    }
+  }
+  return svg;
+}
+
+/** A service's last hour: requests per minute and p95 latency, with the figures as its title. */
+function activityBlock(activity: IHubActivity): HTMLElement {
+  const block = el('span', 'algolink-activity');
+  block.dataset.requests = String(activity.requests);
+  const p95 = activity.p95.filter((v): v is number => v !== null);
+  const last = p95.length ? `${Math.round(p95[p95.length - 1] * 1000)} ms` : '—';
+  block.title = activity.requests
+    ? t('activity-title', [activity.requests, activity.errors, last])
+    : t('activity-none');
+  block.appendChild(sparkline(activity.requestsPerMinute, 'algolink-spark-requests'));
+  block.appendChild(sparkline(activity.p95, 'algolink-spark-latency'));
+  return block;
 }

@@ -25,9 +25,11 @@ import {
   parseAccess,
   parseEndpoints,
   parseExamples,
+  parseActivity,
   parseHubState,
   parseInputs,
   publishWhereText,
+  sparkRuns,
   requestBody,
   sampleBody,
   serveMessage,
@@ -404,7 +406,7 @@ test('parseHubState: who is signed in and what they may publish to', () => {
         projects: { demo: 'developer', seen: 'viewer' },
         token: {
           name: 'cli-lab',
-          scopes: ['invoke', 'manage', 'read', 'write'],
+          scopes: ['invoke', 'manage', 'metrics', 'read', 'write'],
           project: null,
           service: null,
           expires_at: null,
@@ -516,4 +518,42 @@ test('serveMessage names the commands and never a URL or token', () => {
   assert.match(serveMessage({ ...ENDPOINT, commands: ['one'] }), /^Serving 1 command \(one\)/);
   assert.match(serveMessage({ ...ENDPOINT, commands: [] }), /no command yet/);
   assert.match(serveMessage(undefined), /does not see it yet/);
+});
+
+test('sparkRuns breaks the line where a minute says nothing and scales to the largest value', () => {
+  assert.deepEqual(sparkRuns([null, 0, 2, 4, null, 2], 50, 10), ['10,10 20,5 30,0', '50,5']);
+  assert.deepEqual(sparkRuns([null, null], 10, 10), []);
+  assert.deepEqual(sparkRuns([0, 0], 10, 10), ['0,10 10,10']);
+});
+
+test('a service\'s activity is read from the hub route, and is null when the hub gives none', () => {
+  const state = parseHubState(
+    {
+      configured: true,
+      signed_in: true,
+      hub_url: 'http://hub',
+      services: [
+        {
+          project: 'p',
+          name: 's',
+          status: 'online',
+          activity: { requests_per_minute: [null, 3, 'x'], p95: [0.01], requests: 3, errors: 1 }
+        },
+        { project: 'p', name: 't', status: 'offline' }
+      ]
+    },
+    200
+  );
+  assert.equal(state.kind, 'services');
+  if (state.kind !== 'services') {
+    return;
+  }
+  assert.deepEqual(state.services[0].activity, {
+    requestsPerMinute: [null, 3, null],
+    p95: [0.01],
+    requests: 3,
+    errors: 1
+  });
+  assert.equal(state.services[1].activity, null);
+  assert.equal(parseActivity('nope'), null);
 });

@@ -166,7 +166,7 @@ class CostModel:
 
 
 class _Waiting:
-    __slots__ = ("inputs", "future", "arrived", "gone", "formats")
+    __slots__ = ("inputs", "future", "arrived", "gone", "formats", "timed")
 
     def __init__(
         self,
@@ -175,12 +175,14 @@ class _Waiting:
         arrived: float,
         gone: Callable,
         formats: Optional[dict],
+        timed: Optional[Callable[[float, float], None]],
     ):
         self.inputs = inputs
         self.future = future
         self.arrived = arrived
         self.gone = gone
         self.formats = formats
+        self.timed = timed
 
 
 class Batcher:
@@ -214,9 +216,11 @@ class Batcher:
         inputs: dict,
         gone: Callable[[], bool] = lambda: False,
         formats: Optional[dict] = None,
+        timed: Optional[Callable[[float, float], None]] = None,
     ) -> Any:
         """Wait for this request's place in a batch; its encoded outputs (``formats``: the output
-        formats this client asked for)."""
+        formats this client asked for; ``timed(queue_s, model_s)`` is told how long it waited for its
+        batch to start and how long the batch ran)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self.last_arrival is not None:
@@ -224,7 +228,7 @@ class Batcher:
             self.gap = gap if self.gap is None else 0.8 * self.gap + 0.2 * gap
         self.last_arrival = now
         future = loop.create_future()
-        self.queue.append(_Waiting(inputs, future, now, gone, formats))
+        self.queue.append(_Waiting(inputs, future, now, gone, formats, timed))
         self.arrival.set()
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._dispatch())
@@ -265,6 +269,7 @@ class Batcher:
 
     async def _run_batch(self, batch: list) -> None:
         start = time.perf_counter()
+        started = asyncio.get_running_loop().time()
         try:
             results = await self.run([w.inputs for w in batch])
         except ModelCloudError as e:
@@ -273,9 +278,13 @@ class Batcher:
                     w.future.set_exception(e)
             return
         finally:
-            self.cost.record(len(batch), time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self.cost.record(len(batch), took)
             self.batches += 1
             self.largest = max(self.largest, len(batch))
+            for w in batch:
+                if w.timed is not None:
+                    w.timed(started - w.arrived, took)
         for w, result in zip(batch, results):
             task = asyncio.ensure_future(self._answer(w, result))
             self.answering.add(task)  # asyncio keeps only weak references to tasks

@@ -623,6 +623,7 @@ class CommandRoute:
         server = self.modelserver
         registry = server.registry
         self._gone = False
+        self._began, self._timing = time.perf_counter(), None
         try:
             cmd = registry.get_command(name)
             registry.check_ready()
@@ -639,11 +640,13 @@ class CommandRoute:
             else:
                 result = await server.submit(self._run, cmd, raw, formats)
         except ModelCloudError as e:
+            self.server_timing()
             self.send_model_error(e)
             return
         if result is None:  # the client went away while it waited
             return
         server.stats.record()
+        self.server_timing()
         self.write_json(result)
 
     async def _run_batched(self, cmd: Any, raw: Any, formats: dict) -> Optional[dict]:
@@ -659,7 +662,7 @@ class CommandRoute:
             inputs = await server.codec(cmd.name, 0, server.registry.parse_inputs, cmd, raw, ctx)
             if self._gone:
                 return None
-            return await batcher.submit(inputs, lambda: self._gone, formats)
+            return await batcher.submit(inputs, lambda: self._gone, formats, self.timed)
         finally:
             ctx.cleanup()
 
@@ -680,6 +683,19 @@ class CommandRoute:
             formats[name.strip()] = fmt.strip()
         return formats
 
+    def server_timing(self) -> None:
+        """``Server-Timing: queue;dur=..., model;dur=...`` (ms): how long the request waited for the
+        model and how long the model took (what the hub's metrics tell apart from the network)."""
+        if self._timing is not None:
+            queue, model = self._timing
+            self.set_header(
+                "Server-Timing", f"queue;dur={queue * 1e3:.3f}, model;dur={model * 1e3:.3f}"
+            )
+
+    def timed(self, queue: float, model: float) -> None:
+        """The request waited ``queue`` s for the model, which then took ``model`` s."""
+        self._timing = (queue, model)
+
     def _run(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> Optional[dict]:
         """On a worker thread (or the loop, when fast): decode the inputs, call, encode the outputs.
         A command that yields is followed to its end (its last outputs are the answer), and stops
@@ -695,7 +711,9 @@ class CommandRoute:
             return server.registry.call(cmd, inputs, None, lambda: self._gone, formats)
         finally:
             ctx.cleanup()
-            fast = time.perf_counter() - start < FAST_SECONDS
+            took = time.perf_counter() - start
+            self._timing = (start - self._began, took)
+            fast = took < FAST_SECONDS
             cmd.fast_runs = cmd.fast_runs + 1 if fast else 0
 
     def _submit_job(self, cmd: Any, raw: Any, formats: Optional[dict] = None) -> None:

@@ -30,6 +30,7 @@ from ..apihandlers.services import ServiceListAPIHandler
 from ..apihandlers.users import audit_model
 from ..apihandlers.versions import public_service
 from ..images import image_builds
+from ..metrics import MAX_RECORD_LIMIT
 from ..results import form_inputs, image_uri
 from ..snippets import curl_line, example_inputs, recorded_example
 from ..tryform import field, recorded_examples
@@ -497,6 +498,8 @@ class ServicePage(PageHandler):
         if service.dev_url:  # development mode: is its server still there? (devmode.py)
             await devmode.refresh(self.hub, service.id)
             self.db.expire_all()
+        if self.hub.meter is not None and self.can("inspect", service=service):
+            await self.hub.meter.flush()  # the request log as it is now
 
     def get(self, project_name: str, name: str, error: Optional[str] = None) -> None:
         service = self.service_shown(project_name, name)
@@ -542,8 +545,27 @@ class ServicePage(PageHandler):
                 .limit(20)
             )
             audit = [audit_model(e) for e in entries]
+        meter = self.hub.meter
+        records = []
+        if meter is not None and self.can("inspect", service=service):
+            records = meter.records(self.db, service.id, 50)
         self.render(
             "service.html",
+            metrics_on=meter is not None,
+            records=records,
+            log_size=min(50, meter.log_size) if meter is not None else 0,
+            chart_labels={
+                key: self.t(key)
+                for key in (
+                    "chart_requests",
+                    "chart_latency",
+                    "chart_errors",
+                    "series_all",
+                    "series_4xx",
+                    "metrics_summary",
+                    "metrics_none",
+                )
+            },
             error=error,
             problem=problem,
             service=service,
@@ -585,6 +607,33 @@ def version_images(handler: PageHandler, service: orm.Service) -> dict:
     project = service.project.name
     found = {v.number: builds.info(project, service.name, v.number) for v in service.versions}
     return {n: info for n, info in found.items() if info}
+
+
+class RecordingAction(PageHandler):
+    """The request log's "keep inputs and outputs" form (an owner's)."""
+
+    def post(self, project_name: str, name: str) -> None:
+        service = self.find_service(project_name, name, "manage")
+        on = self.get_body_argument("record_bodies", "") in ("1", "on", "true")
+        raw = self.get_body_argument("record_limit", "").strip()
+        limit = service.record_limit
+        if raw:
+            if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_RECORD_LIMIT:
+                self.set_status(400)
+                ServicePage.get(
+                    self,  # type: ignore[arg-type]
+                    project_name,
+                    name,
+                    error=self.t("record_limit_bad", most=MAX_RECORD_LIMIT),
+                )
+                return
+            limit = int(raw)
+        service.record_bodies, service.record_limit = on, limit
+        self.db.commit()
+        if self.hub.meter is not None:
+            self.hub.meter.set_recording(service.id, on, limit)
+        path = f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}"
+        self.redirect(path + "#requests")
 
 
 class PublishAction(PageHandler):
@@ -883,6 +932,7 @@ page_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)", ServicePage),
     (r"/projects/([^/]+)/services/([^/]+)/publish", PublishAction),
     (r"/projects/([^/]+)/services/([^/]+)/offline", OfflineAction),
+    (r"/projects/([^/]+)/services/([^/]+)/recording", RecordingAction),
     (r"/projects/([^/]+)/services/([^/]+)/try/([^/]+)", TryAction),
     (r"/projects/([^/]+)/services/([^/]+)/docs", DocsPage),
     (r"/projects/([^/]+)/services/([^/]+)/openapi.json", DocsSpec),
