@@ -1,0 +1,89 @@
+"""The translation catalogs (gettext, ``algolink_jupyter/locale``): every message the templates, the
+hub's Python and the JupyterLab extension use is translated into 简体中文, no catalog entry is stale,
+placeholders survive, the Chinese uses full-width punctuation and the product's terms; and the pages
+render in Chinese through a real hub."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CJK = r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]"
+
+
+def catalog_tool():
+    spec = importlib.util.spec_from_file_location("i18n_tool", ROOT / "scripts" / "i18n.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def msgid(message) -> str:
+    return message.id if isinstance(message.id, str) else message.id[0]
+
+
+def strings(message) -> list:
+    s = message.string
+    return list(s) if isinstance(s, (list, tuple)) else [s]
+
+
+@pytest.fixture(scope="module")
+def catalogs():
+    tool = catalog_tool()
+    used = {(m.context, msgid(m)): m for m in tool.extract_catalog() if m.id}
+    po = tool.read(tool.po_path("zh_CN"), "zh_CN")
+    have = {(m.context, msgid(m)): m for m in po if m.id}
+    return used, have
+
+
+def test_every_message_in_use_is_translated_and_no_entry_is_stale(catalogs):
+    used, have = catalogs
+    # extraction sees templates, Python (plain, with a context, plural, the N_ families) and TS
+    for sample in [
+        (None, "Sign in"),
+        ("column", "Online"),
+        (None, "{n} minute ago"),
+        (None, "There is no user {name}: a hub admin adds users on the users page."),
+        (None, "Viewer"),
+    ]:
+        assert sample in used, sample
+    missing = sorted(k for k in used if k not in have)
+    assert not missing, (
+        f"not in zh_CN.po (python scripts/i18n.py update, then translate): {missing}"
+    )
+    untranslated = sorted(k for k, m in have.items() if not all(strings(m)) or m.fuzzy)
+    assert not untranslated, f"untranslated or fuzzy in zh_CN.po: {untranslated}"
+    stale = sorted(k for k in have if k not in used)
+    assert not stale, f"in zh_CN.po but used nowhere (python scripts/i18n.py update): {stale}"
+
+
+def test_translations_keep_placeholders_and_use_chinese_punctuation_and_terms(catalogs):
+    _, have = catalogs
+    problems = []
+    for (_, english), message in have.items():
+        wanted = sorted(set(re.findall(r"\{[a-z_0-9]*\}", english)))
+        for text in strings(message):
+            if sorted(set(re.findall(r"\{[a-z_0-9]*\}", text))) != wanted:
+                problems.append(f"placeholders differ: {english!r} -> {text!r}")
+            # ASCII punctuation next to Chinese (URLs, `code`, f() calls and placeholders aside)
+            prose = re.sub(r"https?://\S+|`[^`]*`|\{[^}]*\}|[A-Za-z_.]+\(\)", "", text)
+            if re.search(CJK + r" ?[:;,?!()]|[:;,?!()] ?" + CJK, prose):
+                problems.append(f"ASCII punctuation in Chinese: {text!r}")
+            if re.search(r'"[^"]*' + CJK, text):
+                problems.append(f"ASCII quotes around Chinese (use “”): {text!r}")
+            if "您" in text or "中心" in text:
+                problems.append(f"the catalog says 你 and hub: {text!r}")
+            plain = re.sub(r"\{[^}]*\}", "", english).lower()
+            for term, chinese in (
+                ("group", "分组"),
+                ("model service", "模型服务"),
+                ("project", "项目"),
+                ("take offline", "下线"),
+            ):
+                if re.search(r"\b" + term, plain) and chinese not in text:
+                    problems.append(f"{term!r} is {chinese} in Chinese: {english!r} -> {text!r}")
+    assert not problems, "\n".join(problems)
