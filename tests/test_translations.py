@@ -65,9 +65,9 @@ def test_translations_keep_placeholders_and_use_chinese_punctuation_and_terms(ca
     _, have = catalogs
     problems = []
     for (_, english), message in have.items():
-        wanted = sorted(set(re.findall(r"\{[a-z_0-9]*\}", english)))
+        wanted = sorted(set(re.findall(r"\{[a-z_0-9]*\}|%\d", english)))
         for text in strings(message):
-            if sorted(set(re.findall(r"\{[a-z_0-9]*\}", text))) != wanted:
+            if sorted(set(re.findall(r"\{[a-z_0-9]*\}|%\d", text))) != wanted:
                 problems.append(f"placeholders differ: {english!r} -> {text!r}")
             # ASCII punctuation next to Chinese (URLs, `code`, f() calls and placeholders aside)
             prose = re.sub(r"https?://\S+|`[^`]*`|\{[^}]*\}|[A-Za-z_.]+\(\)", "", text)

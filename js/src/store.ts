@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { t } from './i18n';
+import { trans } from './i18n';
 import {
   HubState,
   IAccess,
@@ -93,7 +93,7 @@ export class AlgoLinkStore {
       this.endpointsError = null;
     } catch (e) {
       this.endpoints = [];
-      this.endpointsError = t('endpoints-error', [String(e)]);
+      this.endpointsError = trans.__('Cannot list the kernel endpoints (%1): check that the algolink_jupyter server extension is enabled (jupyter server extension list).', String(e));
     }
     this._changed.emit();
   }
@@ -111,7 +111,7 @@ export class AlgoLinkStore {
     } catch (e) {
       this.hub = {
         kind: 'error',
-        message: t('hub-request-error', [String(e)])
+        message: trans.__('Cannot ask the Jupyter server for the hub\'s services (%1): check that JupyterLab still runs.', String(e))
       };
     }
     this._changed.emit();
