@@ -37,7 +37,7 @@ def check_name(kind: str, value: Any) -> str:
     problem = names.name_problem(kind, value)
     if problem:
         raise APIError(400, problem.message, problem.key, **problem.params)
-    return value
+    return names.normal(kind, value)
 
 
 def check_version_string(value: Any) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .. import access, orm
 from ..apihandlers.common import APIError
-from ..apihandlers.groups import GroupAPIHandler
+from ..apihandlers.groups import GroupAPIHandler, rename_group
 from ..apihandlers.models import current_version, effective_metadata
 from ..apihandlers.projects import ProjectAPIHandler
 from ..apihandlers.services import BundleReceiver, ServiceAPIHandler, check_keep_warm
@@ -380,6 +380,24 @@ class GroupDeleteAction(ConfirmedAction, GroupAPIHandler):
         return f"/projects/{quote(self.path_args[0], safe='')}"
 
 
+class GroupRenameAction(PageHandler):
+    """重命名分组: the project page's rename form (a Unicode name such as 表格模型 allowed)."""
+
+    def post(self, project_name: str, group: str) -> None:
+        project = self.find_project(project_name, "change")
+        try:
+            found = self.find_group(project, group)
+            rename_group(self, project, found, self.get_body_argument("name", "").strip())
+        except APIError as e:
+            from .pages import ProjectPage
+
+            self.db.rollback()
+            self.set_status(e.status_code)
+            ProjectPage.get(self, project_name, error=self.error_text(e))  # type: ignore[arg-type]
+            return
+        self.redirect(f"/projects/{quote(project_name, safe='')}#groups")
+
+
 class ProjectDeleteAction(ConfirmedAction, ProjectAPIHandler):
     """删除项目: with its groups and services (each stopped and removed)."""
 
@@ -406,6 +424,7 @@ manage_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/aliases", AliasSetAction),
     (r"/projects/([^/]+)/services/([^/]+)/aliases/([^/]+)/delete", AliasDeleteAction),
     (r"/projects/([^/]+)/groups/([^/]+)/delete", GroupDeleteAction),
+    (r"/projects/([^/]+)/groups/([^/]+)/rename", GroupRenameAction),
     (r"/projects/([^/]+)/delete", ProjectDeleteAction),
     (r"/projects/([^/]+)/services/([^/]+)/edit", MetadataEditPage),
     (r"/preview", MarkdownPreview),
