@@ -87,3 +87,63 @@ def test_translations_keep_placeholders_and_use_chinese_punctuation_and_terms(ca
                 if re.search(r"\b" + term, plain) and chinese not in text:
                     problems.append(f"{term!r} is {chinese} in Chinese: {english!r} -> {text!r}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    from hub_process import Hub, make_bundle
+
+    h = Hub(tmp_path_factory.mktemp("hub-zh")).start()
+    h.ensure_group("zh-demo", "表格模型")
+    r = h.register(
+        "zh-demo", "表格模型", "echo", make_bundle(tmp_path_factory.mktemp("b") / "echo")
+    )
+    assert r.status_code == 201, r.text
+    yield h
+    h.stop()
+
+
+def visible(html: str) -> str:
+    """A page's text as a reader meets it: the text between tags and the attributes that show
+    (title, placeholder, aria-label, alt, value of buttons, data-confirm and other messages)."""
+    from html import unescape
+
+    html = re.sub(r"(?s)<script.*?</script>|<style.*?</style>", " ", html)
+    shown = re.findall(r'(?:title|placeholder|aria-label|alt|data-[a-z-]+)="([^"]*)"', html)
+    text = re.sub(r"<[^>]+>", " ", html)
+    return unescape(" ".join([text, *shown]))
+
+
+def test_every_page_renders_in_chinese_through_a_real_hub(catalogs, hub):
+    from test_hub_pages import sign_in
+
+    _, have = catalogs
+    # English fragments that must not show on a Chinese page: each message's longest literal part
+    english = set()
+    for (_, text), message in have.items():
+        if any(s == text for s in strings(message)):
+            continue  # the same in both languages (API, AlgoLink)
+        longest = max(re.split(r"\{[^}]*\}|%\d", text), key=len).strip()
+        if len(longest) >= 12 and " " in longest:
+            english.add(longest)
+    s = sign_in(hub, "zh-CN,zh;q=0.9")
+    pages = [
+        "/projects",
+        "/projects/zh-demo",
+        "/projects/zh-demo/services/echo",
+        "/projects/zh-demo/services/echo/edit",
+        "/projects/zh-demo/services/echo/docs",
+        "/tokens",
+        "/users",
+        "/account",
+        "/projects/zh-demo/services/nothing-here",
+    ]
+    for page in pages:
+        r = s.get(hub.url + page, timeout=30)
+        assert r.status_code in (200, 404), (page, r.status_code)
+        assert '<html lang="zh-CN">' in r.text, page
+        text = visible(r.text)
+        assert re.search(CJK, text), page
+        shown = sorted(e for e in english if e in text)
+        assert not shown, f"{page} shows English: {shown}"
+    assert "分组：表格模型" in visible(s.get(hub.url + "/projects/zh-demo", timeout=30).text)
