@@ -168,7 +168,9 @@ def jupyterlab_json(catalog: Catalog, lang: str) -> dict:
     data: dict = {
         "": {
             "domain": DOMAIN,
-            "language": lang,
+            # JupyterLab's Gettext files messages under this and looks them up under its own
+            # locale, written as the language packs write it: zh-CN
+            "language": lang.replace("_", "-"),
             "plural_forms": plural,
             "version": catalog.version or "0.1.0",
         }
