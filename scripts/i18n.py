@@ -36,11 +36,12 @@ LOCALE = PACKAGE / "locale"
 POT = LOCALE / f"{DOMAIN}.pot"
 LANGUAGES = ("zh_CN",)
 TEMPLATES = PACKAGE / "hub" / "handlers" / "templates"
-HUB_PY = [PACKAGE / "hub", PACKAGE / "client"]
+HUB_PY = [PACKAGE / "hub", PACKAGE / "client", PACKAGE / "serverext"]
 TS = ROOT / "js" / "src"
 
 PY_KEYWORDS = {
     "t": None,
+    "tr": None,
     "N_": None,
     "pgettext": ((1, "c"), 2),
     "ngettext": (1, 2),

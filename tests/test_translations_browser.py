@@ -142,6 +142,16 @@ def test_the_server_hands_jupyterlab_the_extensions_chinese_catalog(lab):
     ]
 
 
+def test_the_server_extension_answers_in_the_panels_language(lab):
+    api = f"{lab['url']}/algolink/api/hub/services?token={lab['token']}"
+    english = requests.get(api, timeout=30).json()
+    assert english["configured"] is False
+    assert english["message"].startswith("Set ALGOLINK_HUB_URL (the hub's address")
+    chinese = requests.get(api + "&lang=zh-CN", timeout=30).json()
+    assert chinese["message"].startswith("请在启动 JupyterLab 的环境中设置 ALGOLINK_HUB_URL")
+    assert "no-algolink.json" in chinese["message"]
+
+
 def test_the_panel_speaks_chinese_in_jupyterlab(lab):
     shots = artifacts_dir("translations")
     with sync_api.sync_playwright() as p:
@@ -159,8 +169,10 @@ def test_the_panel_speaks_chinese_in_jupyterlab(lab):
                 panel.get_by_text("打开一个笔记本，查看它的内核提供了什么。").wait_for()
             finally:
                 page.screenshot(path=str(shots / "jupyterlab-zh.png"))
+            panel.get_by_text("请在启动 JupyterLab 的环境中设置 ALGOLINK_HUB_URL").wait_for()
             text = panel.inner_text()
-            assert "Open a notebook" not in text, text
+            assert "Open a notebook" not in text and "Set ALGOLINK_HUB_URL" not in text, text
+            assert "刷新" in text, text
         finally:
             browser.close()
     assert not errors, errors

@@ -40,6 +40,11 @@ export function setTranslator(translator: ITranslator | null): void {
   languageCode = translator?.languageCode ?? 'en';
 }
 
+/** JupyterLab's language code (`en`, `zh-CN`). */
+export function language(): string {
+  return languageCode;
+}
+
 /** Whether JupyterLab's language is Chinese (`zh`, `zh-CN`, `zh_CN`). */
 export function isChinese(code: string | null | undefined = languageCode): boolean {
   return !!code && /^zh([-_]|$)/i.test(code);

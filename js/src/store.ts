@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { trans } from './i18n';
+import { language, trans } from './i18n';
 import {
   HubState,
   IAccess,
@@ -100,7 +100,10 @@ export class AlgoLinkStore {
 
   async refreshHub(): Promise<void> {
     try {
-      const response = await this.request('algolink/api/hub/services');
+      // the server extension's sentences (hub unreachable, not signed in) in JupyterLab's language
+      const response = await this.request(
+        'algolink/api/hub/services?lang=' + encodeURIComponent(language())
+      );
       let payload: unknown = null;
       try {
         payload = await response.json();
