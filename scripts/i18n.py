@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import re
+import subprocess
 import sys
 import tokenize
 from pathlib import Path
@@ -204,48 +205,158 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def cmd_port(old: Path) -> None:
+def _old_python_table(old: Path) -> tuple:
     namespace: dict = {"__name__": "old_i18n"}
     exec(compile(old.read_text(encoding="utf-8"), str(old), "exec"), namespace)
     messages = namespace["MESSAGES"]
-    en, zh = messages["en"], messages.get("zh_CN", {})
-    files = sorted(TEMPLATES.glob("*.html")) + [
-        p for folder in HUB_PY for p in folder.rglob("*.py") if p.name != "i18n.py"
-    ]
-    pairs: dict = {}
-    ported, dynamic = set(), []
-    for path in files:
-        text = path.read_text(encoding="utf-8")
+    return messages["en"], messages.get("zh_CN", {})
 
-        def swap(m: re.Match) -> str:
-            key = m.group(2)
-            if key not in en:
-                return m.group(0)
-            ported.add(key)
-            return f"{m.group(1)}{_literal(en[key])}"
 
-        new = re.sub(r"""(\bt\(\s*)["']([A-Za-z0-9_]+)["']""", swap, text)
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-            print(f"{path.relative_to(ROOT)}: rewritten")
-    for key, english in en.items():
-        if key in zh:
-            if pairs.get((None, english), zh[key]) != zh[key]:
+def _old_ts_table(old: Path) -> tuple:
+    """The ``MESSAGES`` object of an old ``js/src/i18n.ts`` (``id: {en, zh}``, ``{0}`` placeholders),
+    read by node, with its placeholders as JupyterLab's ``%1``, ``%2``."""
+    code = (
+        "const s = require('fs').readFileSync(process.argv[1], 'utf8');"
+        "const a = s.indexOf('const MESSAGES = {') + 'const MESSAGES = '.length;"
+        "const b = s.indexOf('} as const;');"
+        "process.stdout.write(JSON.stringify(eval('(' + s.slice(a, b + 1) + ')')));"
+    )
+    table = json.loads(
+        subprocess.run(
+            ["node", "-e", code, str(old)], check=True, capture_output=True, text=True
+        ).stdout
+    )
+
+    def pct(text: str) -> str:
+        return re.sub(r"\{(\d+)\}", lambda m: f"%{int(m.group(1)) + 1}", text)
+
+    return (
+        {k: pct(v["en"]) for k, v in table.items()},
+        {k: pct(v["zh"]) for k, v in table.items()},
+    )
+
+
+def _ts_call(text: str, start: int) -> tuple:
+    """From ``t('id'`` at ``start``: the id, the argument list's source (or None) and the end."""
+    m = re.compile(r"\bt\(\s*'([a-z0-9-]+)'\s*").match(text, start)
+    i = m.end()
+    args = None
+    if text[i] == ",":
+        i += 1
+        while text[i] in " \n":
+            i += 1
+        if text[i] != "[":
+            return None
+        depth, begin = 0, i
+        while True:
+            c = text[i]
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif c in "'\"`":
+                i += 1
+                while text[i] != c:
+                    i += 2 if text[i] == "\\" else 1
+            i += 1
+        args = text[begin + 1 : i].strip().rstrip(",")
+        i += 1
+        while text[i] in " \n":
+            i += 1
+    if text[i] != ")":
+        return None
+    return m.group(1), args, i + 1
+
+
+def _port_ts(en: dict, ported: set) -> None:
+    for path in sorted(TS.glob("*.ts")):
+        if path.name == "i18n.ts":
+            continue
+        text, out, i = path.read_text(encoding="utf-8"), [], 0
+        for m in re.finditer(r"\bt\(\s*'([a-z0-9-]+)'", text):
+            if m.start() < i or m.group(1) not in en:
+                continue
+            call = _ts_call(text, m.start())
+            if call is None:
                 print(
-                    f"  two translations of {english!r}: {pairs[(None, english)]!r} kept, "
-                    f"{zh[key]!r} ({key}) needs a context: t.pgettext(context, {english!r})"
+                    f"  {path.relative_to(ROOT)}: t('{m.group(1)}', ...) left as it is: port it by hand"
                 )
                 continue
-            pairs[(None, english)] = zh[key]
-        if key not in ported:
-            dynamic.append(key)
+            key, args, end = call
+            ported.add(key)
+            literal = "'" + en[key].replace("\\", "\\\\").replace("'", "\\'") + "'"
+            out += [text[i : m.start()], f"trans.__({literal}{', ' + args if args else ''})"]
+            i = end
+        if out:
+            path.write_text(_fix_import("".join(out) + text[i:]), encoding="utf-8")
+            print(f"{path.relative_to(ROOT)}: rewritten")
+
+
+def _fix_import(source: str) -> str:
+    """The ``./i18n`` import of a ported file: ``t`` out, ``trans`` in where it is used."""
+
+    def names(m: re.Match) -> str:
+        found = {n.strip() for n in m.group(1).split(",") if n.strip()} - {"t"}
+        if "trans.__(" in source:
+            found.add("trans")
+        return "import { " + ", ".join(sorted(found)) + " } from './i18n';"
+
+    return re.sub(r"import \{([^}]*)\} from './i18n';", names, source)
+
+
+def cmd_port(old_py: Path | None, old_ts: Path | None) -> None:
+    """Messages of old ``MESSAGES`` tables (keys) into the catalogs: call sites rewritten to their
+    English, the Chinese into ``zh_CN.po``."""
+    pairs: dict = {}
+    leftovers: list = []
+    tables = []
+    if old_py:
+        tables.append(("py", *_old_python_table(old_py)))
+    if old_ts:
+        tables.append(("ts", *_old_ts_table(old_ts)))
+    for kind, en, zh in tables:
+        ported: set = set()
+        if kind == "py":
+            files = sorted(TEMPLATES.glob("*.html")) + [
+                p for folder in HUB_PY for p in folder.rglob("*.py") if p.name != "i18n.py"
+            ]
+            for path in files:
+                text = path.read_text(encoding="utf-8")
+
+                def swap(m: re.Match, en: dict = en, ported: set = ported) -> str:
+                    key = m.group(2)
+                    if key not in en:
+                        return m.group(0)
+                    ported.add(key)
+                    return f"{m.group(1)}{_literal(en[key])}"
+
+                new = re.sub(r"""(\bt\(\s*)["']([A-Za-z0-9_]+)["']""", swap, text)
+                if new != text:
+                    path.write_text(new, encoding="utf-8")
+                    print(f"{path.relative_to(ROOT)}: rewritten")
+        else:
+            _port_ts(en, ported)
+        for key, english in en.items():
+            if key in zh:
+                if pairs.get((None, english), zh[key]) != zh[key]:
+                    print(
+                        f"  two translations of {english!r}: {pairs[(None, english)]!r} kept, "
+                        f"{zh[key]!r} ({key}) needs a context: t.pgettext(context, {english!r})"
+                    )
+                    continue
+                pairs[(None, english)] = zh[key]
+            if key not in ported:
+                leftovers.append((key, english, zh.get(key)))
     cmd_update(fill=pairs)
     current = {_first(m.id) for m in read(po_path("zh_CN"), "zh_CN") if m.id}
-    for key in dynamic:
-        if en[key] not in current:
+    for key, english, chinese in leftovers:
+        if english not in current:
             print(
-                f"  not placed: {key!r} ({en[key]!r}, zh {zh.get(key)!r}): used dynamically: add it "
-                "where its family is (ERRORS, STATUS, ... in hub/handlers/i18n.py) and run port again"
+                f"  not placed: {key!r} ({english!r}, zh {chinese!r}): no t('{key}') call: unused "
+                "(dropped), or chosen at run time: then add it with N_ to its family (ERRORS, "
+                "STATUS, ... in hub/handlers/i18n.py; a switch in js/src/i18n.ts) and port again"
             )
 
 
@@ -256,7 +367,8 @@ def main(argv=None) -> int:
     sub.add_parser("update")
     sub.add_parser("compile")
     port = sub.add_parser("port")
-    port.add_argument("old", type=Path, help="an i18n.py with the old MESSAGES table")
+    port.add_argument("old", type=Path, nargs="?", help="an i18n.py with the old MESSAGES table")
+    port.add_argument("--ts", type=Path, help="a js/src/i18n.ts with the old MESSAGES object")
     args = parser.parse_args(argv)
     if args.command == "extract":
         cmd_extract()
@@ -265,7 +377,7 @@ def main(argv=None) -> int:
     elif args.command == "compile":
         cmd_compile()
     else:
-        cmd_port(args.old)
+        cmd_port(args.old, args.ts)
     return 0
 
 

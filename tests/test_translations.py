@@ -147,3 +147,70 @@ def test_every_page_renders_in_chinese_through_a_real_hub(catalogs, hub):
         shown = sorted(e for e in english if e in text)
         assert not shown, f"{page} shows English: {shown}"
     assert "分组：表格模型" in visible(s.get(hub.url + "/projects/zh-demo", timeout=30).text)
+
+
+OLD_PY = """
+MESSAGES = {"en": {"sign_in": "Sign in"}, "zh_CN": {"sign_in": "登录"}}
+MESSAGES["en"].update({"image_button": "Use this image as {name}"})
+MESSAGES["zh_CN"].update({"image_button": "把这张图片用作 {name}"})
+"""
+OLD_TS = """
+const MESSAGES = {
+  'copy-image': { en: 'Copy the image of {0} ({1})', zh: '复制 {0} 的图片（{1}）' },
+  'cmd-refresh': { en: 'AlgoLink: Refresh', zh: 'AlgoLink：刷新' }
+} as const;
+"""
+
+
+def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
+    """What the integrator runs for a branch that added messages to the old tables: the call sites
+    become English messages and the Chinese lands in zh_CN.po, for the pages and the extension."""
+    import shutil
+    import subprocess
+    import sys
+
+    for part in (
+        "scripts",
+        "algolink_jupyter/hub",
+        "algolink_jupyter/client",
+        "algolink_jupyter/serverext",
+        "algolink_jupyter/locale",
+        "js/src",
+    ):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("vendor"))
+    page = tmp_path / "algolink_jupyter/hub/handlers/templates/service.html"
+    page.write_text(
+        page.read_text() + '<button>{{ t("image_button", name=service.name) }}</button>\n'
+    )
+    panel = tmp_path / "js/src/panel.ts"
+    panel.write_text(
+        panel.read_text()
+        + "\nexport const copyImage = (n: string) => t('copy-image', [n, `${n}.png`]);\n"
+    )
+    (tmp_path / "old_i18n.py").write_text(OLD_PY)
+    (tmp_path / "old_i18n.ts").write_text(OLD_TS)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "scripts/i18n.py"),
+            "port",
+            str(tmp_path / "old_i18n.py"),
+            "--ts",
+            str(tmp_path / "old_i18n.ts"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '{{ t("Use this image as {name}", name=service.name) }}' in page.read_text()
+    ported = panel.read_text()
+    assert "trans.__('Copy the image of %1 (%2)', n, `${n}.png`)" in ported
+    assert "import { listText, roleLabel, statusLabel, trans } from './i18n';" in ported
+    spec = importlib.util.spec_from_file_location("ported_tool", tmp_path / "scripts/i18n.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    po = {msgid(m): strings(m)[0] for m in tool.read(tool.po_path("zh_CN"), "zh_CN") if m.id}
+    assert po["Use this image as {name}"] == "把这张图片用作 {name}"
+    assert po["Copy the image of %1 (%2)"] == "复制 %1 的图片（%2）"
+    assert po["Sign in"] == "登录" and "untranslated: " not in r.stdout
