@@ -145,3 +145,23 @@ def test_the_cli_registers_into_lists_and_deletes_a_unicode_group(hub, tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"Deleted the group {TABLE} of clip." in r.stdout
     assert TABLE not in groups(hub, "clip")
+
+
+def test_only_developers_rename_a_group(hub):
+    import requests
+
+    hub.ensure_group("guarded", TABLE)
+    viewer = hub.add_user("vera", {"guarded": "viewer"})
+    outsider = hub.add_user("otto")
+    path = f"{hub.url}/api/v1/projects/guarded/groups/{quote(TABLE, safe='')}"
+    for token, status in ((viewer, 403), (outsider, 404), (None, 401)):
+        headers = {"Authorization": f"token {token}"} if token else {}
+        r = requests.patch(path, json={"name": "taken"}, headers=headers, timeout=30)
+        assert r.status_code == status, (token, r.status_code, r.text)
+    assert groups(hub, "guarded") == [TABLE]
+    developer = hub.add_user("dev", {"guarded": "developer"})
+    r = requests.patch(
+        path, json={"name": "表格"}, headers={"Authorization": f"token {developer}"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    assert groups(hub, "guarded") == ["表格"]
