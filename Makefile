@@ -10,7 +10,8 @@ ALGOLINK_MAKE_START := $(shell date +%s)
 endif
 export ALGOLINK_MAKE_START
 
-.PHONY: run test lint format install bench clean postgres chromium sandbox image-tools js-test node
+.PHONY: run test lint format install bench clean postgres chromium sandbox image-tools js-test node \
+	i18n-extract i18n-update i18n-compile
 
 ## The JupyterLab extension's sources: a change rebuilds it (pip install runs `npm run build:prod`).
 JS_SOURCES := $(wildcard js/src/*.ts js/style/*.css js/style/*.js) js/package.json js/package-lock.json
@@ -26,7 +27,7 @@ install: $(INSTALLED)
 
 ## The hub (SQLite in .algolink/) and JupyterLab on the quickstart, wired together; Ctrl-C stops both.
 ## Their logs go to .algolink/hub.log and .algolink/lab.log, so the two addresses stay last on screen.
-run: $(INSTALLED) sandbox
+run: $(INSTALLED) sandbox i18n-compile
 	@$(PY) scripts/run.py
 
 lint: $(INSTALLED)
@@ -70,8 +71,19 @@ image-tools:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	    buildah debootstrap skopeo docker-registry; }
 
+## The translation catalogs (README, Development): the .pot from the code, each .po merged with it,
+## each .po compiled (the package build compiles them too; this recompiles after editing a .po).
+CATALOGS := $(wildcard algolink_jupyter/locale/*/LC_MESSAGES/*.po)
+i18n-extract: $(INSTALLED)
+	$(PY) scripts/i18n.py extract
+i18n-update: $(INSTALLED)
+	$(PY) scripts/i18n.py update
+i18n-compile: $(CATALOGS:.po=.mo)
+algolink_jupyter/locale/%.mo: algolink_jupyter/locale/%.po | $(INSTALLED)
+	$(PY) scripts/i18n.py compile
+
 ## The whole suite: lint, then every test.
-test: lint js-test postgres chromium sandbox image-tools
+test: lint js-test postgres chromium sandbox image-tools i18n-compile
 	$(PY) -m pytest
 
 ## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).

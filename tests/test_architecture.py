@@ -29,6 +29,7 @@ LAYERS = [
     [
         "algolink_jupyter.errors",
         "algolink_jupyter.names",
+        "algolink_jupyter.translation",
         "algolink_jupyter.markdown",
         "algolink_jupyter.spec",
         "algolink_jupyter.examples",

@@ -91,6 +91,12 @@ def test_sdist_carries_the_built_extension_and_its_sources(tmp_path):
         "js/src/model.ts",
         "js/test/model.test.ts",
         "jupyter-config/jupyter_server_config.d/algolink_jupyter.json",
+        # the translation catalogs and what the build compiles from them (hatch_build.py)
+        "algolink_jupyter/locale/zh_CN/LC_MESSAGES/algolink_jupyter.po",
+        "algolink_jupyter/locale/zh_CN/LC_MESSAGES/algolink_jupyter.mo",
+        "algolink_jupyter/locale/zh_CN/LC_MESSAGES/algolink_jupyter.json",
+        "hatch_build.py",
+        "scripts/i18n.py",
     ):
         assert wanted in names, wanted
     assert not [n for n in names if n.startswith(("js/node_modules", "js/lib/"))]

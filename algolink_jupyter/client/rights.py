@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from ..translation import tr
+
 #: The roles that may publish in a project.
 PUBLISH_ROLES = ("developer", "owner")
 #: The scopes a token of a user who is not a hub admin has when nothing narrows it.
@@ -142,10 +144,13 @@ def token_from_environment() -> bool:
 
 
 def not_signed_in_sentence(hub_url: str, then: str) -> str:
-    """No token at all: sign in with ``algolink login``."""
-    return (
-        f"Not signed in to the hub at {hub_url}: run `algolink login --hub {hub_url}` in a terminal "
-        f"(or set ALGOLINK_TOKEN), then {then}."
+    """No token at all: sign in with ``algolink login`` (in the language of the JupyterLab panel that
+    asked, English elsewhere: :func:`algolink_jupyter.translation.tr`)."""
+    return tr(
+        "Not signed in to the hub at {hub}: run `algolink login --hub {hub}` in a terminal (or set "
+        "ALGOLINK_TOKEN), then {then}.",
+        hub=hub_url,
+        then=then,
     )
 
 
@@ -153,15 +158,20 @@ def refused_sentence(hub_url: str, reason: Any, then: str, then_env: str = "") -
     """The hub refused the token (unknown, revoked, expired, its user disabled): how to get a new one.
     ``then`` says what to do after ``algolink login``; ``then_env`` after setting ALGOLINK_TOKEN."""
     reason = str(reason).strip().rstrip(".")
-    head = f"The hub at {hub_url} refused the token ({reason}): "
     if token_from_environment():
-        return head + (
-            "set ALGOLINK_TOKEN to a valid token (it is set here and wins over the config file that "
-            f"`algolink login` writes), then {then_env or then}."
+        return tr(
+            "The hub at {hub} refused the token ({reason}): set ALGOLINK_TOKEN to a valid token (it "
+            "is set here and wins over the config file that `algolink login` writes), then {then}.",
+            hub=hub_url,
+            reason=reason,
+            then=then_env or then,
         )
-    return head + (
-        f"run `algolink login --hub {hub_url}` in a terminal for a new one (or set ALGOLINK_TOKEN to "
-        f"a valid token), then {then}."
+    return tr(
+        "The hub at {hub} refused the token ({reason}): run `algolink login --hub {hub}` in a "
+        "terminal for a new one (or set ALGOLINK_TOKEN to a valid token), then {then}.",
+        hub=hub_url,
+        reason=reason,
+        then=then,
     )
 
 

@@ -69,7 +69,7 @@ _CUDA = re.compile(r"^\d+(\.\d+){0,2}$")
 
 class BundleError(ValueError):
     """A bundle or archive the hub cannot take; the message says why and what to do. ``key`` and
-    ``params`` name the sentence for the web pages' translations (``e_<key>`` in the hub's i18n)."""
+    ``params`` name the sentence for the web pages' translations (``ERRORS[key]`` in the hub's i18n)."""
 
     def __init__(self, message: str, key: Optional[str] = None, **params: Any) -> None:
         super().__init__(message)

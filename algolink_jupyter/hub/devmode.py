@@ -35,7 +35,7 @@ CONNECTS_PER_MINUTE = 10
 
 class DevServerError(Exception):
     """A development server that cannot be used: the message is the sentence to show; ``key`` and
-    ``params`` name it for the pages' translations (``e_<key>`` in handlers/i18n.py)."""
+    ``params`` name it for the pages' translations (``ERRORS[key]`` in handlers/i18n.py)."""
 
     def __init__(self, message: str, key: str = "dev_unreachable", **params: Any) -> None:
         super().__init__(message)

@@ -53,7 +53,7 @@ _SKIP = {"name", "type", "default"}
 class OptionError(ValueError):
     """A value or upload that an option refuses; ``option`` names it, the message says why.
 
-    ``key`` and ``params`` name the same sentence in the web UI's catalogue (``e_<key>``)."""
+    ``key`` and ``params`` name the same sentence in the web UI's catalog (``ERRORS[key]`` in handlers/i18n.py)."""
 
     def __init__(
         self,

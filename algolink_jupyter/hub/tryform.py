@@ -12,6 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from ..translation import N_
+
+#: An image input's channels, as its hint names them.
+CHANNELS = {1: N_("grayscale"), 3: N_("RGB"), 4: N_("RGBA")}
+
 #: The examples offered per command, the largest example file embedded in the page, and the most
 #: bytes of examples one command's form carries.
 MAX_EXAMPLES = 5
@@ -29,11 +34,11 @@ def _num(v: Any) -> str:
 def _bounds(lo: Any, hi: Any, t: Callable) -> str:
     """ "1 to 5", "at least 1", "at most 5" or ""."""
     if lo is not None and hi is not None:
-        return t("hint_between", lo=_num(lo), hi=_num(hi))
+        return t("{lo} to {hi}", lo=_num(lo), hi=_num(hi))
     if lo is not None:
-        return t("hint_at_least", n=_num(lo))
+        return t("at least {n}", n=_num(lo))
     if hi is not None:
-        return t("hint_at_most", n=_num(hi))
+        return t("at most {n}", n=_num(hi))
     return ""
 
 
@@ -44,49 +49,49 @@ def hint(spec: dict, t: Callable) -> str:
     if kind == "number":
         parts.append(_bounds(spec.get("min"), spec.get("max"), t))
         if spec.get("step") is not None:
-            parts.append(t("hint_step", step=_num(spec["step"])))
+            parts.append(t("step {step}", step=_num(spec["step"])))
     elif kind == "text":
         lo = spec.get("minLength") or None
         span = _bounds(lo, spec.get("maxLength"), t)
         if span:
-            parts.append(t("hint_characters", span=span))
+            parts.append(t("{span} characters", span=span))
     elif kind in _IMAGES:
         if kind == "image" and spec.get("channels") in (1, 3, 4):
-            parts.append(t(f"hint_channels_{spec['channels']}"))
+            parts.append(t(CHANNELS[spec["channels"]]))
         w, h = spec.get("width"), spec.get("height")
         if w and h:
-            parts.append(t("hint_pixels", width=w, height=h))
+            parts.append(t("{width}×{height} pixels", width=w, height=h))
         else:
             wide = _bounds(spec.get("minWidth"), spec.get("maxWidth"), t)
             high = _bounds(spec.get("minHeight"), spec.get("maxHeight"), t)
             if w:
-                parts.append(t("hint_width", span=w))
+                parts.append(t("width {span} pixels", span=w))
             elif wide:
-                parts.append(t("hint_width", span=wide))
+                parts.append(t("width {span} pixels", span=wide))
             if h:
-                parts.append(t("hint_height", span=h))
+                parts.append(t("height {span} pixels", span=h))
             elif high:
-                parts.append(t("hint_height", span=high))
+                parts.append(t("height {span} pixels", span=high))
     elif kind == "file" and spec.get("extension"):
-        parts.append(t("hint_extensions", names=", ".join(spec["extension"])))
+        parts.append(t("a {names} file", names=", ".join(spec["extension"])))
     elif kind == "directory":
-        parts.append(t("hint_archive"))
+        parts.append(t("a .zip or .tar.gz of the folder"))
     elif kind == "vector":
-        parts.append(t("hint_vector", n=spec.get("length")))
+        parts.append(t("{n} numbers, as JSON", n=spec.get("length")))
     elif kind == "array":
         item = (spec.get("itemType") or {}).get("type", "any")
         span = _bounds(spec.get("minLength") or None, spec.get("maxLength"), t)
-        parts.append(t("hint_list", item=item) + (f" ({span})" if span else ""))
+        parts.append(t("a JSON list of {item} values", item=item) + (f" ({span})" if span else ""))
     elif kind == "image_point":
-        parts.append(t("hint_point"))
+        parts.append(t("[x, y] from 0 to 1, as JSON"))
     elif kind == "image_bounding_box":
-        parts.append(t("hint_box"))
+        parts.append(t("[xmin, ymin, xmax, ymax] from 0 to 1, as JSON"))
     elif kind == "image_landmarks":
-        parts.append(t("hint_landmarks", n=spec.get("length")))
+        parts.append(t("{n} points [x, y] from 0 to 1, as JSON", n=spec.get("length")))
     elif kind == "any":
-        parts.append(t("hint_any"))
+        parts.append(t("any JSON value"))
     if spec.get("default") is not None and kind not in _IMAGES + ("file", "directory"):
-        parts.append(t("hint_default", value=_shown(spec["default"])))
+        parts.append(t("default: {value}", value=_shown(spec["default"])))
     return " · ".join(p for p in parts if p)
 
 

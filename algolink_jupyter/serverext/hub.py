@@ -32,6 +32,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from ..client import config_path, rights
 from ..client import hub_settings as client_settings
 from ..errors import CLIError
+from ..translation import N_, pick, tr, use
 from .base import AUTH_RESOURCE, AlgoLinkHandler
 
 #: The hub is asked with this timeout (seconds) for each call.
@@ -42,9 +43,10 @@ class HubUnavailable(Exception):
     """The hub could not be asked: the message is one sentence that says what to do."""
 
 
-#: What the sidebar's sentences about the token say to do once it is fixed.
-THEN = "press Refresh in the AlgoLink panel"
-THEN_ENV = "restart JupyterLab"
+#: What the sidebar's sentences about the token say to do once it is fixed (said in the panel's
+#: language, as every sentence of this module: ``translation.tr``, the language the panel asks with).
+THEN = N_("press Refresh in the AlgoLink panel")
+THEN_ENV = N_("restart JupyterLab")
 
 
 def hub_settings(environ: Optional[dict] = None) -> tuple:
@@ -64,11 +66,11 @@ def hub_settings(environ: Optional[dict] = None) -> tuple:
 
 
 def not_configured_message() -> str:
-    where = f" (or write them as hub_url and token to {config_path()})"
-    return (
+    return tr(
         "Set ALGOLINK_HUB_URL (the hub's address, e.g. http://127.0.0.1:8800) and ALGOLINK_TOKEN "
-        f"in the environment JupyterLab is started from{where}, then restart it to see the hub's "
-        "services here."
+        "in the environment JupyterLab is started from (or write them as hub_url and token to "
+        "{path}), then restart it to see the hub's services here.",
+        path=config_path(),
     )
 
 
@@ -95,28 +97,53 @@ async def _get_json(url: str, token: Optional[str], hub_url: str) -> Any:
                 message = e.response.body.decode("utf-8", "replace").strip()[:200]
         if code in (401, 403) and rights.refuses_token(code, message):
             raise HubUnavailable(
-                rights.refused_sentence(hub_url, message or code, THEN, THEN_ENV)
+                rights.refused_sentence(hub_url, message or code, tr(THEN), tr(THEN_ENV))
             ) from None
         if code in (401, 403):
-            raise HubUnavailable(f"The hub at {hub_url} refused {url}: {message or code}") from None
+            raise HubUnavailable(
+                tr(
+                    "The hub at {hub} refused {url}: {reason}",
+                    hub=hub_url,
+                    url=url,
+                    reason=message or code,
+                )
+            ) from None
         if code == 599:
             raise HubUnavailable(
-                f"The hub at {hub_url} did not answer within {HUB_TIMEOUT:.0f} s: check that it runs "
-                "(`algolink hub`)."
+                tr(
+                    "The hub at {hub} did not answer within {seconds} s: check that it runs "
+                    "(`algolink hub`).",
+                    hub=hub_url,
+                    seconds=round(HUB_TIMEOUT),
+                )
             ) from None
         raise HubUnavailable(
-            f"The hub at {hub_url} answered {code} ({message or e.message}): check ALGOLINK_HUB_URL."
+            tr(
+                "The hub at {hub} answered {code} ({reason}): check ALGOLINK_HUB_URL.",
+                hub=hub_url,
+                code=code,
+                reason=message or e.message,
+            )
         ) from None
     except (OSError, ValueError) as e:
         raise HubUnavailable(
-            f"Cannot reach the hub at {hub_url} ({e}): start it with `algolink hub`, or set "
-            "ALGOLINK_HUB_URL to its address."
+            tr(
+                "Cannot reach the hub at {hub} ({reason}): start it with `algolink hub`, or set "
+                "ALGOLINK_HUB_URL to its address.",
+                hub=hub_url,
+                reason=e,
+            )
         ) from None
     try:
         return json.loads(response.body)
     except ValueError:
         raise HubUnavailable(
-            f"{hub_url} does not answer like an AlgoLink hub (no JSON at {url}): check ALGOLINK_HUB_URL."
+            tr(
+                "{hub} does not answer like an AlgoLink hub (no JSON at {url}): check "
+                "ALGOLINK_HUB_URL.",
+                hub=hub_url,
+                url=url,
+            )
         ) from None
 
 
@@ -124,8 +151,11 @@ def _check_url(hub_url: str) -> None:
     parts = urllib.parse.urlsplit(hub_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise HubUnavailable(
-            f"ALGOLINK_HUB_URL is not an http(s) address ({hub_url!r}): set it to the hub's address "
-            "such as http://127.0.0.1:8800."
+            tr(
+                "ALGOLINK_HUB_URL is not an http(s) address ({hub}): set it to the hub's address "
+                "such as http://127.0.0.1:8800.",
+                hub=repr(hub_url),
+            )
         )
 
 
@@ -156,13 +186,16 @@ async def hub_state(hub_url: str, token: Optional[str]) -> dict:
     _check_url(hub_url)
     state: dict = {"configured": True, "hub_url": hub_url}
     if not token:
-        message = rights.not_signed_in_sentence(hub_url, THEN)
+        message = rights.not_signed_in_sentence(hub_url, tr(THEN))
         return {**state, "signed_in": False, "message": message, "services": []}
     me = await _get_json(hub_url + "/api/v1/user", token, hub_url)
     if not isinstance(me, dict) or not me.get("name"):
         raise HubUnavailable(
-            f"{hub_url} does not answer like an AlgoLink hub (no user at {hub_url}/api/v1/user): "
-            "check ALGOLINK_HUB_URL, or update the hub."
+            tr(
+                "{hub} does not answer like an AlgoLink hub (no user at {hub}/api/v1/user): check "
+                "ALGOLINK_HUB_URL, or update the hub.",
+                hub=hub_url,
+            )
         )
     readable = "read" in (me.get("scopes") or [])
     projects = await _projects(hub_url, token) if readable else []
@@ -182,8 +215,12 @@ async def _projects(hub_url: str, token: Optional[str]) -> list:
     projects = await _get_json(api, token, hub_url)
     if not isinstance(projects, list):
         raise HubUnavailable(
-            f"{hub_url} does not answer like an AlgoLink hub (no project list at {api}): "
-            "check ALGOLINK_HUB_URL."
+            tr(
+                "{hub} does not answer like an AlgoLink hub (no project list at {url}): check "
+                "ALGOLINK_HUB_URL.",
+                hub=hub_url,
+                url=api,
+            )
         )
     return [p for p in projects if isinstance(p, dict) and p.get("name")]
 
@@ -273,6 +310,8 @@ class HubServicesHandler(AlgoLinkHandler):
     @web.authenticated
     @authorized(action="read", resource=AUTH_RESOURCE)
     async def get(self) -> None:
+        # the panel asks in JupyterLab's language (``?lang=zh-CN``); the sentences follow it
+        use(pick(None, self.get_argument("lang", "")))
         try:
             url, token = hub_settings()
             if url is None:

@@ -12,7 +12,7 @@ import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { languageOf, setLanguage, t } from './i18n';
+import { setTranslator, trans } from './i18n';
 import { endpointOf, mayPublish, serveMessage, statusText } from './model';
 import { AlgoLinkPanel } from './panel';
 import { AlgoLinkStore } from './store';
@@ -40,7 +40,7 @@ export const algolinkIcon = new LabIcon({ name: 'algolink:icon', svgstr: ICON_SV
 async function execute(sessionContext: ISessionContext, code: string): Promise<string> {
   const kernel = sessionContext.session?.kernel;
   if (!kernel) {
-    throw new Error(t('no-kernel'));
+    throw new Error(trans.__('The notebook has no kernel: start one (Kernel > Restart Kernel), then retry.'));
   }
   const future = kernel.requestExecute({ code, store_history: false, allow_stdin: false });
   const out: string[] = [];
@@ -76,7 +76,7 @@ class StatusItem extends Widget {
   update_(text: string, count: number | null): void {
     this.node.textContent = text;
     this.node.dataset.count = count === null ? '' : String(count);
-    this.node.title = count === null ? t('status-title-none') : t('status-title', [count]);
+    this.node.title = count === null ? trans.__('This notebook\'s kernel does not serve: run AlgoLink: Serve this notebook') : trans.__('This notebook\'s kernel serves %1 command(s): see the AlgoLink panel', count);
   }
 }
 
@@ -94,7 +94,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     translator: ITranslator | null
   ) => {
-    setLanguage(languageOf(translator?.languageCode));
+    setTranslator(translator);
     const store = new AlgoLinkStore();
     const current = (): NotebookPanel | null => tracker.currentWidget;
     const currentKernelId = (): string | null =>
@@ -103,14 +103,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const serve = async (): Promise<void> => {
       const panel = current();
       if (!panel) {
-        Notification.warning(t('open-first-serve'));
+        Notification.warning(trans.__('Open a notebook first, then run AlgoLink: Serve this notebook.'));
         return;
       }
       await panel.sessionContext.ready;
       try {
         await execute(panel.sessionContext, `${LOAD}\n%algolink serve`);
       } catch (e) {
-        Notification.error(t('serve-failed', [(e as Error).message]), {
+        Notification.error(trans.__('Could not serve this notebook: %1', (e as Error).message), {
           autoClose: false
         });
         return;
@@ -125,14 +125,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const publish = async (): Promise<void> => {
       const panel = current();
       if (!panel) {
-        Notification.warning(t('open-first-publish'));
+        Notification.warning(trans.__('Open a notebook first, then run AlgoLink: Publish this notebook.'));
         return;
       }
       await panel.sessionContext.ready;
       try {
         await execute(panel.sessionContext, LOAD);
       } catch (e) {
-        Notification.error(t('load-failed', [(e as Error).message]), { autoClose: false });
+        Notification.error(trans.__('Could not load AlgoLink in this notebook\'s kernel: %1', (e as Error).message), { autoClose: false });
         return;
       }
       const notebook = panel.content;
@@ -144,21 +144,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     app.commands.addCommand(CommandIDs.serve, {
-      label: t('cmd-serve'),
-      caption: t('cmd-serve-caption'),
+      label: trans.__('AlgoLink: Serve this notebook'),
+      caption: trans.__('Serve the current notebook\'s commands from its kernel (%algolink serve)'),
       isEnabled: () => current() !== null,
       execute: () => serve()
     });
     app.commands.addCommand(CommandIDs.publish, {
-      label: t('cmd-publish'),
-      caption: t('cmd-publish-caption'),
+      label: trans.__('AlgoLink: Publish this notebook'),
+      caption: trans.__('Add a %algolink publish cell at the end of the notebook and run it'),
       // Not for a user the hub lets publish nowhere (the panel says why); unknown (no answer yet, or
       // an unreachable hub) leaves it to the publish form to say.
       isEnabled: () => current() !== null && mayPublish(store.hub) !== false,
       execute: () => publish()
     });
     app.commands.addCommand(CommandIDs.refresh, {
-      label: t('cmd-refresh'),
+      label: trans.__('AlgoLink: Refresh the panel'),
       execute: () => store.refresh()
     });
 
@@ -172,7 +172,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     sidebar.title.icon = algolinkIcon;
     app.shell.add(sidebar, 'left', { rank: 900 });
     app.commands.addCommand(CommandIDs.open, {
-      label: t('cmd-open'),
+      label: trans.__('AlgoLink: Show the panel'),
       execute: () => app.shell.activateById(sidebar.id)
     });
 

@@ -3,7 +3,7 @@
  * command; the status-bar text. Unit-tested with node's own test runner (see ../test/).
  */
 
-import { listText, t } from './i18n';
+import { listText, trans } from './i18n';
 import { dataUri, EMPTY_ZIP, solidPng } from './samples';
 
 /** One serving kernel, as `GET <base>algolink/api/endpoints` lists it. */
@@ -233,7 +233,7 @@ export function parseHubState(payload: unknown, status = 200): HubState {
   if (!isObject(payload)) {
     return {
       kind: 'error',
-      message: t('ext-no-json', [status])
+      message: trans.__('The AlgoLink server extension answered %1 without JSON: restart JupyterLab.', status)
     };
   }
   if (status !== 200 || typeof payload.error === 'string') {
@@ -242,7 +242,7 @@ export function parseHubState(payload: unknown, status = 200): HubState {
       message:
         typeof payload.error === 'string'
           ? payload.error
-          : t('ext-status', [status])
+          : trans.__('The AlgoLink server extension answered %1: restart JupyterLab.', status)
     };
   }
   if (payload.configured !== true) {
@@ -251,7 +251,7 @@ export function parseHubState(payload: unknown, status = 200): HubState {
       message:
         typeof payload.message === 'string'
           ? payload.message
-          : t('hub-unconfigured')
+          : trans.__('Set ALGOLINK_HUB_URL and ALGOLINK_TOKEN to see the hub here.')
     };
   }
   const hubUrl = typeof payload.hub_url === 'string' ? payload.hub_url : '';
@@ -364,30 +364,30 @@ export function tokenText(user: IHubUser): string | null {
   }
   const parts: string[] = [];
   if (token.service) {
-    parts.push(t('token-service', [token.service]));
+    parts.push(trans.__('limited to the service %1', token.service));
   } else if (token.project) {
-    parts.push(t('token-project', [token.project]));
+    parts.push(trans.__('limited to the project %1', token.project));
   }
   const full = ['invoke', 'manage', 'metrics', 'read', 'write']
     .concat(user.admin ? ['admin'] : [])
     .sort();
   const scopes = [...token.scopes].sort();
   if (scopes.join(',') !== full.join(',')) {
-    parts.push(t('token-scopes', [scopes.join(', ') || '-']));
+    parts.push(trans.__('scopes %1', scopes.join(', ') || '-'));
   }
   if (token.expiresAt) {
-    parts.push(t('token-expires', [token.expiresAt]));
+    parts.push(trans.__('expires %1', token.expiresAt));
   }
-  return t('token-line', [token.name, parts.join('; ')]);
+  return trans.__('Token %1: %2.', token.name, parts.join('; '));
 }
 
 /** Where the user may publish ("demo, vision or a new project"), for the sidebar. */
 export function publishWhereText(rights: IHubRights): string {
   const places = [...rights.projects];
   if (rights.createProjects) {
-    places.push(t('a-new-project'));
+    places.push(trans.__('a new project of your own'));
   }
-  return t('publish-where', [listText(places)]);
+  return trans.__('You may publish to %1.', listText(places));
 }
 
 /** Why the user may publish nowhere and what to ask for; '' when they may. */
@@ -397,16 +397,14 @@ export function cannotPublishText(user: IHubUser | null, rights: IHubRights | nu
   }
   switch (rights.reason) {
     case 'scope':
-      return t('cannot-scope', [
-        user?.token?.name ?? '',
-        (user?.token?.scopes ?? []).slice().sort().join(', ') || '-'
-      ]);
+      return trans.__('The token %1 cannot publish: publishing needs the read and write scopes and it has %2. Run `algolink login` for a token that may write.', user?.token?.name ?? '',
+        (user?.token?.scopes ?? []).slice().sort().join(', ') || '-');
     case 'service':
-      return t('cannot-service', [user?.token?.service ?? '']);
+      return trans.__('This token is limited to the service %1, and publishing from the notebook needs a token for a whole project: run `algolink login` for one that is not limited to a service.', user?.token?.service ?? '');
     case 'viewer':
-      return t('cannot-viewer', [listText(rights.viewerOf)]);
+      return trans.__('You are a viewer of %1: you may call the services but not publish. To publish, ask a project owner to make you a developer.', listText(rights.viewerOf));
     default:
-      return t('cannot-none');
+      return trans.__('You may publish to no project on this hub: ask a project owner to make you a developer.');
   }
 }
 
@@ -421,23 +419,23 @@ export function endpointOf(
 /** The status-bar text for the current notebook's kernel. */
 export function statusText(endpoint: IEndpoint | undefined): string {
   if (!endpoint) {
-    return t('status-none');
+    return trans.__('AlgoLink: not serving');
   }
   const n = endpoint.commands.length;
-  return n === 1 ? t('status-one') : t('status-many', [n]);
+  return n === 1 ? trans.__('AlgoLink: 1 command') : trans.__('AlgoLink: %1 commands', n);
 }
 
 /** What "AlgoLink: Serve this notebook" says once the kernel serves (or does not yet). */
 export function serveMessage(endpoint: IEndpoint | undefined): string {
   if (!endpoint) {
-    return t('serve-unseen');
+    return trans.__('The kernel serves, but Jupyter does not see it yet: it will appear in the AlgoLink panel.');
   }
   const n = endpoint.commands.length;
   if (!n) {
-    return t('serve-none');
+    return trans.__('The kernel serves no command yet: define one with %1, then run it.', '%%algolink_command');
   }
   const names = endpoint.commands.join(', ');
-  return n === 1 ? t('serve-one', [names]) : t('serve-many', [n, names]);
+  return n === 1 ? trans.__('Serving 1 command (%1): see the AlgoLink panel for the URLs and curl lines.', names) : trans.__('Serving %1 commands (%2): see the AlgoLink panel for the URLs and curl lines.', n, names);
 }
 
 /** A command's absolute URL: the proxy URL (a path below Jupyter's base URL) on the page's origin. */
@@ -716,7 +714,7 @@ export function statusClass(status: string): string {
 /** A short name for a notebook path: its file name. */
 export function notebookName(path: string | null): string {
   if (!path) {
-    return t('no-notebook');
+    return trans.__('a kernel without a notebook');
   }
   const parts = path.split('/');
   return parts[parts.length - 1] || path;

@@ -38,7 +38,7 @@ import {
   tokenText,
   whoText
 } from './model';
-import { listText, MessageId, roleLabel, statusLabel, t } from './i18n';
+import { listText, roleLabel, statusLabel, trans } from './i18n';
 import { AlgoLinkStore } from './store';
 
 export interface IPanelOptions {
@@ -68,12 +68,12 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-/** A message whose `{0}`, `{1}`... are nodes (a link, a bold name), in the current language. */
-function fill(id: MessageId, parts: (Node | string)[]): DocumentFragment {
+/** A translated message whose `%1`, `%2`... are nodes (a link, a bold name). */
+function fill(message: string, parts: (Node | string)[]): DocumentFragment {
   const out = document.createDocumentFragment();
-  for (const piece of t(id).split(/(\{\d+\})/)) {
-    const m = /^\{(\d+)\}$/.exec(piece);
-    const part = m ? parts[Number(m[1])] : piece;
+  for (const piece of message.split(/(%\d+)/)) {
+    const m = /^%(\d+)$/.exec(piece);
+    const part = m ? parts[Number(m[1]) - 1] : piece;
     if (part !== undefined && part !== '') {
       out.append(part);
     }
@@ -126,8 +126,8 @@ export class AlgoLinkPanel extends Widget {
 
     const header = el('div', 'algolink-header');
     header.appendChild(el('h2', 'algolink-title', 'AlgoLink'));
-    const refresh = el('button', 'jp-Button algolink-refresh', t('refresh'));
-    refresh.title = t('refresh-title');
+    const refresh = el('button', 'jp-Button algolink-refresh', trans.__('Refresh'));
+    refresh.title = trans.__('Ask for the kernel endpoints and the hub services again');
     refresh.onclick = () => void store.refresh();
     header.appendChild(refresh);
     root.appendChild(header);
@@ -147,7 +147,7 @@ export class AlgoLinkPanel extends Widget {
     const { store, currentKernelId, hasNotebook, serve } = this._options;
     const section = el('section', 'algolink-section');
     section.dataset.section = 'kernel';
-    section.appendChild(el('h3', 'algolink-section-title', t('kernel-title')));
+    section.appendChild(el('h3', 'algolink-section-title', trans.__('This notebook\'s kernel')));
     if (store.endpointsError) {
       section.appendChild(el('p', 'algolink-message algolink-error', store.endpointsError));
       return section;
@@ -158,11 +158,11 @@ export class AlgoLinkPanel extends Widget {
       return section;
     }
     if (!hasNotebook()) {
-      section.appendChild(el('p', 'algolink-message', t('open-notebook')));
+      section.appendChild(el('p', 'algolink-message', trans.__('Open a notebook to see what its kernel serves.')));
       return section;
     }
-    section.appendChild(el('p', 'algolink-message', t('serves-nothing')));
-    const button = el('button', 'jp-Button algolink-serve', t('serve-button'));
+    section.appendChild(el('p', 'algolink-message', trans.__('This notebook\'s kernel serves no command yet: define one with %1, then serve it.', '%%algolink_command')));
+    const button = el('button', 'jp-Button algolink-serve', trans.__('Serve this notebook'));
     button.onclick = () => serve();
     section.appendChild(button);
     return section;
@@ -177,7 +177,7 @@ export class AlgoLinkPanel extends Widget {
     }
     const section = el('section', 'algolink-section');
     section.dataset.section = 'other-kernels';
-    section.appendChild(el('h3', 'algolink-section-title', t('other-kernels')));
+    section.appendChild(el('h3', 'algolink-section-title', trans.__('Other serving kernels')));
     others.forEach(e => section.appendChild(this.endpointBlock(e)));
     return section;
   }
@@ -186,10 +186,10 @@ export class AlgoLinkPanel extends Widget {
     const block = el('div', 'algolink-endpoint');
     block.dataset.kernelId = endpoint.kernel_id;
     const name = el('div', 'algolink-notebook', notebookName(endpoint.notebook));
-    name.title = t('kernel-of', [endpoint.notebook ?? '', endpoint.kernel_id]);
+    name.title = trans.__('%1 (kernel %2)', endpoint.notebook ?? '', endpoint.kernel_id);
     block.appendChild(name);
     if (!endpoint.commands.length) {
-      block.appendChild(el('p', 'algolink-message', t('no-commands')));
+      block.appendChild(el('p', 'algolink-message', trans.__('Serving, but no command is defined yet.')));
       return block;
     }
     const list = el('ul', 'algolink-commands');
@@ -201,10 +201,10 @@ export class AlgoLinkPanel extends Widget {
       link.href = url;
       link.target = '_blank';
       link.rel = 'noopener';
-      link.title = t('spec-title', [url]);
+      link.title = trans.__('%1 (the command\'s spec, through Jupyter)', url);
       item.appendChild(link);
-      const copy = el('button', 'jp-Button algolink-copy-curl', t('copy-curl'));
-      copy.title = t('copy-curl-title', [command]);
+      const copy = el('button', 'jp-Button algolink-copy-curl', trans.__('Copy curl'));
+      copy.title = trans.__('Copy a curl line that calls %1 through Jupyter', command);
       copy.dataset.command = command;
       copy.onclick = () => void this.copyCurl(endpoint, command, url, copy);
       item.appendChild(copy);
@@ -212,12 +212,12 @@ export class AlgoLinkPanel extends Widget {
       if (copied) {
         const pre = el('pre', 'algolink-curl', copied.line);
         if (this.accessMode() !== 'none') {
-          pre.title = t('curl-title');
+          pre.title = trans.__('Set JUPYTER_TOKEN first: see "Calling with curl" below');
         }
         item.appendChild(pre);
         const source = copied.example
-          ? t('body-example', [copied.example])
-          : t('body-sample');
+          ? trans.__('Body: the recorded example %1', copied.example)
+          : trans.__('Body: a sample made from the inputs\' types (save an example from the test form to use it here)');
         item.appendChild(el('p', 'algolink-curl-body', source));
       }
       list.appendChild(item);
@@ -247,7 +247,7 @@ export class AlgoLinkPanel extends Widget {
       `.algolink-endpoint[data-kernel-id="${CSS.escape(endpoint.kernel_id)}"] ` +
         `.algolink-copy-curl[data-command="${CSS.escape(command)}"]`
     );
-    flash(again ?? button, t('copied'), t('copy-curl'));
+    flash(again ?? button, trans.__('Copied'), trans.__('Copy curl'));
   }
 
   /** How curl authenticates: as the server extension says, else by whether the page has a token. */
@@ -264,7 +264,7 @@ export class AlgoLinkPanel extends Widget {
   private curlSection(): HTMLElement {
     const section = el('section', 'algolink-section');
     section.dataset.section = 'curl';
-    section.appendChild(el('h3', 'algolink-section-title', t('curl-section-title')));
+    section.appendChild(el('h3', 'algolink-section-title', trans.__('Calling with curl')));
     const access = this.access();
     const token = this._options.store.settings.token;
     const note = el('p', 'algolink-message algolink-curl-auth');
@@ -273,25 +273,25 @@ export class AlgoLinkPanel extends Widget {
     switch (access.mode) {
       case 'token':
         if (token) {
-          note.textContent = t('curl-token');
-          const button = el('button', 'jp-Button algolink-copy-export', t('copy-export'));
-          button.title = t('copy-export-title');
+          note.textContent = trans.__('The curl lines read this Jupyter server\'s token from $JUPYTER_TOKEN: copy the export line, paste it into your terminal, then paste a curl line.');
+          const button = el('button', 'jp-Button algolink-copy-export', trans.__('Copy export line'));
+          button.title = trans.__('Copy export JUPYTER_TOKEN=… with this Jupyter server\'s token (it is not shown here)');
           // The token goes to the clipboard on a click, and nowhere else: never into the page.
           button.onclick = () => {
             Clipboard.copyToSystem(exportLine(token));
-            flash(button, t('copied-export'), t('copy-export'));
+            flash(button, trans.__('Copied: paste it into your terminal'), trans.__('Copy export line'));
           };
           section.appendChild(button);
         } else {
-          note.textContent = t('curl-token-unknown');
+          note.textContent = trans.__('The curl lines read the Jupyter token from $JUPYTER_TOKEN: set it to the token this Jupyter server printed when it started (jupyter server list shows it).');
         }
         break;
       case 'hub': {
-        note.textContent = t('curl-hub');
+        note.textContent = trans.__('The curl lines read a JupyterHub API token from $JUPYTER_TOKEN: make one on JupyterHub\'s token page, then run export JUPYTER_TOKEN=<that token> in your terminal.');
         const host = PageConfig.getOption('hubHost');
         const prefix = PageConfig.getOption('hubPrefix');
         if (prefix) {
-          const link = el('a', 'algolink-hub-token', t('hub-token-page'));
+          const link = el('a', 'algolink-hub-token', trans.__('JupyterHub\'s token page'));
           link.href = hubTokenUrl(host, prefix);
           link.target = '_blank';
           link.rel = 'noopener';
@@ -300,13 +300,13 @@ export class AlgoLinkPanel extends Widget {
         break;
       }
       case 'none':
-        note.textContent = access.xsrf ? t('curl-none-xsrf') : t('curl-none');
+        note.textContent = access.xsrf ? trans.__('This Jupyter server\'s authentication is off: the curl lines need no token. They send the same value as _xsrf cookie and X-XSRFToken header, which Jupyter\'s cross-site check asks of a POST without a token.') : trans.__('This Jupyter server\'s authentication is off: the curl lines need no token.');
         break;
       case 'password':
-        note.textContent = t('curl-password');
+        note.textContent = trans.__('This Jupyter server logs in with a password, which curl cannot send: start Jupyter with a token (--IdentityProvider.token=…), then export JUPYTER_TOKEN=<that token> to run these lines.');
         break;
       default:
-        note.textContent = t('curl-other');
+        note.textContent = trans.__('The curl lines read a token this Jupyter server accepts from $JUPYTER_TOKEN: set it before running them.');
     }
     return section;
   }
@@ -314,13 +314,13 @@ export class AlgoLinkPanel extends Widget {
   private hubSection(hub: HubState | null): HTMLElement {
     const section = el('section', 'algolink-section');
     section.dataset.section = 'hub';
-    section.appendChild(el('h3', 'algolink-section-title', t('hub-title')));
+    section.appendChild(el('h3', 'algolink-section-title', trans.__('Hub')));
     if (hub === null) {
-      section.appendChild(el('p', 'algolink-message', t('asking-hub')));
+      section.appendChild(el('p', 'algolink-message', trans.__('Asking the hub…')));
       return section;
     }
     if (hub.kind === 'signed-out') {
-      const message = el('p', 'algolink-message algolink-user', t('not-signed-in', [hub.hubUrl]));
+      const message = el('p', 'algolink-message algolink-user', trans.__('Not signed in to %1: run `algolink login --hub %1` in a terminal, then press Refresh.', hub.hubUrl));
       message.dataset.signedIn = 'false';
       message.dataset.state = hub.kind;
       section.appendChild(message);
@@ -346,8 +346,11 @@ export class AlgoLinkPanel extends Widget {
       section.appendChild(this.publishBlock(hub.user, hub.rights));
     }
     if (!hub.services.length) {
-      const empty = hub.rights && !hub.rights.publish ? 'no-services-seen' : 'no-services';
-      section.appendChild(el('p', 'algolink-message', t(empty)));
+      const empty =
+        hub.rights && !hub.rights.publish
+          ? trans.__('None of your projects has a service on the hub yet.')
+          : trans.__('The hub has no service yet: publish this notebook (AlgoLink: Publish this notebook).');
+      section.appendChild(el('p', 'algolink-message', empty));
       return section;
     }
     const list = el('ul', 'algolink-services');
@@ -360,7 +363,7 @@ export class AlgoLinkPanel extends Widget {
       page.href = service.page_url;
       page.target = '_blank';
       page.rel = 'noopener';
-      page.title = t('service-page-title');
+      page.title = trans.__('The service\'s page on the hub');
       item.appendChild(page);
       const badge = el(
         'span',
@@ -371,19 +374,19 @@ export class AlgoLinkPanel extends Widget {
       if (service.role) {
         item.dataset.role = service.role;
         const role = el('span', 'algolink-role', roleLabel(service.role));
-        role.title = t('role-title', [service.project]);
+        role.title = trans.__('Your role in %1', service.project);
         item.appendChild(role);
       }
       if (service.published_version !== null) {
         item.appendChild(
-          el('span', 'algolink-version', t('version', [service.published_version]))
+          el('span', 'algolink-version', trans.__('version %1', service.published_version))
         );
       }
       if (service.activity) {
         item.appendChild(activityBlock(service.activity));
       }
       if (service.api_url) {
-        const api = el('a', 'algolink-service-api', t('api'));
+        const api = el('a', 'algolink-service-api', trans.__('API'));
         api.href = service.api_url;
         api.target = '_blank';
         api.rel = 'noopener';
@@ -405,9 +408,9 @@ export class AlgoLinkPanel extends Widget {
       block.dataset.admin = 'true';
     }
     const line = el('p', 'algolink-message algolink-signed-in');
-    line.appendChild(fill('signed-in', [link, el('b', 'algolink-user-name', whoText(user))]));
+    line.appendChild(fill(trans.__('Signed in to %1 as %2', '%1', '%2'), [link, el('b', 'algolink-user-name', whoText(user))]));
     if (user.admin) {
-      line.append(t('hub-admin'));
+      line.append(trans.__(', a hub admin'));
     }
     block.appendChild(line);
     const token = tokenText(user);
@@ -427,14 +430,14 @@ export class AlgoLinkPanel extends Widget {
       return block;
     }
     const { hasNotebook, publish } = this._options;
-    const button = el('button', 'jp-Button algolink-publish-notebook', t('publish-button'));
+    const button = el('button', 'jp-Button algolink-publish-notebook', trans.__('Publish this notebook'));
     button.disabled = !hasNotebook();
-    button.title = hasNotebook() ? t('cmd-publish-caption') : t('publish-open-notebook');
+    button.title = hasNotebook() ? trans.__('Add a %algolink publish cell at the end of the notebook and run it') : trans.__('Open a notebook to publish it.');
     button.onclick = () => publish();
     block.appendChild(button);
     block.appendChild(el('p', 'algolink-message algolink-publish-where', publishWhereText(rights)));
     if (rights.viewerOf.length) {
-      const note = t('viewer-note', [listText(rights.viewerOf)]);
+      const note = trans.__('You are a viewer of %1: publishing there needs the developer role (ask a project owner to make you a developer).', listText(rights.viewerOf));
       block.appendChild(el('p', 'algolink-message algolink-viewer-note', note));
     }
     return block;
@@ -481,8 +484,8 @@ function activityBlock(activity: IHubActivity): HTMLElement {
   const p95 = activity.p95.filter((v): v is number => v !== null);
   const last = p95.length ? `${Math.round(p95[p95.length - 1] * 1000)} ms` : '—';
   block.title = activity.requests
-    ? t('activity-title', [activity.requests, activity.errors, last])
-    : t('activity-none');
+    ? trans.__('Last hour: %1 requests, %2 failed (5xx); p95 latency %3', activity.requests, activity.errors, last)
+    : trans.__('No requests in the last hour');
   block.appendChild(sparkline(activity.requestsPerMinute, 'algolink-spark-requests'));
   block.appendChild(sparkline(activity.p95, 'algolink-spark-latency'));
   return block;

@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { t } from './i18n';
+import { language, trans } from './i18n';
 import {
   HubState,
   IAccess,
@@ -93,14 +93,17 @@ export class AlgoLinkStore {
       this.endpointsError = null;
     } catch (e) {
       this.endpoints = [];
-      this.endpointsError = t('endpoints-error', [String(e)]);
+      this.endpointsError = trans.__('Cannot list the kernel endpoints (%1): check that the algolink_jupyter server extension is enabled (jupyter server extension list).', String(e));
     }
     this._changed.emit();
   }
 
   async refreshHub(): Promise<void> {
     try {
-      const response = await this.request('algolink/api/hub/services');
+      // the server extension's sentences (hub unreachable, not signed in) in JupyterLab's language
+      const response = await this.request(
+        'algolink/api/hub/services?lang=' + encodeURIComponent(language())
+      );
       let payload: unknown = null;
       try {
         payload = await response.json();
@@ -111,7 +114,7 @@ export class AlgoLinkStore {
     } catch (e) {
       this.hub = {
         kind: 'error',
-        message: t('hub-request-error', [String(e)])
+        message: trans.__('Cannot ask the Jupyter server for the hub\'s services (%1): check that JupyterLab still runs.', String(e))
       };
     }
     this._changed.emit();

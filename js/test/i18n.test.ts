@@ -1,10 +1,15 @@
 /**
- * The extension's strings in English and 简体中文.
+ * The extension's strings go through JupyterLab's translation bundle (`trans.__`); without a
+ * translator (here, and before JupyterLab hands one over) they are English with `%1`, `%2` filled in.
+ * The Chinese catalog is checked by tests/test_translations.py (every message translated) and in
+ * JupyterLab itself by tests/test_translations.py's browser test.
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
-import { languageOf, MESSAGE_IDS, setLanguage, statusLabel, t } from '../src/i18n';
+import type { ITranslator, TranslationBundle } from '@jupyterlab/translation';
+
+import { DOMAIN, isChinese, listText, roleLabel, setTranslator, statusLabel, trans } from '../src/i18n';
 import { IEndpoint, serveMessage, statusText } from '../src/model';
 
 const ENDPOINT: IEndpoint = {
@@ -14,49 +19,53 @@ const ENDPOINT: IEndpoint = {
   notebook: null
 };
 
-afterEach(() => setLanguage('en'));
+afterEach(() => setTranslator(null));
 
-test('languageOf: zh codes are Chinese, the rest English', () => {
-  for (const code of ['zh', 'zh-CN', 'zh_CN', 'ZH-cn']) {
-    assert.equal(languageOf(code), 'zh', code);
-  }
-  for (const code of ['en', 'en-US', 'fr_FR', '', null, undefined, 'zhx']) {
-    assert.equal(languageOf(code), 'en', String(code));
-  }
-});
-
-test('every message has both languages, different, with the same placeholders', () => {
-  const placeholders = (s: string) => (s.match(/\{\d+\}/g) ?? []).sort().join(',');
-  for (const id of MESSAGE_IDS) {
-    const en = t(id, [], 'en');
-    const zh = t(id, [], 'zh');
-    assert.ok(en.trim() && zh.trim(), id);
-    assert.equal(placeholders(en), placeholders(zh), id);
-    if (id !== 'api') {
-      assert.notEqual(en, zh, `${id} is not translated`);
-      assert.match(zh, /[\u4e00-\u9fff]/, `${id} has no Chinese`);
+/** A translator in another language whose bundle marks each message, to see which ones pass through it. */
+function marking(languageCode: string, domains: string[]): ITranslator {
+  const bundle = {
+    __: (msgid: string, ...args: unknown[]) => `«${msgid}»${args.length ? '/' + args.join('/') : ''}`,
+    _n: (msgid: string) => `«${msgid}»`,
+    _p: (ctx: string, msgid: string) => `«${msgid}»`
+  } as unknown as TranslationBundle;
+  return {
+    languageCode,
+    load: (domain: string) => {
+      domains.push(domain);
+      return bundle;
     }
+  } as ITranslator;
+}
+
+test('isChinese: zh codes are Chinese, the rest not', () => {
+  for (const code of ['zh', 'zh-CN', 'zh_CN', 'ZH-cn']) {
+    assert.ok(isChinese(code), code);
+  }
+  for (const code of ['en', 'en-US', 'fr_FR', '', null, 'zhx']) {
+    assert.ok(!isChinese(code), String(code));
   }
 });
 
-test('t fills the placeholders and leaves missing ones visible', () => {
-  assert.equal(t('version', [3], 'en'), 'version 3');
-  assert.equal(t('version', [3], 'zh'), '版本 3');
-  assert.equal(t('kernel-of', ['a.ipynb'], 'en'), 'a.ipynb (kernel {1})');
+test('without a translator: English with the placeholders filled, missing ones left visible', () => {
+  assert.equal(trans.__('version %1', 3), 'version 3');
+  assert.equal(trans.__('%1 (kernel %2)', 'a.ipynb'), 'a.ipynb (kernel %2)');
+  assert.equal(statusText(ENDPOINT), 'AlgoLink: 2 commands');
+  assert.equal(listText(['a', 'b']), 'a, b');
 });
 
-test('the status bar and the serve message follow the language', () => {
-  setLanguage('zh');
-  assert.equal(statusText(ENDPOINT), 'AlgoLink：2 个命令');
-  assert.equal(statusText(undefined), 'AlgoLink：未在服务');
-  assert.equal(serveMessage(ENDPOINT), '正在提供 2 个命令（shout, style）：URL 和 curl 命令见 AlgoLink 面板。');
-  setLanguage('en');
-  assert.equal(statusText(ENDPOINT), 'AlgoLink: 2 commands');
+test("the extension's messages go through JupyterLab's bundle for its domain", () => {
+  const domains: string[] = [];
+  setTranslator(marking('zh_CN', domains));
+  assert.deepEqual(domains, [DOMAIN]);
+  assert.equal(statusText(undefined), '«AlgoLink: not serving»');
+  assert.equal(statusLabel('online'), '«Online»');
+  assert.equal(roleLabel('owner'), '«owner»');
+  assert.ok(serveMessage(ENDPOINT).startsWith('«'));
+  assert.equal(listText(['a', 'b']), 'a、b');
 });
 
 test('statusLabel uses the hub pages words and keeps an unknown status as it is', () => {
-  assert.equal(statusLabel('online', 'en'), 'Online');
-  assert.equal(statusLabel('online', 'zh'), '已上线');
-  assert.equal(statusLabel('building', 'zh'), '构建中');
-  assert.equal(statusLabel('teleporting', 'zh'), 'teleporting');
+  assert.equal(statusLabel('online'), 'Online');
+  assert.equal(statusLabel('building'), 'Building');
+  assert.equal(statusLabel('teleporting'), 'teleporting');
 });

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from tornado import httputil, web
 from tornado.log import app_log
 
+from ... import names
 from .. import access, orm
 from ..multipart import FormError, FormParser, boundary_of
 from .common import APIError, check_name, human_size, parse_version_number, redact
@@ -260,6 +261,7 @@ class HubHandler(web.RequestHandler):
         return project
 
     def find_group(self, project: orm.Project, name: str) -> orm.Group:
+        name = names.normal("group", name)
         for group in project.groups:
             if group.name == name:
                 return group

@@ -15,7 +15,7 @@ from ... import names
 class APIError(web.HTTPError):
     """An error a user can cause: its message is the answer's ``error`` sentence (English, for the
     API). ``key`` and ``params`` let the web pages say the same sentence in the page's language
-    (``algolink_jupyter/hub/handlers/i18n.py``, message ``e_<key>``)."""
+    (``ERRORS[key]`` in ``algolink_jupyter/hub/handlers/i18n.py``)."""
 
     def __init__(self, status: int, message: str, key: Optional[str] = None, **params: Any) -> None:
         super().__init__(status)
@@ -37,7 +37,7 @@ def check_name(kind: str, value: Any) -> str:
     problem = names.name_problem(kind, value)
     if problem:
         raise APIError(400, problem.message, problem.key, **problem.params)
-    return value
+    return names.normal(kind, value)
 
 
 def check_version_string(value: Any) -> str:

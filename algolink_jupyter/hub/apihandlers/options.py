@@ -66,11 +66,11 @@ class SessionAPIHandler(APIHandler):
         """The sentence in the page's language when the web UI asked (the API keeps English)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         key = getattr(exc, "key", None)
-        if getattr(self, "via_session", False) and key and "e_" + key in i18n.MESSAGES["en"]:
+        if getattr(self, "via_session", False) and key in i18n.ERRORS:
             lang = i18n.pick(
                 self.get_cookie("lang"), self.request.headers.get("Accept-Language", "")
             )
-            message = i18n.translator(lang)("e_" + key, **(exc.params or {}))
+            message = i18n.error_message(i18n.translator(lang), key, exc.params)
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps({"error": message}))
             return

@@ -12,12 +12,20 @@ class ImageAction(ConfirmedAction):
         service = self.find_service(project_name, name, "change")
         version = next((v for v in service.versions if str(v.number) == number.strip()), None)
         if version is None:
-            return self.refuse(project_name, name, self.t("image_no_version", number=number), 404)
+            return self.refuse(
+                project_name, name, self.t("There is no version {number}.", number=number), 404
+            )
         try:
             image_builds(self.hub).start(version, self.current_user)
         except NotBuildable:
             return self.refuse(
-                project_name, name, self.t("image_not_built", number=version.number), 409
+                project_name,
+                name,
+                self.t(
+                    "Version {number} has not been built yet: publish it once, then make its image.",
+                    number=version.number,
+                ),
+                409,
             )
         self.redirect(service_path(project_name, name) + "#versions")
 

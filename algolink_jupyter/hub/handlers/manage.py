@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .. import access, orm
 from ..apihandlers.common import APIError
-from ..apihandlers.groups import GroupAPIHandler
+from ..apihandlers.groups import GroupAPIHandler, rename_group
 from ..apihandlers.models import current_version, effective_metadata
 from ..apihandlers.projects import ProjectAPIHandler
 from ..apihandlers.services import BundleReceiver, ServiceAPIHandler, check_keep_warm
@@ -141,7 +141,12 @@ class MetadataEditPage(PageHandler):
                                 collector.pin(image["file"])
                         images.append(image)
                     except ValueError:
-                        raise FormError(self.t("e_image_bad", name=part.filename)) from None
+                        raise FormError(
+                            self.t(
+                                "'{name}' is not an image the hub can show: give a PNG, JPEG, GIF or WebP file under 20 MB.",
+                                name=part.filename,
+                            )
+                        ) from None
         except FormError as e:
             self.set_status(400)
             self.get(project_name, name, error=e.message, form=form)
@@ -199,10 +204,16 @@ class TokensPage(PageHandler, TokenListAPIHandler):
         try:
             name = self.validated("token", form["name"])
             if name == ADMIN:
-                raise FormError(self.t("e_token_admin"))
+                raise FormError(
+                    self.t(
+                        "The token name 'admin' is kept for the hub's admin token: choose another name."
+                    )
+                )
             days = form["days"]
             if days and not (days.isascii() and days.isdigit() and 0 < int(days) <= 3650):
-                raise FormError(self.t("e_expiry_bad"))
+                raise FormError(
+                    self.t("The expiry is a whole number of days from 1 to 3650, or empty.")
+                )
             data: dict = {
                 "scopes": chosen or None,
                 "expires_in": int(days) * 86400 if days else None,
@@ -230,11 +241,18 @@ class TokenRevokeAction(PageHandler):
         mine = row is not None and (row.user_id == self.caller.user_id or self.caller.may("admin"))
         if row is None or row.revoked_at is not None or not mine:
             self.set_status(404)
-            TokensPage.get(self, error=self.t("token_unknown", id=token_id))  # type: ignore[arg-type]
+            TokensPage.get(
+                self, error=self.t("There is no token {id}: reload the tokens page.", id=token_id)
+            )  # type: ignore[arg-type]
             return
         if row.id == self.hub.admin_token_id:
             self.set_status(400)
-            TokensPage.get(self, error=self.t("admin_not_revocable"))  # type: ignore[arg-type]
+            TokensPage.get(
+                self,
+                error=self.t(
+                    "The admin token cannot be revoked here: delete the admin_token file in the hub's data folder and restart the hub to replace it."
+                ),
+            )  # type: ignore[arg-type]
             return
         row.revoked_at = orm.utcnow()
         self.db.commit()
@@ -243,7 +261,13 @@ class TokenRevokeAction(PageHandler):
             self.end_session()
             self.redirect("/login")
             return
-        TokensPage.get(self, notice=self.t("token_revoked", name=row.name))  # type: ignore[arg-type]
+        TokensPage.get(
+            self,
+            notice=self.t(
+                "Token {name} is revoked: it no longer works and its sessions have ended.",
+                name=row.name,
+            ),
+        )  # type: ignore[arg-type]
 
 
 class ConfirmedAction(PageHandler):
@@ -282,7 +306,7 @@ class VersionDeleteAction(ConfirmedAction, VersionAPIHandler):
     async def post(self, project_name: str, name: str, number: str) -> None:  # type: ignore[override]
         self.find_service(project_name, name, "change")  # a 403 or 404 before the form's checks
         if not self.confirmed(number):
-            return self.refuse(project_name, name, self.t("confirm_needed"))
+            return self.refuse(project_name, name, self.t("Nothing was deleted: confirm it first."))
         try:
             await VersionAPIHandler.delete(self, project_name, name, number)
         except APIError as e:
@@ -300,7 +324,11 @@ class ServiceDeleteAction(ConfirmedAction, ServiceAPIHandler):
     async def post(self, project_name: str, name: str) -> None:  # type: ignore[override]
         self.find_service(project_name, name, "manage")
         if not self.confirmed(name):
-            return self.refuse(project_name, name, self.t("confirm_name_needed", name=name))
+            return self.refuse(
+                project_name,
+                name,
+                self.t("Nothing was deleted: type {name} to confirm.", name=name),
+            )
         await ServiceAPIHandler.delete(self, project_name, name)
 
     def after(self) -> str:
@@ -326,7 +354,7 @@ class AliasDeleteAction(ConfirmedAction, AliasAPIHandler):
     def post(self, project_name: str, name: str, alias: str) -> None:  # type: ignore[override]
         self.find_service(project_name, name, "change")
         if not self.confirmed(alias):
-            return self.refuse(project_name, name, self.t("confirm_needed"))
+            return self.refuse(project_name, name, self.t("Nothing was deleted: confirm it first."))
         try:
             AliasAPIHandler.delete(self, project_name, name, alias)
         except APIError as e:
@@ -342,7 +370,7 @@ class GroupDeleteAction(ConfirmedAction, GroupAPIHandler):
     def post(self, project_name: str, group: str) -> None:  # type: ignore[override]
         self.find_project(project_name, "manage")
         if not self.confirmed(group):
-            return self.refuse(project_name, None, self.t("confirm_needed"))
+            return self.refuse(project_name, None, self.t("Nothing was deleted: confirm it first."))
         try:
             GroupAPIHandler.delete(self, project_name, group)
         except APIError as e:
@@ -350,6 +378,24 @@ class GroupDeleteAction(ConfirmedAction, GroupAPIHandler):
 
     def after(self) -> str:
         return f"/projects/{quote(self.path_args[0], safe='')}"
+
+
+class GroupRenameAction(PageHandler):
+    """重命名分组: the project page's rename form (a Unicode name such as 表格模型 allowed)."""
+
+    def post(self, project_name: str, group: str) -> None:
+        project = self.find_project(project_name, "change")
+        try:
+            found = self.find_group(project, group)
+            rename_group(self, project, found, self.get_body_argument("name", "").strip())
+        except APIError as e:
+            from .pages import ProjectPage
+
+            self.db.rollback()
+            self.set_status(e.status_code)
+            ProjectPage.get(self, project_name, error=self.error_text(e))  # type: ignore[arg-type]
+            return
+        self.redirect(f"/projects/{quote(project_name, safe='')}#groups")
 
 
 class ProjectDeleteAction(ConfirmedAction, ProjectAPIHandler):
@@ -360,7 +406,11 @@ class ProjectDeleteAction(ConfirmedAction, ProjectAPIHandler):
     async def post(self, project_name: str) -> None:  # type: ignore[override]
         self.find_project(project_name, "manage")
         if not self.confirmed(project_name):
-            return self.refuse(project_name, None, self.t("confirm_name_needed", name=project_name))
+            return self.refuse(
+                project_name,
+                None,
+                self.t("Nothing was deleted: type {name} to confirm.", name=project_name),
+            )
         await ProjectAPIHandler.delete(self, project_name)
 
     def after(self) -> str:
@@ -374,6 +424,7 @@ manage_handlers = [
     (r"/projects/([^/]+)/services/([^/]+)/aliases", AliasSetAction),
     (r"/projects/([^/]+)/services/([^/]+)/aliases/([^/]+)/delete", AliasDeleteAction),
     (r"/projects/([^/]+)/groups/([^/]+)/delete", GroupDeleteAction),
+    (r"/projects/([^/]+)/groups/([^/]+)/rename", GroupRenameAction),
     (r"/projects/([^/]+)/delete", ProjectDeleteAction),
     (r"/projects/([^/]+)/services/([^/]+)/edit", MetadataEditPage),
     (r"/preview", MarkdownPreview),

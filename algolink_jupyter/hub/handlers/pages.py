@@ -161,11 +161,11 @@ class PageHandler(HubHandler):
             caller=self.caller,
             can=self.can,
             json_encode=json_encode,
-            status_label=lambda status: (
-                self.t("status_" + status)
-                if ("status_" + status) in i18n.MESSAGES["en"]
-                else status
-            ),
+            status_label=lambda status: i18n.label(self.t, i18n.STATUS, status),
+            role_label=lambda role: i18n.label(self.t, i18n.ROLES, role),
+            type_label=lambda kind: i18n.label(self.t, i18n.TYPES, kind),
+            scope_label=lambda scope: i18n.label(self.t, i18n.SCOPES, scope),
+            process_label=lambda state: i18n.label(self.t, i18n.PROCESSES, state),
             quote=lambda s: quote(str(s), safe=""),
             when=self.when,
             error=None,
@@ -178,13 +178,15 @@ class PageHandler(HubHandler):
         if isinstance(exc, APIError):
             message = self.error_text(exc) if hasattr(self, "t") else exc.message
         elif status_code == 403 and exc is not None and "xsrf" in str(exc).lower():
-            message = t("forbidden_xsrf")
+            message = t(
+                "The form expired or came from another site: reload the page and try again."
+            )
         elif status_code == 403:
-            message = t("sign_in_needed")
+            message = t("Sign in to continue.")
         elif status_code == 404:
-            message = t("not_found")
+            message = t("Not found")
         else:
-            message = t("error")
+            message = t("Something went wrong")
         if not hasattr(self, "t"):
             self.lang, self.t = i18n.DEFAULT, t
         self.render("error.html", status=status_code, message=message)
@@ -214,13 +216,14 @@ class PageHandler(HubHandler):
     def error_text(self, error: Exception) -> str:
         """An error of the hub's shared logic (``APIError`` or ``BundleError`` with a ``key``) as
         one sentence in the page's language; the API keeps its English ``message``."""
-        key = getattr(error, "key", None)
-        if key and "e_" + key in i18n.MESSAGES["en"]:
-            params = dict(getattr(error, "params", None) or {})
-            if "kind" in params:
-                params["kind"] = self.t("kind_" + str(params["kind"]))
-            return self.t("e_" + key, **params)
-        return self.t("bad_form", message=getattr(error, "message", None) or str(error))
+        text = i18n.error_message(
+            self.t, getattr(error, "key", None), getattr(error, "params", None)
+        )
+        if text is not None:
+            return text
+        return self.t(
+            "The form was refused: {message}", message=getattr(error, "message", None) or str(error)
+        )
 
     def validated(self, kind: str, value: str) -> str:
         try:
@@ -270,12 +273,17 @@ class LoginPage(PageHandler):
         token = self.get_body_argument("token", "").strip()
         if token:
             if not hub.sign_ins.allow(self.request.remote_ip or ""):
-                return self.refuse(self.t("sign_in_throttled"), status=429)
+                return self.refuse(
+                    self.t(
+                        "Too many sign-in attempts from your address: wait a minute and try again."
+                    ),
+                    status=429,
+                )
             try:
                 caller = hub.gate.from_token(token, self.request.remote_ip or "")
             except access.Refused:
                 hub.sign_ins.failed(self.request.remote_ip or "")
-                return self.refuse(self.t("token_bad"))
+                return self.refuse(self.t("That token is not valid: it is unknown or was revoked."))
             self.start_session(orm.hash_token(token))
             hub.audit(caller.name, caller.token_id, "sign in (token)", None, None, "", self)
             return self.redirect(self.next_url())
@@ -283,7 +291,7 @@ class LoginPage(PageHandler):
         try:
             user_id = await self.check_password(name, self.get_body_argument("password", ""))
         except APIError as e:
-            return self.refuse(self.t(e.key, **e.params), name, e.status_code)
+            return self.refuse(self.error_text(e), name, e.status_code)
         with hub.session() as db:
             user = db.get(orm.User, user_id)
             self.start_user_session(user)
@@ -331,7 +339,12 @@ class ProjectsPage(PageHandler):
         }
         try:
             if "write" not in self.caller.scopes or self.caller.limited():
-                raise FormError(self.t("e_scope_missing", scope="write"))
+                raise FormError(
+                    self.t(
+                        "This needs a token with the '{scope}' scope: sign in with your password or use a token that has it.",
+                        scope="write",
+                    )
+                )
             name = self.validated("project", form["name"])
             version = self.validated("version", form["version"] or "1.0")
             kind = form["type"] if form["type"] in PROJECT_TYPES else "model"
@@ -344,7 +357,9 @@ class ProjectsPage(PageHandler):
                 self.db.commit()
             except IntegrityError:
                 self.db.rollback()
-                raise FormError(self.t("exists", name=name)) from None
+                raise FormError(
+                    self.t("{name} already exists: choose another name.", name=name)
+                ) from None
         except FormError as e:
             self.set_status(400)
             self.get(error=e.message, form=form)
@@ -379,7 +394,9 @@ class GroupCreate(PageHandler):
                 self.db.commit()
             except IntegrityError:
                 self.db.rollback()
-                raise FormError(self.t("exists", name=group_name)) from None
+                raise FormError(
+                    self.t("{name} already exists: choose another name.", name=group_name)
+                ) from None
         except FormError as e:
             self.set_status(400)
             ProjectPage.get(self, name, error=e.message)  # type: ignore[arg-type]
@@ -528,13 +545,21 @@ class ServicePage(PageHandler):
             failed = [v.number for v in service.versions if v.status == "failed"]
             named = re.match(r"Publishing version (\d+) failed", service.message)
             if service.message.startswith("Restarting"):
-                problem = self.t("service_restarting")
+                problem = self.t(
+                    "The service's process stopped and is being restarted: read the log below."
+                )
             elif named:
-                problem = self.t("publish_failed", version=named.group(1))
+                problem = self.t(
+                    "Publishing version {version} failed: read the build and run log below, fix the bundle and upload a new version.",
+                    version=named.group(1),
+                )
             elif failed and failed[-1] != service.published_version:
-                problem = self.t("publish_failed", version=failed[-1])
+                problem = self.t(
+                    "Publishing version {version} failed: read the build and run log below, fix the bundle and upload a new version.",
+                    version=failed[-1],
+                )
             else:
-                problem = self.t("service_failed")
+                problem = self.t("The service failed: read the build and run log below.")
         default = model["publish_default"]
         audit = []
         if self.can("inspect", service=service):
@@ -554,18 +579,7 @@ class ServicePage(PageHandler):
             metrics_on=meter is not None,
             records=records,
             log_size=min(50, meter.log_size) if meter is not None else 0,
-            chart_labels={
-                key: self.t(key)
-                for key in (
-                    "chart_requests",
-                    "chart_latency",
-                    "chart_errors",
-                    "series_all",
-                    "series_4xx",
-                    "metrics_summary",
-                    "metrics_none",
-                )
-            },
+            chart_labels={k: self.t(v) for k, v in i18n.CHART_LABELS.items()},
             error=error,
             problem=problem,
             service=service,
@@ -578,13 +592,7 @@ class ServicePage(PageHandler):
             curls=curls,
             tries=tries,
             share_days=f"{self.hub.results.ttl / 86400:g}" if self.hub.results.enabled else "",
-            try_labels={
-                k: self.t("try_" + k)
-                for k in (
-                    *("share_link", "share_not_kept", "share_delete", "share_deleted"),
-                    *("copy", "copied", "download", "bytes"),
-                )
-            },
+            try_labels={k: self.t(v) for k, v in i18n.TRY_LABELS.items()},
             api=f"/api/v1/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}",
             log_number=log_version.number if log_version is not None else None,
             audit=audit,
@@ -593,7 +601,7 @@ class ServicePage(PageHandler):
             default=default,
             serving=service.status == "online" and default == service.published_version,
             labels={
-                s: self.t("status_" + s)
+                s: i18n.label(self.t, i18n.STATUS, s)
                 for s in ("registered", "building", "starting", "online", "failed", "offline")
             },
         )
@@ -624,7 +632,10 @@ class RecordingAction(PageHandler):
                     self,  # type: ignore[arg-type]
                     project_name,
                     name,
-                    error=self.t("record_limit_bad", most=MAX_RECORD_LIMIT),
+                    error=self.t(
+                        "The size is a whole number of bytes from 1 to {most}.",
+                        most=MAX_RECORD_LIMIT,
+                    ),
                 )
                 return
             limit = int(raw)
@@ -677,7 +688,7 @@ class TryAction(PageHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         if not route.dev and (service.status != "online" or not route.url):
             self.set_status(409)
-            self.finish({"error": self.t("not_published")})
+            self.finish({"error": self.t("Not published yet: press Publish.")})
             return
         if command not in route.commands:
             raise web.HTTPError(404)
@@ -785,8 +796,17 @@ class TryAction(PageHandler):
                 raise OSError(str(answer.error))
         except (OSError, HTTPClientError):
             if route.dev:
-                return 502, json_encode({"error": self.t("dev_unreachable", url=route.url)})
-            return 502, json_encode({"error": self.t("e_try_unreachable")})
+                return 502, json_encode(
+                    {
+                        "error": self.t(
+                            "The development server at {url} is not answering: start it again (or run %algolink connect again in the notebook) and reconnect.",
+                            url=route.url,
+                        )
+                    }
+                )
+            return 502, json_encode(
+                {"error": self.t("The service did not answer: read its log below, then try again.")}
+            )
         status = answer.code if 200 <= answer.code < 300 or answer.code >= 400 else 502
         return status, answer.body or b"{}"
 
@@ -801,7 +821,7 @@ class DocsSpec(TryAction):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         if not route.dev and (service.status != "online" or not route.url):
             self.set_status(409)
-            self.finish({"error": self.t("not_published")})
+            self.finish({"error": self.t("Not published yet: press Publish.")})
             return
         status, body = await self.relay(route, "GET", "openapi.json", None, "application/json")
         try:
@@ -810,10 +830,18 @@ class DocsSpec(TryAction):
             doc = None
         if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
             self.set_status(502 if status == 200 else status)
-            self.finish(body if status != 200 else {"error": self.t("e_try_unreachable")})
+            self.finish(
+                body
+                if status != 200
+                else {
+                    "error": self.t(
+                        "The service did not answer: read its log below, then try again."
+                    )
+                }
+            )
             return
         base = f"/projects/{quote(project_name, safe='')}/services/{quote(name, safe='')}/try"
-        doc["servers"] = [{"url": base, "description": self.t("api_docs_server")}]
+        doc["servers"] = [{"url": base, "description": self.t("this page's try-it route")}]
         doc["paths"] = {
             path: {"post": ops["post"]}
             for path, ops in doc["paths"].items()

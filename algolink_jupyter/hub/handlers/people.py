@@ -78,7 +78,9 @@ class UserChangeAction(PageHandler, UserAPIHandler):
             self.require("admin", what="Changing another user")
             if what == "delete":
                 if self.get_body_argument("confirm", "") != name:
-                    raise APIError(400, self.t("confirm_name_needed", name=name))
+                    raise APIError(
+                        400, self.t("Nothing was deleted: type {name} to confirm.", name=name)
+                    )
                 UserAPIHandler.delete(self, name)
                 return
             body: dict = {}
@@ -123,7 +125,9 @@ class AccountPage(PageHandler, UserAPIHandler):
         if new:
             if new != self.get_body_argument("password2", ""):
                 self.set_status(400)
-                return self.get(error=self.t("password_mismatch"))
+                return self.get(
+                    error=self.t("The two new passwords differ: type the same one twice.")
+                )
             body["password"] = new
             body["old_password"] = self.get_body_argument("old_password", "")
         self.request.body = access_json(body)
@@ -135,7 +139,7 @@ class AccountPage(PageHandler, UserAPIHandler):
             self.get(error=self.error_text(e))
 
     def write_json(self, body: Any, status: int = 200) -> None:
-        self.get(notice=self.t("account_saved"))
+        self.get(notice=self.t("Saved."))
 
 
 class MemberAction(PageHandler):

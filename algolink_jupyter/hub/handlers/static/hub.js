@@ -3,6 +3,8 @@
 (function () {
   var RULES = {
     name: { re: /^[A-Za-z0-9_-]{1,64}$/, msg: "nameBad" },
+    // a group (分组) name: letters of any language, digits, _ and - (the hub checks it again)
+    group: { re: /^[\p{L}\p{M}\p{N}_-]{1,64}$/u, msg: "nameBad" },
     version: { re: /^[A-Za-z0-9.+-]{1,64}$/, msg: "versionBad" },
   };
   function check(input) {
