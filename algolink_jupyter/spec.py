@@ -54,7 +54,13 @@ def _type_from(spec: str, node: ast.AST, where: str) -> data_types.BaseType:
 def _construct(
     cls: Any, args: list, kwargs: dict, spec: str, node: ast.AST, where: str
 ) -> data_types.BaseType:
-    params = inspect.signature(cls).parameters
+    # The arguments __init__ declares (a type's __new__ may take *args/**kwargs, as file's does to
+    # turn Runway's file(is_directory=True) into a directory).
+    params = {
+        name: p
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
     for name in kwargs:
         if name not in params:
             raise SpecError(

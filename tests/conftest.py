@@ -30,6 +30,19 @@ def model_server(tmp_path: Path):
         server.stop()
 
 
+@pytest.fixture
+def jp_asyncio_loop():
+    """pytest_jupyter's own (test_serverext loads that plugin, which makes it autouse for the whole
+    run), except that a loop something else runs in this thread is left open: Playwright's sync API
+    runs one for a module's browser, and closing it ends that module's tests in errors."""
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop(prefer_selector_loop=True)
+    yield loop
+    if not loop.is_running():
+        loop.close()
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium per test module (see ``browser_support``)."""

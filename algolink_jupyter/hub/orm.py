@@ -409,9 +409,29 @@ def upgrade(engine: Engine) -> None:
     from alembic import command
 
     cfg = alembic_config(engine)
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # A batch migration recreates a table (copy, drop, rename): with foreign keys on, the
+            # drop would cascade to every row that points at it (a service's versions, aliases...).
+            # The pragma is ignored inside a transaction, so it goes first.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"The migration left {len(broken)} rows pointing at nothing (first: "
+                            f"{broken[0]}); the database is unchanged."
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def session_factory(engine: Engine) -> sessionmaker:

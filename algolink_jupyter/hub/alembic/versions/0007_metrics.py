@@ -18,13 +18,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("services") as batch:
-        batch.add_column(
-            sa.Column("record_bodies", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("record_limit", sa.Integer(), nullable=False, server_default="16384")
-        )
+    # Plain ADD COLUMNs: no copy of the services table (every database here takes them).
+    op.add_column(
+        "services",
+        sa.Column("record_bodies", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "services",
+        sa.Column("record_limit", sa.Integer(), nullable=False, server_default="16384"),
+    )
     op.create_table(
         "serve_minutes",
         sa.Column("id", sa.Integer(), primary_key=True),
