@@ -1,6 +1,6 @@
 """The translation catalogs (gettext, with Babel): ``python scripts/i18n.py extract|update|compile|port``.
 
-- ``extract``: every message of the hub's templates and Python (``t("…")``, ``t.pgettext``,
+- ``extract``: every message of the hub's templates, the hub's and the notebook widgets' Python (``t("…")``, ``tr("…")``, ``t.pgettext``,
   ``t.ngettext``, ``N_``) and of the JupyterLab extension's TypeScript (``trans.__``, ``trans._n``,
   ``trans._p``) into ``algolink_jupyter/locale/algolink_jupyter.pot``.
 - ``update``: extract, then merge the template into each language's ``.po`` (new messages arrive
@@ -38,6 +38,8 @@ POT = LOCALE / f"{DOMAIN}.pot"
 LANGUAGES = ("zh_CN",)
 TEMPLATES = PACKAGE / "hub" / "handlers" / "templates"
 HUB_PY = [PACKAGE / "hub", PACKAGE / "client", PACKAGE / "serverext"]
+#: The kernel's side: the notebook's test form and publish form (their language: ``kernel_language``)
+KERNEL_PY = [PACKAGE / "widgets"]
 TS = ROOT / "js" / "src"
 
 PY_KEYWORDS = {
@@ -88,7 +90,7 @@ def extract_catalog() -> Catalog:
             where = (folder / filename).relative_to(ROOT).as_posix()
             catalog.add(message, None, [(where, lineno)], auto_comments=comments, context=context)
 
-    for folder in HUB_PY:
+    for folder in HUB_PY + KERNEL_PY:
         add(
             extract_from_dir(folder, [("**.py", "python")], keywords=PY_KEYWORDS),
             folder,

@@ -635,7 +635,7 @@ class PublishForm(widgets.VBox):
         error = "name" in found and not self._dev_name
         self.name.layout.border = "2px solid #d93025" if error else None
         others = [v for k, v in found.items() if k != "name"]
-        self.where_error.value = "".join(_error_html(t) for t in others)
+        self.where_error.value = "".join(_error_html(ty) for ty in others)
         busy = self.state == "working"
         self.export_button.disabled = busy
         self.verify_button.disabled = busy
