@@ -7,6 +7,8 @@ from __future__ import annotations
 import gettext
 import io
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
@@ -112,6 +114,17 @@ def use(lang: str) -> None:
     """Let :func:`tr` speak ``lang`` for the rest of this context (a request of the Jupyter server
     extension, which gets the language of JupyterLab's panel)."""
     _current.set(translator(lang))
+
+
+@contextmanager
+def speaking(lang: str) -> Iterator[None]:
+    """:func:`tr` speaks ``lang`` inside the ``with`` block only (the kernel's forms, which call
+    sentences shared with the command line)."""
+    token = _current.set(translator(lang))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def tr(message: str, /, **params: Any) -> str:

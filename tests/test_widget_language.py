@@ -51,7 +51,9 @@ def start(tmp_path, env: dict) -> Kernel:
         },
     )
     k.run("%load_ext algolink_jupyter")
-    k.run(f"import modelcloud, json, os; _examples = {str(tmp_path / 'examples')!r}")
+    k.run(
+        f"import algolink_jupyter.widgets.publish, modelcloud, json, os; _examples = {str(tmp_path / 'examples')!r}"
+    )
     k.run(DECLARE)
     return k
 
@@ -111,6 +113,31 @@ def test_algolink_lang_chooses_chinese(tmp_path):
         # English when asked, whatever else says Chinese
         k.run("os.environ['ALGOLINK_LANG'] = 'en'; os.environ['LANG'] = 'zh_CN.UTF-8'")
         assert_english(form(k))
+    finally:
+        k.shutdown()
+
+
+def test_the_publish_form_speaks_the_kernel_language_too(tmp_path):
+    k = start(
+        tmp_path,
+        {
+            "ALGOLINK_LANG": "zh-CN",
+            "ALGOLINK_HUB_URL": "",
+            "ALGOLINK_TOKEN": "",
+            "ALGOLINK_CONFIG": str(tmp_path / "no-config.json"),
+        },
+    )
+    try:
+        k.run("%algolink publish --name scale")
+        shown = k.eval(
+            "(lambda f: [f.export_button.description, f.publish_button.description, "
+            "f.connect_button.description, f.project.description, f.hub_line.value, "
+            "f.start('publish'), f.message])(algolink_jupyter.widgets.publish.latest())"
+        )
+        export, publish, connect, project, hub_line, started, message = shown
+        assert (export, publish, connect, project) == ("导出", "上线", "连接（开发模式）", "项目")
+        assert "尚未配置 hub：" in hub_line and "no-config.json" in hub_line, hub_line
+        assert started is False and message.startswith("尚未配置 hub："), message
     finally:
         k.shutdown()
 
