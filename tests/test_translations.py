@@ -174,10 +174,13 @@ def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
         "algolink_jupyter/hub",
         "algolink_jupyter/client",
         "algolink_jupyter/serverext",
+        "algolink_jupyter/widgets",
+        "algolink_jupyter/kernel",
         "algolink_jupyter/locale",
         "js/src",
     ):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("vendor"))
+    shutil.copy(ROOT / "algolink_jupyter/magics.py", tmp_path / "algolink_jupyter/magics.py")
     page = tmp_path / "algolink_jupyter/hub/handlers/templates/service.html"
     page.write_text(
         page.read_text() + '<button>{{ t("image_button", name=service.name) }}</button>\n'

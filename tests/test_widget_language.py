@@ -102,6 +102,8 @@ def test_nothing_chosen_means_english(tmp_path):
     k = start(tmp_path, {})
     try:
         assert_english(form(k))
+        status = k.run("%algolink status")["stdout"]
+        assert "Server: serving at http://127.0.0.1:" in status and "Commands: scale" in status
     finally:
         k.shutdown()
 
@@ -110,6 +112,11 @@ def test_algolink_lang_chooses_chinese(tmp_path):
     k = start(tmp_path, {"ALGOLINK_LANG": "zh_CN"})
     try:
         assert_chinese(form(k))
+        # the magics' own lines too
+        status = k.run("%algolink status")["stdout"]
+        assert "服务器：正在 http://127.0.0.1:" in status and "命令：scale" in status, status
+        out = k.run("%algolink test nope", check=False)
+        assert "%algolink test：没有命令 'nope'；现有的命令：scale。" in out["stderr"], out
         # English when asked, whatever else says Chinese
         k.run("os.environ['ALGOLINK_LANG'] = 'en'; os.environ['LANG'] = 'zh_CN.UTF-8'")
         assert_english(form(k))
