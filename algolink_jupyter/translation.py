@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gettext
 import io
+import json
+import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,10 +161,6 @@ def language_of(tag: Optional[str]) -> Optional[str]:
 
 def _jupyterlab_locale() -> Optional[str]:
     """The ``locale`` of JupyterLab's language settings (JSON with comments), or None."""
-    import json
-    import os
-    import re
-
     settings_dir = os.environ.get("JUPYTERLAB_SETTINGS_DIR")
     if not settings_dir:
         try:
@@ -193,19 +192,19 @@ def _jupyterlab_locale() -> Optional[str]:
 
 def kernel_language() -> str:
     """The language of what the kernel shows (the test form, the publish form, the magics' lines),
-    which cannot ask JupyterLab: ``ALGOLINK_LANG`` if it names one we have; else the language chosen
-    in JupyterLab's Settings > Language (its user settings file; ``default`` there means JupyterLab's
-    server locale, so the next rule); a language we do not have chosen either way means English; else the kernel's locale
-    (``LC_ALL``, ``LC_MESSAGES``, ``LANG``, as gettext reads them); else English."""
-    import os
-
+    which cannot ask JupyterLab: ``ALGOLINK_LANG`` if set; else the language chosen in JupyterLab's
+    Settings > Language (its user settings file; ``default`` there means JupyterLab's server locale,
+    so the next rule); a language chosen either way that we do not have means English; else the
+    kernel's locale (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``: the first set, as gettext
+    reads them); else English (README, "Serve from a notebook")."""
     for tag in (os.environ.get("ALGOLINK_LANG"), _jupyterlab_locale()):
         if tag and tag.strip().lower() != "default":
             # a language chosen that we do not have (fr_FR): English, not the next rule's
             return language_of(tag) or DEFAULT
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         if os.environ.get(var):
-            return language_of(os.environ[var]) or DEFAULT
+            # LANGUAGE is a list (zh_CN:en): its first one
+            return language_of(os.environ[var].split(":", 1)[0]) or DEFAULT
     return DEFAULT
 
 

@@ -33,6 +33,7 @@ NEUTRAL = {
     "ALGOLINK_LANG": "",
     "JUPYTERLAB_SETTINGS_DIR": "",
     "LANG": "C.UTF-8",
+    "LANGUAGE": "",
     "LC_ALL": "",
     "LC_MESSAGES": "",
 }
