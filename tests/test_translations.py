@@ -217,3 +217,23 @@ def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
     assert po["Use this image as {name}"] == "把这张图片用作 {name}"
     assert po["Copy the image of %1 (%2)"] == "复制 %1 的图片（%2）"
     assert po["Sign in"] == "登录" and "untranslated: " not in r.stdout
+
+
+def test_no_message_hides_inside_an_f_string():
+    """Babel reads an f-string as one token: a ``tr("...")`` inside ``f"<i>{tr('...')}</i>"`` is never
+    extracted, so it would show English in every language. Every Python file extraction scans."""
+    import io
+    import tokenize
+
+    tool = catalog_tool()
+    files = [p for folder in tool.HUB_PY + tool.KERNEL_PY for p in folder.rglob("*.py")]
+    files += tool.KERNEL_PY_FILES
+    call = re.compile(r"\b(?:t|tr|N_|pgettext|ngettext)\(\s*['\"]")
+    hidden = []
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            prefix = re.match(r"[A-Za-z]*", token.string).group(0).lower()
+            if token.type == tokenize.STRING and "f" in prefix and call.search(token.string):
+                hidden.append(f"{path.relative_to(ROOT)}:{token.start[0]}")
+    assert not hidden, f"a message inside an f-string is never extracted: {hidden}"

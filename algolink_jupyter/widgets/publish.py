@@ -346,7 +346,9 @@ class PublishForm(widgets.VBox):
                 self.new_version_button,
                 self.tagline,
                 self.description,
-                widgets.HTML(f"<small>{_esc(tr('Preview, as the hub will show it:'))}</small>"),
+                widgets.HTML(
+                    "<small>" + _esc(tr("Preview, as the hub will show it:")) + "</small>"
+                ),
                 self.preview,
                 self.license,
                 self.license_other,
@@ -586,7 +588,7 @@ class PublishForm(widgets.VBox):
     # -- the model card ----------------------------------------------------------------------------
     def render_preview(self) -> None:
         body = render_markdown(self.description.value) or (
-            f"<i>{_esc(self.tr('No description yet.'))}</i>"
+            "<i>" + _esc(self.tr("No description yet.")) + "</i>"
         )
         self.preview.value = (
             f'<div style="border-left: 3px solid #ccc; padding-left: 8px">{body}</div>'
@@ -959,7 +961,7 @@ class PublishForm(widgets.VBox):
             f'<code class="algolink-publish-curl" style="{_CODE_STYLE}">{_esc(line)}</code>'
             for line in lines
         )
-        out.append(f"<div>{_esc(self.tr('Try it:'))}</div><div>{curls}</div>")
+        out.append("<div>" + _esc(self.tr("Try it:")) + f"</div><div>{curls}</div>")
         return "".join(out)
 
     def _connect(self) -> None:
@@ -992,11 +994,13 @@ class PublishForm(widgets.VBox):
                     "stops or restarts."
                 )
             )
-            + "</div>"
-            f"<div>{_esc(self.tr('Service page:'))} "
-            f'<a href="{_esc(self.page_url)}" target="_blank">{_esc(self.page_url)}</a></div>'
-            f"<div>{_esc(self.tr('Serve URL:'))} "
-            f"<code>{_esc(self.serve_url)}&lt;command&gt;</code></div>" + try_it,
+            + "</div><div>"
+            + _esc(self.tr("Service page:"))
+            + f' <a href="{_esc(self.page_url)}" target="_blank">{_esc(self.page_url)}</a></div>'
+            + "<div>"
+            + _esc(self.tr("Serve URL:"))
+            + f" <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>"
+            + try_it,
         )
 
     def _name_problems(self) -> dict:

@@ -517,7 +517,7 @@ class CommandForm(widgets.VBox):
         for name, editor in self._editors.items():
             rows.append(self._input_row(name, editor))
         if not self._editors:
-            rows.append(widgets.HTML(f"<i>{_esc(tr('This command takes no inputs.'))}</i>"))
+            rows.append(widgets.HTML("<i>" + _esc(tr("This command takes no inputs.")) + "</i>"))
 
         self.run_button = widgets.Button(description=tr("Run"), button_style="primary", icon="play")
         self.save_button = widgets.Button(
@@ -586,7 +586,7 @@ class CommandForm(widgets.VBox):
             button.on_click(lambda _b, i=i: self.fill_example(i))
             buttons.append(button)
         self.example_buttons: list = buttons
-        label = widgets.HTML(f'<span style="color: #666">{_esc(self.tr("Examples:"))}</span>')
+        label = widgets.HTML('<span style="color: #666">' + _esc(self.tr("Examples:")) + "</span>")
         self.examples_box.children = (label, *buttons) if buttons else ()
 
     def fill_example(self, index: int) -> None:
@@ -697,7 +697,7 @@ class CommandForm(widgets.VBox):
             rows.append(widgets.VBox([widgets.HTML(label), w]))
         if not rows:
             rows.append(
-                widgets.HTML(f"<i>{_esc(self.tr('Done: this command has no outputs.'))}</i>")
+                widgets.HTML("<i>" + _esc(self.tr("Done: this command has no outputs.")) + "</i>")
             )
         self.output_box.children = tuple(rows)
 
@@ -711,8 +711,9 @@ class CommandForm(widgets.VBox):
         tb = getattr(e, "traceback", None) if isinstance(e, InferenceError) else None
         if tb:
             body += (
-                f"<details><summary>{_esc(self.tr('Traceback'))}</summary>"
-                f"<pre>{_esc(tb)}</pre></details>"
+                "<details><summary>"
+                + _esc(self.tr("Traceback"))
+                + f"</summary><pre>{_esc(tb)}</pre></details>"
             )
         self.error.value = body
         widget = self.input_widgets.get(field) if field else None
