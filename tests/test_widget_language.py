@@ -146,6 +146,10 @@ def test_the_publish_form_speaks_the_kernel_language_too(tmp_path):
         assert (export, publish, connect, project) == ("导出", "上线", "连接（开发模式）", "项目")
         assert "尚未配置 hub：" in hub_line and "no-config.json" in hub_line, hub_line
         assert started is False and message.startswith("尚未配置 hub："), message
+        # the name rules, as the hub's Chinese pages say them
+        k.run("algolink_jupyter.widgets.publish.latest().name.value = 'my model'")
+        error = k.eval("algolink_jupyter.widgets.publish.latest().name_error.value")
+        assert "服务名称“my model”包含空格：" in error, error
     finally:
         k.shutdown()
 

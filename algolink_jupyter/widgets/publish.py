@@ -82,16 +82,70 @@ def latest() -> Optional[PublishForm]:
     return _latest
 
 
-def name_problem(kind: str, value: str) -> Optional[str]:
+#: The name rules' sentences by :class:`~algolink_jupyter.names.Problem` key, as the hub's pages say
+#: them in other languages (the same messages: one translation); English keeps ``Problem.message``.
+_NAME_PROBLEMS = {
+    "name_missing": N_("The {kind} name is missing: give a name of letters, digits, _ and -."),
+    "name_type": N_(
+        "The {kind} name must be text, got {value}: give a name of letters, digits, _ and -."
+    ),
+    "name_space": N_(
+        "The {kind} name '{value}' has a space: a name allows only letters, digits, _ and -, no spaces."
+    ),
+    "name_char": N_(
+        "The {kind} name '{value}' has '{bad}': a name allows only letters, digits, _ and -."
+    ),
+    "group_name_missing": N_(
+        "The group name is missing: give a name of letters of any language (such as 表格模型), "
+        "digits, _ and -."
+    ),
+    "group_name_type": N_(
+        "The group name must be text, got {value}: give a name of letters of any language (such "
+        "as 表格模型), digits, _ and -."
+    ),
+    "group_name_space": N_(
+        "The group name '{value}' has a space: a group name allows letters of any language, "
+        "digits, _ and -, no spaces."
+    ),
+    "group_name_char": N_(
+        "The group name '{value}' has '{bad}': a group name allows only letters of any language, "
+        "digits, _ and -."
+    ),
+    "name_long": N_("The {kind} name '{value}' is too long: a name has at most {max} characters."),
+    "version_missing": N_("The version is missing: give a version such as '1.0'."),
+    "version_type": N_("The version must be text such as '1.0', got {value}."),
+    "version_underscore": N_(
+        "The version '{value}' has '_': a version allows no '_' (use '.' or '-')."
+    ),
+    "version_space": N_("The version '{value}' has a space: a version allows no spaces."),
+    "version_bad": N_(
+        "The version '{value}' is not allowed: use letters, digits, '.', '+' and '-' (at most {max} characters)."
+    ),
+}
+_KINDS = {"project": N_("project"), "group": N_("group"), "model": N_("service")}
+
+
+def _problem_sentence(problem: Optional[names.Problem], tr: Optional[Translator]) -> Optional[str]:
+    if problem is None:
+        return None
+    message = _NAME_PROBLEMS.get(problem.key)
+    if tr is None or tr.lang == "en" or message is None:
+        return problem.message
+    params = dict(problem.params)
+    if "kind" in params:
+        params["kind"] = tr(_KINDS.get(params["kind"], params["kind"]))
+    return tr(message, **params)
+
+
+def name_problem(kind: str, value: str, tr: Optional[Translator] = None) -> Optional[str]:
     """The sentence that says which rule a project, group or service name breaks, or None: the
-    hub's own check (``algolink_jupyter.names``), so the form and the hub's 400s say the same."""
-    problem = names.name_problem(kind, value)
-    return problem.message if problem else None
+    hub's own check (``algolink_jupyter.names``), so the form and the hub's 400s say the same (in
+    ``tr``'s language)."""
+    return _problem_sentence(names.name_problem(kind, value), tr)
 
 
-def version_problem(value: str) -> Optional[str]:
-    problem = names.version_problem(value)
-    return problem.message if problem else None
+def version_problem(value: str, tr: Optional[Translator] = None) -> Optional[str]:
+    return _problem_sentence(names.version_problem(value), tr)
 
 
 def _service_label(service: dict, tr: Translator) -> str:
@@ -646,7 +700,7 @@ class PublishForm(widgets.VBox):
         self._dev_name = False
         name = self.name.value.strip()
         project = self._project_name()
-        problem = name_problem("model", name)
+        problem = name_problem("model", name, self.tr)
         there = (self._hub.get(project) or {"services": {}})["services"].get(name)
         if problem is None and there is not None and there.get("mode") == "development":
             problem = self.tr(
@@ -663,7 +717,7 @@ class PublishForm(widgets.VBox):
         if problem:
             found["name"] = problem
         if self.project.value == NEW:
-            problem = name_problem("project", self.new_project.value.strip())
+            problem = name_problem("project", self.new_project.value.strip(), self.tr)
             if problem is None and project in (self.rights or {}).get("viewer_of", ()):
                 with speaking(self.tr.lang):
                     ask = rights.ask_owner()
@@ -676,10 +730,10 @@ class PublishForm(widgets.VBox):
             if problem:
                 found["project"] = problem
         if self.group.value == NEW:
-            problem = name_problem("group", self.new_group.value.strip())
+            problem = name_problem("group", self.new_group.value.strip(), self.tr)
             if problem:
                 found["group"] = problem
-        problem = version_problem(self.version.value.strip())
+        problem = version_problem(self.version.value.strip(), self.tr)
         if problem:
             found["version"] = problem
         _, problem = _links(self.links.value, self.tr)
@@ -1010,7 +1064,7 @@ class PublishForm(widgets.VBox):
             fields["project"] = ("project", self.new_project.value.strip())
         if self.group.value == NEW:
             fields["group"] = ("group", self.new_group.value.strip())
-        found = {k: name_problem(kind, value) for k, (kind, value) in fields.items()}
+        found = {k: name_problem(kind, value, self.tr) for k, (kind, value) in fields.items()}
         return {k: v for k, v in found.items() if v}
 
     def _done(self, state: str, text: str, extra: str = "") -> None:
