@@ -21,6 +21,7 @@ from .errors import CLIError
 from .export import ExportError, export, parse_size
 from .spec import SpecError, batch_settings, command_arguments, parse_spec, setup_arguments
 from .spec import unquote as _unquote
+from .translation import kernel_translator
 from .widgets.publish import for_kernel
 from .widgets.test_form import for_command
 
@@ -38,28 +39,42 @@ def _parse_spec(text: str, where: str) -> dict:
 class AlgoLinkMagics(Magics):
     def _define(self, cell: str, magic: str) -> Callable:
         """Run the cell in the user's namespace and return the one function it defines."""
+        tr = kernel_translator()
         try:
             tree = ast.parse(cell)
         except SyntaxError as e:
             raise UsageError(
-                f"%%{magic}: the cell has a syntax error on line {e.lineno}: {e.msg}."
+                tr(
+                    "%%{magic}: the cell has a syntax error on line {line}: {error}.",
+                    magic=magic,
+                    line=e.lineno,
+                    error=e.msg,
+                )
             ) from None
         names = [
             n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         ]
         if len(names) != 1:
-            found = (
-                f"defines {len(names)} functions ({', '.join(names)})"
-                if names
-                else "defines no function"
-            )
             example = (
                 "def setup(opts):" if magic == "algolink_setup" else "def classify(model, inputs):"
             )
-            raise UsageError(
-                f"%%{magic}: the cell {found}; it must define exactly one, like `{example}` "
-                "(put helpers in another cell)."
-            )
+            if names:
+                message = tr(
+                    "%%{magic}: the cell defines {count} functions ({names}); it must define "
+                    "exactly one, like `{example}` (put helpers in another cell).",
+                    magic=magic,
+                    count=len(names),
+                    names=", ".join(names),
+                    example=example,
+                )
+            else:
+                message = tr(
+                    "%%{magic}: the cell defines no function; it must define exactly one, like "
+                    "`{example}` (put helpers in another cell).",
+                    magic=magic,
+                    example=example,
+                )
+            raise UsageError(message)
         shell = self.shell
         filename = shell.compile.cache(cell) if hasattr(shell.compile, "cache") else f"<{magic}>"
         exec(
@@ -107,10 +122,18 @@ class AlgoLinkMagics(Magics):
         """%algolink serve|status|stop|test NAME|export DIR|connect|publish: run `%algolink SUBCOMMAND -h` for each one's options."""
         sub, _, rest = line.strip().partition(" ")
         if sub not in SUBCOMMANDS:
+            tr = kernel_translator()
             raise UsageError(
-                f"%algolink: unknown subcommand {sub!r}; use one of: serve, status, stop, test NAME, export DIR, connect, publish."
+                tr(
+                    "%algolink: unknown subcommand {name}; use one of: serve, status, stop, "
+                    "test NAME, export DIR, connect, publish.",
+                    name=repr(sub),
+                )
                 if sub
-                else "%algolink: say what to do: serve, status, stop, test NAME, export DIR, connect or publish."
+                else tr(
+                    "%algolink: say what to do: serve, status, stop, test NAME, export DIR, "
+                    "connect or publish."
+                )
             )
         return getattr(self, f"_{sub}")(rest)
 
@@ -131,19 +154,31 @@ class AlgoLinkMagics(Magics):
         server = kernel.get_server()
         registry = kernel.registry
         stats = server.stats
-        print(
-            f"Model: {registry.status}"
-            + (f" ({registry.setup_error})" if registry.setup_error else "")
-        )
+        tr = kernel_translator()
+        if registry.setup_error:
+            print(
+                tr("Model: {status} ({error})", status=registry.status, error=registry.setup_error)
+            )
+        else:
+            print(tr("Model: {status}", status=registry.status))
         if registry.model is not None:
             print(f"  {kernel.describe_model(registry.model)}")
-        print(f"Server: {'serving at ' + server.url if server.running else 'stopped'}")
-        print(f"Commands: {', '.join(sorted(registry.commands)) or 'none'}")
-        print(f"Requests served: {stats.requests}, errors: {stats.errors}")
+        if server.running:
+            print(tr("Server: serving at {url}", url=server.url))
+        else:
+            print(tr("Server: stopped"))
+        print(tr("Commands: {names}", names=", ".join(sorted(registry.commands)) or tr("none")))
+        print(
+            tr(
+                "Requests served: {requests}, errors: {errors}",
+                requests=stats.requests,
+                errors=stats.errors,
+            )
+        )
         if stats.last_error:
-            print(f"Last error: {stats.last_error}")
+            print(tr("Last error: {error}", error=stats.last_error))
         if stats.log:
-            print("Log (latest last):")
+            print(tr("Log (latest last):"))
             for ts, text in list(stats.log)[-30:]:
                 stamp = datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
                 for i, part in enumerate(text.splitlines() or [""]):
@@ -152,7 +187,8 @@ class AlgoLinkMagics(Magics):
     @magic_arguments(name="algolink stop")
     def _stop(self, rest: str) -> None:
         parse_argstring(self._stop, rest)
-        print("Stopped serving." if kernel.get_server().stop() else "Not serving.")
+        tr = kernel_translator()
+        print(tr("Stopped serving.") if kernel.get_server().stop() else tr("Not serving."))
 
     @magic_arguments(name="algolink test")
     @argument("name", help="the command to try")
@@ -160,9 +196,14 @@ class AlgoLinkMagics(Magics):
         args = parse_argstring(self._test, rest)
         args.name = _unquote(args.name)
         if args.name not in kernel.registry.commands:
-            known = ", ".join(sorted(kernel.registry.commands)) or "none"
+            tr = kernel_translator()
+            known = ", ".join(sorted(kernel.registry.commands)) or tr("none")
             raise UsageError(
-                f"%algolink test: there is no command {args.name!r}; the commands are: {known}."
+                tr(
+                    "%algolink test: there is no command {name}; the commands are: {known}.",
+                    name=repr(args.name),
+                    known=known,
+                )
             )
         show_form(args.name)
 
@@ -187,9 +228,12 @@ class AlgoLinkMagics(Magics):
     def _export(self, rest: str) -> None:
         args = parse_argstring(self._export, rest)
         if args.allow_unchecked and not args.verify:
+            tr = kernel_translator()
             raise UsageError(
-                "%algolink export: --allow-unchecked goes with --verify (it accepts commands the "
-                "verification could not check)."
+                tr(
+                    "%algolink export: --allow-unchecked goes with --verify (it accepts commands "
+                    "the verification could not check)."
+                )
             )
         try:
             limit = parse_size(args.max_state_size)
@@ -221,17 +265,25 @@ class AlgoLinkMagics(Magics):
         except CLIError as e:
             raise UsageError(f"%algolink connect: {e}") from None
         hub = _unquote(args.hub) or url
+        tr = kernel_translator()
         if not hub:
             raise UsageError(
-                "%algolink connect: no hub is configured: set ALGOLINK_HUB_URL and ALGOLINK_TOKEN "
-                f"in the kernel's environment (or hub_url and token in {config_path()}), or give "
-                "--hub URL."
+                tr(
+                    "%algolink connect: no hub is configured: set ALGOLINK_HUB_URL and "
+                    "ALGOLINK_TOKEN in the kernel's environment (or hub_url and token in {config}), "
+                    "or give --hub URL.",
+                    config=config_path(),
+                )
             )
         if not token:
             raise UsageError(
-                "%algolink connect: no hub token: set ALGOLINK_TOKEN (or token in "
-                f"{config_path()}) to an API token of the hub at {hub} (the admin token is in its "
-                "data folder, file admin_token)."
+                tr(
+                    "%algolink connect: no hub token: set ALGOLINK_TOKEN (or token in {config}) "
+                    "to an API token of the hub at {hub} (the admin token is in its data folder, "
+                    "file admin_token).",
+                    config=config_path(),
+                    hub=hub,
+                )
             )
         client = HubClient(hub, token)
         try:
@@ -270,10 +322,12 @@ class AlgoLinkMagics(Magics):
 
 def _print_serving(info: dict) -> None:
     """What ``%algolink serve`` prints: where the kernel serves, its token and a ``curl`` to try."""
-    commands = ", ".join(info["commands"]) or "none yet"
-    print(f"Serving at {info['url']} (commands: {commands})")
-    print(f"Token: {info['token']}")
-    print(f"Try: curl -H 'Authorization: token {info['token']}' {info['url']}/meta")
+    tr = kernel_translator()
+    commands = ", ".join(info["commands"]) or tr("none yet")
+    print(tr("Serving at {url} (commands: {commands})", url=info["url"], commands=commands))
+    print(tr("Token: {token}", token=info["token"]))
+    curl = "curl -H 'Authorization: token " + info["token"] + "' " + info["url"] + "/meta"
+    print(tr("Try: {curl}", curl=curl))
 
 
 def show_form(name: str) -> None:

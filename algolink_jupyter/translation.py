@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import gettext
 import io
+import json
+import os
+import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
@@ -114,9 +119,96 @@ def use(lang: str) -> None:
     _current.set(translator(lang))
 
 
+@contextmanager
+def speaking(lang: str) -> Iterator[None]:
+    """:func:`tr` speaks ``lang`` inside the ``with`` block only (the kernel's forms, which call
+    sentences shared with the command line)."""
+    token = _current.set(translator(lang))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def tr(message: str, /, **params: Any) -> str:
     """``message`` in the language :func:`use` chose for this context, English where none did (the
     ``algolink`` command), ``{params}`` filled in. Sentences shared by the command line and the
     JupyterLab panel are written with it."""
     t = _current.get()
     return t(message, **params) if t is not None else _fill(message, params)
+
+
+#: Where JupyterLab keeps the language a user chose (Settings > Language), under its user settings
+#: directory (``JUPYTERLAB_SETTINGS_DIR``, else ``<jupyter config dir>/lab/user-settings``).
+JUPYTERLAB_LANGUAGE_SETTINGS = (
+    "@jupyterlab",
+    "translation-extension",
+    "plugin.jupyterlab-settings",
+)
+
+
+def language_of(tag: Optional[str]) -> Optional[str]:
+    """The language we have for a locale tag (``zh-CN``, ``zh_CN.UTF-8``, ``en_US``), or None."""
+    tag = (tag or "").strip().split(".", 1)[0].split("@", 1)[0].replace("-", "_").lower()
+    if not tag or tag in ("default", "c", "posix"):
+        return None
+    if tag.startswith("zh"):
+        return "zh_CN"
+    if tag.startswith("en"):
+        return "en"
+    return None
+
+
+def _jupyterlab_locale() -> Optional[str]:
+    """The ``locale`` of JupyterLab's language settings (JSON with comments), or None."""
+    settings_dir = os.environ.get("JUPYTERLAB_SETTINGS_DIR")
+    if not settings_dir:
+        try:
+            from jupyter_core.paths import jupyter_config_dir
+        except ImportError:  # pragma: no cover - jupyter_core comes with ipykernel
+            return None
+        settings_dir = os.path.join(jupyter_config_dir(), "lab", "user-settings")
+    path = Path(settings_dir).joinpath(*JUPYTERLAB_LANGUAGE_SETTINGS)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        import json5
+
+        data = json5.loads(raw)
+    except ImportError:  # pragma: no cover - json5 comes with jupyterlab_server
+        try:
+            data = json.loads(
+                re.sub(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/', r"\1", raw, flags=re.S)
+            )
+        except ValueError:
+            return None
+    except ValueError:
+        return None
+    locale = data.get("locale") if isinstance(data, dict) else None
+    return locale if isinstance(locale, str) else None
+
+
+def kernel_language() -> str:
+    """The language of what the kernel shows (the test form, the publish form, the magics' lines),
+    which cannot ask JupyterLab: ``ALGOLINK_LANG`` if set; else the language chosen in JupyterLab's
+    Settings > Language (its user settings file; ``default`` there means JupyterLab's server locale,
+    so the next rule); a language chosen either way that we do not have means English; else the
+    kernel's locale (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``: the first set, as gettext
+    reads them); else English (README, "Serve from a notebook")."""
+    for tag in (os.environ.get("ALGOLINK_LANG"), _jupyterlab_locale()):
+        if tag and tag.strip().lower() != "default":
+            # a language chosen that we do not have (fr_FR): English, not the next rule's
+            return language_of(tag) or DEFAULT
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if os.environ.get(var):
+            # LANGUAGE is a list (zh_CN:en): its first one
+            return language_of(os.environ[var].split(":", 1)[0]) or DEFAULT
+    return DEFAULT
+
+
+def kernel_translator() -> Translator:
+    """The translator of :func:`kernel_language`, read again each time (a form built after the user
+    changed JupyterLab's language speaks the new one)."""
+    return translator(kernel_language())

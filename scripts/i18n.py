@@ -1,7 +1,8 @@
 """The translation catalogs (gettext, with Babel): ``python scripts/i18n.py extract|update|compile|port``.
 
-- ``extract``: every message of the hub's templates and Python (``t("…")``, ``t.pgettext``,
-  ``t.ngettext``, ``N_``) and of the JupyterLab extension's TypeScript (``trans.__``, ``trans._n``,
+- ``extract``: every message of the hub's templates, of the Python of the hub and of the kernel's side
+  (the notebook's forms, the magics) (``t("…")``, ``tr("…")``, ``t.pgettext``, ``t.ngettext``,
+  ``N_``) and of the JupyterLab extension's TypeScript (``trans.__``, ``trans._n``,
   ``trans._p``) into ``algolink_jupyter/locale/algolink_jupyter.pot``.
 - ``update``: extract, then merge the template into each language's ``.po`` (new messages arrive
   untranslated, messages no longer used are dropped).
@@ -26,7 +27,7 @@ import tokenize
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir, extract_python
+from babel.messages.extract import extract_from_dir, extract_from_file, extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
@@ -38,6 +39,10 @@ POT = LOCALE / f"{DOMAIN}.pot"
 LANGUAGES = ("zh_CN",)
 TEMPLATES = PACKAGE / "hub" / "handlers" / "templates"
 HUB_PY = [PACKAGE / "hub", PACKAGE / "client", PACKAGE / "serverext"]
+#: The kernel's side: the notebook's test form and publish form (their language: ``kernel_language``)
+KERNEL_PY = [PACKAGE / "widgets", PACKAGE / "kernel"]
+#: and single files of it: the magics' lines
+KERNEL_PY_FILES = [PACKAGE / "magics.py"]
 TS = ROOT / "js" / "src"
 
 PY_KEYWORDS = {
@@ -88,10 +93,20 @@ def extract_catalog() -> Catalog:
             where = (folder / filename).relative_to(ROOT).as_posix()
             catalog.add(message, None, [(where, lineno)], auto_comments=comments, context=context)
 
-    for folder in HUB_PY:
+    for folder in HUB_PY + KERNEL_PY:
         add(
             extract_from_dir(folder, [("**.py", "python")], keywords=PY_KEYWORDS),
             folder,
+        )
+    for path in KERNEL_PY_FILES:
+        add(
+            (
+                (path.name, lineno, message, comments, context)
+                for lineno, message, comments, context in extract_from_file(
+                    "python", str(path), keywords=PY_KEYWORDS
+                )
+            ),
+            path.parent,
         )
     add(
         extract_from_dir(TEMPLATES, [("**.html", extract_tornado)], keywords=PY_KEYWORDS),

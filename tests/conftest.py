@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from support import ServerProcess, start_script
+
+# The notebook's forms and the magics speak the kernel's language (ALGOLINK_LANG, else JupyterLab's
+# language setting, else the locale): the tests (and the kernels they start) read English whatever the
+# machine's locale or JupyterLab setting; tests/test_widget_language.py chooses others.
+os.environ["ALGOLINK_LANG"] = "en"
 
 
 @pytest.fixture

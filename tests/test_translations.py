@@ -174,10 +174,13 @@ def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
         "algolink_jupyter/hub",
         "algolink_jupyter/client",
         "algolink_jupyter/serverext",
+        "algolink_jupyter/widgets",
+        "algolink_jupyter/kernel",
         "algolink_jupyter/locale",
         "js/src",
     ):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("vendor"))
+    shutil.copy(ROOT / "algolink_jupyter/magics.py", tmp_path / "algolink_jupyter/magics.py")
     page = tmp_path / "algolink_jupyter/hub/handlers/templates/service.html"
     page.write_text(
         page.read_text() + '<button>{{ t("image_button", name=service.name) }}</button>\n'
@@ -214,3 +217,26 @@ def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
     assert po["Use this image as {name}"] == "把这张图片用作 {name}"
     assert po["Copy the image of %1 (%2)"] == "复制 %1 的图片（%2）"
     assert po["Sign in"] == "登录" and "untranslated: " not in r.stdout
+
+
+def test_no_message_hides_inside_an_f_string():
+    """Babel (on Python 3.11) reads an f-string as one token: a ``tr("...")`` inside
+    ``f"<i>{tr('...')}</i>"`` is never extracted, so it would show English in every language. Every
+    Python file extraction scans."""
+    import ast
+
+    tool = catalog_tool()
+    files = [p for folder in tool.HUB_PY + tool.KERNEL_PY for p in folder.rglob("*.py")]
+    files += tool.KERNEL_PY_FILES
+    names = set(tool.PY_KEYWORDS)
+    hidden = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            for inner in ast.walk(node):
+                func = getattr(inner, "func", None) if isinstance(inner, ast.Call) else None
+                name = getattr(func, "id", None) or getattr(func, "attr", None)
+                if name in names and inner.args and isinstance(inner.args[0], ast.Constant):
+                    hidden.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    assert not hidden, f"a message inside an f-string is never extracted: {hidden}"

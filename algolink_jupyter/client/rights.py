@@ -24,6 +24,11 @@ USER_SCOPES = ("read", "invoke", "write", "manage", "metrics")
 ASK_OWNER = "ask a project owner to make you a developer"
 
 
+def ask_owner() -> str:
+    """:data:`ASK_OWNER` in the language :func:`~algolink_jupyter.translation.tr` speaks."""
+    return tr("ask a project owner to make you a developer")
+
+
 def who(me: dict) -> str:
     """``Display Name (name)``, or the name alone when it is its own display name."""
     name = str(me.get("name") or "?")
@@ -33,8 +38,9 @@ def who(me: dict) -> str:
 
 def signed_in_line(hub_url: str, me: dict) -> str:
     """``Signed in to <hub> as <display name> (<name>)``, and ", a hub admin" for one."""
-    line = f"Signed in to {hub_url} as {who(me)}"
-    return line + (", a hub admin." if me.get("admin") else ".")
+    if me.get("admin"):
+        return tr("Signed in to {hub} as {user}, a hub admin.", hub=hub_url, user=who(me))
+    return tr("Signed in to {hub} as {user}.", hub=hub_url, user=who(me))
 
 
 def token_limits(me: dict) -> list:
@@ -45,15 +51,15 @@ def token_limits(me: dict) -> list:
         return []
     limits = []
     if token.get("service"):
-        limits.append(f"limited to the service {token['service']}")
+        limits.append(tr("limited to the service {service}", service=token["service"]))
     elif token.get("project"):
-        limits.append(f"limited to the project {token['project']}")
+        limits.append(tr("limited to the project {project}", project=token["project"]))
     scopes = sorted(str(s) for s in token.get("scopes") or [])
     full = set(USER_SCOPES) | ({"admin"} if me.get("admin") else set())
     if set(scopes) != full:
-        limits.append(f"scopes {', '.join(scopes) or 'none'}")
+        limits.append(tr("scopes {scopes}", scopes=", ".join(scopes) or tr("none")))
     if token.get("expires_at"):
-        limits.append(f"expires {token['expires_at']}")
+        limits.append(tr("expires {when}", when=token["expires_at"]))
     return limits
 
 
@@ -63,7 +69,9 @@ def token_line(me: dict) -> Optional[str]:
     limits = token_limits(me)
     if not limits:
         return None
-    return f"Token {me['token'].get('name') or '?'}: {'; '.join(limits)}."
+    return tr(
+        "Token {name}: {limits}.", name=me["token"].get("name") or "?", limits=tr("; ").join(limits)
+    )
 
 
 def publish_rights(me: dict, projects: list) -> dict:
@@ -107,27 +115,43 @@ def cannot_publish_sentence(me: dict, rights: dict) -> str:
         return ""
     if reason == "scope":
         name = (me.get("token") or {}).get("name")
-        scopes = ", ".join(sorted(me.get("scopes") or [])) or "none"
-        return (
-            f"The token{' ' + name if name else ''} cannot publish: publishing needs the read and "
-            f"write scopes and it has {scopes}. Run `algolink login` for a token that may write."
-        )
+        scopes = ", ".join(sorted(me.get("scopes") or [])) or tr("none")
+        return tr(
+            "The token {name} cannot publish: publishing needs the read and write scopes and it "
+            "has {scopes}. Run `algolink login` for a token that may write.",
+            name=name or "",
+            scopes=scopes,
+        ).replace("  ", " ")
     if reason == "service":
-        return (
-            f"This token is limited to the service {rights['service']}, and publishing from the "
+        return tr(
+            "This token is limited to the service {service}, and publishing from the "
             "notebook needs a token for a whole project: run `algolink login` for one that is not "
-            "limited to a service."
+            "limited to a service.",
+            service=rights["service"],
         )
     if reason == "viewer":
         listed = ", ".join(rights["viewer_of"])
         limited = token_limits(me)
-        where = f" (this token is {limited[0]})" if limited and "limited" in limited[0] else ""
-        return (
-            f"You are a viewer of {listed}{where}: you may call "
-            f"{'its' if len(rights['viewer_of']) == 1 else 'their'} services but not publish. "
-            f"To publish there, {ASK_OWNER}."
+        token = me.get("token") if isinstance(me.get("token"), dict) else {}
+        theirs = tr("its services") if len(rights["viewer_of"]) == 1 else tr("their services")
+        where = limited[0] if limited and (token.get("service") or token.get("project")) else ""
+        if where:
+            return tr(
+                "You are a viewer of {projects} (this token is {limit}): you may call "
+                "{services} but not publish. To publish there, {ask}.",
+                projects=listed,
+                services=theirs,
+                limit=where,
+                ask=ask_owner(),
+            )
+        return tr(
+            "You are a viewer of {projects}: you may call {services} but not publish. "
+            "To publish there, {ask}.",
+            projects=listed,
+            services=theirs,
+            ask=ask_owner(),
         )
-    return f"You may publish to no project on this hub: {ASK_OWNER}."
+    return tr("You may publish to no project on this hub: {ask}.", ask=ask_owner())
 
 
 def viewer_note(rights: dict) -> str:
@@ -135,7 +159,11 @@ def viewer_note(rights: dict) -> str:
     if not rights.get("publish") or not rights.get("viewer_of"):
         return ""
     listed = ", ".join(rights["viewer_of"])
-    return f"You are a viewer of {listed}: publishing there needs the developer role ({ASK_OWNER})."
+    return tr(
+        "You are a viewer of {projects}: publishing there needs the developer role ({ask}).",
+        projects=listed,
+        ask=ask_owner(),
+    )
 
 
 def token_from_environment() -> bool:

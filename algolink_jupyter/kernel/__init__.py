@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import modelcloud
 from modelcloud.model import RUNNING, Registry
 
+from ..translation import kernel_translator
 from .server import KernelServer, ServingError
 
 __all__ = [
@@ -92,20 +93,31 @@ class Integration:
         if kind == "setup":
             start = time.perf_counter()
             registry.run_setup({})  # raises into the cell on failure
+            tr = kernel_translator()
             self.say(
-                f"Model ready in {time.perf_counter() - start:.2f} s: {describe_model(registry.model)}"
+                tr(
+                    "Model ready in {seconds} s: {model}",
+                    seconds=format(time.perf_counter() - start, ".2f"),
+                    model=describe_model(registry.model),
+                )
             )
             server.refresh()
             return
         if registry.setup_fn is None and registry.status != RUNNING:
             registry.set_model(None)  # commands without a setup get model=None
         info = server.start()  # idempotent
-        verb = "Updated" if name in self.seen else "Serving"
+        tr = kernel_translator()
+        where = {"name": repr(name), "url": info["url"] + "/" + name}
+        if name in self.seen:
+            line = tr(
+                "Updated {name} at {url} (token: algolink_jupyter.serving_info()['token'])", **where
+            )
+        else:
+            line = tr(
+                "Serving {name} at {url} (token: algolink_jupyter.serving_info()['token'])", **where
+            )
         self.seen.add(name)
-        self.say(
-            f"{verb} {name!r} at {info['url']}/{name} "
-            "(token: algolink_jupyter.serving_info()['token'])"
-        )
+        self.say(line)
         self.show_form(name)
 
     def install(self) -> None:

@@ -42,6 +42,7 @@ from ..errors import CLIError
 from ..examples import DEFAULT_DIR as EXAMPLES_DIR
 from ..kernel import registry as kernel_registry
 from ..markdown import render_markdown
+from ..translation import N_, Translator, kernel_translator, speaking
 from . import curl, gallery
 from . import publishing as pipeline
 from .publishing import STEPS, new_version_label, taken_sentence
@@ -54,9 +55,23 @@ _NOTE_STYLE = "color: #1a73e8; margin: 2px 0"
 _CODE_STYLE = "white-space: pre-wrap; word-break: break-all"  # a long line wraps in the form
 _OK_BORDER = "2px solid #188038"
 _DEV_BORDER = "2px dashed #1a73e8"
-_NO_HUB = (
+_NO_HUB = N_(
     "No hub is configured: set ALGOLINK_HUB_URL and ALGOLINK_TOKEN in the environment, or write "
-    '{{"hub_url": "...", "token": "..."}} to {config}, then run %algolink publish again.'
+    "{settings} to {config}, then run %algolink publish again."
+)
+#: The progress bar's step names (``publishing`` reports them in English; shown translated).
+_STEP_NAMES = (
+    N_("starting"),
+    N_("export"),
+    N_("verification"),
+    N_("exported"),
+    N_("verified"),
+    N_("upload"),
+    N_("build"),
+    N_("start"),
+    N_("online"),
+    N_("serving"),
+    N_("connected"),
 )
 
 _latest: Optional[PublishForm] = None
@@ -67,21 +82,83 @@ def latest() -> Optional[PublishForm]:
     return _latest
 
 
-def name_problem(kind: str, value: str) -> Optional[str]:
+#: The name rules' sentences by :class:`~algolink_jupyter.names.Problem` key, as the hub's pages say
+#: them in other languages (the same messages: one translation); English keeps ``Problem.message``.
+_NAME_PROBLEMS = {
+    "name_missing": N_("The {kind} name is missing: give a name of letters, digits, _ and -."),
+    "name_type": N_(
+        "The {kind} name must be text, got {value}: give a name of letters, digits, _ and -."
+    ),
+    "name_space": N_(
+        "The {kind} name '{value}' has a space: a name allows only letters, digits, _ and -, no spaces."
+    ),
+    "name_char": N_(
+        "The {kind} name '{value}' has '{bad}': a name allows only letters, digits, _ and -."
+    ),
+    "group_name_missing": N_(
+        "The group name is missing: give a name of letters of any language (such as 表格模型), "
+        "digits, _ and -."
+    ),
+    "group_name_type": N_(
+        "The group name must be text, got {value}: give a name of letters of any language (such "
+        "as 表格模型), digits, _ and -."
+    ),
+    "group_name_space": N_(
+        "The group name '{value}' has a space: a group name allows letters of any language, "
+        "digits, _ and -, no spaces."
+    ),
+    "group_name_char": N_(
+        "The group name '{value}' has '{bad}': a group name allows only letters of any language, "
+        "digits, _ and -."
+    ),
+    "name_long": N_("The {kind} name '{value}' is too long: a name has at most {max} characters."),
+    "version_missing": N_("The version is missing: give a version such as '1.0'."),
+    "version_type": N_("The version must be text such as '1.0', got {value}."),
+    "version_underscore": N_(
+        "The version '{value}' has '_': a version allows no '_' (use '.' or '-')."
+    ),
+    "version_space": N_("The version '{value}' has a space: a version allows no spaces."),
+    "version_bad": N_(
+        "The version '{value}' is not allowed: use letters, digits, '.', '+' and '-' (at most {max} characters)."
+    ),
+}
+_KINDS = {"project": N_("project"), "group": N_("group"), "model": N_("service")}
+
+
+def _problem_sentence(problem: Optional[names.Problem], tr: Optional[Translator]) -> Optional[str]:
+    if problem is None:
+        return None
+    message = _NAME_PROBLEMS.get(problem.key)
+    if tr is None or tr.lang == "en" or message is None:
+        return problem.message
+    params = dict(problem.params)
+    if "kind" in params:
+        params["kind"] = tr(_KINDS.get(params["kind"], params["kind"]))
+    return tr(message, **params)
+
+
+def name_problem(kind: str, value: str, tr: Optional[Translator] = None) -> Optional[str]:
     """The sentence that says which rule a project, group or service name breaks, or None: the
-    hub's own check (``algolink_jupyter.names``), so the form and the hub's 400s say the same."""
-    problem = names.name_problem(kind, value)
-    return problem.message if problem else None
+    hub's own check (``algolink_jupyter.names``), so the form and the hub's 400s say the same (in
+    ``tr``'s language)."""
+    return _problem_sentence(names.name_problem(kind, value), tr)
 
 
-def version_problem(value: str) -> Optional[str]:
-    problem = names.version_problem(value)
-    return problem.message if problem else None
+def version_problem(value: str, tr: Optional[Translator] = None) -> Optional[str]:
+    return _problem_sentence(names.version_problem(value), tr)
 
 
-def _service_label(service: dict) -> str:
-    mode = " (development)" if service.get("mode") == "development" else ""
-    return f"{service['name']}{mode}"
+def _service_label(service: dict, tr: Translator) -> str:
+    if service.get("mode") == "development":
+        return tr("{name} (development)", name=service["name"])
+    return str(service["name"])
+
+
+def _choices(names: list, new_label: str) -> list:
+    """Dropdown options: the names, then "new…" shown as ``new_label`` (its value stays NEW)."""
+    if new_label == NEW:
+        return [*names, NEW]
+    return [*((n, n) for n in names), (new_label, NEW)]
 
 
 def _esc(value: Any) -> str:
@@ -92,7 +169,7 @@ def _error_html(text: str) -> str:
     return f'<div class="algolink-error" style="{_ERROR_STYLE}">{_esc(text)}</div>' if text else ""
 
 
-def _links(text: str) -> tuple[list, Optional[str]]:
+def _links(text: str, tr: Optional[Translator] = None) -> tuple[list, Optional[str]]:
     """``Title | https://...`` lines as ``[{"title", "url"}]``, or the sentence of the bad line."""
     links = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -102,9 +179,12 @@ def _links(text: str) -> tuple[list, Optional[str]]:
         title, sep, url = line.rpartition("|") if "|" in line else ("", "", line)
         title, url = title.strip(), url.strip()
         if not re.match(r"^https?://\S+$", url):
-            return [], (
-                f"Link line {number} ({line!r}) has no http(s) URL: write one link a line as "
-                "Title | https://..."
+            tr = tr or Translator("en")
+            return [], tr(
+                "Link line {number} ({line}) has no http(s) URL: write one link a line as "
+                "Title | https://...",
+                number=number,
+                line=repr(line),
             )
         links.append({"title": title or url, "url": url})
     return links, None
@@ -124,7 +204,10 @@ class PublishForm(widgets.VBox):
         name: Optional[str] = None,
         bundle_dir: Optional[str] = None,
         no_hub_reason: str = "",
+        tr: Optional[Translator] = None,
     ) -> None:
+        #: The language of its texts: the kernel's (:func:`~algolink_jupyter.translation.kernel_language`).
+        self.tr = tr = tr if tr is not None else kernel_translator()
         self.registry = registry
         self.client = client
         self.shell = shell
@@ -159,27 +242,28 @@ class PublishForm(widgets.VBox):
 
         # -- model card ----------------------------------------------------------------------------
         self.name = text(
-            "Name", str(name or meta.get("name") or ""), "name", continuous_update=True
+            tr("Name"), str(name or meta.get("name") or ""), "name", continuous_update=True
         )
         self.name.placeholder = "my-model"
-        self.name_rule = widgets.HTML(
-            f"<small>A name is {names.NAME_RULE}, no spaces: it names the service and its URL.</small>"
+        rule = tr(
+            "A name is {rule}, no spaces: it names the service and its URL.", rule=names.NAME_RULE
         )
+        self.name_rule = widgets.HTML(f"<small>{_esc(rule)}</small>")
         self.name_error = widgets.HTML()
         self.name_error.add_class("algolink-publish-name-error")
         self.new_version_button = widgets.Button(
-            description="Publish as a new version",
+            description=tr("Publish as a new version"),
             icon="cloud-upload",
             button_style="primary",
             layout=widgets.Layout(width="auto", display="none"),
         )
         self.new_version_button.add_class("algolink-publish-new-version-button")
         self.new_version_button.on_click(lambda _b: self.publish_new_version())
-        self.tagline = text("Tagline", str(meta.get("tagline") or ""), "tagline")
+        self.tagline = text(tr("Tagline"), str(meta.get("tagline") or ""), "tagline")
         self.description = widgets.Textarea(
             value=str(meta.get("description") or ""),
-            description="Description",
-            placeholder="Markdown: what it does, how to call it, what it was trained on",
+            description=tr("Description"),
+            placeholder=tr("Markdown: what it does, how to call it, what it was trained on"),
             style=style,
             layout=widgets.Layout(width="100%", height="110px"),
             continuous_update=True,
@@ -191,15 +275,15 @@ class PublishForm(widgets.VBox):
         self.license = widgets.Dropdown(
             options=list(LICENSES) if license_value in LICENSES else [*LICENSES, license_value],
             value=license_value,
-            description="License",
+            description=tr("License"),
             style=style,
         )
         self.license.add_class("algolink-publish-license")
-        self.license_other = text("Other license", "", "license-other")
+        self.license_other = text(tr("Other license"), "", "license-other")
         self.performance = widgets.Textarea(
             value=str(meta.get("performance_notes") or ""),
-            description="Performance",
-            placeholder="e.g. 12 ms per image on an A100, 80 ms on a laptop CPU",
+            description=tr("Performance"),
+            placeholder=tr("e.g. 12 ms per image on an A100, 80 ms on a laptop CPU"),
             style=style,
             layout=widgets.Layout(width="100%", height="50px"),
         )
@@ -209,8 +293,8 @@ class PublishForm(widgets.VBox):
                 f"{link.get('title', '')} | {link.get('url', '')}"
                 for link in meta.get("links") or []
             ),
-            description="Links",
-            placeholder="One a line: Paper | https://arxiv.org/abs/...",
+            description=tr("Links"),
+            placeholder=tr("One a line: Paper | https://arxiv.org/abs/..."),
             style=style,
             layout=widgets.Layout(width="100%", height="50px"),
         )
@@ -218,48 +302,54 @@ class PublishForm(widgets.VBox):
         self.gallery_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.gallery_box.add_class("algolink-publish-gallery")
         self.gallery_picks: list = []  # (checkbox, bytes, format, label)
-        self.refresh_images = widgets.Button(description="Refresh images")
+        self.refresh_images = widgets.Button(description=tr("Refresh images"))
         self.refresh_images.add_class("algolink-publish-refresh-images")
         self.refresh_images.on_click(lambda _b: self.load_images())
         self.upload = widgets.FileUpload(
-            accept="image/png,image/jpeg,image/gif,image/webp", multiple=True, description="Upload"
+            accept="image/png,image/jpeg,image/gif,image/webp",
+            multiple=True,
+            description=tr("Upload"),
         )
         self.upload.add_class("algolink-publish-upload")
 
         # -- where on the hub ----------------------------------------------------------------------
         self.project = widgets.Dropdown(
-            options=[NEW], value=NEW, description="Project", style=style
+            options=_choices([], tr("new…")), value=NEW, description=tr("Project"), style=style
         )
         self.project.add_class("algolink-publish-project")
-        self.new_project = text("New project", str(project or "notebooks"), "new-project")
-        self.group = widgets.Dropdown(options=[NEW], value=NEW, description="Group", style=style)
+        self.new_project = text(tr("New project"), str(project or "notebooks"), "new-project")
+        self.group = widgets.Dropdown(
+            options=_choices([], tr("new…")), value=NEW, description=tr("Group"), style=style
+        )
         self.group.add_class("algolink-publish-group")
-        self.new_group = text("New group", str(group or "default"), "new-group")
+        self.new_group = text(tr("New group"), str(group or "default"), "new-group")
         self.service = widgets.Dropdown(
-            options=[(f"{NEW} (named as the model)", NEW)],
+            options=[(tr("new… (named as the model)"), NEW)],
             value=NEW,
-            description="Service",
+            description=tr("Service"),
             style=style,
         )
         self.service.add_class("algolink-publish-service")
-        self.version = text("Version", str(meta.get("version") or "1.0"), "version")
+        self.version = text(tr("Version"), str(meta.get("version") or "1.0"), "version")
         self.where_error = widgets.HTML()
         self.where_error.add_class("algolink-publish-where-error")
-        self.bundle_dir = text("Bundle folder", bundle_dir or "", "bundle-dir")
-        self.bundle_dir.placeholder = "bundles/<name> beside the notebook"
+        self.bundle_dir = text(tr("Bundle folder"), bundle_dir or "", "bundle-dir")
+        self.bundle_dir.placeholder = tr("bundles/<name> beside the notebook")
         self.hub_line = widgets.HTML()
 
         # -- actions -------------------------------------------------------------------------------
-        self.export_button = widgets.Button(description="Export", icon="download")
-        self.verify_button = widgets.Button(description="Verify", icon="check")
+        self.export_button = widgets.Button(description=tr("Export"), icon="download")
+        self.verify_button = widgets.Button(description=tr("Verify"), icon="check")
         self.publish_button = widgets.Button(
-            description="Publish", icon="cloud-upload", button_style="primary"
+            description=tr("Publish"), icon="cloud-upload", button_style="primary"
         )
         self.connect_button = widgets.Button(
-            description="Connect (development)",
+            description=tr("Connect (development)"),
             icon="plug",
-            tooltip="Let the hub serve this kernel's live model now, in development mode: "
-            "nothing is exported or published.",
+            tooltip=tr(
+                "Let the hub serve this kernel's live model now, in development mode: "
+                "nothing is exported or published."
+            ),
             layout=widgets.Layout(width="auto"),
         )
         for b, cls in (
@@ -273,11 +363,12 @@ class PublishForm(widgets.VBox):
         self.verify_button.on_click(lambda _b: self.start("verify"))
         self.publish_button.on_click(lambda _b: self.start("publish"))
         self.connect_button.on_click(lambda _b: self.start("connect"))
-        self.connect_note = widgets.HTML(
-            "<small>Connect (development) lets the hub serve this kernel's live model "
+        note = tr(
+            "Connect (development) lets the hub serve this kernel's live model "
             "under the project, group and name above, while the kernel runs: nothing is "
-            "exported or published.</small>"
+            "exported or published."
         )
+        self.connect_note = widgets.HTML(f"<small>{_esc(note)}</small>")
         self.page_url: Optional[str] = None  # set by Connect (development)
         self.serve_url: Optional[str] = None
         self.progress = widgets.IntProgress(
@@ -292,14 +383,16 @@ class PublishForm(widgets.VBox):
         self.result.add_class("algolink-publish-result")
         self.log_box = widgets.Textarea(
             value="",
-            placeholder="The export, verification and build log appear here.",
+            placeholder=tr("The export, verification and build log appear here."),
             layout=widgets.Layout(width="100%", height="180px"),
         )
         self.log_box.add_class("algolink-publish-log")
 
         super().__init__(
             [
-                widgets.HTML("<b>Publish this notebook's model to the AlgoLink hub</b>"),
+                widgets.HTML(
+                    "<b>" + _esc(tr("Publish this notebook's model to the AlgoLink hub")) + "</b>"
+                ),
                 self.hub_line,
                 self.name,
                 self.name_rule,
@@ -307,14 +400,18 @@ class PublishForm(widgets.VBox):
                 self.new_version_button,
                 self.tagline,
                 self.description,
-                widgets.HTML("<small>Preview, as the hub will show it:</small>"),
+                widgets.HTML(
+                    "<small>" + _esc(tr("Preview, as the hub will show it:")) + "</small>"
+                ),
                 self.preview,
                 self.license,
                 self.license_other,
                 self.performance,
                 self.links,
                 widgets.HTML(
-                    "<small>Gallery: tick images this notebook has shown, or upload some.</small>"
+                    "<small>"
+                    + _esc(tr("Gallery: tick images this notebook has shown, or upload some."))
+                    + "</small>"
                 ),
                 self.gallery_box,
                 widgets.HBox([self.refresh_images, self.upload]),
@@ -431,7 +528,8 @@ class PublishForm(widgets.VBox):
         return {"groups": groups, "services": {s["name"]: s for s in services}}
 
     def _hub_failed(self, error: Exception) -> None:
-        self.hub_problem = pipeline.failure_sentence(error, self.client)
+        with speaking(self.tr.lang):
+            self.hub_problem = pipeline.failure_sentence(error, self.client)
         self.hub_line.value = _error_html(self.hub_problem)
         self.client_ok = False
 
@@ -440,14 +538,20 @@ class PublishForm(widgets.VBox):
         self.hub_problem = ""
         self.client_ok = True
         me, allowed = self.me or {}, self.rights or {}
-        self.signed_in = rights.signed_in_line(self.client.url, me)
-        self.cannot_publish = rights.cannot_publish_sentence(me, allowed)
-        lines = [
-            '<div class="algolink-publish-signed-in"><small>Signed in to '
-            f"<code>{_esc(self.client.url)}</code> as <b>{_esc(rights.who(me))}</b>"
-            f"{', a hub admin' if me.get('admin') else ''}.</small></div>"
-        ]
-        token = rights.token_line(me)
+        with speaking(self.tr.lang):
+            self.signed_in = rights.signed_in_line(self.client.url, me)
+            self.cannot_publish = rights.cannot_publish_sentence(me, allowed)
+            token = rights.token_line(me)
+            note = rights.viewer_note(allowed)
+        signed = (
+            "Signed in to {hub} as {user}, a hub admin."
+            if me.get("admin")
+            else "Signed in to {hub} as {user}."
+        )
+        signed = _esc(self.tr(signed, hub="\1", user="\2"))
+        signed = signed.replace("\1", f"<code>{_esc(self.client.url)}</code>", 1)
+        signed = signed.replace("\2", f"<b>{_esc(rights.who(me))}</b>", 1)
+        lines = [f'<div class="algolink-publish-signed-in"><small>{signed}</small></div>']
         if token:
             lines.append(f'<div class="algolink-publish-token"><small>{_esc(token)}</small></div>')
         if self.cannot_publish:
@@ -455,13 +559,11 @@ class PublishForm(widgets.VBox):
                 f'<div class="algolink-publish-cannot" style="{_ERROR_STYLE}">'
                 f"{_esc(self.cannot_publish)}</div>"
             )
-        else:
-            note = rights.viewer_note(allowed)
-            if note:
-                lines.append(
-                    f'<div class="algolink-publish-viewer-note" style="{_NOTE_STYLE}">'
-                    f"<small>{_esc(note)}</small></div>"
-                )
+        elif note:
+            lines.append(
+                f'<div class="algolink-publish-viewer-note" style="{_NOTE_STYLE}">'
+                f"<small>{_esc(note)}</small></div>"
+            )
         self.hub_line.value = "".join(lines)
 
     @property
@@ -484,7 +586,11 @@ class PublishForm(widgets.VBox):
         try:
             if not create and project not in self._hub:
                 project = sorted(self._hub)[0]
-            self.project.options = [*sorted(self._hub), *([NEW] if create else [])]
+            new = [(self.tr("new…"), NEW)] if create else []
+            if create and self.tr.lang == "en":
+                self.project.options = [*sorted(self._hub), NEW]
+            else:
+                self.project.options = [*((p, p) for p in sorted(self._hub)), *new]
             self.project.value = project if project in self._hub else NEW
             if project and project not in self._hub:
                 self.new_project.value = project
@@ -492,15 +598,15 @@ class PublishForm(widgets.VBox):
             chosen = info["services"].get(service) if service else None
             if chosen is not None:
                 group = chosen.get("group") or group
-            self.group.options = [*info["groups"], NEW]
+            self.group.options = _choices(info["groups"], self.tr("new…"))
             if group and group not in info["groups"]:
                 self.group.value = NEW
                 self.new_group.value = group
             else:
                 self.group.value = group or (info["groups"] or [NEW])[0]
             self.service.options = [
-                *((_service_label(s), n) for n, s in sorted(info["services"].items())),
-                (f"{NEW} (named as the model)", NEW),
+                *((_service_label(s, self.tr), n) for n, s in sorted(info["services"].items())),
+                (self.tr("new… (named as the model)"), NEW),
             ]
             self.service.value = service if chosen is not None else NEW
             if chosen is not None:
@@ -535,7 +641,9 @@ class PublishForm(widgets.VBox):
 
     # -- the model card ----------------------------------------------------------------------------
     def render_preview(self) -> None:
-        body = render_markdown(self.description.value) or "<i>No description yet.</i>"
+        body = render_markdown(self.description.value) or (
+            "<i>" + _esc(self.tr("No description yet.")) + "</i>"
+        )
         self.preview.value = (
             f'<div style="border-left: 3px solid #ccc; padding-left: 8px">{body}</div>'
         )
@@ -554,7 +662,8 @@ class PublishForm(widgets.VBox):
             )
             cells.append(widgets.VBox([thumb, box], layout=widgets.Layout(margin="0 8px 4px 0")))
         if not cells:
-            cells = [widgets.HTML("<small><i>No images shown in this kernel yet.</i></small>")]
+            empty = _esc(self.tr("No images shown in this kernel yet."))
+            cells = [widgets.HTML(f"<small><i>{empty}</i></small>")]
         self.gallery_box.children = tuple(cells)
 
     def images(self) -> list:
@@ -591,37 +700,43 @@ class PublishForm(widgets.VBox):
         self._dev_name = False
         name = self.name.value.strip()
         project = self._project_name()
-        problem = name_problem("model", name)
+        problem = name_problem("model", name, self.tr)
         there = (self._hub.get(project) or {"services": {}})["services"].get(name)
         if problem is None and there is not None and there.get("mode") == "development":
-            problem = (
-                f"{project}/{name} is a development service (a kernel connected with Connect): it "
+            problem = self.tr(
+                "{service} is a development service (a kernel connected with Connect): it "
                 "has no versions, so Publish needs a name of its own; type another name (Connect "
-                "(development) connects this kernel to it again)."
+                "(development) connects this kernel to it again).",
+                service="/".join((project, name)),
             )
             self._dev_name = True  # not a mistake: said as a note, not in red
         elif problem is None and there is not None and self.service.value == NEW:
-            problem = taken_sentence(project, name)
+            with speaking(self.tr.lang):
+                problem = taken_sentence(project, name)
             self._conflict = (project, name)
         if problem:
             found["name"] = problem
         if self.project.value == NEW:
-            problem = name_problem("project", self.new_project.value.strip())
+            problem = name_problem("project", self.new_project.value.strip(), self.tr)
             if problem is None and project in (self.rights or {}).get("viewer_of", ()):
-                problem = (
-                    f"You are a viewer of {project}: publishing there needs the developer role; "
-                    f"{rights.ASK_OWNER}, or name a new project of your own."
+                with speaking(self.tr.lang):
+                    ask = rights.ask_owner()
+                problem = self.tr(
+                    "You are a viewer of {project}: publishing there needs the developer role; "
+                    "{ask}, or name a new project of your own.",
+                    project=project,
+                    ask=ask,
                 )
             if problem:
                 found["project"] = problem
         if self.group.value == NEW:
-            problem = name_problem("group", self.new_group.value.strip())
+            problem = name_problem("group", self.new_group.value.strip(), self.tr)
             if problem:
                 found["group"] = problem
-        problem = version_problem(self.version.value.strip())
+        problem = version_problem(self.version.value.strip(), self.tr)
         if problem:
             found["version"] = problem
-        _, problem = _links(self.links.value)
+        _, problem = _links(self.links.value, self.tr)
         if problem:
             found["links"] = problem
         return found
@@ -635,7 +750,7 @@ class PublishForm(widgets.VBox):
         error = "name" in found and not self._dev_name
         self.name.layout.border = "2px solid #d93025" if error else None
         others = [v for k, v in found.items() if k != "name"]
-        self.where_error.value = "".join(_error_html(t) for t in others)
+        self.where_error.value = "".join(_error_html(ty) for ty in others)
         busy = self.state == "working"
         self.export_button.disabled = busy
         self.verify_button.disabled = busy
@@ -654,7 +769,8 @@ class PublishForm(widgets.VBox):
         self.new_version_button.layout.display = "" if conflict else "none"
         self.new_version_button.disabled = busy or not conflict
         if conflict:
-            self.new_version_button.description = new_version_label(*conflict)
+            with speaking(self.tr.lang):
+                self.new_version_button.description = new_version_label(*conflict)
         self.new_project.layout.display = (
             "" if self.project.value == NEW and not offered else "none"
         )
@@ -670,7 +786,7 @@ class PublishForm(widgets.VBox):
 
     def _set_step(self, index: int, label: str) -> None:
         self.progress.value = index
-        self.step.value = f"<small>{_esc(label)}</small>"
+        self.step.value = f"<small>{_esc(self.tr(label))}</small>"
 
     def start(self, action: str) -> bool:
         """Run ``export``, ``verify``, ``publish`` or ``connect`` in the background; False when it
@@ -678,7 +794,7 @@ class PublishForm(widgets.VBox):
         if self.state == "working":
             return False
         if action in ("publish", "connect") and self.client is None:
-            self._fail(self.message or "No hub is configured.")
+            self._fail(self.message or self.tr("No hub is configured."))
             return False
         if action in ("publish", "connect") and not self.may_publish:
             self._fail(self.cannot_publish)
@@ -737,6 +853,10 @@ class PublishForm(widgets.VBox):
         return self.wait(timeout)
 
     def _work(self, action: str) -> None:
+        with speaking(self.tr.lang):  # the sentences of the pipeline, in this thread
+            self._work_in_language(action)
+
+    def _work_in_language(self, action: str) -> None:
         try:
             if action == "connect":
                 self._connect()
@@ -750,9 +870,11 @@ class PublishForm(widgets.VBox):
                 step=self._set_step,
             )
             if action == "export":
-                self._done("exported", f"Exported to {self.bundle_path}.")
+                self._done("exported", self.tr("Exported to {path}.", path=self.bundle_path))
             elif action == "verify":
-                self._done("verified", f"Exported to {self.bundle_path} and verified.")
+                self._done(
+                    "verified", self.tr("Exported to {path} and verified.", path=self.bundle_path)
+                )
             else:
                 self._publish()
         except Exception as e:
@@ -814,8 +936,13 @@ class PublishForm(widgets.VBox):
         self._set_step(len(STEPS), "online")
         self._done(
             "online",
-            f"{project}/{name} version {number} is online as {version['api_version']}; "
-            f"press Publish again to publish its next version.",
+            self.tr(
+                "{service} version {number} is online as {api_version}; "
+                "press Publish again to publish its next version.",
+                service="/".join((project, name)),
+                number=number,
+                api_version=version["api_version"],
+            ),
             f'<div>API: <a href="{_esc(self.api_url)}" target="_blank">{_esc(self.api_url)}</a></div>'
             + try_it,
         )
@@ -824,7 +951,12 @@ class PublishForm(widgets.VBox):
         """The lists from the hub again, with ``project/name`` selected: pressing Publish again
         publishes its next version, without running the cell again."""
         if not self.refresh_hub(project, group, name):
-            self.say(f"The lists could not be refreshed from the hub: {self.hub_problem}")
+            self.say(
+                self.tr(
+                    "The lists could not be refreshed from the hub: {problem}",
+                    problem=self.hub_problem,
+                )
+            )
 
     def _lists_after_failure(self) -> None:
         """After a failed publish: the service selected when it was uploaded (a failed build is fixed
@@ -835,7 +967,7 @@ class PublishForm(widgets.VBox):
             else:
                 self.recheck()
         except Exception as e:  # pragma: no cover - the sentence of the failure is already shown
-            self.say(f"The lists could not be refreshed from the hub: {e}")
+            self.say(self.tr("The lists could not be refreshed from the hub: {problem}", problem=e))
 
     def _try_it(self, url: str, commands: list, public: bool, examples_dir: Path) -> str:
         """The "Try it" part of the result: a ``curl`` line per command that runs as given in a
@@ -852,31 +984,38 @@ class PublishForm(widgets.VBox):
         )
         out = []
         if public:
-            out.append("<div><small>A public service: no token is needed.</small></div>")
+            public_note = _esc(self.tr("A public service: no token is needed."))
+            out.append(f"<div><small>{public_note}</small></div>")
         else:
             try:
                 setup = curl.token_setup(self.client.url, self.client.token)
             except OSError as e:
                 setup = None
-                self.say(f"Could not keep a copy of the token for the curl lines ({e}).")
+                self.say(
+                    self.tr(
+                        "Could not keep a copy of the token for the curl lines ({error}).", error=e
+                    )
+                )
             if setup:
-                out.append(
-                    '<div class="algolink-publish-token-note"><small>In a terminal, set '
+                token_note = self.tr(
+                    "In a terminal, set "
                     "ALGOLINK_TOKEN first with this line (it reads the token from the file it "
-                    "names; the token itself is never shown here):</small></div>"
+                    "names; the token itself is never shown here):"
+                )
+                out.append(
+                    '<div class="algolink-publish-token-note"><small>'
+                    f"{_esc(token_note)}</small></div>"
                     f'<div><code class="algolink-publish-token-line" style="{_CODE_STYLE}">'
                     f"{_esc(setup)}</code></div>"
                 )
             else:
-                out.append(
-                    "<div><small>Set ALGOLINK_TOKEN in your terminal to a token of this hub "
-                    "first.</small></div>"
-                )
+                first = self.tr("Set ALGOLINK_TOKEN in your terminal to a token of this hub first.")
+                out.append(f"<div><small>{_esc(first)}</small></div>")
         curls = "<br>".join(
             f'<code class="algolink-publish-curl" style="{_CODE_STYLE}">{_esc(line)}</code>'
             for line in lines
         )
-        out.append(f"<div>Try it:</div><div>{curls}</div>")
+        out.append("<div>" + _esc(self.tr("Try it:")) + f"</div><div>{curls}</div>")
         return "".join(out)
 
     def _connect(self) -> None:
@@ -896,14 +1035,26 @@ class PublishForm(widgets.VBox):
         self._refresh_lists(project, group, name)
         self._done(
             "connected",
-            f"Connected {project}/{name} in development mode: the hub serves this kernel's live "
-            "model while the kernel runs; nothing is published (to publish a version, type a name "
-            "of its own and press Publish).",
-            '<div class="algolink-publish-dev-note"><b>Development mode</b>: calls go to this '
-            "notebook's kernel, so they stop when it stops or restarts.</div>"
-            f'<div>Service page: <a href="{_esc(self.page_url)}" target="_blank">'
-            f"{_esc(self.page_url)}</a></div>"
-            f"<div>Serve URL: <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>" + try_it,
+            self.tr(
+                "Connected {service} in development mode: the hub serves this kernel's live "
+                "model while the kernel runs; nothing is published (to publish a version, type a "
+                "name of its own and press Publish).",
+                service="/".join((project, name)),
+            ),
+            '<div class="algolink-publish-dev-note">'
+            + _esc(
+                self.tr(
+                    "Development mode: calls go to this notebook's kernel, so they stop when it "
+                    "stops or restarts."
+                )
+            )
+            + "</div><div>"
+            + _esc(self.tr("Service page:"))
+            + f' <a href="{_esc(self.page_url)}" target="_blank">{_esc(self.page_url)}</a></div>'
+            + "<div>"
+            + _esc(self.tr("Serve URL:"))
+            + f" <code>{_esc(self.serve_url)}&lt;command&gt;</code></div>"
+            + try_it,
         )
 
     def _name_problems(self) -> dict:
@@ -913,7 +1064,7 @@ class PublishForm(widgets.VBox):
             fields["project"] = ("project", self.new_project.value.strip())
         if self.group.value == NEW:
             fields["group"] = ("group", self.new_group.value.strip())
-        found = {k: name_problem(kind, value) for k, (kind, value) in fields.items()}
+        found = {k: name_problem(kind, value, self.tr) for k, (kind, value) in fields.items()}
         return {k: v for k, v in found.items() if v}
 
     def _done(self, state: str, text: str, extra: str = "") -> None:
@@ -953,6 +1104,7 @@ def for_kernel(
 ) -> PublishForm:
     """The form for this kernel: its registry, and the hub from the environment or the user's config."""
     global _latest
+    tr = kernel_translator()
     reason = ""
     client = None
     try:
@@ -962,7 +1114,7 @@ def for_kernel(
     if url:
         client = HubClient(url, token or "")
     elif not reason:
-        reason = _NO_HUB.format(config=config_path())
+        reason = tr(_NO_HUB, settings='{"hub_url": "...", "token": "..."}', config=config_path())
     _latest = build_publish_form(
         kernel_registry,
         client,
@@ -972,5 +1124,6 @@ def for_kernel(
         name=name,
         bundle_dir=bundle_dir,
         no_hub_reason=reason,
+        tr=tr,
     )
     return _latest

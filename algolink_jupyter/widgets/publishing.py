@@ -1,7 +1,8 @@
 """The publish pipeline behind the form (publish.py): export, verify, upload, build and start, or connect
 the kernel in development mode. No widgets here: each step reports through the callbacks it is given
 (``say`` for the log, ``step`` for the progress bar), and every failure is an exception whose
-:func:`failure_sentence` says what to do.
+:func:`failure_sentence` says what to do. Its sentences are written with ``translation.tr``: the form
+runs the pipeline in its own language (``translation.speaking``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..client import (
 )
 from ..errors import CLIError
 from ..export import ExportError, VerifyError, export, verify_bundle
+from ..translation import tr
 
 Say = Callable[[str], Any]
 Step = Callable[[int, str], Any]
@@ -44,37 +46,41 @@ def failure_sentence(error: BaseException, client: Optional[HubClient]) -> str:
         return str(error)
     if isinstance(error, HubRequestError):
         where = client.url if client is not None else "the hub"
-        then = "run %algolink publish again"
+        then = tr("run %algolink publish again")
         if error.status == 401 and not (client is not None and client.token):
             return rights.not_signed_in_sentence(where, then)
         if rights.refuses_token(error.status, str(error)):
             return rights.refused_sentence(where, error, then)
         text = str(error).rstrip(".")
-        return f"The hub refused the request ({error.status}): {text}."
+        return tr(
+            "The hub refused the request ({status}): {reason}.", status=error.status, reason=text
+        )
     if isinstance(error, ExportError):
         text = str(error)
-        if text.startswith("Verification failed"):
+        if getattr(error, "whole_sentence", False) or text.startswith("Verification failed"):
             return text
-        return f"The export failed: {text[:1].lower() + text[1:]}"
+        return tr("The export failed: {reason}", reason=text[:1].lower() + text[1:])
     if isinstance(error, CLIError):
         return str(error)
-    return (
-        f"Unexpected {type(error).__name__}: {error}; see the log below, fix what it names and "
-        "press the button again."
+    return tr(
+        "Unexpected {error}; see the log below, fix what it names and press the button again.",
+        error=type(error).__name__ + ": " + str(error),
     )
 
 
 def new_version_label(project: str, name: str) -> str:
     """The words of the form's one-click button for a name that is taken."""
-    return f"Publish as a new version of {project}/{name}"
+    return tr("Publish as a new version of {service}", service="/".join((project, name)))
 
 
 def taken_sentence(project: str, name: str) -> str:
     """What the form says when the name typed for a new service is a service of that project."""
-    return (
-        f"The name {name!r} is taken: {project}/{name} is already a service on the hub. Press "
-        f'"{new_version_label(project, name)}" to publish this notebook as its next version, or '
-        "type another name."
+    return tr(
+        'The name {name} is taken: {service} is already a service on the hub. Press "{button}" to '
+        "publish this notebook as its next version, or type another name.",
+        name=repr(name),
+        service="/".join((project, name)),
+        button=new_version_label(project, name),
     )
 
 
@@ -89,7 +95,7 @@ def export_bundle(
 ) -> Path:
     """Export the kernel's commands to ``folder`` (and verify the bundle): the bundle's path."""
     step(0, "export")
-    say(f"Exporting the notebook to {folder}...")
+    say(tr("Exporting the notebook to {folder}...", folder=folder))
     bundle = export(folder, False, shell=shell, registry=registry, say=say)
     if verify:
         step(1, "verification")
@@ -99,12 +105,14 @@ def export_bundle(
             text = str(e)
             text = text[:1].lower() + text[1:]
             if "example(s) failed" in text:
-                text = (
-                    text.rstrip(".") + ": make the command answer the same outside the "
-                    "notebook (does it read something the bundle lacks?), or record that "
-                    "example again."
+                text = tr(
+                    "{reason}: make the command answer the same outside the notebook (does it "
+                    "read something the bundle lacks?), or record that example again.",
+                    reason=text.rstrip("."),
                 )
-            raise ExportError(f"Verification failed: {text}") from None
+            failed = ExportError(tr("Verification failed: {reason}", reason=text))
+            failed.whole_sentence = True  # type: ignore[attr-defined]
+            raise failed from None
         step(2, "verified")
     else:
         step(1, "exported")
@@ -122,14 +130,14 @@ def ensure_place(client: HubClient, project: str, group: str, version: str, say:
         client.call(
             "POST", "/api/v1/projects", {"name": project, "type": "model", "version": version}
         )
-        say(f"Created project {project}.")
+        say(tr("Created project {project}.", project=project))
     try:
         client.call("GET", f"/api/v1/projects/{quoted}/groups/{urllib.parse.quote(group)}")
     except HubRequestError as e:
         if e.status != 404:
             raise
         client.call("POST", f"/api/v1/projects/{quoted}/groups", {"name": group})
-        say(f"Created group {group} in {project}.")
+        say(tr("Created group {group} in {project}.", group=group, project=project))
 
 
 def upload(
@@ -151,12 +159,24 @@ def upload(
     files = [("bundle", f"{name}.tar.gz", data)]
     files += [("images", filename, content) for filename, content in images]
     path = service_path(project, name)
-    say(f"Uploading the bundle ({len(data) / 1024:.0f} KB) to {client.url}...")
+    say(
+        tr(
+            "Uploading the bundle ({size} KB) to {hub}...",
+            size=round(len(data) / 1024),
+            hub=client.url,
+        )
+    )
     if existing:
         body, content_type = multipart(fields, files)
         with client.open("POST", f"{path}/versions", body, content_type) as r:
             number = json.loads(r.read())["number"]
-        say(f"Uploaded version {number} of {project}/{name}.")
+        say(
+            tr(
+                "Uploaded version {number} of {service}.",
+                number=number,
+                service="/".join((project, name)),
+            )
+        )
         return number
     fields.update({"name": name, "group": group})  # no port: the hub chooses its services' ports
     body, content_type = multipart(fields, files)
@@ -168,7 +188,7 @@ def upload(
         if e.status == 409 and "already has a service" in str(e):
             raise Failed(taken_sentence(project, name)) from None
         raise
-    say(f"Registered {project}/{name} (version 1).")
+    say(tr("Registered {service} (version 1).", service="/".join((project, name))))
     return 1
 
 
@@ -207,16 +227,22 @@ def build_and_start(
         stop.set()
         watcher.join(2)
     if version["status"] != "online":
-        why = str(version.get("error") or service.get("message") or "no reason given")
+        why = str(version.get("error") or service.get("message") or tr("no reason given"))
         # The hub's error is a sentence, often followed by the log's last lines.
         lines = [line.strip() for line in why.splitlines() if line.strip()]
         if len(lines) < 2:
             lines += [ln.strip() for ln in log_tail().splitlines() if ln.strip()][-1:]
         reason = lines[0].rstrip(".:").split("; its log ends with")[0]
-        tail = lines[-1][-200:] if len(lines) > 1 else "nothing"
+        tail = repr(lines[-1][-200:]) if len(lines) > 1 else tr("nothing")
         raise Failed(
-            f"The build or start of {project}/{name} version {number} failed ({reason}); "
-            f"the log ends with {tail!r}: fix what it names and press Publish again."
+            tr(
+                "The build or start of {service} version {number} failed ({reason}); the log "
+                "ends with {tail}: fix what it names and press Publish again.",
+                service="/".join((project, name)),
+                number=number,
+                reason=reason,
+                tail=tail,
+            )
         )
     return service, version
 
@@ -248,18 +274,28 @@ def connect_kernel(
     step(0, "serving")
 
     def started(info: dict) -> None:
-        say(f"Started serving this kernel's model at {info['url']}.")
+        say(tr("Started serving this kernel's model at {url}.", url=info["url"]))
 
-    say(f"Connecting this kernel's model server to {client.url} as {project}/{name}...")
+    say(
+        tr(
+            "Connecting this kernel's model server to {hub} as {service}...",
+            hub=client.url,
+            service="/".join((project, name)),
+        )
+    )
     info = kernel.ensure_serving(on_start=started)
     try:
         service = register_dev(client, project, group, name, info["url"], info["token"], False, say)
     except HubRequestError as e:
         if e.status == 409:
             raise Failed(
-                f"The name {name!r} is taken: {project}/{name} on the hub is a published "
-                "service (from a bundle), not a development one, so type another name under "
-                "Name and press Connect (development) again."
+                tr(
+                    "The name {name} is taken: {service} on the hub is a published service (from "
+                    "a bundle), not a development one, so type another name under Name and press "
+                    "Connect (development) again.",
+                    name=repr(name),
+                    service="/".join((project, name)),
+                )
             ) from None
         raise
     for line in dev_service_lines(client, service):

@@ -25,6 +25,7 @@ from modelcloud.data_types import decode_base64
 from modelcloud.errors import InferenceError, InputError, ModelCloudError
 
 from .. import examples
+from ..translation import N_, Translator, kernel_translator
 
 #: What an editor returns when its input should not be sent at all (no file chosen, an empty JSON
 #: box): the registry then uses the input's default or says that it is missing, as it would over HTTP.
@@ -38,7 +39,9 @@ _IMAGE_TYPES = ("image", "segmentation")
 _UPLOAD_TYPES = ("image", "segmentation", "file", "directory")
 _SCALAR_OUTPUTS = ("text", "number", "boolean", "category")
 _ARCHIVES = ".zip,.tar,.tar.gz,.tgz"
-_CHANNELS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
+_CHANNELS = {1: N_("grayscale"), 3: N_("RGB"), 4: N_("RGBA")}
+#: The English of the forms built outside a kernel's language choice (``build_form(tr=...)``).
+ENGLISH = Translator("en")
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -61,103 +64,119 @@ def _decimals(step: float) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def sample_value(t: dict) -> Any:
+def sample_value(ty: dict) -> Any:
     """A valid-looking wire value to prefill a JSON editor with, or OMIT when there is none."""
-    if t.get("default") is not None:
-        return t["default"]
-    kind = t.get("type")
+    if ty.get("default") is not None:
+        return ty["default"]
+    kind = ty.get("type")
     if kind == "text":
-        return "x" * (t.get("minLength") or 0)
+        return "x" * (ty.get("minLength") or 0)
     if kind == "number":
         for key in ("min", "max"):
-            if t.get(key) is not None:
-                return t[key]
+            if ty.get(key) is not None:
+                return ty[key]
         return 0
     if kind == "boolean":
         return False
     if kind == "category":
-        return (t.get("oneOf") or [None])[0]
+        return (ty.get("oneOf") or [None])[0]
     if kind == "vector":
-        return [0] * int(t.get("length") or 0)
+        return [0] * int(ty.get("length") or 0)
     if kind == "image_point":
         return [0.5, 0.5]
     if kind == "image_bounding_box":
         return [0.25, 0.25, 0.75, 0.75]
     if kind == "image_landmarks":
-        return [[0.5, 0.5] for _ in range(int(t.get("length") or 0))]
+        return [[0.5, 0.5] for _ in range(int(ty.get("length") or 0))]
     if kind == "array":
-        item = sample_value(t.get("itemType") or {})
-        return [] if item is OMIT else [item] * int(t.get("minLength") or 0)
+        item = sample_value(ty.get("itemType") or {})
+        return [] if item is OMIT else [item] * int(ty.get("minLength") or 0)
     return OMIT
 
 
-def _hint(t: dict) -> str:
+def _hint(ty: dict, tr: Translator = ENGLISH) -> str:
     """A short note of what the type accepts, shown beside the input's name."""
-    kind = t.get("type")
+    kind = ty.get("type")
     parts: list = []
     if kind == "text":
-        lo, hi = t.get("minLength") or 0, t.get("maxLength")
+        lo, hi = ty.get("minLength") or 0, ty.get("maxLength")
         if hi is not None:
-            parts.append(f"{lo} to {hi} characters" if lo else f"at most {hi} characters")
+            parts.append(
+                tr("{lo} to {hi} characters", lo=lo, hi=hi)
+                if lo
+                else tr("at most {hi} characters", hi=hi)
+            )
         elif lo:
-            parts.append(f"at least {lo} characters")
+            parts.append(tr("at least {lo} characters", lo=lo))
     elif kind == "number":
-        lo, hi, step = t.get("min"), t.get("max"), t.get("step")
+        lo, hi, step = ty.get("min"), ty.get("max"), ty.get("step")
         if lo is not None and hi is not None:
-            parts.append(f"{lo:g} to {hi:g}")
+            parts.append(tr("{lo} to {hi}", lo=format(lo, "g"), hi=format(hi, "g")))
         elif lo is not None:
-            parts.append(f"at least {lo:g}")
+            parts.append(tr("at least {lo}", lo=format(lo, "g")))
         elif hi is not None:
-            parts.append(f"at most {hi:g}")
+            parts.append(tr("at most {hi}", hi=format(hi, "g")))
         if step is not None:
-            parts.append(f"step {step:g}")
+            parts.append(tr("step {step}", step=format(step, "g")))
     elif kind in _IMAGE_TYPES:
-        if kind == "image":
-            parts.append(_CHANNELS.get(t.get("channels"), ""))
-        w, h = t.get("width"), t.get("height")
+        if kind == "image" and ty.get("channels") in _CHANNELS:
+            parts.append(tr(_CHANNELS[ty["channels"]]))
+        w, h = ty.get("width"), ty.get("height")
         if w and h:
-            parts.append(f"{w}x{h} pixels")
+            parts.append(tr("{width}x{height} pixels", width=w, height=h))
         else:
-            for key, what in (("width", "wide"), ("height", "high")):
-                if t.get(key):
-                    parts.append(f"{t[key]} pixels {what}")
-            for key, what in (
-                ("minWidth", "at least {} pixels wide"),
-                ("minHeight", "at least {} pixels high"),
-                ("maxWidth", "at most {} pixels wide"),
-                ("maxHeight", "at most {} pixels high"),
-            ):
-                if t.get(key):
-                    parts.append(what.format(t[key]))
-    elif kind == "file" and t.get("extension"):
-        parts.append(" or ".join(t["extension"]) + " file")
+            sizes = (
+                ("width", N_("{n} pixels wide")),
+                ("height", N_("{n} pixels high")),
+                ("minWidth", N_("at least {n} pixels wide")),
+                ("minHeight", N_("at least {n} pixels high")),
+                ("maxWidth", N_("at most {n} pixels wide")),
+                ("maxHeight", N_("at most {n} pixels high")),
+            )
+            for key, what in sizes:
+                if ty.get(key):
+                    parts.append(tr(what, n=ty[key]))
+    elif kind == "file" and ty.get("extension"):
+        parts.append(tr("{extensions} file", extensions=tr(" or ").join(ty["extension"])))
     elif kind == "directory":
-        parts.append("a .zip or .tar.gz of the directory")
+        parts.append(tr("a .zip or .tar.gz of the directory"))
     elif kind == "vector":
-        parts.append(f"{t.get('length')} numbers, JSON")
+        parts.append(tr("{length} numbers, JSON", length=ty.get("length")))
     elif kind == "array":
-        item = (t.get("itemType") or {}).get("type", "any")
-        lo, hi = t.get("minLength") or 0, t.get("maxLength")
-        size = f"{lo} to {hi} " if hi is not None else (f"at least {lo} " if lo else "")
-        parts.append(f"a JSON list of {size}{item} values")
+        item = (ty.get("itemType") or {}).get("type", "any")
+        lo, hi = ty.get("minLength") or 0, ty.get("maxLength")
+        if hi is not None:
+            parts.append(tr("a JSON list of {lo} to {hi} {item} values", lo=lo, hi=hi, item=item))
+        elif lo:
+            parts.append(tr("a JSON list of at least {lo} {item} values", lo=lo, item=item))
+        else:
+            parts.append(tr("a JSON list of {item} values", item=item))
     elif kind == "image_point":
-        parts.append("[x, y] from 0 to 1, JSON")
+        parts.append(tr("[x, y] from 0 to 1, JSON"))
     elif kind == "image_bounding_box":
-        parts.append("[xmin, ymin, xmax, ymax] from 0 to 1, JSON")
+        parts.append(tr("[xmin, ymin, xmax, ymax] from 0 to 1, JSON"))
     elif kind == "image_landmarks":
-        labels = t.get("labels")
-        named = f": {', '.join(labels)}" if labels else ""
-        parts.append(f"{t.get('length')} points [x, y] from 0 to 1, JSON{named}")
+        labels = ty.get("labels")
+        if labels:
+            parts.append(
+                tr(
+                    "{length} points [x, y] from 0 to 1, JSON: {labels}",
+                    length=ty.get("length"),
+                    labels=tr(", ").join(labels),
+                )
+            )
+        else:
+            parts.append(tr("{length} points [x, y] from 0 to 1, JSON", length=ty.get("length")))
     elif kind == "any":
-        parts.append("any JSON value")
-    return ", ".join(p for p in parts if p)
+        parts.append(tr("any JSON value"))
+    return tr(", ").join(p for p in parts if p)
 
 
-def _legend(t: dict) -> str:
+def _legend(ty: dict) -> str:
     """Colour swatches of a segmentation's labels."""
-    colors = t.get("labelToColor") or {}
+    colors = ty.get("labelToColor") or {}
     items = []
-    for label, i in (t.get("labelToId") or {}).items():
+    for label, i in (ty.get("labelToId") or {}).items():
         r, g, b = colors.get(label, [0, 0, 0])
         items.append(
             f'<span style="white-space: nowrap; margin-right: 8px">'
@@ -192,11 +211,13 @@ def _data_uri_bytes(uri: str) -> tuple:
 class _Editor:
     """The widgets of one input and how its value goes on the wire."""
 
-    def __init__(self, name: str, t: dict, widget: widgets.Widget, extras: Optional[list] = None):
+    def __init__(self, name: str, ty: dict, widget: widgets.Widget, extras: Optional[list] = None):
         self.name = name
-        self.type = t
+        self.type = ty
         self.widget = widget
         self.extras = extras or []
+        #: The language of its messages (set by :func:`_editor`).
+        self.tr: Translator = ENGLISH
 
     def wire(self) -> Any:
         return self.widget.value
@@ -236,18 +257,32 @@ class _JSONEditor(_Editor):
         try:
             return json.loads(text)
         except ValueError as e:
-            where = f" (line {e.lineno}, column {e.colno})" if hasattr(e, "lineno") else ""
+            tr = self.tr
+            where = (
+                tr(" (line {line}, column {column})", line=e.lineno, column=e.colno)
+                if hasattr(e, "lineno")
+                else ""
+            )
             example = sample_value(self.type)
-            like = f", like {json.dumps(example)[:60]}" if example is not OMIT else ""
+            like = (
+                tr(", like {example}", example=json.dumps(example)[:60])
+                if example is not OMIT
+                else ""
+            )
             raise InputError(
-                f"Input {self.name!r} is not valid JSON{where}: write it as JSON{like}.",
+                tr(
+                    "Input {name} is not valid JSON{where}: write it as JSON{like}.",
+                    name=repr(self.name),
+                    where=where,
+                    like=like,
+                ),
                 field=self.name,
             ) from None
 
 
 class _UploadEditor(_Editor):
-    def __init__(self, name: str, t: dict, widget: widgets.FileUpload, preview: widgets.Widget):
-        super().__init__(name, t, widget, [preview])
+    def __init__(self, name: str, ty: dict, widget: widgets.FileUpload, preview: widgets.Widget):
+        super().__init__(name, ty, widget, [preview])
         self.preview = preview
         #: A recorded example's wire value, sent until a file is chosen.
         self.example: Any = None
@@ -317,8 +352,8 @@ class _UploadEditor(_Editor):
         }
 
 
-def _slider_or_box(name: str, t: dict) -> widgets.Widget:
-    lo, hi, step, default = t.get("min"), t.get("max"), t.get("step"), t.get("default")
+def _slider_or_box(name: str, ty: dict) -> widgets.Widget:
+    lo, hi, step, default = ty.get("min"), ty.get("max"), ty.get("step"), ty.get("default")
     start = default if default is not None else (lo if lo is not None else (hi or 0))
     common = {"continuous_update": False}
     if lo is not None and hi is not None:
@@ -342,9 +377,15 @@ def _slider_or_box(name: str, t: dict) -> widgets.Widget:
     return box
 
 
-def _editor(name: str, t: dict) -> _Editor:
-    kind = t.get("type")
-    default = t.get("default")
+def _editor(name: str, ty: dict, tr: Translator = ENGLISH) -> _Editor:
+    editor = _new_editor(name, ty, tr)
+    editor.tr = tr
+    return editor
+
+
+def _new_editor(name: str, ty: dict, tr: Translator) -> _Editor:
+    kind = ty.get("type")
+    default = ty.get("default")
     if kind in _UPLOAD_TYPES:
         if kind in _IMAGE_TYPES:
             accept = "image/*"
@@ -352,48 +393,50 @@ def _editor(name: str, t: dict) -> _Editor:
                 format="png", layout=_image_layout("160px", display="none")
             )
         else:
-            accept = ",".join(t.get("extension") or []) if kind == "file" else _ARCHIVES
+            accept = ",".join(ty.get("extension") or []) if kind == "file" else _ARCHIVES
             preview = widgets.HTML()
-        upload = widgets.FileUpload(accept=accept, multiple=False, description="Upload")
-        return _UploadEditor(name, t, upload, preview)
+        upload = widgets.FileUpload(accept=accept, multiple=False, description=tr("Upload"))
+        return _UploadEditor(name, ty, upload, preview)
     if kind == "text":
         return _Editor(
             name,
-            t,
+            ty,
             widgets.Textarea(
                 value=default if isinstance(default, str) else "",
-                placeholder=_hint(t) or "text",
+                placeholder=_hint(ty, tr) or tr("text"),
                 rows=2,
                 layout=widgets.Layout(width="100%"),
             ),
         )
     if kind == "number":
-        return _NumberEditor(name, t, _slider_or_box(name, t))
+        return _NumberEditor(name, ty, _slider_or_box(name, ty))
     if kind == "boolean":
-        return _Editor(name, t, widgets.Checkbox(value=bool(default), indent=False))
+        return _Editor(name, ty, widgets.Checkbox(value=bool(default), indent=False))
     if kind == "category":
-        choices = list(t.get("oneOf") or [])
+        choices = list(ty.get("oneOf") or [])
         return _Editor(
             name,
-            t,
+            ty,
             widgets.Dropdown(options=choices, value=default if default in choices else choices[0]),
         )
     # vector, array, the geometry types, any and whatever comes later: JSON.
-    sample = sample_value(t)
+    sample = sample_value(ty)
     rows = 2 if kind in ("vector", "image_point", "image_bounding_box") else 4
     box = widgets.Textarea(
         value="" if sample is OMIT else json.dumps(sample),
-        placeholder=_hint(t) or "JSON",
+        placeholder=_hint(ty, tr) or "JSON",
         rows=rows,
         layout=widgets.Layout(width="100%"),
     )
-    editor = _JSONEditor(name, t, box)
+    editor = _JSONEditor(name, ty, box)
     if kind == "vector":
-        random = widgets.Button(description="Random", tooltip="Sample N(samplingMean, samplingStd)")
+        random = widgets.Button(
+            description=tr("Random"), tooltip=tr("Sample N(samplingMean, samplingStd)")
+        )
 
         def draw(_button: Any) -> None:
-            mean, std = t.get("samplingMean", 0), t.get("samplingStd", 1)
-            z = np.random.default_rng().normal(mean, std, int(t.get("length") or 0))
+            mean, std = ty.get("samplingMean", 0), ty.get("samplingStd", 1)
+            z = np.random.default_rng().normal(mean, std, int(ty.get("length") or 0))
             box.value = json.dumps([round(float(v), 4) for v in z])
 
         random.on_click(draw)
@@ -402,8 +445,8 @@ def _editor(name: str, t: dict) -> _Editor:
 
 
 # -- outputs -------------------------------------------------------------------------------------------
-def _output_widget(t: dict, value: Any) -> widgets.Widget:
-    kind = t.get("type")
+def _output_widget(ty: dict, value: Any, tr: Translator = ENGLISH) -> widgets.Widget:
+    kind = ty.get("type")
     if kind in _IMAGE_TYPES and isinstance(value, str):
         try:
             data, fmt = _data_uri_bytes(value)
@@ -416,9 +459,10 @@ def _output_widget(t: dict, value: Any) -> widgets.Widget:
         return widgets.HTML(f"<code>{_esc(json.dumps(value))}</code>")
     if kind in ("file", "directory") and isinstance(value, str) and value.startswith("data:"):
         size = len(value.split(",", 1)[-1]) * 3 // 4
+        link = tr("Download the file") if kind == "file" else tr("Download the directory")
         return widgets.HTML(
-            f'<a download="{kind}" href="{html.escape(value)}">Download the {kind}</a> '
-            f"(about {size:,} bytes)"
+            f'<a download="{kind}" href="{html.escape(value)}">{_esc(link)}</a> '
+            + _esc(tr("(about {size} bytes)", size=format(size, ",")))
         )
     return widgets.HTML(f"<pre>{_esc(json.dumps(value, indent=2, ensure_ascii=False))}</pre>")
 
@@ -440,12 +484,16 @@ class CommandForm(widgets.VBox):
         save: Optional[Callable[[dict, dict], Any]] = None,
         stream: Optional[Callable[[dict, Callable], dict]] = None,
         examples: Optional[list] = None,
+        tr: Optional[Translator] = None,
     ):
+        #: The language of its texts: the kernel's (:func:`~algolink_jupyter.translation.kernel_language`).
+        self.tr = tr if tr is not None else kernel_translator()
+        tr = self.tr
         self.spec = spec
         self._run = run
         self._save = save
         self._stream = stream if spec.get("streams") else None
-        self._editors = {t["name"]: _editor(t["name"], t) for t in spec.get("inputs") or []}
+        self._editors = {ty["name"]: _editor(ty["name"], ty, tr) for ty in spec.get("inputs") or []}
         self.input_widgets: dict = {name: e.widget for name, e in self._editors.items()}
         self.previews: dict = {
             name: e.preview for name, e in self._editors.items() if isinstance(e, _UploadEditor)
@@ -469,14 +517,14 @@ class CommandForm(widgets.VBox):
         for name, editor in self._editors.items():
             rows.append(self._input_row(name, editor))
         if not self._editors:
-            rows.append(widgets.HTML("<i>This command takes no inputs.</i>"))
+            rows.append(widgets.HTML("<i>" + _esc(tr("This command takes no inputs.")) + "</i>"))
 
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.run_button = widgets.Button(description=tr("Run"), button_style="primary", icon="play")
         self.save_button = widgets.Button(
-            description="Save as example",
+            description=tr("Save as example"),
             icon="save",
             disabled=True,
-            tooltip="Record these inputs and outputs; export replays them to verify the bundle",
+            tooltip=tr("Record these inputs and outputs; export replays them to verify the bundle"),
         )
         if save is None:
             self.save_button.layout.display = "none"
@@ -503,22 +551,25 @@ class CommandForm(widgets.VBox):
         super().__init__(rows)
         self.add_class("algolink-test-form")
 
-    @staticmethod
-    def _input_row(name: str, editor: _Editor) -> widgets.Widget:
-        t = editor.type
-        hint = _hint(t)
-        if t.get("default") is not None and t.get("type") not in _UPLOAD_TYPES:
-            shown = t["default"] if isinstance(t["default"], str) else json.dumps(t["default"])
-            hint = f"{hint}, default {shown}" if hint else f"default {shown}"
-        label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
+    def _input_row(self, name: str, editor: _Editor) -> widgets.Widget:
+        ty, tr = editor.type, self.tr
+        hint = _hint(ty, tr)
+        if ty.get("default") is not None and ty.get("type") not in _UPLOAD_TYPES:
+            shown = ty["default"] if isinstance(ty["default"], str) else json.dumps(ty["default"])
+            hint = (
+                tr("{hint}, default {value}", hint=hint, value=shown)
+                if hint
+                else tr("default {value}", value=shown)
+            )
+        label = f"<b>{_esc(name)}</b> <code>{_esc(ty.get('type'))}</code>"
         if hint:
             label += f' <span style="color: #666">{_esc(hint)}</span>'
-        if t.get("description"):
-            label += f"<br><span>{_esc(t['description'])}</span>"
-            editor.widget.tooltip = t["description"]
+        if ty.get("description"):
+            label += f"<br><span>{_esc(ty['description'])}</span>"
+            editor.widget.tooltip = ty["description"]
         parts: list = [widgets.HTML(label), editor.widget, *editor.extras]
-        if t.get("type") == "segmentation" and t.get("labelToId"):
-            parts.append(widgets.HTML(_legend(t)))
+        if ty.get("type") == "segmentation" and ty.get("labelToId"):
+            parts.append(widgets.HTML(_legend(ty)))
         return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px 0"))
 
     # -- examples ----------------------------------------------------------------------------------
@@ -528,14 +579,14 @@ class CommandForm(widgets.VBox):
         buttons = []
         for i in range(len(self.examples)):
             button = widgets.Button(
-                description=f"Example {i + 1}",
-                tooltip="Fill the form with this recorded example's inputs",
+                description=self.tr("Example {n}", n=i + 1),
+                tooltip=self.tr("Fill the form with this recorded example's inputs"),
                 layout=widgets.Layout(width="auto"),
             )
             button.on_click(lambda _b, i=i: self.fill_example(i))
             buttons.append(button)
         self.example_buttons: list = buttons
-        label = widgets.HTML('<span style="color: #666">Examples:</span>')
+        label = widgets.HTML('<span style="color: #666">' + _esc(self.tr("Examples:")) + "</span>")
         self.examples_box.children = (label, *buttons) if buttons else ()
 
     def fill_example(self, index: int) -> None:
@@ -563,7 +614,7 @@ class CommandForm(widgets.VBox):
         self._clear_error()
         self.saved.value = ""
         self.run_button.disabled = True
-        self.run_button.description = "Running..."
+        self.run_button.description = self.tr("Running...")
         self.latency.value = ""
         started = None
         try:
@@ -580,7 +631,7 @@ class CommandForm(widgets.VBox):
             return
         finally:
             self.run_button.disabled = False
-            self.run_button.description = "Run"
+            self.run_button.description = self.tr("Run")
         self.latency.value = _format_latency(elapsed)
         self.last_inputs, self.last_outputs = raw, outputs
         self._show_outputs(outputs)
@@ -620,7 +671,9 @@ class CommandForm(widgets.VBox):
             self._show_error(e)
             return None
         self.save_button.disabled = True  # once per run: a second click would only duplicate it
-        self.saved.value = f"Saved as an example: <code>{_esc(where)}</code>"
+        self.saved.value = _esc(self.tr("Saved as an example: {where}", where="\0")).replace(
+            "\0", f"<code>{_esc(where)}</code>"
+        )
         self.set_examples([*self.examples, self.last_inputs])
         return where
 
@@ -630,20 +683,22 @@ class CommandForm(widgets.VBox):
         if outputs is None:
             self.output_box.children = ()
             return
-        types = {t["name"]: t for t in self.spec.get("outputs") or []}
+        types = {ty["name"]: ty for ty in self.spec.get("outputs") or []}
         if not isinstance(outputs, dict):
             outputs = {"output": outputs}
         rows = []
         for name in [*types, *(k for k in outputs if k not in types)]:
             if name not in outputs:
                 continue
-            t = types.get(name, {"type": "any"})
-            w = _output_widget(t, outputs[name])
+            ty = types.get(name, {"type": "any"})
+            w = _output_widget(ty, outputs[name], self.tr)
             self.output_widgets[name] = w
-            label = f"<b>{_esc(name)}</b> <code>{_esc(t.get('type'))}</code>"
+            label = f"<b>{_esc(name)}</b> <code>{_esc(ty.get('type'))}</code>"
             rows.append(widgets.VBox([widgets.HTML(label), w]))
         if not rows:
-            rows.append(widgets.HTML("<i>Done: this command has no outputs.</i>"))
+            rows.append(
+                widgets.HTML("<i>" + _esc(self.tr("Done: this command has no outputs.")) + "</i>")
+            )
         self.output_box.children = tuple(rows)
 
     def _show_error(self, e: Exception) -> None:
@@ -655,7 +710,11 @@ class CommandForm(widgets.VBox):
         body = f'<div class="algolink-error" style="{_ERROR_STYLE}">{_esc(message)}</div>'
         tb = getattr(e, "traceback", None) if isinstance(e, InferenceError) else None
         if tb:
-            body += f"<details><summary>Traceback</summary><pre>{_esc(tb)}</pre></details>"
+            body += (
+                "<details><summary>"
+                + _esc(self.tr("Traceback"))
+                + f"</summary><pre>{_esc(tb)}</pre></details>"
+            )
         self.error.value = body
         widget = self.input_widgets.get(field) if field else None
         if widget is not None:
@@ -678,6 +737,7 @@ def build_form(
     save: Optional[Callable[[dict, dict], Any]] = None,
     stream: Optional[Callable[[dict, Callable], dict]] = None,
     examples: Optional[list] = None,
+    tr: Optional[Translator] = None,
 ) -> CommandForm:
     """The test form of the command ``spec`` describes; a pure function of the spec (and of the
     recorded ``examples``' inputs, offered as buttons that fill the form).
@@ -686,9 +746,10 @@ def build_form(
     input or a failing command; ``save(inputs, outputs)`` records an example (no Save button without it);
     ``stream(raw_inputs, on_event) -> outputs`` runs a command that yields (``"streams"`` in its spec),
     calling ``on_event(progress, outputs)`` per yield: the form shows a progress bar and the outputs
-    as they come.
+    as they come. ``tr``: the language of its texts, the kernel's when not given (README, "The
+    language of the notebook's forms").
     """
-    return CommandForm(spec, run, save, stream, examples)
+    return CommandForm(spec, run, save, stream, examples, tr)
 
 
 def for_command(
