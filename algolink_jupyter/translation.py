@@ -212,3 +212,45 @@ def kernel_translator() -> Translator:
     """The translator of :func:`kernel_language`, read again each time (a form built after the user
     changed JupyterLab's language speaks the new one)."""
     return translator(kernel_language())
+
+
+#: The name rules' sentences by :class:`~algolink_jupyter.names.Problem` key, for the pages and the notebook's publish form
+#: to say in their language (English keeps ``Problem.message``; the catalogs translate these).
+PROBLEM_MESSAGES = {
+    "name_missing": N_("The {kind} name is missing: give a name of letters, digits, _ and -."),
+    "name_type": N_(
+        "The {kind} name must be text, got {value}: give a name of letters, digits, _ and -."
+    ),
+    "name_space": N_(
+        "The {kind} name '{value}' has a space: a name allows only letters, digits, _ and -, no spaces."
+    ),
+    "name_char": N_(
+        "The {kind} name '{value}' has '{bad}': a name allows only letters, digits, _ and -."
+    ),
+    "group_name_missing": N_(
+        "The group name is missing: give a name of letters of any language (such as 表格模型), "
+        "digits, _ and -."
+    ),
+    "group_name_type": N_(
+        "The group name must be text, got {value}: give a name of letters of any language (such "
+        "as 表格模型), digits, _ and -."
+    ),
+    "group_name_space": N_(
+        "The group name '{value}' has a space: a group name allows letters of any language, "
+        "digits, _ and -, no spaces."
+    ),
+    "group_name_char": N_(
+        "The group name '{value}' has '{bad}': a group name allows only letters of any language, "
+        "digits, _ and -."
+    ),
+    "name_long": N_("The {kind} name '{value}' is too long: a name has at most {max} characters."),
+    "version_missing": N_("The version is missing: give a version such as '1.0'."),
+    "version_type": N_("The version must be text such as '1.0', got {value}."),
+    "version_underscore": N_(
+        "The version '{value}' has '_': a version allows no '_' (use '.' or '-')."
+    ),
+    "version_space": N_("The version '{value}' has a space: a version allows no spaces."),
+    "version_bad": N_(
+        "The version '{value}' is not allowed: use letters, digits, '.', '+' and '-' (at most {max} characters)."
+    ),
+}

@@ -42,7 +42,7 @@ HUB_PY = [PACKAGE / "hub", PACKAGE / "client", PACKAGE / "serverext"]
 #: The kernel's side: the notebook's test form and publish form (their language: ``kernel_language``)
 KERNEL_PY = [PACKAGE / "widgets", PACKAGE / "kernel"]
 #: and single files of it: the magics' lines
-KERNEL_PY_FILES = [PACKAGE / "magics.py"]
+KERNEL_PY_FILES = [PACKAGE / "magics.py", PACKAGE / "translation.py"]
 TS = ROOT / "js" / "src"
 
 PY_KEYWORDS = {

@@ -180,7 +180,8 @@ def test_port_turns_keys_added_the_old_way_into_catalog_entries(tmp_path):
         "js/src",
     ):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("vendor"))
-    shutil.copy(ROOT / "algolink_jupyter/magics.py", tmp_path / "algolink_jupyter/magics.py")
+    for single in ("magics.py", "translation.py"):
+        shutil.copy(ROOT / "algolink_jupyter" / single, tmp_path / "algolink_jupyter" / single)
     page = tmp_path / "algolink_jupyter/hub/handlers/templates/service.html"
     page.write_text(
         page.read_text() + '<button>{{ t("image_button", name=service.name) }}</button>\n'

@@ -42,7 +42,7 @@ from ..errors import CLIError
 from ..examples import DEFAULT_DIR as EXAMPLES_DIR
 from ..kernel import registry as kernel_registry
 from ..markdown import render_markdown
-from ..translation import N_, Translator, kernel_translator, speaking
+from ..translation import N_, PROBLEM_MESSAGES, Translator, kernel_translator, speaking
 from . import curl, gallery
 from . import publishing as pipeline
 from .publishing import STEPS, new_version_label, taken_sentence
@@ -82,53 +82,13 @@ def latest() -> Optional[PublishForm]:
     return _latest
 
 
-#: The name rules' sentences by :class:`~algolink_jupyter.names.Problem` key, as the hub's pages say
-#: them in other languages (the same messages: one translation); English keeps ``Problem.message``.
-_NAME_PROBLEMS = {
-    "name_missing": N_("The {kind} name is missing: give a name of letters, digits, _ and -."),
-    "name_type": N_(
-        "The {kind} name must be text, got {value}: give a name of letters, digits, _ and -."
-    ),
-    "name_space": N_(
-        "The {kind} name '{value}' has a space: a name allows only letters, digits, _ and -, no spaces."
-    ),
-    "name_char": N_(
-        "The {kind} name '{value}' has '{bad}': a name allows only letters, digits, _ and -."
-    ),
-    "group_name_missing": N_(
-        "The group name is missing: give a name of letters of any language (such as 表格模型), "
-        "digits, _ and -."
-    ),
-    "group_name_type": N_(
-        "The group name must be text, got {value}: give a name of letters of any language (such "
-        "as 表格模型), digits, _ and -."
-    ),
-    "group_name_space": N_(
-        "The group name '{value}' has a space: a group name allows letters of any language, "
-        "digits, _ and -, no spaces."
-    ),
-    "group_name_char": N_(
-        "The group name '{value}' has '{bad}': a group name allows only letters of any language, "
-        "digits, _ and -."
-    ),
-    "name_long": N_("The {kind} name '{value}' is too long: a name has at most {max} characters."),
-    "version_missing": N_("The version is missing: give a version such as '1.0'."),
-    "version_type": N_("The version must be text such as '1.0', got {value}."),
-    "version_underscore": N_(
-        "The version '{value}' has '_': a version allows no '_' (use '.' or '-')."
-    ),
-    "version_space": N_("The version '{value}' has a space: a version allows no spaces."),
-    "version_bad": N_(
-        "The version '{value}' is not allowed: use letters, digits, '.', '+' and '-' (at most {max} characters)."
-    ),
-}
 _KINDS = {"project": N_("project"), "group": N_("group"), "model": N_("service")}
 
 
 def _problem_sentence(problem: Optional[names.Problem], tr: Optional[Translator]) -> Optional[str]:
     if problem is None:
         return None
-    message = _NAME_PROBLEMS.get(problem.key)
+    message = PROBLEM_MESSAGES.get(problem.key)
     if tr is None or tr.lang == "en" or message is None:
         return problem.message
     params = dict(problem.params)

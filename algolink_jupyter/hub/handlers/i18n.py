@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ...translation import DEFAULT, LANGUAGES, N_, Translator, pick, translator
+from ...translation import (
+    DEFAULT,
+    LANGUAGES,
+    N_,
+    PROBLEM_MESSAGES,
+    Translator,
+    pick,
+    translator,
+)
 
 __all__ = ["DEFAULT", "LANGUAGES", "N_", "Translator", "pick", "translator"]
 
@@ -108,42 +116,7 @@ ERRORS = {
     "dev_not_manifest": N_(
         "{url} did not answer like a model server: give the URL of a running AlgoLink model server."
     ),
-    "name_missing": N_("The {kind} name is missing: give a name of letters, digits, _ and -."),
-    "name_type": N_(
-        "The {kind} name must be text, got {value}: give a name of letters, digits, _ and -."
-    ),
-    "name_space": N_(
-        "The {kind} name '{value}' has a space: a name allows only letters, digits, _ and -, no spaces."
-    ),
-    "name_char": N_(
-        "The {kind} name '{value}' has '{bad}': a name allows only letters, digits, _ and -."
-    ),
-    "group_name_missing": N_(
-        "The group name is missing: give a name of letters of any language (such as 表格模型), "
-        "digits, _ and -."
-    ),
-    "group_name_type": N_(
-        "The group name must be text, got {value}: give a name of letters of any language (such "
-        "as 表格模型), digits, _ and -."
-    ),
-    "group_name_space": N_(
-        "The group name '{value}' has a space: a group name allows letters of any language, "
-        "digits, _ and -, no spaces."
-    ),
-    "group_name_char": N_(
-        "The group name '{value}' has '{bad}': a group name allows only letters of any language, "
-        "digits, _ and -."
-    ),
-    "name_long": N_("The {kind} name '{value}' is too long: a name has at most {max} characters."),
-    "version_missing": N_("The version is missing: give a version such as '1.0'."),
-    "version_type": N_("The version must be text such as '1.0', got {value}."),
-    "version_underscore": N_(
-        "The version '{value}' has '_': a version allows no '_' (use '.' or '-')."
-    ),
-    "version_space": N_("The version '{value}' has a space: a version allows no spaces."),
-    "version_bad": N_(
-        "The version '{value}' is not allowed: use letters, digits, '.', '+' and '-' (at most {max} characters)."
-    ),
+    **PROBLEM_MESSAGES,
     "group_exists": N_("Project '{project}' already has a group '{name}': choose another name."),
     "group_missing": N_("Project '{project}' has no group '{name}': create the group first."),
     "metadata_json": N_("The metadata is not valid JSON: send a JSON object."),
