@@ -288,3 +288,32 @@ def test_the_openapi_document_marks_the_batched_command(server):
         "maxLatencyMs": 50.0,
     }
     assert "x-algolink-batch" not in doc["paths"]["/batches"]["post"]
+
+
+def test_a_client_error_raised_by_a_batch_or_a_generator_keeps_its_status():
+    """InvalidArgumentError from a command is the client's 400, whether the command is plain, batched
+    or yields (the same rule in all three)."""
+    from modelcloud.errors import InvalidArgumentError
+
+    registry = modelcloud.Registry()
+
+    def refuse(model, inputs):
+        raise InvalidArgumentError("x", "must be even")
+
+    def refuse_batch(model, batch):
+        raise InvalidArgumentError("x", "must be even")
+
+    def refuse_later(model, inputs):
+        yield {"y": 1}, 0.5
+        raise InvalidArgumentError("x", "must be even")
+
+    spec = {"inputs": {"x": number()}, "outputs": {"y": number()}}
+    registry.command("plain", **spec)(refuse)
+    registry.command("batched", **spec, batch=4)(refuse_batch)
+    registry.command("yields", **spec)(refuse_later)
+    registry.run_setup()
+    for name in ("plain", "batched", "yields"):
+        with pytest.raises(InvalidArgumentError) as caught:
+            registry.run_command(name, {"x": 3})
+        assert caught.value.status == 400 and caught.value.field == "x"
+        assert caught.value.message == "Invalid argument 'x': must be even."

@@ -22,21 +22,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
-import requests
-from browser_support import artifacts_dir, launch, sync_api
-from hub_process import Hub, free_port, make_bundle, wait_for
+from browser_support import artifacts_dir, jupyter_lab, launch, sync_api
+from hub_process import Hub, make_bundle
 
 from algolink_jupyter.kernel import announce
 
 pytestmark = pytest.mark.timeout(420)
-
-BIN = Path(sys.executable).parent
 
 
 CELLS = [
@@ -91,64 +86,11 @@ def lab(tmp_path_factory, hub):
     nbformat.write(nb, str(root / "demo.ipynb"))
     (root / "algolink_examples" / "shout").mkdir(parents=True)
     (root / "algolink_examples" / "shout" / "001.json").write_text(json.dumps(EXAMPLE))
-    port, token = free_port(), uuid.uuid4().hex
     config = home / "algolink.json"
     config.write_text(json.dumps({"hub_url": hub.url, "token": hub.token}))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")},
-        "ALGOLINK_HUB_URL": hub.url,
-        "ALGOLINK_CONFIG": str(config),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = open(home / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            str(BIN / "jupyter"),
-            "lab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.allow_root=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        cwd=str(root),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200
-        except requests.RequestException:
-            return proc.poll() is not None
-
-    wait_for(up, timeout=120, what="jupyter lab")
-    assert proc.poll() is None, (home / "lab.log").read_text()
-    yield {
-        "url": url,
-        "token": token,
-        "log": home / "lab.log",
-        "runtime": home / "runtime",
-        "config": config,
-    }
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    env = {"ALGOLINK_HUB_URL": hub.url, "ALGOLINK_CONFIG": str(config)}
+    with jupyter_lab(root, home, env) as lab:
+        yield {**lab, "config": config}
 
 
 def run_palette(page, label: str) -> None:

@@ -9,20 +9,15 @@ import base64
 import io
 import json
 import os
-import subprocess
 import sys
-import uuid
 
 import nbformat
 import pytest
-import requests
-from browser_support import artifacts_dir
-from hub_process import free_port, wait_for
+from browser_support import artifacts_dir, jupyter_lab
 from PIL import Image
 
 pytestmark = pytest.mark.timeout(420)
 
-BIN = os.path.dirname(sys.executable)
 CELLS = [
     "%load_ext algolink_jupyter",
     '%%algolink_command tint --inputs "photo=image(max_width=64, max_height=64), '
@@ -58,58 +53,9 @@ def lab(tmp_path_factory):
     folder.mkdir(parents=True)
     example = {"photo": png_uri((250, 200, 0), (48, 32)), "strength": 1.75, "label": "sunny"}
     (folder / "001.json").write_text(json.dumps({"command": "tint", "inputs": example}))
-    port, token = free_port(), uuid.uuid4().hex
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")},
-        "ALGOLINK_CONFIG": str(home / "algolink.json"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = open(home / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            os.path.join(BIN, "jupyter"),
-            "lab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.allow_root=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        cwd=str(root),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200
-        except requests.RequestException:
-            return proc.poll() is not None
-
-    try:
-        wait_for(up, timeout=120, what="jupyter lab")
-        assert proc.poll() is None, (home / "lab.log").read_text()
-        yield {"url": url, "token": token, "root": root}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = {"ALGOLINK_CONFIG": str(home / "algolink.json"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    with jupyter_lab(root, home, env) as lab:
+        yield {"url": lab["url"], "token": lab["token"], "root": root}
 
 
 def test_the_notebook_test_form_shows_hints_examples_and_previews(lab, browser, tmp_path):

@@ -13,20 +13,15 @@ import importlib.metadata
 import json
 import os
 import re
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from browser_support import artifacts_dir, launch, sync_api
-from hub_process import free_port, wait_for
+from browser_support import artifacts_dir, jupyter_lab, launch, sync_api
 
 pytestmark = pytest.mark.timeout(420)
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 BUILT = REPO / "algolink_jupyter" / "labextension"
 CATALOG = REPO / "algolink_jupyter" / "locale" / "zh_CN" / "LC_MESSAGES"
 
@@ -78,56 +73,13 @@ def lab(tmp_path_factory):
     settings = home / "settings" / "@jupyterlab" / "translation-extension"
     settings.mkdir(parents=True)
     (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"locale": "zh_CN"}))
-    port, token = free_port(), uuid.uuid4().hex
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALGOLINK_")},
         "ALGOLINK_CONFIG": str(home / "no-algolink.json"),
         "JUPYTER_PATH": str(share),
         "PYTHONPATH": os.pathsep.join(pythonpath),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    log = open(home / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            str(BIN / "jupyter"),
-            "lab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.allow_root=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        cwd=str(root),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200
-        except requests.RequestException:
-            return proc.poll() is not None
-
-    wait_for(up, timeout=120, what="jupyter lab")
-    assert proc.poll() is None, (home / "lab.log").read_text()
-    yield {"url": url, "token": token, "log": home / "lab.log"}
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with jupyter_lab(root, home, env) as lab:
+        yield lab
 
 
 def test_the_server_hands_jupyterlab_the_extensions_chinese_catalog(lab):

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from .batching import Batching, as_batching, split_results
 from .data_types import MISSING, DecodeContext, accepts_output_format, from_spec, is_builtin
@@ -502,21 +502,9 @@ class Registry:
             return outputs
         try:
             result = cmd.fn(self.model, inputs)
-        except ModelCloudError as e:
-            self.last_command_at = time.time()
-            # InvalidArgumentError and the like: the client's fault, said so
-            if 400 <= e.status < 500:
-                raise
-            raise InferenceError(
-                f"Error during inference: {type(e).__name__}: {e}",
-                traceback=traceback.format_exc(),
-            ) from e
         except BaseException as e:
             self.last_command_at = time.time()
-            raise InferenceError(
-                f"Error during inference: {type(e).__name__}: {e}",
-                traceback=traceback.format_exc(),
-            ) from e
+            raise_command_error(e)
         if is_stream(result):
             try:
                 return self.follow(cmd, result, on_event, is_canceled, output_formats)
@@ -550,10 +538,7 @@ class Registry:
                     item = stop.value
                     steps = iter(())  # the return value is the last yield
                 except BaseException as e:
-                    raise InferenceError(
-                        f"Error during inference: {type(e).__name__}: {e}",
-                        traceback=traceback.format_exc(),
-                    ) from e
+                    raise_command_error(e)
                 progress, values = split_yield(cmd, item)
                 outputs = (
                     None if values is None else self.serialize_outputs(cmd, values, output_formats)
@@ -584,10 +569,7 @@ class Registry:
         try:
             result = cmd.fn(self.model, batch)
         except BaseException as e:
-            raise InferenceError(
-                f"Error during inference (a batch of {len(batch)}): {type(e).__name__}: {e}",
-                traceback=traceback.format_exc(),
-            ) from e
+            raise_command_error(e, batch=len(batch))
         finally:
             self.last_command_at = time.time()
         return split_results(cmd.name, cmd.outputs, result, len(batch))
@@ -644,6 +626,19 @@ class Registry:
             return self.call(cmd, inputs, on_event, is_canceled)
         finally:
             ctx.cleanup()
+
+
+def raise_command_error(e: BaseException, batch: Optional[int] = None) -> NoReturn:
+    """Raise what a command's own exception answers (call it in the ``except``): a client error it
+    raised on purpose (InvalidArgumentError and other 4xx) as it is, anything else an InferenceError
+    with the traceback. The same for a plain call, a generator's step and a batch."""
+    if isinstance(e, ModelCloudError) and 400 <= e.status < 500:
+        raise e
+    where = f" (a batch of {batch})" if batch is not None else ""
+    raise InferenceError(
+        f"Error during inference{where}: {type(e).__name__}: {e}",
+        traceback=traceback.format_exc(),
+    ) from e
 
 
 def _example_body(cmd: Command) -> str:
