@@ -1648,7 +1648,7 @@ def test_http_bad_value(server, command, value, fragment):
     assert body["field"] == "x"
     assert body["error"].startswith("Input 'x' ")
     assert fragment in body["error"]
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_http_multipart_image_and_file(server):

@@ -133,7 +133,7 @@ def test_console_lines(server):
     assert console_order_ok(server.lines), server.output
     port = next(m.group(1) for m in map(STARTED.match, server.lines) if m)
     assert server.url == f"http://127.0.0.1:{port}" and int(port) > 0
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_classifies_held_out_digits(server, held_out):
@@ -168,7 +168,7 @@ def test_bad_input_is_a_400(server):
     r = server.post("/classify", json={"photo": base64.b64encode(b"not an image").decode()})
     assert r.status_code == 400
     assert r.json()["field"] == "photo"
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_meta_shows_option_and_card(server, trained):

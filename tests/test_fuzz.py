@@ -205,7 +205,7 @@ def check(server, method: str, path: str, status: int, headers: dict, body: byte
 def still_running(server) -> None:
     assert server.alive(), server.output[-3000:]
     status, headers, body = send(server, "GET", "/healthcheck")
-    assert status == 200 and json.loads(body) == {"status": "RUNNING"}, body
+    assert status == 200 and json.loads(body) == {"status": "RUNNING", "ongoing": 0}, body
 
 
 def post_and_check(server, path: str, body: bytes, headers: dict) -> tuple:

@@ -101,7 +101,7 @@ def test_start_health_and_stop(warm, bundle, tmp_path, monkeypatch):
         assert pid and alive(pid) and os.getpgid(pid) == pid  # a process group of its own
         record = json.loads(pid_file_for(log_path).read_text())
         assert record["pid"] == pid and record["port"] == port and record["key"] == "p/s/1"
-        assert (await get(url + "/healthcheck")).json() == {"status": "RUNNING"}
+        assert (await get(url + "/healthcheck")).json() == {"status": "RUNNING", "ongoing": 0}
         answer = await post(url + "/info", json={"name": "ada"})
         info = json.loads(answer.json()["info"])
         assert info["greeting"] == "hi from the hub"  # extra_env reached setup

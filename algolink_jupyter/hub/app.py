@@ -43,6 +43,7 @@ from .handlers import page_handlers
 from .metrics import DEFAULT_LOG_SIZE, DEFAULT_RETENTION, Meter
 from .proxy import HubServer, UpstreamPool
 from .publisher import Publisher
+from .raybackend import RayBackend, RayError
 from .results import ResultStore
 from .runner import Runner, free_port
 from .sandbox import Isolation, IsolationError, make_not_dumpable
@@ -98,6 +99,7 @@ class RootHandler(web.RequestHandler):
                     "api": "/api/v1",
                     "projects": "/api/v1/projects",
                     "serve": "/serve/{project}/{service}/{command}",
+                    "backend": self.settings["hub"].runner.name,
                 }
             )
         )
@@ -155,6 +157,8 @@ class Hub:
         metrics: bool = True,
         metrics_retention: int = DEFAULT_RETENTION,
         request_log: int = DEFAULT_LOG_SIZE,
+        backend: str = "local",
+        ray_address: Optional[str] = None,
     ) -> None:
         self.data = Path(data or default_data_dir()).expanduser().resolve()
         self.host = host
@@ -167,6 +171,12 @@ class Hub:
         #: The largest file a setup option may take (uploads stream to disk; 8 GiB by default).
         self.max_option_file_bytes = max_option_file_bytes
         self.health_timeout = health_timeout
+        #: Where versions run (backend.py): ``local`` processes or a ``ray`` cluster's Serve, whose
+        #: dashboard is at ``ray_address``.
+        self.backend_name = backend
+        self.ray_address = (
+            ray_address or os.environ.get("RAY_DASHBOARD_ADDRESS") or "http://127.0.0.1:8265"
+        )
         self.manifest_timeout = manifest_timeout
         self.uv = uv
         #: How bundle code runs (sandbox.py): auto, bwrap, users or none.
@@ -458,7 +468,15 @@ class Hub:
         self.publisher = Publisher(self)
         self.publisher.cold_start_timeout = self.cold_start_timeout
         self.collector = Collector(self, self.env_budget)
-        self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)
+        if self.backend_name == "ray":
+            self.runner = RayBackend(
+                self.ray_address,
+                self.data,
+                on_state=self.publisher.on_state,
+                isolation=self.isolation,
+            )
+        else:
+            self.runner = Runner(on_state=self.publisher.on_state, isolation=self.isolation)
         self.upstreams = UpstreamPool()
         if self.metrics_on:
             self.meter = Meter(self, self.metrics_retention, self.request_log)
@@ -510,6 +528,11 @@ class Hub:
         self.sign_ins = access.SignInLimiter()
         self.init_admin()
         self.init_components()
+        if isinstance(self.runner, RayBackend):
+            try:
+                print(await self.runner.connect(), flush=True)
+            except RayError as e:
+                raise StartError(str(e)) from None
         await self.publisher.adopt_running()  # before listening: not one request is refused
         self.listen()
         await self.publisher.restore()
@@ -591,6 +614,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         metrics=not getattr(args, "no_metrics", False),
         metrics_retention=getattr(args, "metrics_retention", DEFAULT_RETENTION),
         request_log=getattr(args, "request_log", DEFAULT_LOG_SIZE),
+        backend=getattr(args, "backend", "local"),
+        ray_address=getattr(args, "ray_address", None),
     )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

@@ -463,6 +463,35 @@ def hub_python() -> str:
 
 
 @dataclass
+class Scaling:
+    """What ``algolink.yml`` asks of the machines that run a version: ``replicas`` (a number, or
+    ``autoscaling``: ``min``, ``max``, ``target`` requests in progress per replica,
+    ``upscale_delay`` and ``downscale_delay`` in seconds), ``gpus`` and ``cpus`` per replica
+    (fractions allowed), ``memory`` per replica in bytes and ``max_ongoing_requests`` per replica.
+    None: not asked (the backend's default)."""
+
+    replicas: Optional[int] = None
+    autoscaling: Optional[dict] = None
+    gpus: Optional[float] = None
+    cpus: Optional[float] = None
+    memory: Optional[int] = None
+    max_ongoing_requests: Optional[int] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        replicas: Any = self.replicas
+        if self.autoscaling is not None:
+            replicas = dict(self.autoscaling)
+        found = {
+            "replicas": replicas,
+            "gpus": self.gpus,
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "max_ongoing_requests": self.max_ongoing_requests,
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
+
+@dataclass
 class BundleConfig:
     """A bundle's build and run configuration (``algolink.yml`` with the defaults filled in).
 
@@ -475,6 +504,9 @@ class BundleConfig:
     entrypoint: str = "python cloud_model.py"
     build_steps: list[str] = field(default_factory=list)
     port: Optional[int] = None
+    #: How it runs on a cluster (``replicas``, ``gpus``, ``cpus``, ``memory``,
+    #: ``max_ongoing_requests``): see :class:`Scaling`.
+    scaling: Scaling = field(default_factory=Scaling)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,10 +516,90 @@ class BundleConfig:
             "entrypoint": self.entrypoint,
             "build_steps": list(self.build_steps),
             "port": self.port,
+            **self.scaling.to_dict(),
         }
 
 
-_KNOWN_KEYS = ("python", "cuda", "entrypoint", "build_steps", "port")
+SCALING_KEYS = ("replicas", "gpus", "cpus", "memory", "max_ongoing_requests")
+AUTOSCALING_KEYS = ("min", "max", "target", "upscale_delay", "downscale_delay")
+_KNOWN_KEYS = ("python", "cuda", "entrypoint", "build_steps", "port", *SCALING_KEYS)
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def _number(name: str, value: Any, *, whole: bool = False, low: float = 0, example: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BundleError(
+            f"{CONFIG_NAME}: {name} must be a number such as {example}, got {value!r}."
+        )
+    if whole and value != int(value):
+        raise BundleError(
+            f"{CONFIG_NAME}: {name} must be a whole number such as {example}, got {value!r}."
+        )
+    if value < low:
+        raise BundleError(
+            f"{CONFIG_NAME}: {name} must be at least {low:g} (such as {example}), got {value!r}."
+        )
+    return int(value) if whole else float(value)
+
+
+def _memory(value: Any) -> int:
+    """Bytes from ``2GiB``, ``512M``, ``1.5G`` or a number of bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(_number("memory", value, low=1, example="'2GiB'"))
+    m = _MEMORY.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise BundleError(
+            f"{CONFIG_NAME}: memory must be a size such as '2GiB', '512MiB' or '1.5G', "
+            f"got {value!r}."
+        )
+    unit = (m.group(2) or "").upper().rstrip("B")
+    base = 1024 if unit.endswith("I") else 1000
+    power = " KMGT".index(unit[:1]) if unit else 0
+    size = int(float(m.group(1)) * base**power)
+    if size < 1:
+        raise BundleError(f"{CONFIG_NAME}: memory must be more than 0 bytes, got {value!r}.")
+    return size
+
+
+def read_scaling(data: dict) -> Scaling:
+    """The scaling settings of an ``algolink.yml`` mapping; a :class:`BundleError` names a bad one."""
+    scaling = Scaling()
+    replicas = data.get("replicas")
+    if isinstance(replicas, dict):
+        unknown = sorted(str(k) for k in replicas if k not in AUTOSCALING_KEYS)
+        if unknown:
+            raise BundleError(
+                f"{CONFIG_NAME}: replicas: has no setting {', '.join(unknown)}; autoscaling takes "
+                f"{', '.join(AUTOSCALING_KEYS)} (e.g. replicas: {{min: 1, max: 4, target: 2}})."
+            )
+        low = _number("replicas: min", replicas.get("min", 1), whole=True, example="1")
+        high = _number(
+            "replicas: max", replicas.get("max", max(low, 1)), whole=True, low=1, example="4"
+        )
+        if high < low:
+            raise BundleError(
+                f"{CONFIG_NAME}: replicas: max ({high}) must be at least min ({low})."
+            )
+        auto = {"min": low, "max": high}
+        for key, example in (("target", "2"), ("upscale_delay", "30"), ("downscale_delay", "600")):
+            if replicas.get(key) is not None:
+                auto[key] = _number(f"replicas: {key}", replicas[key], example=example)
+        if auto.get("target") == 0:
+            raise BundleError(f"{CONFIG_NAME}: replicas: target must be more than 0.")
+        scaling.autoscaling = auto
+    elif replicas is not None:
+        scaling.replicas = _number("replicas", replicas, whole=True, low=1, example="2")
+    if data.get("gpus") is not None:
+        scaling.gpus = _number("gpus", data["gpus"], example="1 or 0.5")
+    if data.get("cpus") is not None:
+        scaling.cpus = _number("cpus", data["cpus"], example="2 or 0.5")
+    if data.get("memory") is not None:
+        scaling.memory = _memory(data["memory"])
+    if data.get("max_ongoing_requests") is not None:
+        scaling.max_ongoing_requests = _number(
+            "max_ongoing_requests", data["max_ongoing_requests"], whole=True, low=1, example="16"
+        )
+    return scaling
 
 
 def _version_field(name: str, value: Any, pattern: re.Pattern, example: str, warnings: list) -> str:
@@ -605,4 +717,5 @@ def read_config(bundle_dir: Path) -> BundleConfig:
                 f"{CONFIG_NAME}: port must be a whole number between 1 and 65535, got {port!r}."
             )
         config.port = port
+    config.scaling = read_scaling(data)
     return config

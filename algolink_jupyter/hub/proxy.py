@@ -570,7 +570,7 @@ class ServeRequest(httputil.HTTPMessageDelegate):
         return {
             "route": route,
             "name": name,
-            "address": address_of(route.url) if target is None else None,
+            "address": self.address_of(key, route.url) if target is None else None,
             "path": path,
             "query": query,
             "prefix": prefix,
@@ -694,12 +694,21 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                     return self.error(503, f"{name}: {e}", e.retry_after)
                 if self.gone:
                     return
-                address = address_of(url)
+                address = self.address_of(key, url)
             await self._forward(route, name, address)
         finally:
             if key is not None:
                 publisher.inflight[key] -= 1
                 publisher.last_used[key] = time.monotonic()
+
+    def address_of(self, key: Optional[str], url: str) -> tuple:
+        """Where this request goes: the backend's choice among the version's replicas (one for a
+        local process), else the URL's address."""
+        if key is not None:
+            picked = self.hub.runner.pick(key)
+            if picked is not None:
+                return picked
+        return address_of(url)
 
     async def _forward(self, route: Any, name: str, address: tuple) -> None:
         plan = self.plan
@@ -739,13 +748,31 @@ class ServeRequest(httputil.HTTPMessageDelegate):
                 return await runner.owns_port(key)
 
         try:
-            exchange = self.hub.upstreams.exchange(
-                address, head, self, tls_host=tls_host, verify=verify
-            )
-            if self.upgrade or is_event_stream(self.headers):
-                await self.until_started(exchange, self.hub.serve_timeout)
-            else:
-                await asyncio.wait_for(exchange, self.hub.serve_timeout)
+            while True:
+                exchange = self.hub.upstreams.exchange(
+                    address, head, self, tls_host=tls_host, verify=verify
+                )
+                try:
+                    if self.upgrade or is_event_stream(self.headers):
+                        await self.until_started(exchange, self.hub.serve_timeout)
+                    else:
+                        await asyncio.wait_for(exchange, self.hub.serve_timeout)
+                except (StreamClosedError, OSError, NotTheService):
+                    # A replica that refused the connection or broke off before answering (killed,
+                    # restarting): the request goes once more, to another replica when there is one.
+                    other = None
+                    if (
+                        key is not None
+                        and runner is not None
+                        and not self.started
+                        and not self.gone
+                    ):
+                        other = runner.another(key, address)
+                    if other is None:
+                        raise
+                    address = other
+                    continue
+                break
         except (StreamClosedError, OSError, BadAnswer, NotTheService, asyncio.TimeoutError) as e:
             if self.gone:
                 return  # the client left: nothing to answer

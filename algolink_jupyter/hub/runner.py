@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from .backend import STATES
 from .builder import Environment
 from .bundles import BundleConfig
 from .processes import (
@@ -69,8 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The states reported to ``on_state``.
-STATES = ("starting", "online", "restarting", "failed", "stopped")
 SHIM = Path(__file__).resolve().with_name("shim.py")
 
 
@@ -84,6 +83,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def local_gpus() -> list[str]:
+    """The NVIDIA GPU devices of this machine (``/dev/nvidia0``, ...)."""
+    return sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _connect_host(bind_host: str) -> str:
@@ -153,8 +157,8 @@ class _Service:
 
 
 class Runner:
-    """Starts, supervises, adopts and stops service processes; reports each change of state to
-    ``on_state``.
+    """The local backend (:class:`~.backend.Backend`): starts, supervises, adopts and stops service
+    processes on the hub's machine; reports each change of state to ``on_state``.
 
     ``on_state(key, state, message)`` is called with state ``starting``, ``online``, ``restarting``
     (message: why), ``failed`` (message: why, with the log's tail) or ``stopped``. A process that dies
@@ -165,6 +169,8 @@ class Runner:
     rotate at ``log_max_bytes`` with ``log_backups`` older files kept. ``isolation`` says how
     bundle code runs (none: as the hub). All methods run on the hub's event loop.
     """
+
+    name = "local"
 
     def __init__(
         self,
@@ -203,6 +209,28 @@ class Runner:
             return None
         host = svc.connect_host
         return f"http://[{host}]:{svc.port}" if ":" in host else f"http://{host}:{svc.port}"
+
+    def endpoints(self, key: str) -> list[str]:
+        """The service's one address while it is online (a process has no replicas)."""
+        url = self.url(key)
+        return [url] if url is not None else []
+
+    def pick(self, key: str) -> Optional[tuple[str, int]]:
+        svc = self._services.get(key)
+        if svc is None or svc.state != "online":
+            return None
+        return svc.connect_host, svc.port
+
+    def another(self, key: str, failed: tuple[str, int]) -> Optional[tuple[str, int]]:
+        return None  # one process: nowhere else to send a request
+
+    def replicas(self, key: str) -> list[dict]:
+        svc = self._services.get(key)
+        if svc is None:
+            return []
+        pid = self.pid(key)
+        url = f"http://{svc.connect_host}:{svc.port}"
+        return [{"id": "local", "state": svc.state, "node": "local", "pid": pid, "url": url}]
 
     def pid(self, key: str) -> Optional[int]:
         """The pid of the service's current process, or None when none is running."""
@@ -283,6 +311,7 @@ class Runner:
         self._services[key] = svc
         self._notify(svc, "starting", None)
         try:
+            self._apply_scaling(svc)
             if _port_in_use(svc.host, svc.port):
                 raise StartError(
                     f"Port {svc.port} on {svc.host} is already in use by another program: give the "
@@ -310,6 +339,32 @@ class Runner:
         svc.event(f"Online at http://{svc.connect_host}:{svc.port} (pid {svc.proc.pid})")
         self._notify(svc, "online", None)
         svc.supervisor = asyncio.ensure_future(self._supervise(svc))
+
+    def _apply_scaling(self, svc: _Service) -> None:
+        """What of ``algolink.yml``'s scaling settings one local process can honour: ``gpus``
+        (the machine's GPUs stay visible; none asked for by ``gpus: 0`` hides them, and a GPU asked
+        for on a machine without one is refused). The rest is said in the log, as ignored."""
+        scaling = svc.config.scaling
+        ignored = {k: v for k, v in scaling.to_dict().items() if k != "gpus"}
+        if scaling.replicas == 1:
+            ignored.pop("replicas", None)
+        if ignored:
+            said = ", ".join(f"{k}: {v}" for k, v in ignored.items())
+            svc.event(
+                f"algolink.yml asks for {said}: the local backend ignores it (one process per "
+                "version; the hub's --backend ray runs replicas with these settings)."
+            )
+        if scaling.gpus is None:
+            return
+        if scaling.gpus == 0:
+            svc.extra_env.setdefault("CUDA_VISIBLE_DEVICES", "")
+            return
+        if not local_gpus():
+            raise StartError(
+                f"algolink.yml asks for gpus: {scaling.gpus:g}, and this machine has no GPU: "
+                "remove gpus: (or set it to 0) to run on the CPU, or run the hub with --backend "
+                "ray on a cluster that has GPUs."
+            )
 
     def _service(
         self,

@@ -75,6 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a new service process has to become healthy (120)",
     )
     parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where versions run: local (a process each on this machine, the default) or ray (a "
+        "Ray Serve application each, with replicas, on the cluster at --ray-address)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="URL",
+        help="with --backend ray: the Ray head's dashboard, whose REST API runs Serve "
+        "(default $RAY_DASHBOARD_ADDRESS, else http://127.0.0.1:8265)",
+    )
+    parser.add_argument(
         "--max-file-size",
         type=float,
         default=8192,

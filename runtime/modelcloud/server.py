@@ -127,6 +127,9 @@ class ModelServer:
         #: versions), and the OpenAPI document lists what clients reach through the hub.
         self.behind_hub = behind_hub
         self.stats = ServerStats()
+        #: Command requests being answered now (``ongoing`` in /healthcheck: what a Ray replica
+        #: reports to Serve's autoscaler).
+        self.ongoing = 0
         #: Async jobs (``Prefer: respond-async``): finished ones kept ``jobs_ttl`` s, at most ``jobs_keep``.
         self.jobs = JobStore(jobs_keep, jobs_ttl)
         self.thread_name_prefix = thread_name_prefix
@@ -569,7 +572,8 @@ class MetaHandler(BaseHandler):
 
 class HealthHandler(BaseHandler):
     def get(self) -> None:
-        self.write_json({"status": self.modelserver.registry.status})
+        server = self.modelserver
+        self.write_json({"status": server.registry.status, "ongoing": server.ongoing})
 
 
 class OpenAPIHandler(BaseHandler):
@@ -611,7 +615,22 @@ class CommandRoute:
             return
         self.write_json(cmd.to_dict())
 
+    def prepare(self) -> None:
+        super().prepare()  # type: ignore[misc]
+        if self.request.method == "POST":  # requests in progress, for /healthcheck's "ongoing"
+            self.modelserver.ongoing += 1
+            self._counted = True
+
+    def on_finish(self) -> None:
+        self._uncount()
+
+    def _uncount(self) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.modelserver.ongoing -= 1
+
     def on_connection_close(self) -> None:
+        self._uncount()
         self._gone = True
         events = getattr(self, "_events", None)
         if events is not None:

@@ -69,9 +69,11 @@ def version_model(
     base: str = "",
     serve_base: Optional[str] = None,
     process: Optional[str] = None,
+    replicas: Optional[list] = None,
 ) -> dict:
     """A version as the API shows it; ``process`` is the state of its process when one runs
-    (``online``, ``starting``, ``restarting``), else None."""
+    (``online``, ``starting``, ``restarting``), else None; ``replicas`` what runs it (the
+    backend's :meth:`~..backend.Backend.replicas`)."""
     service = version.service
     project = service.project.name
     path = f"/api/v1/projects/{project}/services/{service.name}/versions/{version.number}"
@@ -84,6 +86,7 @@ def version_model(
         "url": f"{serve}v{version.api_version}/" if version.api_version else None,
         "aliases": [a.name for a in service.aliases if a.version_number == version.number],
         "process": process,
+        "replicas": replicas or [],
         "bundle_hash": version.bundle_hash,
         "manifest": version.manifest,
         "metadata": effective_metadata(service, version),
@@ -132,10 +135,11 @@ def service_model(
     base: str = "",
     serve_base: Optional[str] = None,
     running: Optional[dict] = None,
+    replicas: Optional[dict] = None,
 ) -> dict:
     """A service as the API shows it; its ``/serve`` URLs start with ``serve_base`` (the hub's
     ``--serve-origin``) when given, else ``base``; ``running`` maps the numbers of the versions
-    whose process runs to its state."""
+    whose process runs to its state, ``replicas`` to what runs them."""
     running = running or {}
     version = current_version(service)
     published = service.version(service.published_version)
@@ -158,7 +162,10 @@ def service_model(
         "manifest": version.manifest if version else None,
         "gallery": gallery_model(version, base),
         "versions": [
-            version_model(v, base, serve_base, running.get(v.number)) for v in service.versions
+            version_model(
+                v, base, serve_base, running.get(v.number), (replicas or {}).get(v.number)
+            )
+            for v in service.versions
         ],
         "running": sorted(running),
         "aliases": [alias_model(a, base, serve_base) for a in service.aliases],

@@ -1,0 +1,284 @@
+"""A Ray Serve replica that runs one version of an AlgoLink hub's service: the bundle's own, unchanged
+server as a child process in the environment the hub built.
+
+The hub (``algolink hub --backend ray``) deploys each published version as a Serve application of one
+deployment, :class:`Replica`, through Serve's REST API, with ``import_path:
+modelcloud.ray_replica:app`` and the version's ``spec`` as the application's ``args``. This module is
+imported on the cluster's nodes only (it needs ``ray``); the hub itself never imports it.
+
+Each replica:
+
+- starts the spec's ``argv`` (the entrypoint, wrapped in the hub's sandbox when the hub has one) in
+  ``cwd`` with the spec's ``env``, on a free port of its node's address, in a session of its own that
+  ends with the replica (``PR_SET_PDEATHSIG``), and waits for ``GET /healthcheck`` to say
+  ``RUNNING``;
+- appends the child's output, each line marked with the replica, to the version's log (``log``);
+- writes ``{"url", "node", "pid", "gpus"}`` to ``replicas/<replica id>.json`` in the spec's
+  ``replicas`` folder, where the hub finds the addresses it sends ``/serve`` requests to directly;
+- answers Serve's health checks from the child's ``/healthcheck``, and reports the child's
+  requests in progress (``ongoing``) for :func:`ongoing_requests_policy`, the autoscaling policy the hub
+  sets: the hub's requests do not pass through Serve, so Serve's own count would stay at zero;
+- forwards what reaches it through Serve's own HTTP proxy to the child (slower; for comparison and
+  for clients of the cluster that do not go through the hub).
+
+The folders in the spec are the hub's: every node must see them at the same paths (a shared folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = ["Replica", "app", "ongoing_requests_policy"]
+
+#: Bytes of the version's log after which it is moved to ``<log>.1`` (the hub's own limit).
+LOG_MAX_BYTES = 5 * 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Log:
+    """Lines of the child (and of the replica) appended to the version's log, each marked."""
+
+    def __init__(self, path: str, mark: str) -> None:
+        self.path = path
+        self.mark = mark
+        self.lock = threading.Lock()
+        self.tail: list[str] = []
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        entry = f"[{stamp}] [{self.mark}] {text.rstrip()}\n"
+        with self.lock:
+            self.tail = [*self.tail[-29:], text.rstrip()]
+            try:
+                with contextlib.suppress(OSError):
+                    if os.path.getsize(self.path) > LOG_MAX_BYTES:
+                        os.replace(self.path, self.path + ".1")
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(entry)
+            except OSError:
+                pass
+
+    def pump(self, stream: Any) -> None:
+        for raw in iter(stream.readline, b""):
+            self.line(raw.decode("utf-8", "replace"))
+
+
+def _health(url: str, timeout: float = 2.0) -> Optional[dict]:
+    try:
+        with urllib.request.urlopen(url + "/healthcheck", timeout=timeout) as answer:
+            return json.loads(answer.read() or b"{}")
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+class Replica:
+    """One replica: the bundle's server as a child process; see the module's text."""
+
+    def __init__(self, spec: dict) -> None:
+        import ray
+        from ray import serve
+
+        self.spec = spec
+        context = serve.get_replica_context()
+        self.replica_id = context.replica_id.unique_id
+        self.node = ray.util.get_node_ip_address()
+        self.host = spec.get("host") or self.node
+        self.log = _Log(spec["log"], f"replica {self.replica_id} on {self.node}")
+        self.child: Optional[subprocess.Popen] = None
+        self.ongoing = 0
+        argv, cwd = [str(a) for a in spec["argv"]], str(spec["cwd"])
+        for path, what in ((argv[0], "program"), (cwd, "working folder")):
+            if not os.path.exists(path):
+                raise RuntimeError(
+                    f"The service's {what} {path} is not on node {self.node}: every node of the "
+                    "cluster must see the hub's data folder at the same path (a shared folder)."
+                )
+        self.port = _free_port(self.host)
+        self.url = _url(self.host, self.port)
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by Ray for a replica given GPUs
+        env = {str(k): str(v) for k, v in spec["env"].items()}
+        env.update(
+            ALGOLINK_PORT=str(self.port),
+            ALGOLINK_HOST=self.host,
+            RW_PORT=str(self.port),
+            RW_HOST=self.host,
+        )
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        self.gpus = gpus
+        self.log.line(f"==> Starting `{spec['entrypoint']}` at {self.url} (GPUs: {gpus or 'none'})")
+        self.child = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self.log.pump, args=(self.child.stdout,), daemon=True).start()
+        try:
+            self._wait_healthy(float(spec.get("health_timeout", 60)))
+        except BaseException:
+            self._stop_child()
+            raise
+        self.record = Path(spec["replicas"]) / f"{self.replica_id}.json"
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.record.with_suffix(".tmp")
+        temporary.write_text(
+            json.dumps({"url": self.url, "node": self.node, "pid": self.child.pid, "gpus": gpus})
+        )
+        os.replace(temporary, self.record)
+        self.log.line(f"==> Online at {self.url} (pid {self.child.pid})")
+
+    def _tail(self) -> str:
+        return "\n".join(self.log.tail[-15:]) or "(nothing)"
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.child is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.child.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"The service exited with status {code} before it was ready; its log ends "
+                    f"with:\n{self._tail()}"
+                )
+            answer = _health(self.url, 1.0)
+            status = (answer or {}).get("status")
+            if status == "RUNNING":
+                return
+            if status == "SETUP_FAILED":
+                raise RuntimeError(
+                    "The service's setup failed (GET /healthcheck says SETUP_FAILED); its log "
+                    f"ends with:\n{self._tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"The service was not ready within {timeout:g} s (GET /healthcheck never said "
+                    f"RUNNING); its log ends with:\n{self._tail()}"
+                )
+            time.sleep(0.1)
+
+    def check_health(self) -> None:
+        """Serve's health check: the child runs and says ``RUNNING``."""
+        if self.child is None or self.child.poll() is not None:
+            code = None if self.child is None else self.child.returncode
+            self.log.line(f"==> The service's process ended (status {code})")
+            raise RuntimeError(f"The service's process ended (status {code}).")
+        answer = _health(self.url)
+        if answer is None or answer.get("status") != "RUNNING":
+            status = "no answer" if answer is None else answer.get("status")
+            raise RuntimeError(f"GET /healthcheck says {status}.")
+        with contextlib.suppress(TypeError, ValueError):
+            self.ongoing = int(answer.get("ongoing", 0))
+
+    def record_autoscaling_stats(self) -> dict:
+        """The child's requests in progress, for :func:`ongoing_requests_policy`."""
+        answer = _health(self.url, 1.0)
+        if answer is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self.ongoing = int(answer.get("ongoing", 0))
+        return {"ongoing": float(self.ongoing)}
+
+    async def __call__(self, request: Any) -> Any:
+        """A request through Serve's own HTTP proxy: sent on to the child as it came."""
+        import asyncio
+
+        from starlette.responses import Response
+
+        prefix = self.spec.get("route_prefix", "").rstrip("/")
+        path = request.url.path[len(prefix) :] if request.url.path.startswith(prefix) else "/"
+        query = request.url.query
+        body = await request.body()
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+        }
+        target = self.url + (path or "/") + (f"?{query}" if query else "")
+
+        def send() -> tuple:
+            req = urllib.request.Request(
+                target, data=body or None, method=request.method, headers=headers
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=600) as answer:
+                    return answer.status, answer.read(), answer.headers.get("Content-Type")
+            except urllib.error.HTTPError as e:
+                return e.code, e.read(), e.headers.get("Content-Type")
+
+        status, content, kind = await asyncio.to_thread(send)
+        return Response(content=content, status_code=status, media_type=kind)
+
+    def _stop_child(self) -> None:
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+    def __del__(self) -> None:
+        record = getattr(self, "record", None)
+        if record is not None:
+            with contextlib.suppress(OSError):
+                record.unlink()
+        if getattr(self, "child", None) is not None:
+            self.log.line("==> Stopping")
+            self._stop_child()
+
+
+def ongoing_requests_policy(ctx: Any) -> tuple:
+    """Serve's autoscaling policy for these replicas: as many replicas as keep each one's requests
+    in progress (the children's own count) near ``target_ongoing_requests``. Serve applies the
+    bounds and the up- and down-scaling delays."""
+    running = ctx.current_num_replicas
+    if running == 0:
+        return ctx.target_num_replicas, {}
+    metrics = ctx.aggregated_metrics.get("ongoing") or {}
+    total = float(sum(metrics.values())) if isinstance(metrics, dict) else float(metrics or 0)
+    target = ctx.config.get_target_ongoing_requests() or 1.0
+    return max(1, math.ceil(total / target)) if total else ctx.config.min_replicas, {}
+
+
+def app(args: dict) -> Any:
+    """The Serve application of one version (an application builder: ``args`` is the hub's spec)."""
+    from ray import serve
+
+    return serve.deployment(Replica, name="Replica").bind(args)
