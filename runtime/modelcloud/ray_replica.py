@@ -111,7 +111,9 @@ class Replica:
         context = serve.get_replica_context()
         self.replica_id = context.replica_id.unique_id
         self.node = ray.util.get_node_ip_address()
-        self.host = spec.get("host") or self.node
+        self.host = spec.get("host") or self.node  # where the child listens
+        # Where the hub reaches it: the node's own address when it listens on every address.
+        reach = self.node if self.host in ("0.0.0.0", "::") else self.host
         self.log = _Log(spec["log"], f"replica {self.replica_id} on {self.node}")
         self.child: Optional[subprocess.Popen] = None
         self.ongoing = 0
@@ -123,7 +125,7 @@ class Replica:
                     "cluster must see the hub's data folder at the same path (a shared folder)."
                 )
         self.port = _free_port(self.host)
-        self.url = _url(self.host, self.port)
+        self.url = _url(reach, self.port)
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by Ray for a replica given GPUs
         env = {str(k): str(v) for k, v in spec["env"].items()}
         env.update(
