@@ -259,6 +259,37 @@ def test_autoscaling_from_one_to_two_replicas_and_back(hub, cluster, bundles):
     assert "2 replica(s) answer" in hub.logs("p", "auto", 1)
 
 
+IN_PROCESS = """
+import os
+import modelcloud
+from modelcloud.data_types import number, text
+
+
+@modelcloud.command("where", inputs={"text": text()}, outputs={"replica": text(), "pid": number()})
+def where(model, inputs):
+    from ray import serve  # the replica's own process: Ray's replica context is here
+
+    return {"replica": serve.get_replica_context().replica_id.unique_id, "pid": os.getpid()}
+
+
+if __name__ == "__main__":
+    modelcloud.run()
+"""
+
+
+def test_in_process_replicas_run_the_bundle_in_rays_own_process(hub, tmp_path):
+    folder = tmp_path / "inproc"
+    folder.mkdir()
+    (folder / "cloud_model.py").write_text(IN_PROCESS)
+    (folder / "algolink.yml").write_text("replica: in_process\ncpus: 0.5\n")
+    assert hub.register("p", "g", "inproc", folder).status_code == 201
+    publish(hub, "p", "inproc", 1)
+    [replica] = running_replicas(hub, "p", "inproc", 1)
+    answer = hub.serve("p/inproc/where", json={"text": "?"}).json()
+    assert answer == {"replica": replica["id"], "pid": replica["pid"]}, (answer, replica)
+    assert ", in-process] ==> Online at" in hub.logs("p", "inproc", 1)
+
+
 def test_the_hub_restarted_finds_its_applications(hub, cluster):
     number = hub.service("p", "echo")["published_version"]
     before = {r["id"] for r in running_replicas(hub, "p", "echo", number)}

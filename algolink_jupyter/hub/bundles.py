@@ -476,6 +476,8 @@ class Scaling:
     cpus: Optional[float] = None
     memory: Optional[int] = None
     max_ongoing_requests: Optional[int] = None
+    #: ``replica: in_process``: on Ray, the bundle's code runs in the replica's own process.
+    in_process: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         replicas: Any = self.replicas
@@ -487,6 +489,7 @@ class Scaling:
             "cpus": self.cpus,
             "memory": self.memory,
             "max_ongoing_requests": self.max_ongoing_requests,
+            "replica": "in_process" if self.in_process else None,
         }
         return {k: v for k, v in found.items() if v is not None}
 
@@ -520,7 +523,7 @@ class BundleConfig:
         }
 
 
-SCALING_KEYS = ("replicas", "gpus", "cpus", "memory", "max_ongoing_requests")
+SCALING_KEYS = ("replicas", "gpus", "cpus", "memory", "max_ongoing_requests", "replica")
 AUTOSCALING_KEYS = ("min", "max", "target", "upscale_delay", "downscale_delay")
 _KNOWN_KEYS = ("python", "cuda", "entrypoint", "build_steps", "port", *SCALING_KEYS)
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -599,6 +602,13 @@ def read_scaling(data: dict) -> Scaling:
         scaling.max_ongoing_requests = _number(
             "max_ongoing_requests", data["max_ongoing_requests"], whole=True, low=1, example="16"
         )
+    if data.get("replica") is not None:
+        if data["replica"] not in ("child", "in_process"):
+            raise BundleError(
+                f"{CONFIG_NAME}: replica must be child (the default: the bundle's server as a "
+                f"process of its own) or in_process, got {data['replica']!r}."
+            )
+        scaling.in_process = data["replica"] == "in_process"
     return scaling
 
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, Optional
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .builder import Environment
-from .bundles import BundleConfig, Scaling
+from .bundles import BundleConfig, Scaling, entry_name
 from .processes import entrypoint_argv, log_tail
 from .runner import StartError
 from .sandbox import Identity, Isolation, clean_environment, hub_tag, tmp_env, venv_base
@@ -419,7 +419,14 @@ class RayBackend:
         if config.scaling.gpus == 0:
             process_env.setdefault("CUDA_VISIBLE_DEVICES", "")
         host = extra_env.get("ALGOLINK_HOST")
+        in_process = {}
+        if config.scaling.in_process:
+            entry = entry_name(bundle_dir)
+            if entry is None:
+                raise StartError(f"The bundle in {bundle_dir} has no cloud_model.py to load.")
+            in_process = {"in_process": True, "entry": entry}
         return {
+            **in_process,
             "key": key,
             "argv": argv,
             "cwd": str(bundle_dir),

@@ -41,7 +41,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["Replica", "app", "ongoing_requests_policy"]
+__all__ = ["InProcessReplica", "Replica", "app", "ongoing_requests_policy"]
 
 #: Bytes of the version's log after which it is moved to ``<log>.1`` (the hub's own limit).
 LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -266,6 +266,118 @@ class Replica:
             self._stop_child()
 
 
+class _Lines:
+    """A text stream whose lines go to the version's log as well as where they went before."""
+
+    def __init__(self, log: _Log, before: Any) -> None:
+        self.log, self.before, self.pending = log, before, ""
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(Exception):
+            self.before.write(text)
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.log.line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self.before.flush()
+
+
+class InProcessReplica:
+    """``replica: in_process`` in ``algolink.yml``: the bundle's code runs in the replica's own process
+    (the cluster's Python, which must have the bundle's requirements), its server on a thread of
+    it. The bundle's code can then use what Ray gives a replica: ``serve.get_replica_context()``,
+    ``serve.get_deployment_handle(...)`` to call other applications, its GPUs. Otherwise as
+    :class:`Replica` (address record, health, load, Serve's proxy)."""
+
+    def __init__(self, spec: dict) -> None:
+        import asyncio
+        import runpy
+        import sys
+
+        import ray
+        from ray import serve
+
+        from .model import default_registry
+        from .runner import resolve_settings
+
+        self.spec = spec
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
+        self.node = ray.util.get_node_ip_address()
+        self.host = spec.get("host") or self.node
+        reach = self.node if self.host in ("0.0.0.0", "::") else self.host
+        self.log = _Log(spec["log"], f"replica {self.replica_id} on {self.node}, in-process")
+        sys.stdout = _Lines(self.log, sys.stdout)  # type: ignore[assignment]
+        sys.stderr = _Lines(self.log, sys.stderr)  # type: ignore[assignment]
+        self.gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+        keep = ("PATH", "HOME", "VIRTUAL_ENV", "TMPDIR", "USER", "LOGNAME", "CUDA_VISIBLE_DEVICES")
+        for name, value in spec["env"].items():
+            if name not in keep:
+                os.environ[str(name)] = str(value)
+        os.environ.update(ALGOLINK_NO_SERVE="1", ALGOLINK_PORT="0", ALGOLINK_HOST=self.host)
+        os.chdir(spec["cwd"])
+        sys.path.insert(0, spec["cwd"])
+        self.log.line(f"==> Loading {spec['entry']} in the replica's process (GPUs: {self.gpus})")
+        settings = resolve_settings(self.host, 0, None, False, False, True)
+        runpy.run_path(os.path.join(spec["cwd"], spec["entry"]), run_name="algolink_bundle")
+        self.registry = default_registry
+        if self.registry.status != "RUNNING":  # it did not call modelcloud.run() at import
+            self.registry.run_setup(settings["model_options"])
+        ready = threading.Event()
+        found: dict = {}
+
+        def serve_here() -> None:
+            from tornado.httpserver import HTTPServer
+            from tornado.netutil import bind_sockets
+
+            from .server import ModelServer
+
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                server = ModelServer(self.registry, behind_hub=settings.get("behind_hub", False))
+                sockets = bind_sockets(0, self.host)
+                HTTPServer(server.make_app()).add_sockets(sockets)
+                found.update(port=sockets[0].getsockname()[1], server=server)
+            except Exception as e:  # told to __init__, which raises it
+                found["error"] = e
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=serve_here, daemon=True, name="algolink-server").start()
+        ready.wait(60)
+        if "error" in found or "port" not in found:
+            raise RuntimeError(f"The model server did not start: {found.get('error', 'timeout')}")
+        self.server = found["server"]
+        self.url = _url(reach, found["port"])
+        self.record = Path(spec["replicas"]) / f"{self.replica_id}.json"
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.record.with_suffix(".tmp")
+        temporary.write_text(
+            json.dumps({"url": self.url, "node": self.node, "pid": os.getpid(), "gpus": self.gpus})
+        )
+        os.replace(temporary, self.record)
+        self.log.line(f"==> Online at {self.url} (pid {os.getpid()}, in-process)")
+
+    def check_health(self) -> None:
+        if self.registry.status != "RUNNING":
+            raise RuntimeError(f"The model's status is {self.registry.status}.")
+
+    def record_autoscaling_stats(self) -> dict:
+        return {"ongoing": float(self.server.ongoing)}
+
+    __call__ = Replica.__call__
+
+    def __del__(self) -> None:
+        record = getattr(self, "record", None)
+        if record is not None:
+            with contextlib.suppress(OSError):
+                record.unlink()
+
+
 def ongoing_requests_policy(ctx: Any) -> tuple:
     """Serve's autoscaling policy for these replicas: as many replicas as keep each one's requests
     in progress (the children's own count) near ``target_ongoing_requests``. Serve applies the
@@ -283,4 +395,5 @@ def app(args: dict) -> Any:
     """The Serve application of one version (an application builder: ``args`` is the hub's spec)."""
     from ray import serve
 
-    return serve.deployment(Replica, name="Replica").bind(args)
+    kind = InProcessReplica if args.get("in_process") else Replica
+    return serve.deployment(kind, name="Replica").bind(args)
