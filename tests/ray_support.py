@@ -69,11 +69,13 @@ class RayCluster:
         self,
         workers: int = 0,
         cpus: int = 4,
+        gpus: float = 0,
         env: Optional[dict] = None,
         serve_proxy: bool = False,
     ) -> None:
         self.workers = workers
         self.cpus = cpus
+        self.gpus = gpus
         self.extra_env = dict(env or {})
         self.serve_proxy = serve_proxy
         self.proc: Optional[subprocess.Popen] = None
@@ -96,6 +98,8 @@ class RayCluster:
         }
         args = [str(python), str(REPO / "scripts" / "ray_cluster.py")]
         args += ["--workers", str(self.workers), "--cpus", str(self.cpus), "--temp-dir", self.temp]
+        if self.gpus:
+            args += ["--gpus", str(self.gpus)]  # Ray's logical GPUs: real ones or not
         if self.serve_proxy:
             args.append("--serve-proxy")
         with open(os.path.join(self.temp, "cluster.err"), "wb") as errors:

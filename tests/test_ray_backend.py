@@ -105,6 +105,7 @@ def cluster():
     c = RayCluster(
         workers=1,
         cpus=4,
+        gpus=1,  # on the head: a logical GPU, which Ray hands out as it would a real one
         # Replicas report their load every half second (10 s by default): autoscaling in seconds.
         env={"RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5"},
     ).start()
@@ -290,6 +291,39 @@ def test_in_process_replicas_run_the_bundle_in_rays_own_process(hub, tmp_path):
     assert ", in-process] ==> Online at" in hub.logs("p", "inproc", 1)
 
 
+ENV_MODEL = """
+import os
+import modelcloud
+from modelcloud.data_types import text
+
+
+@modelcloud.command("env", inputs={"name": text()}, outputs={"value": text()})
+def env(model, inputs):
+    return {"value": repr(os.environ.get(inputs["name"]))}
+
+
+if __name__ == "__main__":
+    modelcloud.run()
+"""
+
+
+def test_a_replica_given_half_a_gpu_sees_that_gpu(hub, cluster, tmp_path):
+    folder = tmp_path / "gpu"
+    folder.mkdir()
+    (folder / "cloud_model.py").write_text(ENV_MODEL)
+    (folder / "algolink.yml").write_text("gpus: 0.5\ncpus: 0.5\n")
+    assert hub.register("p", "g", "gpu", folder).status_code == 201
+    publish(hub, "p", "gpu", 1)
+    [replica] = running_replicas(hub, "p", "gpu", 1)
+    assert replica["gpus"] == "0", replica  # the head's GPU 0, the only node with one
+    r = hub.serve("p/gpu/env", json={"name": "CUDA_VISIBLE_DEVICES"})
+    assert r.status_code == 200 and r.json()["value"] == "'0'", r.text
+    app = next(iter(ours(cluster, ".p.gpu.1").values()))
+    [deployment] = app["deployments"].values()
+    assert deployment["deployment_config"]["ray_actor_options"]["num_gpus"] == 0.5
+    assert "GPUs: 0" in hub.logs("p", "gpu", 1)
+
+
 def test_the_hub_restarted_finds_its_applications(hub, cluster):
     number = hub.service("p", "echo")["published_version"]
     before = {r["id"] for r in running_replicas(hub, "p", "echo", number)}
@@ -303,6 +337,8 @@ def test_the_hub_restarted_finds_its_applications(hub, cluster):
     assert r.status_code == 200 and r.json()["text"] == f"v{number}:e", r.text
     assert {r["id"] for r in running_replicas(hub, "p", "echo", number)} == before
     assert "Taken back by a new hub" in hub.logs("p", "echo", number)
+    # What the earlier hub kept warm (v1 for pinned clients) is not kept by this one.
+    wait_for(lambda: not ours(cluster, ".p.echo.1"), 30, 0.5, "v1's application to go")
 
 
 def test_offline_deletes_the_applications(hub, cluster):

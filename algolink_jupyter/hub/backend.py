@@ -65,6 +65,9 @@ class Backend(Protocol):
     async def stop(self, key: str, timeout: float = 10) -> None:
         """Stop the version (its requests in progress get ``timeout`` seconds)."""
 
+    async def prune(self) -> None:
+        """Stop what an earlier hub left running that no version of this hub runs now."""
+
     async def stop_all(self, timeout: float = 10) -> None:
         """Stop every version this backend runs."""
 

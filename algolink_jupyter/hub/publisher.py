@@ -923,6 +923,10 @@ class Publisher:
         for pid_file in (self.hub.data / "services").glob("*/*/*/run.log.pid"):
             if pid_file not in adopted and pid_file not in starting:
                 await asyncio.to_thread(kill_stale, pid_file)
+        try:
+            await self.hub.runner.prune()
+        except Exception:  # never stops the hub from starting
+            log.exception("stopping what an earlier hub left running failed")
         for service_id, version_id in to_start:
             self.spawn(self._publish(service_id, version_id, None))
 

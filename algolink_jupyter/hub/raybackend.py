@@ -588,6 +588,16 @@ class RayBackend:
         self._notify(key, "online", None)
         return True
 
+    async def prune(self) -> None:
+        """Delete the applications of this hub that no version of it runs now (left by an earlier
+        hub: versions kept warm then, or deleted since)."""
+        apps = await self._refresh()
+        known = {a.name for a in self._apps.values()}
+        stale = sorted(n for n in apps if n.startswith(self.prefix) and n not in known)
+        if stale:
+            log.info("deleting Serve applications nothing uses: %s", ", ".join(stale))
+            await self._put()
+
     async def stop(self, key: str, timeout: float = 10) -> None:
         """Delete the version's application (Serve gives its replicas' requests time to end)."""
         app = self._apps.get(key)

@@ -700,6 +700,9 @@ class Runner:
             await self._terminate(svc, timeout)
         svc.pid_file.unlink(missing_ok=True)
 
+    async def prune(self) -> None:
+        """Nothing to do: the stale processes of an earlier hub go by their pid files (restore)."""
+
     async def stop_all(self, timeout: float = 10) -> None:
         """Stop every service at once."""
         await asyncio.gather(*(self.stop(key, timeout) for key in list(self._services)))
