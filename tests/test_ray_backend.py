@@ -20,6 +20,7 @@ import pytest
 import requests
 from hub_process import Hub, wait_for
 from ray_support import RayCluster
+from test_hub_pages import sign_in
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -191,6 +192,9 @@ def test_a_version_runs_as_replicas_on_two_nodes(hub, cluster, bundles):
     for replica in replicas:
         assert f"[replica {replica['id']} on" in log, log[-3000:]
     assert "Deploying Serve application" in log and "Online: 2 replica(s)" in log
+    # The service page says how many replicas answer.
+    page = sign_in(hub).get(hub.url + "/projects/p/services/echo", timeout=30).text
+    assert "2 of 2 replicas" in page, page[-3000:]
 
 
 def test_a_new_version_under_load_loses_no_request(hub, cluster, bundles):

@@ -318,6 +318,11 @@ class Publisher:
                 found[int(key[len(prefix) :])] = self.hub.runner.state(key) or "stopped"
         return found
 
+    def replicas(self, project: str, service: str, numbers: Any) -> dict:
+        """What runs each of ``numbers`` (versions of ``project/service``): number -> the backend's
+        replicas (one ``local`` process on the local backend)."""
+        return {n: self.hub.runner.replicas(f"{project}/{service}/{n}") for n in numbers}
+
     # --- preparing a version: environment, manifest, gallery --------------------------------------
 
     def prepare(self, version_id: int) -> asyncio.Task:

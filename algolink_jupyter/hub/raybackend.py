@@ -264,13 +264,23 @@ class RayBackend:
 
     async def _check_nodes(self) -> dict:
         """What the cluster's Python has, from a Ray job that imports it (Ray's job API)."""
-        submitted = await self._call(
-            "POST",
-            "/api/jobs/",
-            {"entrypoint": f"python -c {shlex.quote(_CHECK)}", "metadata": {"by": "algolink"}},
-        )
-        job = (submitted or {}).get("submission_id") or (submitted or {}).get("job_id")
         deadline = time.monotonic() + 120
+        while True:  # a head that has just started has no job agent yet for a few seconds
+            try:
+                submitted = await self._call(
+                    "POST",
+                    "/api/jobs/",
+                    {
+                        "entrypoint": f"python -c {shlex.quote(_CHECK)}",
+                        "metadata": {"by": "algolink"},
+                    },
+                )
+                break
+            except RayError:
+                if time.monotonic() > deadline - 60:
+                    raise
+                await asyncio.sleep(1)
+        job = (submitted or {}).get("submission_id") or (submitted or {}).get("job_id")
         status = ""
         while time.monotonic() < deadline:
             info = await self._call("GET", f"/api/jobs/{job}")

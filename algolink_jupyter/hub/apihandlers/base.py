@@ -684,20 +684,19 @@ class APIHandler(HubHandler):
 
     def service_json(self, service: orm.Service) -> dict:
         running = self.hub.publisher.running(service.project.name, service.name)
-        prefix = f"{service.project.name}/{service.name}/"
-        replicas = {n: self.hub.runner.replicas(prefix + str(n)) for n in running}
+        replicas = self.hub.publisher.replicas(service.project.name, service.name, running)
         return service_model(service, self.url(""), self.hub.serve_origin, running, replicas)
 
     def version_json(self, version: orm.Version) -> dict:
         service = version.service
         running = self.hub.publisher.running(service.project.name, service.name)
-        key = f"{service.project.name}/{service.name}/{version.number}"
+        replicas = self.hub.publisher.replicas(service.project.name, service.name, [version.number])
         return version_model(
             version,
             self.url(""),
             self.hub.serve_origin,
             running.get(version.number),
-            self.hub.runner.replicas(key),
+            replicas[version.number],
         )
 
 

@@ -167,6 +167,7 @@ class PageHandler(HubHandler):
             scope_label=lambda scope: i18n.label(self.t, i18n.SCOPES, scope),
             process_label=lambda state: i18n.label(self.t, i18n.PROCESSES, state),
             quote=lambda s: quote(str(s), safe=""),
+            hub_backend=self.hub.runner.name,
             when=self.when,
             error=None,
         )
@@ -523,7 +524,8 @@ class ServicePage(PageHandler):
         if service is None:
             return
         running = self.hub.publisher.running(project_name, name)
-        model = service_model(service, self.base_url(), self.hub.serve_origin, running)
+        replicas = self.hub.publisher.replicas(project_name, name, running)
+        model = service_model(service, self.base_url(), self.hub.serve_origin, running, replicas)
         meta = model["metadata"] or {}
         links = []
         for link in meta.get("links") or []:
