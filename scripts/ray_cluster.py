@@ -63,6 +63,9 @@ def main() -> int:
             "include_dashboard": True,
             "dashboard_host": "127.0.0.1",
             "dashboard_port": dashboard_port,
+            # Ray's fixed defaults (52365, 10001) would meet another cluster on this machine.
+            "dashboard_agent_listen_port": free_port(),
+            "ray_client_server_port": free_port(),
             "temp_dir": args.temp_dir,
             "resources": {"head": 1},
         },
