@@ -138,6 +138,7 @@ class _App:
     state: str = "starting"
     #: Addresses of the replicas that answer, in order, and the turn of the next request.
     endpoints: list = field(default_factory=list)
+    addresses: list = field(default_factory=list)
     turn: int = 0
     #: Addresses that failed a request lately -> until when they are skipped.
     down: dict = field(default_factory=dict)
@@ -355,15 +356,18 @@ class RayBackend:
         app = self._apps.get(key)
         if app is None or not app.endpoints:
             return None
-        now = time.monotonic()
-        count = len(app.endpoints)
-        for _ in range(count):
-            url = app.endpoints[app.turn % count]
+        addresses = app.addresses
+        count = len(addresses)
+        if not app.down:  # the usual case: every replica in turn
             app.turn += 1
-            address = _address(url)
+            return addresses[app.turn % count]
+        now = time.monotonic()
+        for _ in range(count):
+            app.turn += 1
+            address = addresses[app.turn % count]
             if app.down.get(address, 0) <= now:
                 return address
-        return _address(app.endpoints[app.turn % count])  # all failed lately: try anyway
+        return addresses[app.turn % count]  # all failed lately: try anyway
 
     def another(self, key: str, failed: tuple[str, int]) -> Optional[tuple[str, int]]:
         app = self._apps.get(key)
@@ -371,8 +375,7 @@ class RayBackend:
             return None
         now = time.monotonic()
         app.down[failed] = now + SKIP_SECONDS
-        for url in app.endpoints:
-            address = _address(url)
+        for address in app.addresses:
             if address != failed and app.down.get(address, 0) <= now:
                 return address
         return None
@@ -675,7 +678,8 @@ class RayBackend:
             if details is None:
                 if app.state == "starting" and app.status == "":
                     continue  # the PUT is not seen yet
-                app.status, app.message, app.endpoints = "DELETED", "", []
+                app.status, app.message = "DELETED", ""
+                app.endpoints, app.addresses = [], []
             else:
                 self._read(app, details)
             self._follow(key, app, before)
@@ -713,9 +717,12 @@ class RayBackend:
             if record.stem not in replicas:
                 record.unlink(missing_ok=True)
         app.replicas = replicas
+        endpoints.sort()
         if endpoints != app.endpoints:
-            app.endpoints = sorted(endpoints)
-            app.down = {a: t for a, t in app.down.items() if f"http://{a[0]}:{a[1]}" in endpoints}
+            app.endpoints = endpoints
+            app.addresses = [_address(url) for url in endpoints]
+        now = time.monotonic()
+        app.down = {a: t for a, t in app.down.items() if t > now and a in app.addresses}
 
     def _follow(self, key: str, app: _App, before: tuple) -> None:
         """Serve's state -> the hub's, reported when it changes."""
