@@ -84,7 +84,7 @@ algolink_jupyter/locale/%.mo: algolink_jupyter/locale/%.po | $(INSTALLED)
 
 ## The whole suite: lint, then every test.
 test: lint js-test postgres chromium sandbox image-tools i18n-compile
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 ## The JupyterLab extension's own lint (eslint, tsc) and unit tests (node's test runner).
 js/node_modules/.installed: js/package.json js/package-lock.json | node
