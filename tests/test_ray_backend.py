@@ -52,10 +52,11 @@ if __name__ == "__main__":
 """
 
 
-def bundle(root: Path, tag: str, config: str, setup: str = "pass") -> Path:
+def bundle(root: Path, tag: str, config: str, setup: str = "pass", model: str = "") -> Path:
+    """A folder with ``model`` (default: the echo above, tagged) and ``algolink.yml``."""
     folder = root / tag
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cloud_model.py").write_text(MODEL.format(tag=tag, setup=setup))
+    (folder / "cloud_model.py").write_text(model or MODEL.format(tag=tag, setup=setup))
     (folder / "algolink.yml").write_text("entrypoint: python cloud_model.py\n" + config)
     return folder
 
@@ -283,10 +284,7 @@ if __name__ == "__main__":
 
 
 def test_in_process_replicas_run_the_bundle_in_rays_own_process(hub, tmp_path):
-    folder = tmp_path / "inproc"
-    folder.mkdir()
-    (folder / "cloud_model.py").write_text(IN_PROCESS)
-    (folder / "algolink.yml").write_text("replica: in_process\ncpus: 0.5\n")
+    folder = bundle(tmp_path, "inproc", "replica: in_process\ncpus: 0.5\n", model=IN_PROCESS)
     assert hub.register("p", "g", "inproc", folder).status_code == 201
     publish(hub, "p", "inproc", 1)
     [replica] = running_replicas(hub, "p", "inproc", 1)
@@ -312,10 +310,7 @@ if __name__ == "__main__":
 
 
 def test_a_replica_given_half_a_gpu_sees_that_gpu(hub, cluster, tmp_path):
-    folder = tmp_path / "gpu"
-    folder.mkdir()
-    (folder / "cloud_model.py").write_text(ENV_MODEL)
-    (folder / "algolink.yml").write_text("gpus: 0.5\ncpus: 0.5\n")
+    folder = bundle(tmp_path, "gpu", "gpus: 0.5\ncpus: 0.5\n", model=ENV_MODEL)
     assert hub.register("p", "g", "gpu", folder).status_code == 201
     publish(hub, "p", "gpu", 1)
     [replica] = running_replicas(hub, "p", "gpu", 1)

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import shlex
 import time
@@ -47,9 +46,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .builder import Environment
 from .bundles import BundleConfig, Scaling, entry_name
-from .processes import entrypoint_argv, log_tail
-from .runner import StartError
-from .sandbox import Identity, Isolation, clean_environment, hub_tag, tmp_env, venv_base
+from .processes import log_tail
+from .runner import StartError, service_argv, service_environment
+from .sandbox import Identity, Isolation, hub_tag
 from .shim import append_line, stamp
 
 __all__ = ["MIN_RAY", "RayBackend", "RayError", "serve_settings"]
@@ -401,34 +400,8 @@ class RayBackend:
         writable: tuple,
         tmp: Optional[Path],
     ) -> dict:
-        argv = entrypoint_argv(config.entrypoint, env.bin_dir)
-        if "/" not in argv[0]:
-            raise StartError(
-                f"The entrypoint's program `{argv[0]}` is neither in the service's environment nor "
-                "on PATH: fix entrypoint: in algolink.yml, or install it with a build step."
-            )
-        if self.isolation is not None:
-            base = venv_base(env.path)
-            argv = self.isolation.command(
-                argv,
-                who=who,
-                cwd=bundle_dir,
-                read_only=[env.path, *([base] if base else []), *read_only],
-                writable=[bundle_dir, *writable],
-                tmp=tmp,
-            )
-        process_env = clean_environment(
-            {
-                "PATH": str(env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath),
-                "VIRTUAL_ENV": str(env.path),
-                "PYTHONUNBUFFERED": "1",
-                "HOME": str(bundle_dir),
-                **tmp_env(tmp),
-                **extra_env,
-            }
-        )
-        if who is not None:
-            process_env.update(USER=who.name, LOGNAME=who.name)
+        argv = service_argv(config, env, bundle_dir, self.isolation, who, read_only, writable, tmp)
+        process_env = service_environment(env, bundle_dir, tmp, who, extra_env)
         if config.scaling.gpus == 0:
             process_env.setdefault("CUDA_VISIBLE_DEVICES", "")
         host = extra_env.get("ALGOLINK_HOST")

@@ -116,6 +116,62 @@ def _describe_exit(rc: Optional[int]) -> str:
     return f"exited with status {rc}"
 
 
+def service_argv(
+    config: BundleConfig,
+    env: Environment,
+    bundle_dir: Path,
+    isolation: Optional[Isolation],
+    who: Optional[Identity],
+    read_only: Iterable[Path] = (),
+    writable: Iterable[Path] = (),
+    tmp: Optional[Path] = None,
+) -> list:
+    """The command that runs a version's entrypoint in ``env``, in the sandbox ``isolation`` makes
+    (as ``who``, seeing its environment, ``read_only``, and ``bundle_dir`` and ``writable``
+    writable); a StartError when the entrypoint's program is nowhere."""
+    argv = entrypoint_argv(config.entrypoint, env.bin_dir)
+    if "/" not in argv[0]:  # not found on the environment's PATH nor the hub's
+        raise StartError(
+            f"The entrypoint's program `{argv[0]}` is neither in the service's environment nor "
+            "on PATH: fix entrypoint: in algolink.yml, or install it with a build step."
+        )
+    if isolation is None:
+        return argv
+    base = venv_base(env.path)
+    return isolation.command(
+        argv,
+        who=who,
+        cwd=bundle_dir,
+        read_only=[env.path, *([base] if base else []), *read_only],
+        writable=[bundle_dir, *writable],
+        tmp=tmp,
+    )
+
+
+def service_environment(
+    env: Environment,
+    bundle_dir: Path,
+    tmp: Optional[Path],
+    who: Optional[Identity],
+    extra: dict,
+) -> dict:
+    """The variables a version's process starts with: a clean environment, its own ``env`` first
+    on PATH, its working copy as HOME, ``tmp`` as its temporary folder, then ``extra``."""
+    process_env = clean_environment(
+        {
+            "PATH": str(env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath),
+            "VIRTUAL_ENV": str(env.path),
+            "PYTHONUNBUFFERED": "1",
+            "HOME": str(bundle_dir),
+            **tmp_env(tmp),
+            **extra,
+        }
+    )
+    if who is not None:
+        process_env.update(USER=who.name, LOGNAME=who.name)
+    return process_env
+
+
 @dataclass
 class _Service:
     key: str
@@ -447,23 +503,16 @@ class Runner:
 
     async def _spawn(self, svc: _Service) -> None:
         svc.listener, svc.port_lost = None, False
-        argv = entrypoint_argv(svc.config.entrypoint, svc.env.bin_dir)
-        if "/" not in argv[0]:  # not found on the environment's PATH nor the hub's
-            raise StartError(
-                f"The entrypoint's program `{argv[0]}` is neither in the service's environment nor "
-                "on PATH: fix entrypoint: in algolink.yml, or install it with a build step."
-            )
-        isolation = self.isolation
-        if isolation is not None:
-            base = venv_base(svc.env.path)
-            argv = isolation.command(
-                argv,
-                who=svc.who,
-                cwd=svc.bundle_dir,
-                read_only=[svc.env.path, *([base] if base else []), *svc.read_only],
-                writable=[svc.bundle_dir, *svc.writable],
-                tmp=svc.tmp,
-            )
+        argv = service_argv(
+            svc.config,
+            svc.env,
+            svc.bundle_dir,
+            self.isolation,
+            svc.who,
+            svc.read_only,
+            svc.writable,
+            svc.tmp,
+        )
         status = Path(str(svc.log_path) + ".exit")
         argv = [
             sys.executable,
@@ -480,13 +529,12 @@ class Runner:
             "--",
             *argv,
         ]
-        process_env = clean_environment(
+        process_env = service_environment(
+            svc.env,
+            svc.bundle_dir,
+            svc.tmp,
+            svc.who,
             {
-                "PATH": str(svc.env.bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath),
-                "VIRTUAL_ENV": str(svc.env.path),
-                "PYTHONUNBUFFERED": "1",
-                "HOME": str(svc.bundle_dir),
-                **tmp_env(svc.tmp),
                 "ALGOLINK_PORT": str(svc.port),
                 "ALGOLINK_HOST": "127.0.0.1",
                 # A bundle that installs Runway's own runway-python reads these.
@@ -494,10 +542,8 @@ class Runner:
                 "RW_HOST": "127.0.0.1",
                 **svc.extra_env,
                 KEY_VARIABLE: svc.key,
-            }
+            },
         )
-        if svc.who is not None:
-            process_env.update(USER=svc.who.name, LOGNAME=svc.who.name)
         svc.event(f"Starting `{svc.config.entrypoint}` on port {svc.port} in {svc.bundle_dir}")
         with open(svc.log_path, "ab") as errors:  # the keeper's own complaints, if any
             child = await asyncio.create_subprocess_exec(
