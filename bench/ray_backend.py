@@ -1,49 +1,51 @@
-"""The hub's Ray Serve backend against its local one: the digits example's ``classify`` three ways, in one run.
+"""The hub's Ray Serve backend against its local one: the digits example's classify three ways.
 
-Run by ``make bench`` (about five minutes with the cluster's start; ``--quick``, what the smoke test
-runs, about two). It starts a loopback Ray cluster (``tests/ray_support.py``: its own environment under
-``.algolink/ray``, 4 logical CPUs, Serve's HTTP proxy on a free port), two hubs, and measures:
+Run by ``make bench`` (about three minutes on 2 cores, a minute of it setting up; ``--quick``, what
+the smoke test runs, about a minute and a half). It starts a loopback Ray cluster
+(``tests/ray_support.py``: its own environment under ``.algolink/ray``, 4 logical CPUs, Serve's HTTP
+proxy on a free port), two hubs, and measures:
 
-(a) local: ``/serve/bench/digits/classify`` on a hub with ``--backend local``: one service process on
-    this machine, the example's bundle as it is (``examples/digits``, trained once in a copy);
+(a) local: ``/serve/bench/digits/classify`` on a hub with ``--backend local``: one service process
+    on this machine, the example's bundle as it is (``examples/digits``, trained once in a copy);
 (b) ray: the same request on a hub with ``--backend ray`` in front of the cluster, the same bundle
     with ``replicas: 2`` and ``cpus: 0.5`` added to its ``algolink.yml``: the hub sends requests to
     the two replicas' own servers in turn;
 (c) serve proxy: ``POST <Serve's proxy>/bench/classify``: the very same version's Serve application
     deployed a second time under another name with ``route_prefix: /bench`` (a ``PUT`` of every
     application to the dashboard's ``/api/serve/applications/``, the hub's own included, as Serve's
-    declarative API requires; its replicas log to a file and write their addresses to a folder of their
-    own, so the hub's version does not see them; its spec's ``route_prefix`` is set too, which is how
-    ``Replica.__call__`` knows what to strip). Serve's proxy hands each request to a replica's
-    ``Replica.__call__``, which sends it on to its child server.
+    declarative API requires; its replicas log to a file and write their addresses to a folder of
+    their own, so the hub's version does not see them; its spec's ``route_prefix`` is set too, which
+    is how ``Replica.__call__`` knows what to strip). Serve's proxy hands each request to a
+    replica's ``Replica.__call__``, which sends it on to its child server.
 
 Each at concurrency 1 and 16 by ``bench/serve_overhead.py``'s load generator (a process of its own,
 raw keep-alive sockets, one request in flight per connection), the same 64x64 PNG of a 3
 (``examples/digits/samples/digit_3.png``) as a base64 data URI in a JSON body. A round measures the
 three back to back (the order alternating between rounds) after a short warm-up of each; a figure is
 the median over rounds. Printed: requests/s, p50 and p99 latency, the machine's CPU time per request
-(every process, from ``/proc/stat``, over the whole run of the load generator), how busy its CPUs were
-(100% per core; also measured for 2 s with nothing sent: the idle cluster's own share), and the hub
-process's own CPU time per request (from ``/proc/<pid>/stat``: what relaying costs the hub with each
-backend), then these ratios:
+(every process, from ``/proc/stat``, over the whole run of the load generator), how busy its CPUs
+were (100% per core; also measured for 2 s with nothing sent: the idle cluster's own share), and the
+hub process's own CPU time per request (from ``/proc/<pid>/stat``: what relaying costs the hub with
+each backend), then these ratios:
 
-- ray per replica against local: at concurrency 16, (b)'s throughput / 2 against (a)'s; at concurrency
-  1 one request is in flight at a time, so the whole of (b) against (a). Latency: (b) against (a).
-  Target: within 1.3x (per replica throughput at least 1/1.3 of local, p50 at most 1.3x).
-- serve proxy against ray: (c) against (b), throughput and latency (no target: what going through Serve's
-  proxy costs, for comparison).
+- ray per replica against local: at concurrency 16, (b)'s throughput / 2 against (a)'s; at
+  concurrency 1 one request is in flight at a time, so the whole of (b) against (a). Latency: (b)
+  against (a). Target: within 1.3x (per replica throughput at least 1/1.3 of local, p50 at most
+  1.3x).
+- serve proxy against ray: (c) against (b), throughput and latency (no target: what going through
+  Serve's proxy costs, for comparison).
 
-What the numbers mean on a small machine: with N cores, the two replicas, the hub and the load generator
-share them. On 2 cores, two replicas cannot do twice the work of one process: at concurrency 16 the
-machine is saturated (see the busy column) and "per replica" throughput is about half of what one
-process does, whatever the backend costs (and the machine's CPU time per request is then only the
-inverse of throughput); the figure that says what the backend costs the hub is the hub's own CPU time
-per request. The classify command batches requests (up to 32 within 10 ms): at concurrency 16 one
-process sees batches of up to 16, each replica about 8, which moves throughput too. Latency at
-concurrency 1 is the cleaner comparison of the paths.
+What the numbers mean on a small machine: with N cores, the two replicas, the hub and the load
+generator share them. On 2 cores, two replicas cannot do twice the work of one process: at
+concurrency 16 the machine is saturated (see the busy column) and "per replica" throughput is about
+half of what one process does, whatever the backend costs (and the machine's CPU time per request is
+then only the inverse of throughput); the figure that says what the backend costs the hub is the
+hub's own CPU time per request. The classify command batches requests (up to 32 within 10 ms): at
+concurrency 16 one process sees batches of up to 16, each replica about 8, which moves throughput
+too. Latency at concurrency 1 is the cleaner comparison of the paths.
 
-Targets are printed next to the figures; nothing fails when one is missed: this reports, it does not pin.
-Results go to ``bench/results/ray_backend.json`` (``ray_backend.quick.json`` with ``--quick``).
+Targets are printed next to the figures; nothing fails when one is missed: this reports, it does not
+pin. Results go to ``bench/results/ray_backend.json`` (``ray_backend.quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class HubProcess:
     """``algolink hub`` on a free port with its own data folder; stopped with its services."""
 
     def __init__(self, data: Path, extra: list, timeout: float = 180) -> None:
+        self.data = data
         self.lines: list = []
         self.proc = subprocess.Popen(
             [
@@ -181,6 +184,21 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        self.remove_users()
+
+    def remove_users(self) -> None:
+        """The system users this hub made for its services and builds (as root, ``--isolation
+        users``), by the name prefix of its data folder."""
+        if os.geteuid() != 0:
+            return
+        import pwd
+
+        from algolink_jupyter.hub.sandbox import hub_tag
+
+        tag = hub_tag(self.data)
+        for entry in pwd.getpwall():
+            if entry.pw_name.startswith((f"alk{tag}s", f"alk{tag}b")):
+                subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
 
 
 def start_ray_hub(data: Path, cluster: RayCluster, tries: int = 6) -> HubProcess:
@@ -483,7 +501,8 @@ def main(argv: Optional[list] = None) -> int:
 
     print(
         f"\ndigits classify, {rounds} round(s) of {duration:g} s per figure; "
-        f"{os.cpu_count()} CPU(s) on this machine, the cluster's {REPLICAS} replicas at 0.5 CPU each"
+        f"{os.cpu_count()} CPU(s) on this machine, the cluster's {REPLICAS} replicas at 0.5 CPU "
+        "each"
     )
     print(
         f"{'path':<13}{'c':>3}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
