@@ -184,11 +184,11 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        self.remove_users()
 
     def remove_users(self) -> None:
         """The system users this hub made for its services and builds (as root, ``--isolation
-        users``), by the name prefix of its data folder."""
+        users``), by the name prefix of its data folder; once no process of theirs runs (the Ray
+        replicas' children end with the cluster)."""
         if os.geteuid() != 0:
             return
         import pwd
@@ -494,6 +494,8 @@ def main(argv: Optional[list] = None) -> int:
             hub.stop()
         if cluster.proc is not None:
             cluster.stop()
+        for hub in hubs:
+            hub.remove_users()
         shutil.rmtree(work, ignore_errors=True)
 
     def fig(name: str, c: int, key: str) -> float:
