@@ -102,6 +102,7 @@ bench: $(INSTALLED)
 	$(PY) bench/export.py
 	$(PY) bench/batching.py
 	$(PY) bench/image.py
+	$(PY) bench/ray_backend.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
