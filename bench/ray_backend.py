@@ -14,9 +14,9 @@ proxy on a free port), two hubs, and measures:
     deployed a second time under another name with ``route_prefix: /bench`` (a ``PUT`` of every
     application to the dashboard's ``/api/serve/applications/``, the hub's own included, as Serve's
     declarative API requires; its replicas log to a file and write their addresses to a folder of
-    their own, so the hub's version does not see them; its spec's ``route_prefix`` is set too, which
-    is how ``Replica.__call__`` knows what to strip). Serve's proxy hands each request to a
-    replica's ``Replica.__call__``, which sends it on to its child server.
+    their own, so the hub's version does not see them). Serve's proxy hands each request to a
+    replica's ``Replica.__call__``, which sends it on to its child server (the path under the
+    route prefix, from the request's ASGI ``root_path``).
 
 Each at concurrency 1 and 16 by ``bench/serve_overhead.py``'s load generator (a process of its own,
 raw keep-alive sockets, one request in flight per connection), the same 64x64 PNG of a 3
@@ -283,7 +283,6 @@ def deploy_proxy_copy(cluster: RayCluster, work: Path) -> dict:
     # otherwise count them as its own), and strip the prefix before sending a request on.
     config["args"]["log"] = str(work / "proxy-copy.log")
     config["args"]["replicas"] = str(work / "proxy-copy-replicas")
-    config["args"]["route_prefix"] = PROXY_PREFIX
     body: dict = {
         "applications": [
             details["deployed_app_config"]

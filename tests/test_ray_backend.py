@@ -125,6 +125,8 @@ def hub(cluster, tmp_path_factory):
     yield h
     h.stop(keep_services=True)
     serve_put(cluster, [])  # what this module's hubs left on its cluster
+    # Its users go once no replica's server runs as one of them any more.
+    wait_for(lambda: not serve_apps(cluster), 60, 0.5, "the applications to be deleted")
     h.remove_users()
 
 

@@ -219,8 +219,12 @@ class Replica:
 
         from starlette.responses import Response
 
-        prefix = self.spec.get("route_prefix", "").rstrip("/")
-        path = request.url.path[len(prefix) :] if request.url.path.startswith(prefix) else "/"
+        # The path under the application's route prefix (Serve's ASGI root_path).
+        path = request.scope.get("path") or "/"
+        for prefix in (request.scope.get("root_path") or "", self.spec.get("route_prefix") or ""):
+            prefix = prefix.rstrip("/")
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                path = path[len(prefix) :] or "/"
         query = request.url.query
         body = await request.body()
         headers = {
