@@ -80,10 +80,11 @@ QUICK_OUTPUT = REPO / "bench" / "results" / "ray_backend.quick.json"
 HOST = "127.0.0.1"
 CONCURRENCY = (1, 16)
 REPLICAS = 2
-PATHS = ("local", "ray", "serve proxy")
+PATHS = ("local", "ray 1 replica", "ray", "serve proxy")
 RUNNING = re.compile(r"AlgoLink hub running at http://([^:/\s]+):(\d+)/")
 PROXY_APP = "algolink-bench-proxy"
 SERVE_PATH = "/serve/bench/digits/classify"
+ONE_PATH = "/serve/bench/digits1/classify"
 PROXY_PREFIX = "/bench"
 TARGET_PER_REPLICA = 1.3
 
@@ -148,8 +149,9 @@ class HubProcess:
 
     def publish(self, name: str, folder: Path, timeout: float = 600) -> dict:
         """Register ``folder`` as ``bench/name``, publish it and wait until it is online."""
-        self.api("POST", "/api/v1/projects", json={"name": "bench"})
-        self.api("POST", "/api/v1/projects/bench/groups", json={"name": "g"})
+        if self.session.get(self.url + "/api/v1/projects/bench", timeout=30).status_code == 404:
+            self.api("POST", "/api/v1/projects", json={"name": "bench"})
+            self.api("POST", "/api/v1/projects/bench/groups", json={"name": "g"})
         files = {"bundle": ("bundle.tar.gz", pack(folder))}
         self.api(
             "POST",
@@ -235,9 +237,9 @@ def busy_seconds() -> float:
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def bundles(work: Path) -> tuple[Path, Path]:
-    """The example's bundle as it is (trained once, in the copy) and a copy for the Ray hub with
-    ``replicas: 2`` and ``cpus: 0.5`` added to its ``algolink.yml``."""
+def bundles(work: Path) -> tuple[Path, Path, Path]:
+    """The example's bundle as it is (trained once, in the copy) and copies for the Ray hub with
+    ``replicas: 2`` (and ``replicas: 1``) and ``cpus: 0.5`` added to its ``algolink.yml``."""
     local = work / "digits"
     shutil.copytree(
         DIGITS, local, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
@@ -250,11 +252,14 @@ def bundles(work: Path) -> tuple[Path, Path]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    ray = work / "digits-ray"
-    shutil.copytree(local, ray)
-    config = (ray / "algolink.yml").read_text()
-    (ray / "algolink.yml").write_text(config.rstrip("\n") + f"\nreplicas: {REPLICAS}\ncpus: 0.5\n")
-    return local, ray
+    copies = []
+    for replicas in (REPLICAS, 1):
+        ray = work / f"digits-ray{replicas}"
+        shutil.copytree(local, ray)
+        config = (ray / "algolink.yml").read_text().rstrip("\n")
+        (ray / "algolink.yml").write_text(config + f"\nreplicas: {replicas}\ncpus: 0.5\n")
+        copies.append(ray)
+    return local, copies[0], copies[1]
 
 
 def dashboard(cluster: RayCluster, method: str, body: Optional[dict] = None) -> Any:
@@ -422,7 +427,7 @@ def main(argv: Optional[list] = None) -> int:
     hubs: list = []
     results: dict = {name: {c: [] for c in CONCURRENCY} for name in PATHS}
     try:
-        local_bundle, ray_bundle = bundles(work)
+        local_bundle, ray_bundle, one_bundle = bundles(work)
         # First, on a quiet machine: a head started while a build keeps the CPUs busy may never
         # take jobs ("No available agent to submit job"), which the Ray hub's start needs.
         cluster.start()
@@ -434,11 +439,11 @@ def main(argv: Optional[list] = None) -> int:
         # Both hubs build (each its own environment) and start the version at once.
         published: dict = {}
 
-        def publish(name: str, hub: HubProcess, folder: Path) -> None:
+        def publish(name: str, hub: HubProcess, folder: Path, service: str = "digits") -> None:
             try:
-                published[name] = hub.publish("digits", folder)
+                published[name] = hub.publish(service, folder)
                 print(
-                    f"{name} hub: bench/digits online ({time.perf_counter() - began:.0f} s)",
+                    f"{name} hub: bench/{service} online ({time.perf_counter() - began:.0f} s)",
                     flush=True,
                 )
             except BaseException as e:  # raised below, in the main thread
@@ -452,6 +457,7 @@ def main(argv: Optional[list] = None) -> int:
             thread.start()
         for thread in threads:
             thread.join()
+        publish("ray 1 replica", ray, one_bundle, "digits1")  # its environment is built already
         for outcome in published.values():
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -463,6 +469,7 @@ def main(argv: Optional[list] = None) -> int:
 
         targets = {
             "local": Target("local", local.port, SERVE_PATH, body, local.token, local),
+            "ray 1 replica": Target("ray 1 replica", ray.port, ONE_PATH, body, ray.token, ray),
             "ray": Target("ray", ray.port, SERVE_PATH, body, ray.token, ray),
             "serve proxy": Target(
                 "serve proxy", serve_port, f"{PROXY_PREFIX}/classify", body, None
@@ -506,7 +513,7 @@ def main(argv: Optional[list] = None) -> int:
         "each"
     )
     print(
-        f"{'path':<13}{'c':>3}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
+        f"{'path':<15}{'c':>3}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
         f"{'busy':>7}{'hub us/req':>12}"
     )
     table = []
@@ -526,7 +533,7 @@ def main(argv: Optional[list] = None) -> int:
             }
             table.append(row)
             print(
-                f"{name:<13}{c:>3}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+                f"{name:<15}{c:>3}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
                 f"{row['cpu_ms_per_request']:>12.2f}{row['busy_pct']:>6.0f}%"
                 + (
                     f"{row['hub_us_per_request']:>12.0f}"
@@ -553,6 +560,25 @@ def main(argv: Optional[list] = None) -> int:
         )
 
     low = 1 / TARGET_PER_REPLICA
+    for c in CONCURRENCY:  # one replica against one local process: what the backend costs
+        ours, base = fig("ray 1 replica", c, "rps"), fig("local", c, "rps")
+        add(
+            f"ray 1 replica c={c} throughput",
+            ours,
+            base,
+            "req/s",
+            f">= {low:.2f}x local",
+            ours / base >= low,
+        )
+        ours, base = fig("ray 1 replica", c, "p50_ms"), fig("local", c, "p50_ms")
+        add(
+            f"ray 1 replica c={c} p50 latency",
+            ours,
+            base,
+            "ms",
+            f"<= {TARGET_PER_REPLICA:g}x local",
+            ours / base <= TARGET_PER_REPLICA,
+        )
     for c in CONCURRENCY:
         per = REPLICAS if c > 1 else 1
         rps, base = fig("ray", c, "rps") / per, fig("local", c, "rps")
@@ -612,16 +638,17 @@ def main(argv: Optional[list] = None) -> int:
             None,
         )
 
-    print(f"\n{'figure':<38}{'ours':>13}{'baseline':>13}{'ratio':>8}  target")
+    print(f"\n{'figure':<40}{'ours':>13}{'baseline':>13}{'ratio':>8}  target")
     for r in rows:
         fmt = "{:.0f}" if r["unit"] in ("req/s", "us") else "{:.2f}"
         ours = fmt.format(r["ours"]) + " " + r["unit"]
         base = fmt.format(r["baseline"]) + " " + r["unit"]
         mark = "" if r["met"] is None else (" met" if r["met"] else " MISSED")
-        print(f"{r['figure']:<38}{ours:>13}{base:>13}{r['ratio']:>7.2f}x  {r['target']}{mark}")
+        print(f"{r['figure']:<40}{ours:>13}{base:>13}{r['ratio']:>7.2f}x  {r['target']}{mark}")
     busy16 = fig("ray", 16, "busy_pct")
     print(
-        f"\nbaseline for ray: local (the hub with --backend local, one process); for serve proxy: "
+        f"\nbaseline for ray and ray 1 replica: local (the hub with --backend local, one "
+        "process); for serve proxy: "
         f"ray (the hub to the replicas' own addresses). ray had {replicas_seen} replica(s) running."
         f"\nthe machine's CPUs were {idle_busy:.0f}% busy with nothing sent (the cluster, the "
         f"hubs, other users; 100% per core) and {busy16:.0f}% during ray's run at c=16: on "

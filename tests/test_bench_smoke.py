@@ -76,6 +76,10 @@ def test_batching_bench_quick(tmp_path: Path) -> None:
 
 
 RAY_ROWS = [
+    "ray 1 replica c=1 throughput",
+    "ray 1 replica c=1 p50 latency",
+    "ray 1 replica c=16 throughput",
+    "ray 1 replica c=16 p50 latency",
     "ray c=1 throughput",
     "ray c=1 p50 latency",
     "ray c=1 p99 latency",
@@ -111,7 +115,7 @@ def test_ray_backend_bench_quick(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table, _, ratios = proc.stdout.partition("\nfigure")
-    for path in ("local", "ray", "serve proxy"):
+    for path in ("local", "ray 1 replica", "ray", "serve proxy"):
         for c in (1, 16):
             assert re.search(rf"(?m)^{path} +{c} +\d+ ", table), f"no {path} c={c} in:\n{table}"
     for row in RAY_ROWS:
@@ -120,6 +124,6 @@ def test_ray_backend_bench_quick(tmp_path: Path) -> None:
     assert [r["figure"] for r in results["rows"]] == RAY_ROWS
     assert all(r["ours"] > 0 and r["baseline"] > 0 for r in results["rows"]), results["rows"]
     assert {(r["path"], r["concurrency"]) for r in results["table"]} == {
-        (p, c) for p in ("local", "ray", "serve proxy") for c in (1, 16)
+        (p, c) for p in ("local", "ray 1 replica", "ray", "serve proxy") for c in (1, 16)
     }
     assert "ray had 2 replica(s) running" in proc.stdout
