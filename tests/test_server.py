@@ -619,12 +619,23 @@ def test_small_large_and_chunked_bodies_answer_alike(server):
 SAME = """
 import threading, modelcloud
 from modelcloud import text
+from modelcloud.data_types import BaseType
 
-@modelcloud.command('same', inputs={'text': text()}, outputs={'text': text(), 'thread': text()})
+class ratio(BaseType):  # a custom type that lets NaN through: JSON cannot carry it
+    def __init__(self):
+        super().__init__('ratio')
+    def deserialize(self, value):
+        return value
+    def serialize(self, value, output_format=None):
+        return value
+
+@modelcloud.command('same', inputs={'text': text()},
+                    outputs={'text': text(), 'ratio': ratio(), 'thread': text()})
 def same(model, inputs):
     if inputs['text'] == 'fail':
         raise RuntimeError('asked to fail')
-    return {'text': inputs['text'], 'thread': threading.current_thread().name}
+    ratio = float('nan') if inputs['text'] == 'nan' else 0.5
+    return {'text': inputs['text'], 'ratio': ratio, 'thread': threading.current_thread().name}
 
 if __name__ == '__main__':
     modelcloud.run()
@@ -668,6 +679,7 @@ def test_answers_on_the_loop_are_the_answers_of_the_worker_path(model_server):
         (json.dumps({"text": "x" * 2000}), {}),  # over GZIP_MIN_SIZE: Vary
         (json.dumps({"text": "x" * 2000}), {"Accept-Encoding": "gzip"}),
         ('{"text": "fail"}', {}),  # the command raises: 500 with Server-Timing
+        ('{"text": "nan"}', {}),  # an answer JSON cannot carry: 500, the server's own error
         ('{"text": 5}', {}),  # a bad input: 400 with its field
         ('{"other": 1}', {}),
         ("", {}),  # no inputs at all
@@ -679,8 +691,9 @@ def test_answers_on_the_loop_are_the_answers_of_the_worker_path(model_server):
         answer, thread = post(body, **headers)
         assert thread is None or thread.startswith("modelcloud")
         worker.append(answer)
-    assert [w[0] for w in worker] == [200, 200, 200, 500, 400, 400, 400, 400, 400]
-    assert worker[4][2]["field"] == "text"
+    assert [w[0] for w in worker] == [200, 200, 200, 500, 500, 400, 400, 400, 400, 400]
+    assert worker[4][2] == {"error": "Internal server error; the server keeps running."}
+    assert worker[5][2]["field"] == "text"
     assert ("Vary", "Accept-Encoding") in worker[2][1]
     assert ("Content-Encoding", "gzip") in worker[2][1]
 

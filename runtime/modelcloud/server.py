@@ -73,6 +73,9 @@ JSON_TYPE = "application/json; charset=UTF-8"
 SERVER_HEADER = f"TornadoServer/{tornado.version}"
 #: json.dumps(..., allow_nan=False) builds an encoder per call; one, reused, writes the same bytes.
 JSON_ENCODE = json.JSONEncoder(allow_nan=False).encode
+#: The answer to a request whose handling failed in a way nobody foresaw (a bug: the log has it).
+INTERNAL_ERROR_MESSAGE = "Internal server error; the server keeps running."
+INTERNAL_ERROR = json.dumps({"error": INTERNAL_ERROR_MESSAGE}).encode()
 
 
 class ServerStats:
@@ -420,8 +423,8 @@ class BaseHandler(tornado.web.RequestHandler):
         elif status_code < 500:
             body = {"error": f"Bad request: {self._reason}."}
         else:
-            body = {"error": "Internal server error; the server keeps running."}
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+            body = {"error": INTERNAL_ERROR_MESSAGE}
+        self.set_header("Content-Type", JSON_TYPE)
         self.finish(json.dumps(body))
 
     #: Set by BodyHandler once a body went over the limit (and its 413 was sent).
@@ -1128,26 +1131,29 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         began = time.perf_counter()
         registry = server.registry
         timing: Optional[tuple] = None
+        status, retry = 200, False
         try:
-            raw = parse_json_body(body)
-            ctx = DecodeContext(max_pixels=server.max_pixels)
-            start = time.perf_counter()
             try:
-                inputs = registry.parse_inputs(cmd, raw, ctx)
-                result = registry.call(cmd, inputs, None, _never, None)
-            finally:
-                ctx.cleanup()
-                took = time.perf_counter() - start
-                timing = (start - began, took)
-                cmd.fast_runs = cmd.fast_runs + 1 if took < FAST_SECONDS else 0
-        except ModelCloudError as e:
+                raw = parse_json_body(body)
+                ctx = DecodeContext(max_pixels=server.max_pixels)
+                start = time.perf_counter()
+                try:
+                    inputs = registry.parse_inputs(cmd, raw, ctx)
+                    answer = registry.call(cmd, inputs, None, _never, None)
+                finally:
+                    ctx.cleanup()
+                    took = time.perf_counter() - start
+                    timing = (start - began, took)
+                    cmd.fast_runs = cmd.fast_runs + 1 if took < FAST_SECONDS else 0
+                server.stats.record()
+            except ModelCloudError as e:
+                request = self.request
+                record_error(server, request.method, request.path, e)
+                status, retry, answer = e.status, e.status == 503, error_body(server, e)
+            data = JSON_ENCODE(answer).encode()
+        except Exception:  # what Tornado makes of an exception that escapes a handler
             request = self.request
-            record_error(server, request.method, request.path, e)
-            self.respond(server, e.status, error_body(server, e), timing, e.status == 503)
-            return
-        except Exception:
-            request = self.request
-            app_log.error(  # what RequestHandler.log_exception writes
+            app_log.error(  # RequestHandler.log_exception's line
                 "Uncaught exception %s %s (%s)\n%r",
                 request.method,
                 request.uri,
@@ -1155,24 +1161,19 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
                 request,
                 exc_info=True,
             )
-            self.respond(
-                server, 500, {"error": "Internal server error; the server keeps running."}, None
-            )
-            return
-        server.stats.record()
-        self.respond(server, 200, result, timing)
+            status, retry, timing, data = 500, False, None, INTERNAL_ERROR
+        self.respond(server, status, data, timing, retry)
 
     def respond(
         self,
         server: ModelServer,
         status: int,
-        body: Any,
+        data: bytes,
         timing: Optional[tuple],
         retry: bool = False,
     ) -> None:
         """Write the answer as BaseHandler.write_json does: the same headers in the same order."""
         request = self.request
-        data = JSON_ENCODE(body).encode()
         headers = tornado.httputil.HTTPHeaders()
         headers["Server"] = SERVER_HEADER
         headers["Content-Type"] = JSON_TYPE
