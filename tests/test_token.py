@@ -87,7 +87,7 @@ def test_token_still_checked_once_the_command_runs_on_the_loop(token_server):
     for headers in ({}, {"Authorization": "token nope"}, {"Authorization": "Bearer s3cre"}):
         r = requests.post(token_server + "/echo", json={"s": "a"}, headers=headers)
         assert r.status_code == 401, headers
-        assert r.headers["WWW-Authenticate"] == "token"
+        assert "token" in r.json()["error"]
     r = requests.post(token_server + "/echo?token=s3cret", json={"s": "q"})
     assert r.json() == {"s": "q"}
     r = requests.post(
