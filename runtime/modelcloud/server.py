@@ -2,7 +2,9 @@
 
 Requests are parsed on the I/O loop; a command (with its input decoding and output encoding) runs on a
 worker thread, so ``/healthcheck`` and ``/meta`` answer while a long command runs. By default one request
-at a time reaches the model (safe for a GPU) and the rest wait in a bounded queue. Every error is JSON
+at a time reaches the model (safe for a GPU) and the rest wait in a bounded queue. A command that keeps
+being fast runs on the loop itself while the model is idle (``ModelServer.can_run_inline``), and a plain
+small JSON POST to it is answered by :class:`FastCommand` without a RequestHandler. Every error is JSON
 ``{"error", "field"}``; nothing a client sends can stop the server.
 """
 
