@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -613,3 +614,100 @@ def test_small_large_and_chunked_bodies_answer_alike(server):
         assert r.json()["field"] == "name"
     r = server.post("/greet", data="{not json")
     assert r.status_code == 400 and r.json()["error"].startswith("The body is not valid JSON")
+
+
+SAME = """
+import threading, modelcloud
+from modelcloud import text
+from modelcloud.data_types import BaseType
+
+class ratio(BaseType):  # a custom type that lets NaN through: JSON cannot carry it
+    def __init__(self):
+        super().__init__('ratio')
+    def deserialize(self, value):
+        return value
+    def serialize(self, value, output_format=None):
+        return value
+
+@modelcloud.command('same', inputs={'text': text()},
+                    outputs={'text': text(), 'ratio': ratio(), 'thread': text()})
+def same(model, inputs):
+    if inputs['text'] == 'fail':
+        raise RuntimeError('asked to fail')
+    ratio = float('nan') if inputs['text'] == 'nan' else 0.5
+    return {'text': inputs['text'], 'ratio': ratio, 'thread': threading.current_thread().name}
+
+if __name__ == '__main__':
+    modelcloud.run()
+"""
+
+
+def test_answers_on_the_loop_are_the_answers_of_the_worker_path(model_server):
+    """Once a command runs on the I/O loop, a small JSON request is answered without Tornado's
+    RequestHandler: the same status, the same headers in the same order and the same body as on the
+    worker path (its first runs), for answers, errors, large and gzipped bodies."""
+    import http.client
+
+    s = model_server(SAME)
+    conn = http.client.HTTPConnection(s.url.removeprefix("http://"), timeout=10)
+
+    def post(body, **headers):
+        conn.request(
+            "POST", "/same", body=body, headers={"Content-Type": "application/json", **headers}
+        )
+        r = conn.getresponse()
+        data = raw = r.read()
+        if r.getheader("Content-Encoding") == "gzip":
+            data = gzip.decompress(raw)
+        seen = []
+        for name, value in r.getheaders():
+            if name == "Date":
+                value = "(date)"
+            elif name == "Server-Timing":
+                assert re.fullmatch(r"queue;dur=\d+\.\d{3}, model;dur=\d+\.\d{3}", value), value
+                value = "(timing)"
+            seen.append((name, value))
+        assert r.getheader("Content-Length") == str(len(raw))
+        body = json.loads(data)
+        thread = body.pop("thread", None)
+        if thread is not None:  # the thread's name is in the body: its length varies
+            seen = [(n, "(length)" if n == "Content-Length" else v) for n, v in seen]
+        return (r.status, seen, body), thread
+
+    cases = [
+        ('{"text": "hi"}', {}),
+        (json.dumps({"text": "x" * 2000}), {}),  # over GZIP_MIN_SIZE: Vary
+        (json.dumps({"text": "x" * 2000}), {"Accept-Encoding": "gzip"}),
+        ('{"text": "fail"}', {}),  # the command raises: 500 with Server-Timing
+        ('{"text": "nan"}', {}),  # an answer JSON cannot carry: 500, the server's own error
+        ('{"text": 5}', {}),  # a bad input: 400 with its field
+        ('{"other": 1}', {}),
+        ("", {}),  # no inputs at all
+        ("{not json", {}),  # 400 before the run: no Server-Timing
+        ("[1, 2]", {}),
+    ]
+    worker = []
+    for body, headers in cases:
+        answer, thread = post(body, **headers)
+        assert thread is None or thread.startswith("modelcloud")
+        worker.append(answer)
+    assert [w[0] for w in worker] == [200, 200, 200, 500, 500, 400, 400, 400, 400, 400]
+    assert worker[4][2] == {"error": "Internal server error; the server keeps running."}
+    assert worker[5][2]["field"] == "text"
+    assert ("Vary", "Accept-Encoding") in worker[2][1]
+    assert ("Content-Encoding", "gzip") in worker[2][1]
+
+    def warm():
+        for _ in range(
+            300
+        ):  # on a busy machine a no-op run can take over 2 ms: the streak restarts
+            if post('{"text": "warm"}')[1] == "MainThread":
+                return
+        raise AssertionError("the command never moved onto the loop")
+
+    for (body, headers), expected in zip(cases, worker):
+        warm()
+        answer, thread = post(body, **headers)
+        assert thread in (None, "MainThread")
+        assert answer == expected, body
+    conn.close()

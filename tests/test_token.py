@@ -75,3 +75,22 @@ def test_token_header_or_query(token_server):
 def test_preflight_needs_no_token(token_server):
     r = requests.options(token_server + "/echo")
     assert r.status_code == 204
+
+
+def test_token_still_checked_once_the_command_runs_on_the_loop(token_server):
+    """A command that has been fast lately is answered on the I/O loop without a RequestHandler: the
+    token is checked there all the same."""
+    good = {"Authorization": "token s3cret"}
+    for i in range(40):  # well past the 16 fast runs that move a command onto the loop
+        r = requests.post(token_server + "/echo", json={"s": str(i)}, headers=good)
+        assert r.json() == {"s": str(i)}
+    for headers in ({}, {"Authorization": "token nope"}, {"Authorization": "Bearer s3cre"}):
+        r = requests.post(token_server + "/echo", json={"s": "a"}, headers=headers)
+        assert r.status_code == 401, headers
+        assert "token" in r.json()["error"]
+    r = requests.post(token_server + "/echo?token=s3cret", json={"s": "q"})
+    assert r.json() == {"s": "q"}
+    r = requests.post(
+        token_server + "/echo", json={"s": "b"}, headers={"Authorization": "bearer s3cret"}
+    )
+    assert r.json() == {"s": "b"}

@@ -2,7 +2,9 @@
 
 Requests are parsed on the I/O loop; a command (with its input decoding and output encoding) runs on a
 worker thread, so ``/healthcheck`` and ``/meta`` answer while a long command runs. By default one request
-at a time reaches the model (safe for a GPU) and the rest wait in a bounded queue. Every error is JSON
+at a time reaches the model (safe for a GPU) and the rest wait in a bounded queue. A command that keeps
+being fast runs on the loop itself while the model is idle (``ModelServer.can_run_inline``), and a plain
+small JSON POST to it is answered by :class:`FastCommand` without a RequestHandler. Every error is JSON
 ``{"error", "field"}``; nothing a client sends can stop the server.
 """
 
@@ -26,12 +28,13 @@ import tornado.iostream
 import tornado.routing
 import tornado.web
 import tornado.websocket
+from tornado.log import app_log
 
 from .batching import Batcher
 from .data_types import DEFAULT_MAX_PIXELS, DecodeContext, UploadedFile
 from .errors import InputError, ModelCloudError, NotReady, PayloadTooLarge, UnsupportedEncoding
 from .jobs import DEFAULT_JOBS_KEEP, DEFAULT_JOBS_TTL, JobStore
-from .model import Registry
+from .model import RUNNING, Registry
 from .openapi import openapi_document
 from .streaming import Canceled, RunEvents, run_with_events
 
@@ -65,6 +68,16 @@ WS_PING_INTERVAL = 20.0
 
 #: Inputs whose multipart form fields are taken as text as they are; other fields are read as JSON.
 _TEXT_FIELDS = {"text", "category", "image", "file", "directory", "segmentation"}
+#: Content types whose bodies are forms; every other body is read as JSON.
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+JSON_TYPE = "application/json; charset=UTF-8"
+#: What Tornado's RequestHandler sends as ``Server`` (the fast path sends the same headers).
+SERVER_HEADER = f"TornadoServer/{tornado.version}"
+#: json.dumps(..., allow_nan=False) builds an encoder per call; one, reused, writes the same bytes.
+JSON_ENCODE = json.JSONEncoder(allow_nan=False).encode
+#: The answer to a request whose handling failed in a way nobody foresaw (a bug: the log has it).
+INTERNAL_ERROR_MESSAGE = "Internal server error; the server keeps running."
+INTERNAL_ERROR = json.dumps({"error": INTERNAL_ERROR_MESSAGE}).encode()
 
 
 class ServerStats:
@@ -189,7 +202,7 @@ class ModelServer:
 
     def make_app(self, **settings: Any) -> tornado.web.Application:
         settings.setdefault("log_function", log_request)
-        return tornado.web.Application(
+        return ModelApplication(
             [
                 # Commands first: they are the hot path (a command may not take a reserved name).
                 tornado.routing.Rule(
@@ -280,11 +293,14 @@ class ModelServer:
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """Tornado's access log line, written only when its logger takes it: Tornado's own formats the line
     for every request first, which is a measurable share of a no-op request's cost."""
-    status = handler.get_status()
+    log_access(handler.get_status(), handler.request)
+
+
+def log_access(status: int, request: Any) -> None:
+    """The access log line of one answered request (``log_request``'s, for the fast path too)."""
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     if not access_log.isEnabledFor(level):
         return
-    request = handler.request
     access_log.log(
         level,
         "%d %s %s (%s) %.2fms",
@@ -294,6 +310,39 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         request.remote_ip,
         1000.0 * request.request_time(),
     )
+
+
+def error_body(server: ModelServer, e: ModelCloudError) -> dict:
+    """A ModelCloudError's JSON answer: its traceback only when the server is in debug mode."""
+    body = e.to_json()
+    if not server.debug:
+        body.pop("traceback", None)
+    return body
+
+
+def record_error(server: ModelServer, method: str, path: str, e: ModelCloudError) -> None:
+    """Count a request answered with ``e`` (the status log keeps it; a 5xx is logged too)."""
+    server.stats.record(f"{method} {path}: {e.status} {e.message}", getattr(e, "traceback", None))
+    if e.status >= 500:
+        log.warning("%s %s: %s", method, path, e.message)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """A JSON request body ({} when it is empty or blank)."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise InputError(
+            'The body is not valid JSON: send a JSON object such as {"name": value} '
+            "(or multipart/form-data)."
+        ) from None
+
+
+def timing_header(queue: float, model: float) -> str:
+    """``Server-Timing``: how long the request waited for the model and how long the model took (ms)."""
+    return f"queue;dur={queue * 1e3:.3f}, model;dur={model * 1e3:.3f}"
 
 
 def check_token(handler: tornado.web.RequestHandler) -> None:
@@ -344,8 +393,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        data = json.dumps(body, allow_nan=False).encode()
+        self.set_header("Content-Type", JSON_TYPE)
+        data = JSON_ENCODE(body).encode()
         if len(data) >= GZIP_MIN_SIZE:
             self.set_header("Vary", "Accept-Encoding")
             if "gzip" in self.request.headers.get("Accept-Encoding", ""):
@@ -354,15 +403,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(data)
 
     def send_model_error(self, e: ModelCloudError) -> None:
-        body = e.to_json()
-        if not self.modelserver.debug:
-            body.pop("traceback", None)
-        self.modelserver.stats.record(
-            f"{self.request.method} {self.request.path}: {e.status} {e.message}",
-            getattr(e, "traceback", None),
-        )
-        if e.status >= 500:
-            log.warning("%s %s: %s", self.request.method, self.request.path, e.message)
+        body = error_body(self.modelserver, e)
+        record_error(self.modelserver, self.request.method, self.request.path, e)
         if e.status == 503:
             self.set_header("Retry-After", "1")
         self.write_json(body, e.status)
@@ -370,9 +412,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ModelCloudError):
-            body = exc.to_json()
-            if not self.modelserver.debug:
-                body.pop("traceback", None)
+            body = error_body(self.modelserver, exc)
         elif status_code == 401:
             body = {
                 "error": "A token is required: send 'Authorization: token <token>' or add ?token=<token>."
@@ -388,8 +428,8 @@ class BaseHandler(tornado.web.RequestHandler):
         elif status_code < 500:
             body = {"error": f"Bad request: {self._reason}."}
         else:
-            body = {"error": "Internal server error; the server keeps running."}
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+            body = {"error": INTERNAL_ERROR_MESSAGE}
+        self.set_header("Content-Type", JSON_TYPE)
         self.finish(json.dumps(body))
 
     #: Set by BodyHandler once a body went over the limit (and its 413 was sent).
@@ -411,7 +451,7 @@ class BaseHandler(tornado.web.RequestHandler):
         base = ctype.split(";", 1)[0].strip().lower()
         if base == "application/x-www-form-urlencoded" and body.lstrip()[:1] in (b"{", b"["):
             base = "application/json"  # curl -d '{...}' labels JSON as a form
-        if base in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        if base in FORM_TYPES:
             args: dict = {}
             files: dict = {}
             try:
@@ -441,15 +481,7 @@ class BaseHandler(tornado.web.RequestHandler):
                 part = parts[-1]
                 raw[name] = UploadedFile(part.filename or name, part.body, part.content_type)
             return raw
-        if not body.strip():
-            return {}
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
-            raise InputError(
-                'The body is not valid JSON: send a JSON object such as {"name": value} '
-                "(or multipart/form-data)."
-            ) from None
+        return parse_json_body(body)
 
     def _allowed(self) -> list:
         return [
@@ -706,10 +738,7 @@ class CommandRoute:
         """``Server-Timing: queue;dur=..., model;dur=...`` (ms): how long the request waited for the
         model and how long the model took (what the hub's metrics tell apart from the network)."""
         if self._timing is not None:
-            queue, model = self._timing
-            self.set_header(
-                "Server-Timing", f"queue;dur={queue * 1e3:.3f}, model;dur={model * 1e3:.3f}"
-            )
+            self.set_header("Server-Timing", timing_header(*self._timing))
 
     def timed(self, queue: float, model: float) -> None:
         """The request waited ``queue`` s for the model, which then took ``model`` s."""
@@ -785,7 +814,7 @@ class CommandRoute:
                     elif kind == "succeeded":
                         name, body = "succeeded", {"outputs": data}
                     elif kind == "failed":
-                        name, body = "failed", self._error_body(data)
+                        name, body = "failed", error_body(self.modelserver, data)
                     else:
                         return  # canceled: the client is gone
                     count += 1
@@ -801,12 +830,6 @@ class CommandRoute:
             return
         if not self._gone:
             self.finish()
-
-    def _error_body(self, e: ModelCloudError) -> dict:
-        body = e.to_json()
-        if not self.modelserver.debug:
-            body.pop("traceback", None)
-        return body
 
 
 class JobHandler(BaseHandler):
@@ -939,7 +962,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             events = RunEvents()
             server.start_run(cmd, raw, events)
         except ModelCloudError as e:
-            self.send("failed", run_id, **self._error_body(e))
+            self.send("failed", run_id, **error_body(self.modelserver, e))
             return
         self.runs[run_id] = events
         self.send("started", run_id)
@@ -972,7 +995,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                     self.modelserver.stats.record()
                     return
                 elif kind == "failed" and not events.is_canceled():
-                    self.send("failed", run_id, **self._error_body(data))
+                    self.send("failed", run_id, **error_body(self.modelserver, data))
                     self.modelserver.stats.record(f"WebSocket {run_id}: {data.message}")
                     return
                 else:
@@ -980,12 +1003,6 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                     return
         finally:
             self.runs.pop(run_id, None)
-
-    def _error_body(self, e: ModelCloudError) -> dict:
-        body = e.to_json()
-        if not self.modelserver.debug:
-            body.pop("traceback", None)
-        return body
 
     def on_close(self) -> None:
         for events in list(getattr(self, "runs", {}).values()):
@@ -1028,6 +1045,196 @@ class SmallBody(tornado.routing.PathMatches):
         if "multipart" in headers.get("Content-Type", "") or "Content-Encoding" in headers:
             return None
         return super().match(request)
+
+
+class ModelApplication(tornado.web.Application):
+    """The server's Tornado application: what SmallBody routes to SmallCommandHandler is offered to
+    FastCommand first, which answers the common request itself and hands the others to the handler."""
+
+    def __init__(self, *args: Any, **settings: Any):
+        super().__init__(*args, **settings)
+        #: The fast path is the handler's answer only with our access log and no XSRF or origin checks.
+        self.fast_path = (
+            self.settings.get("log_function") is log_request
+            and not self.settings.get("xsrf_cookies")
+            and not self.settings.get("cross_origin_protection")
+        )
+
+    def get_handler_delegate(
+        self,
+        request: Any,
+        target_class: Any,
+        target_kwargs: Optional[dict] = None,
+        path_args: Optional[list] = None,
+        path_kwargs: Optional[dict] = None,
+    ) -> Any:
+        if target_class is SmallCommandHandler and self.fast_path and path_args:
+            return FastCommand(self, request, (target_class, target_kwargs, path_args, path_kwargs))
+        return super().get_handler_delegate(
+            request, target_class, target_kwargs, path_args, path_kwargs
+        )
+
+
+class FastCommand(tornado.httputil.HTTPMessageDelegate):
+    """A small JSON POST to a command that runs on the I/O loop (see ModelServer.can_run_inline),
+    answered without a RequestHandler: no handler object, no task and no extra loop turn, one write.
+    It answers as SmallCommandHandler would (same status, headers and body, access log and stats);
+    any request it is not sure of (another header that changes the answer, a form, a token to check
+    in the query, a command that is batched, not fast lately or not ready) goes to that handler."""
+
+    def __init__(self, application: ModelApplication, request: Any, route: tuple):
+        self.application = application
+        self.request = request
+        self.route = route  # what Application.get_handler_delegate would be given
+        self.chunks: list = []
+        self.start_line: Any = None
+
+    def headers_received(self, start_line: Any, headers: Any) -> None:
+        self.start_line = start_line
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def on_connection_close(self) -> None:
+        self.chunks = []
+
+    def finish(self) -> None:
+        body = b"".join(self.chunks)
+        server: ModelServer = self.application.settings["modelserver"]
+        cmd = self.command(server)
+        if cmd is None:
+            self.hand_over(body)
+        else:
+            self.answer(server, cmd, body)
+
+    def hand_over(self, body: bytes) -> None:
+        """Let SmallCommandHandler answer, as if this delegate had never been asked."""
+        request = self.request
+        delegate = tornado.web.Application.get_handler_delegate(
+            self.application, request, *self.route
+        )
+        delegate.headers_received(self.start_line, request.headers)
+        if body:
+            delegate.data_received(body)
+        delegate.finish()
+
+    def command(self, server: ModelServer) -> Any:
+        """The command this request runs on the fast path, or None for the handler's path."""
+        if not server.inline_fast or server.pending:
+            return None
+        headers = self.request.headers
+        if "Prefer" in headers or "X-Runway-Output-Format" in headers:
+            return None
+        if "text/event-stream" in headers.get("Accept", "").lower():
+            return None
+        if "form" in headers.get("Content-Type", "").lower():
+            return None  # a form (Tornado parses some of them itself): the handler's
+        if server.token and not self.authorized(server.token):
+            return None
+        registry = server.registry
+        if registry.status != RUNNING:
+            return None
+        cmd = registry.commands.get(self.route[2][0].decode())
+        if cmd is None or cmd.batch is not None or not server.can_run_inline(cmd):
+            return None
+        return cmd
+
+    def authorized(self, token: str) -> bool:
+        """The right token in the Authorization header (check_token's other cases are the handler's)."""
+        auth = self.request.headers.get("Authorization", "")
+        if auth[:6].lower() != "token " and auth[:7].lower() != "bearer ":
+            return False
+        given = auth.split(None, 1)[1:]
+        return bool(given) and hmac.compare_digest(given[0].strip().encode(), token.encode())
+
+    def answer(self, server: ModelServer, cmd: Any, body: bytes) -> None:
+        """CommandRoute.post and _run for this request, inline."""
+        began = time.perf_counter()
+        registry = server.registry
+        timing: Optional[tuple] = None
+        status, retry = 200, False
+        try:
+            try:
+                raw = parse_json_body(body)
+                ctx = DecodeContext(max_pixels=server.max_pixels)
+                start = time.perf_counter()
+                try:
+                    inputs = registry.parse_inputs(cmd, raw, ctx)
+                    answer = registry.call(cmd, inputs, None, _never, None)
+                finally:
+                    ctx.cleanup()
+                    took = time.perf_counter() - start
+                    timing = (start - began, took)
+                    cmd.fast_runs = cmd.fast_runs + 1 if took < FAST_SECONDS else 0
+                server.stats.record()
+            except ModelCloudError as e:
+                request = self.request
+                record_error(server, request.method, request.path, e)
+                status, retry, answer = e.status, e.status == 503, error_body(server, e)
+            data = JSON_ENCODE(answer).encode()
+        except Exception:  # what Tornado makes of an exception that escapes a handler
+            request = self.request
+            app_log.error(  # RequestHandler.log_exception's line
+                "Uncaught exception %s %s (%s)\n%r",
+                request.method,
+                request.uri,
+                request.remote_ip,
+                request,
+                exc_info=True,
+            )
+            status, retry, timing, data = 500, False, None, INTERNAL_ERROR
+        self.respond(server, status, data, timing, retry)
+
+    def respond(
+        self,
+        server: ModelServer,
+        status: int,
+        data: bytes,
+        timing: Optional[tuple],
+        retry: bool = False,
+    ) -> None:
+        """Write the answer as BaseHandler.write_json does: the same headers in the same order."""
+        request = self.request
+        headers = tornado.httputil.HTTPHeaders()
+        headers["Server"] = SERVER_HEADER
+        headers["Content-Type"] = JSON_TYPE
+        headers["Date"] = http_date()
+        headers["Access-Control-Allow-Origin"] = server.cors_origin
+        if timing is not None:
+            headers["Server-Timing"] = timing_header(*timing)
+        if retry:
+            headers["Retry-After"] = "1"
+        if len(data) >= GZIP_MIN_SIZE:
+            headers["Vary"] = "Accept-Encoding"
+            if "gzip" in request.headers.get("Accept-Encoding", ""):
+                data = gzip.compress(data, compresslevel=6)
+                headers["Content-Encoding"] = "gzip"
+        headers["Content-Length"] = str(len(data))
+        reason = tornado.httputil.responses.get(status, "Unknown")
+        connection = request.connection
+        connection.write_headers(
+            tornado.httputil.ResponseStartLine("", status, reason), headers, data
+        )
+        connection.finish()
+        log_access(status, request)
+
+
+def _never() -> bool:
+    return False
+
+
+#: (second, its HTTP date): Tornado formats the Date header afresh for every answer.
+_date: tuple = (0, "")
+
+
+def http_date() -> str:
+    """The Date header's value for now (the same text as Tornado's, made once a second)."""
+    global _date
+    now = time.time()
+    second = int(now)
+    if _date[0] != second:
+        _date = (second, tornado.httputil.format_timestamp(now))
+    return _date[1]
 
 
 class NotFoundHandler(BaseHandler):
