@@ -658,7 +658,7 @@ def test_a_setup_raising_invalid_argument_is_a_400_and_keeps_the_model(model_ser
     assert r.status_code == 400
     assert r.json() == {"error": "Invalid argument 'k': this model has 5 heads.", "field": "k"}
     assert server.post("/k", json={"t": ""}).json() == {"k": 3}  # the model in place still answers
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_run_no_serve_sets_up_and_returns():
@@ -724,7 +724,7 @@ def test_algolink_serve_takes_a_runway_models_folder(tmp_path):
     (folder / "runway.yml").write_text("python: 3.6\nentrypoint: python runway_model.py\n")
     server = serve(folder)
     try:
-        assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+        assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
     finally:
         server.stop()
 
@@ -744,7 +744,7 @@ def example(tmp_path_factory):
 def test_the_runway_example_is_served_unchanged_as_runways_docs_say(example):
     code = EXAMPLE.read_text().split('"""', 2)[2]  # after the module's docstring
     assert "modelcloud" not in code and "algolink" not in code.lower()
-    assert example.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert example.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
     meta = example.get("/meta").json()
     options = {o["name"]: o for o in meta["options"]}
     assert {k: o["default"] for k, o in options.items()} == {

@@ -126,7 +126,7 @@ def test_meta_manifest(server):
 
 def test_healthcheck_running(server):
     r = server.get("/healthcheck")
-    assert r.status_code == 200 and r.json() == {"status": "RUNNING"}
+    assert r.status_code == 200 and r.json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_command_json_with_and_without_content_type(server):
@@ -206,7 +206,7 @@ def test_inference_error_500_without_traceback(server):
     assert r.status_code == 500 and "'b'" in r.json()["error"]
     r = server.post("/exit")
     assert r.status_code == 500 and "SystemExit" in r.json()["error"]
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
     assert server.alive()
 
 
@@ -366,7 +366,7 @@ def test_setup_route_reruns_setup_with_options(server):
     # A setup that raises: SETUP_FAILED, commands 503 until a good setup.
     r = server.post("/setup", json={"fail": True})
     assert r.status_code == 500 and "asked to fail" in r.json()["error"]
-    assert server.get("/healthcheck").json() == {"status": "SETUP_FAILED"}
+    assert server.get("/healthcheck").json() == {"status": "SETUP_FAILED", "ongoing": 0}
     r = server.post("/greet", json={"name": "Bo"})
     assert r.status_code == 503 and "POST /setup" in r.json()["error"]
     assert server.post("/setup").json() == {"success": True}

@@ -310,7 +310,7 @@ async def test_forwards_to_the_kernel_server(fetch, anonymous, jp_serverapp, jp_
             r = await fetch(root)
             assert r.code == 200 and "commands" in body_of(r)
         r = await fetch("algolink", "kernels", kid, "healthcheck")
-        assert r.code == 200 and body_of(r) == {"status": "RUNNING"}
+        assert r.code == 200 and body_of(r) == {"status": "RUNNING", "ongoing": 0}
         r = await fetch("algolink", "kernels", kid, "openapi.json")
         assert r.code == 200 and "/shout" in body_of(r)["paths"]
         r = await fetch("algolink", "kernels", kid, "shout")

@@ -251,7 +251,7 @@ def test_health_answers_while_a_generator_runs(server):
     url = r.headers["Location"]
     wait_until(lambda: server.get(url).json()["status"] == "running", timeout=10)
     start = time.monotonic()
-    assert server.get("/healthcheck").json() == {"status": "RUNNING"}
+    assert server.get("/healthcheck").json() == {"status": "RUNNING", "ongoing": 0}
     assert time.monotonic() - start < 0.3
     wait_until(lambda: server.get(url).json()["status"] == "succeeded", timeout=10)
 

@@ -69,7 +69,7 @@ def test_token_header_or_query(token_server):
     r = requests.post(token_server + "/echo?token=s3cret", json={"s": "b"})
     assert r.json() == {"s": "b"}
     r = requests.get(token_server + "/healthcheck", headers={"Authorization": "Bearer s3cret"})
-    assert r.json() == {"status": "RUNNING"}
+    assert r.json() == {"status": "RUNNING", "ongoing": 0}
 
 
 def test_preflight_needs_no_token(token_server):
