@@ -9,6 +9,7 @@ builds; real service processes in the replicas. Nothing of ours is mocked.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import threading
@@ -280,19 +281,47 @@ def where(model, inputs):
     return {"replica": serve.get_replica_context().replica_id.unique_id, "pid": os.getpid()}
 
 
+try:
+    from ray import serve
+except ImportError:  # the hub reads the manifest in an environment without Ray
+    serve = None
+from modelcloud.ray_replica import on_serve_loop
+
+
+async def double_all(xs):
+    return [{"y": x * 2, "batch": len(xs)} for x in xs]
+
+
+if serve is not None:  # Serve batches the calls that come together, on its own event loop
+    double_all = serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)(double_all)
+
+
+@modelcloud.command("double", inputs={"x": number()}, outputs={"y": number(), "batch": number()})
+def double(model, inputs):
+    return on_serve_loop(double_all(inputs["x"]))
+
+
 if __name__ == "__main__":
     modelcloud.run()
 """
 
 
 def test_in_process_replicas_run_the_bundle_in_rays_own_process(hub, tmp_path):
-    folder = bundle(tmp_path, "inproc", "replica: in_process\ncpus: 0.5\n", model=IN_PROCESS)
+    config = "replica: in_process\ncpus: 0.5\nmax_ongoing_requests: 8\n"
+    folder = bundle(tmp_path, "inproc", config, model=IN_PROCESS)
     assert hub.register("p", "g", "inproc", folder).status_code == 201
     publish(hub, "p", "inproc", 1)
     [replica] = running_replicas(hub, "p", "inproc", 1)
     answer = hub.serve("p/inproc/where", json={"text": "?"}).json()
     assert answer == {"replica": replica["id"], "pid": replica["pid"]}, (answer, replica)
     assert ", in-process] ==> Online at" in hub.logs("p", "inproc", 1)
+    # Serve's @serve.batch, through on_serve_loop: eight clients at once, batched together.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda x: hub.serve("p/inproc/double", json={"x": x}).json(), range(32))
+        )
+    assert [a["y"] for a in answers] == [2 * x for x in range(32)], answers
+    assert max(a["batch"] for a in answers) > 1, answers
 
 
 ENV_MODEL = """

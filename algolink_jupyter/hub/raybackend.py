@@ -410,7 +410,11 @@ class RayBackend:
             entry = entry_name(bundle_dir)
             if entry is None:
                 raise StartError(f"The bundle in {bundle_dir} has no cloud_model.py to load.")
-            in_process = {"in_process": True, "entry": entry}
+            in_process = {
+                "in_process": True,
+                "entry": entry,
+                "concurrency": config.scaling.max_ongoing_requests,
+            }
         return {
             **in_process,
             "key": key,

@@ -41,7 +41,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["InProcessReplica", "Replica", "app", "ongoing_requests_policy"]
+__all__ = ["InProcessReplica", "Replica", "app", "on_serve_loop", "ongoing_requests_policy"]
 
 #: Bytes of the version's log after which it is moved to ``<log>.1`` (the hub's own limit).
 LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -322,11 +322,17 @@ class InProcessReplica:
             if name not in keep:
                 os.environ[str(name)] = str(value)
         os.environ.update(ALGOLINK_NO_SERVE="1", ALGOLINK_PORT="0", ALGOLINK_HOST=self.host)
+        if spec.get("concurrency"):  # max_ongoing_requests: requests that reach the model at once
+            os.environ["ALGOLINK_CONCURRENCY"] = str(spec["concurrency"])
+        global _SERVE_LOOP
+        # The constructor runs on Serve's own event loop for this replica's code: on_serve_loop's.
+        with contextlib.suppress(RuntimeError):
+            _SERVE_LOOP = asyncio.get_running_loop()
         os.chdir(spec["cwd"])
         sys.path.insert(0, spec["cwd"])
         self.log.line(f"==> Loading {spec['entry']} in the replica's process (GPUs: {self.gpus})")
-        settings = resolve_settings(self.host, 0, None, False, False, True)
         runpy.run_path(os.path.join(spec["cwd"], spec["entry"]), run_name="algolink_bundle")
+        settings = resolve_settings(self.host, 0, None, False, False, True)
         self.registry = default_registry
         if self.registry.status != "RUNNING":  # it did not call modelcloud.run() at import
             self.registry.run_setup(settings["model_options"])
@@ -342,7 +348,14 @@ class InProcessReplica:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             try:
-                server = ModelServer(self.registry, behind_hub=settings.get("behind_hub", False))
+                server = ModelServer(
+                    self.registry,
+                    max_body_size=settings["max_body_size"],
+                    max_pixels=settings["max_pixels"],
+                    concurrency=settings["concurrency"],
+                    max_queue=settings["max_queue"],
+                    behind_hub=settings.get("behind_hub", False),
+                )
                 sockets = bind_sockets(0, self.host)
                 HTTPServer(server.make_app()).add_sockets(sockets)
                 found.update(port=sockets[0].getsockname()[1], server=server)
@@ -380,6 +393,39 @@ class InProcessReplica:
         if record is not None:
             with contextlib.suppress(OSError):
                 record.unlink()
+
+
+_SERVE_LOOP: Any = None
+
+
+def on_serve_loop(awaitable: Any, timeout: Optional[float] = None) -> Any:
+    """Run ``awaitable`` on Ray Serve's event loop of this replica and return its result: how a
+    modelcloud command (a plain function, on the server's worker thread) uses Serve's async tools in
+    ``replica: in_process`` mode: a ``@serve.batch`` function, or a ``DeploymentHandle`` call.
+
+    Example::
+
+        from ray import serve
+        from modelcloud.ray_replica import on_serve_loop
+
+        @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+        async def predict(images):          # a list in, a list out, as Serve batches them
+            return model(torch.stack(images)).tolist()
+
+        @modelcloud.command("classify", inputs={"image": image}, outputs={"scores": vector})
+        def classify(model, inputs):
+            return {"scores": on_serve_loop(predict(to_tensor(inputs["image"])))}
+
+    With ``max_ongoing_requests: 8`` in ``algolink.yml`` eight requests reach the command at once, so
+    Serve has something to batch. Outside such a replica it raises RuntimeError."""
+    if _SERVE_LOOP is None:
+        raise RuntimeError(
+            "on_serve_loop() works in a Ray Serve replica of `replica: in_process` only: run the "
+            "hub with --backend ray, or call the function directly."
+        )
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(awaitable, _SERVE_LOOP).result(timeout)
 
 
 def ongoing_requests_policy(ctx: Any) -> tuple:
