@@ -83,9 +83,6 @@ class Backend(Protocol):
     def url(self, key: str) -> Optional[str]:
         """One address of the version while it is online (for links and logs), else None."""
 
-    def endpoints(self, key: str) -> list[str]:
-        """Every address that answers for the version now (one per replica)."""
-
     def pick(self, key: str) -> Optional[tuple[str, int]]:
         """The ``(host, port)`` the next request to the version goes to: the replicas in turn,
         skipping those that failed lately. None while none answers."""

@@ -347,10 +347,6 @@ class RayBackend:
             return None
         return app.endpoints[0]
 
-    def endpoints(self, key: str) -> list[str]:
-        app = self._apps.get(key)
-        return list(app.endpoints) if app is not None else []
-
     def pick(self, key: str) -> Optional[tuple[str, int]]:
         app = self._apps.get(key)
         if app is None or not app.endpoints:
@@ -681,18 +677,21 @@ class RayBackend:
                     }
         endpoints = []
         for rid, replica in replicas.items():
-            record = app.replicas_dir / f"{rid}.json"
-            try:
-                found = json.loads(record.read_text())
-            except (OSError, ValueError):
-                continue
-            replica["url"] = found.get("url")
-            replica["gpus"] = found.get("gpus")
+            known = app.replicas.get(rid)
+            if known is not None and known["url"]:  # a replica's record never changes: read once
+                replica["url"], replica["gpus"] = known["url"], known.get("gpus")
+            else:
+                try:
+                    found = json.loads((app.replicas_dir / f"{rid}.json").read_text())
+                except (OSError, ValueError):
+                    found = {}
+                replica["url"], replica["gpus"] = found.get("url"), found.get("gpus")
             if replica["state"] == "RUNNING" and replica["url"]:
                 endpoints.append(replica["url"])
-        for record in app.replicas_dir.glob("*.json"):  # replicas Serve no longer has
-            if record.stem not in replicas:
-                record.unlink(missing_ok=True)
+        if replicas.keys() != app.replicas.keys():  # the records of replicas Serve no longer has
+            for record in app.replicas_dir.glob("*.json"):
+                if record.stem not in replicas:
+                    record.unlink(missing_ok=True)
         app.replicas = replicas
         endpoints.sort()
         if endpoints != app.endpoints:

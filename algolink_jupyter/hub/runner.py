@@ -266,11 +266,6 @@ class Runner:
         host = svc.connect_host
         return f"http://[{host}]:{svc.port}" if ":" in host else f"http://{host}:{svc.port}"
 
-    def endpoints(self, key: str) -> list[str]:
-        """The service's one address while it is online (a process has no replicas)."""
-        url = self.url(key)
-        return [url] if url is not None else []
-
     def pick(self, key: str) -> Optional[tuple[str, int]]:
         svc = self._services.get(key)
         if svc is None or svc.state != "online":

@@ -100,6 +100,24 @@ def _health(url: str, timeout: float = 2.0) -> Optional[dict]:
         return None
 
 
+def _write_record(spec: dict, replica_id: str, url: str, node: str, pid: int) -> Path:
+    """``replicas/<id>.json``: where the hub finds this replica (written whole, at once)."""
+    record = Path(spec["replicas"]) / f"{replica_id}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by Ray for a replica given GPUs
+    temporary = record.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"url": url, "node": node, "pid": pid, "gpus": gpus}))
+    os.replace(temporary, record)
+    return record
+
+
+def _remove_record(replica: Any) -> None:
+    record = getattr(replica, "record", None)
+    if record is not None:
+        with contextlib.suppress(OSError):
+            record.unlink()
+
+
 class Replica:
     """One replica: the bundle's server as a child process; see the module's text."""
 
@@ -136,7 +154,6 @@ class Replica:
         )
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
-        self.gpus = gpus
         self.log.line(f"==> Starting `{spec['entrypoint']}` at {self.url} (GPUs: {gpus or 'none'})")
         self.child = subprocess.Popen(
             argv,
@@ -154,13 +171,7 @@ class Replica:
         except BaseException:
             self._stop_child()
             raise
-        self.record = Path(spec["replicas"]) / f"{self.replica_id}.json"
-        self.record.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.record.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"url": self.url, "node": self.node, "pid": self.child.pid, "gpus": gpus})
-        )
-        os.replace(temporary, self.record)
+        self.record = _write_record(spec, self.replica_id, self.url, self.node, self.child.pid)
         self.log.line(f"==> Online at {self.url} (pid {self.child.pid})")
 
     def _tail(self) -> str:
@@ -261,10 +272,7 @@ class Replica:
             child.wait()
 
     def __del__(self) -> None:
-        record = getattr(self, "record", None)
-        if record is not None:
-            with contextlib.suppress(OSError):
-                record.unlink()
+        _remove_record(self)
         if getattr(self, "child", None) is not None:
             self.log.line("==> Stopping")
             self._stop_child()
@@ -370,13 +378,7 @@ class InProcessReplica:
             raise RuntimeError(f"The model server did not start: {found.get('error', 'timeout')}")
         self.server = found["server"]
         self.url = _url(reach, found["port"])
-        self.record = Path(spec["replicas"]) / f"{self.replica_id}.json"
-        self.record.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.record.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"url": self.url, "node": self.node, "pid": os.getpid(), "gpus": self.gpus})
-        )
-        os.replace(temporary, self.record)
+        self.record = _write_record(spec, self.replica_id, self.url, self.node, os.getpid())
         self.log.line(f"==> Online at {self.url} (pid {os.getpid()}, in-process)")
 
     def check_health(self) -> None:
@@ -389,10 +391,7 @@ class InProcessReplica:
     __call__ = Replica.__call__
 
     def __del__(self) -> None:
-        record = getattr(self, "record", None)
-        if record is not None:
-            with contextlib.suppress(OSError):
-                record.unlink()
+        _remove_record(self)
 
 
 _SERVE_LOOP: Any = None
