@@ -23,6 +23,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -303,6 +304,7 @@ def main(argv: Optional[list] = None) -> int:
     finally:
         for server in servers.values():
             server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     def fig(name: str, c: int, key: str) -> float:
         return statistics.median(run[key] for run in results[name][c])

@@ -64,13 +64,10 @@ def browser():
 _NO_HUBS_IN = {"envs", "bundles", "files", "run", "node_modules", "site-packages", ".venv"}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_the_system_users_of_this_sessions_hubs(tmp_path_factory):
-    """After the session: the system users (``alk<tag>s<n>``, ``alk<tag>b<n>``) made by every hub
-    whose data folder is under this session's temporary folder, however it was started (the
-    ``Hub`` helper removes its own; ``scripts/run.py`` and a bare ``algolink hub`` do not)."""
-    yield
-    import os
+def remove_hub_users_under(folder: Path) -> None:
+    """The system users (``alk<tag>s<n>``, ``alk<tag>b<n>``) of every hub whose data folder is under
+    ``folder``, however it was started (the ``Hub`` helper removes its own; ``scripts/run.py`` and a
+    bare ``algolink hub`` do not). A user with a process left is kept (userdel refuses)."""
     import pwd
     import subprocess
 
@@ -79,13 +76,112 @@ def _remove_the_system_users_of_this_sessions_hubs(tmp_path_factory):
     from algolink_jupyter.hub.sandbox import hub_tag
 
     prefixes = []
-    for folder, dirs, files in os.walk(tmp_path_factory.getbasetemp()):
+    for parent, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in _NO_HUBS_IN]
         if "hub.sqlite" in files or "admin_token" in files:
-            tag = hub_tag(Path(folder))
+            tag = hub_tag(Path(parent))
             prefixes += [f"alk{tag}s", f"alk{tag}b"]
     if not prefixes:
         return
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(tuple(prefixes)):
             subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
+
+
+# --- Disk ------------------------------------------------------------------------------------------
+# A whole run makes about 15 GB of hub data folders, environments and image archives in pytest's
+# temporary folder. So what a test made in it (``tmp_path``) goes when the test has passed, what a
+# module's fixtures made goes when the module is over and all its tests passed (with the system users
+# of the hubs in them, first), and what the session's fixtures made goes at the end of a run that
+# passed. A failure's folders are kept for a look until the next run starts, which removes the earlier
+# runs' folders (but those of a run still going: pytest's ``.lock`` names its pid).
+
+_basetemp: list = []  # the session's temporary folder, once it is known
+_made_by_the_session: set = set()  # names in it that session-scoped fixtures made
+_failed: set = set()  # node ids of the tests that failed, and of their modules
+_tmp_paths: dict = {}  # test node id -> its tmp_path
+
+
+def _entries() -> set:
+    try:
+        return set(os.listdir(_basetemp[0])) if _basetemp else set()
+    except OSError:
+        return set()
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    remove_hub_users_under(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(lock: Path) -> bool:
+    try:
+        os.kill(int(lock.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.scope != "session" or not _basetemp:
+        yield
+        return
+    before = _entries()
+    yield
+    _made_by_the_session.update(_entries() - before)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield
+    path = getattr(item, "funcargs", {}).get("tmp_path")
+    if path is not None:
+        _tmp_paths[item.nodeid] = path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        _failed.update({item.nodeid, item.nodeid.split("::", 1)[0]})
+    if call.when == "teardown":
+        path = _tmp_paths.pop(item.nodeid, None)
+        if path is not None and item.nodeid not in _failed:
+            _remove(Path(path))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _a_modules_folders_go_when_it_passed(request):
+    before = _entries()
+    yield
+    if request.node.nodeid in _failed or not _basetemp:
+        return
+    for name in sorted(_entries() - before - _made_by_the_session):
+        _remove(_basetemp[0] / name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_folders(tmp_path_factory, request):
+    """Earlier runs' folders go now; this run's users and (when it passed) folders at its end."""
+    import re
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    if base.parent.name.startswith("pytest-of-"):
+        for old in base.parent.iterdir():
+            if old == base or old.is_symlink() or not re.fullmatch(r"pytest-\d+", old.name):
+                continue
+            if _pid_alive(old / ".lock"):
+                continue  # another run, still going
+            _remove(old)
+    _basetemp.append(base)
+    yield
+    remove_hub_users_under(base)
+    if request.session.testsfailed == 0 and not _failed:
+        for name in _entries():
+            if name != ".lock":
+                shutil.rmtree(base / name, ignore_errors=True)
