@@ -363,6 +363,7 @@ def test_a_token_cannot_be_wider_than_its_user_or_outlive_its_limits(hub, world)
     # the expired token says so
     r = requests.get(hub.url + "/api/v1/user", headers=auth(world["tokens"]["expired"]), timeout=30)
     assert r.status_code == 401 and "expired" in r.json()["error"]
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="AlgoLink"'  # how to authenticate
 
 
 def test_the_stranger_sees_neither_projects_nor_services_it_has_no_role_in(hub, world):
@@ -375,6 +376,7 @@ def test_the_stranger_sees_neither_projects_nor_services_it_has_no_role_in(hub, 
     assert r.status_code == 403 and "read" in r.json()["error"]
     r = requests.get(hub.url + "/api/v1/projects", headers=auth(None))
     assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="AlgoLink"'
     names = {p["name"] for p in hub.get("/api/v1/projects").json()}
     assert {"alpha", "beta"} <= names
     # a project that does not exist and one the caller has no role in answer alike

@@ -128,6 +128,7 @@ def test_sse_through_the_hub_needs_the_token_and_a_gone_client_stops_it(hub):
     )
     assert r.status_code == 401
     assert "is not public" in r.json()["error"]
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="AlgoLink"'
     r = sse(hub, "gen/svc/count", {"n": 100, "delay": 0.1, "tag": "sse-gone"})
     seen = 0
     for line in r.iter_lines(decode_unicode=True):

@@ -55,6 +55,7 @@ def test_token_required_everywhere(token_server):
         r = requests.get(token_server + path)
         assert r.status_code == 401, path
         assert "token" in r.json()["error"]
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="modelcloud"', path
     r = requests.post(
         token_server + "/echo", json={"s": "a"}, headers={"Authorization": "token nope"}
     )
@@ -88,6 +89,7 @@ def test_token_still_checked_once_the_command_runs_on_the_loop(token_server):
         r = requests.post(token_server + "/echo", json={"s": "a"}, headers=headers)
         assert r.status_code == 401, headers
         assert "token" in r.json()["error"]
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="modelcloud"', headers
     r = requests.post(token_server + "/echo?token=s3cret", json={"s": "q"})
     assert r.json() == {"s": "q"}
     r = requests.post(

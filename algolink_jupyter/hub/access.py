@@ -187,6 +187,11 @@ def token_scopes(value: object, admin: bool) -> frozenset:
 # --- the gate: callers from tokens and sessions, cached ------------------------------------------
 
 
+#: The challenge every 401 of the hub carries (RFC 9110, 11.6.1: a 401 names how to authenticate): a
+#: token, sent as ``Authorization: token <token>`` or ``Authorization: Bearer <token>``.
+CHALLENGE = 'Bearer realm="AlgoLink"'
+
+
 class Refused(Exception):
     """A token or session that names nobody any more: its status and sentence."""
 

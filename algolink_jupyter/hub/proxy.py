@@ -35,7 +35,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.log import app_log
 from tornado.tcpclient import TCPClient
 
-from .access import Refused
+from .access import CHALLENGE, Refused
 from .devmode import HOP_HEADER, DevServerError, not_answering, target_address
 from .publisher import ColdStartError
 
@@ -322,6 +322,8 @@ class ServeRequest(httputil.HTTPMessageDelegate):
             self.plan = await self.decide()
         except _Refused as e:
             self.refused = True
+            if e.status == 401:
+                e.head.setdefault("WWW-Authenticate", CHALLENGE)
             # Answered before the body was read: Tornado reads the rest and drops it, then closes
             # the connection; the client must not send another request on it.
             self.error(e.status, e.message, e.retry_after, Connection="close", **e.head)

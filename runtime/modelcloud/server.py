@@ -345,6 +345,11 @@ def timing_header(queue: float, model: float) -> str:
     return f"queue;dur={queue * 1e3:.3f}, model;dur={model * 1e3:.3f}"
 
 
+#: What a 401 asks for (RFC 9110, 11.6.1): the server's token, as ``Authorization: token <token>``,
+#: ``Authorization: Bearer <token>`` or ``?token=<token>``.
+CHALLENGE = 'Bearer realm="modelcloud"'
+
+
 def check_token(handler: tornado.web.RequestHandler) -> None:
     """401 unless the request carries the server's token (when it has one)."""
     token = handler.settings["modelserver"].token
@@ -354,7 +359,6 @@ def check_token(handler: tornado.web.RequestHandler) -> None:
         if auth[:6].lower() == "token " or auth[:7].lower() == "bearer ":
             given = auth.split(None, 1)[1].strip()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
-            handler.set_header("WWW-Authenticate", "token")
             raise tornado.web.HTTPError(
                 401, reason="Unauthorized", log_message="missing or wrong token"
             )
@@ -414,6 +418,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc, ModelCloudError):
             body = error_body(self.modelserver, exc)
         elif status_code == 401:
+            self.set_header("WWW-Authenticate", CHALLENGE)
             body = {
                 "error": "A token is required: send 'Authorization: token <token>' or add ?token=<token>."
             }

@@ -645,6 +645,8 @@ class APIHandler(HubHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", access.CHALLENGE)
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, APIError):
             message = exc.message
