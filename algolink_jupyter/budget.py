@@ -24,6 +24,7 @@ __all__ = [
     "describe",
     "evict",
     "remove_tree",
+    "size_text",
     "size_words",
     "tree_size",
     "unless_busy",
@@ -106,6 +107,14 @@ def size_words(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def size_text(n: int) -> str:
+    """A budget as :func:`byte_size` reads it: ``10G``, ``1.5G``, ``500M``, ``812``."""
+    for unit in ("T", "G", "M", "K"):
+        if n >= _UNITS[unit]:
+            return f"{round(n / _UNITS[unit], 1):g}{unit}"
+    return str(n)
 
 
 def remove_tree(path: Path) -> None:

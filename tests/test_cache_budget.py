@@ -36,6 +36,8 @@ def test_a_budget_is_a_size_zero_or_none_and_a_bad_one_names_its_variable(monkey
         image.cache_budget()
     with pytest.raises(budget.SizeError, match="'-3G' is not a size: give one such as 20G"):
         budget.byte_size("-3G")
+    for n in (10 * 2**30, 1536 * 2**20, 500 * 2**20, 812):  # a budget said as it is written
+        assert budget.byte_size(budget.size_text(n)) == n
 
 
 # -- the image layer cache ----------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_verification_environments_past_the_budget_go_least_recently_used_first(
     said = [line for line in lines if line.startswith("  Removed ")]
     assert said == [
         f"  Removed 1 environment ({budget.size_words(size)}) of earlier verifications, used "
-        f"least recently, to keep {envs} within {budget.size_words(int(size * 1.5))} "
+        f"least recently, to keep {envs} within {budget.size_text(int(size * 1.5))} "
         "($ALGOLINK_VERIFY_BUDGET)."
     ], lines
     assert lines[-1].startswith("Verified in"), lines[-1]  # the summary stays the last line

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .. import budget, runtime
-from ..budget import size_words
 from .cells import analyze
 from .requirements import NOTEBOOK_ONLY, pin
 
@@ -720,7 +719,7 @@ class _Pruning:
         if removed:
             self.out(
                 f"  Removed {budget.describe(removed)} of earlier verifications, used least "
-                f"recently, to keep {cache_dir() / 'envs'} within {size_words(self.limit)} "
+                f"recently, to keep {cache_dir() / 'envs'} within {budget.size_text(self.limit)} "
                 f"(${BUDGET_VAR})."
             )
 

@@ -1024,7 +1024,7 @@ def build_image(
         if removed:
             say(
                 f"Image cache {store.root}: removed {budget.describe(removed)}, used least "
-                f"recently, to keep it within {size_words(limit)} (${BUDGET_VAR})."
+                f"recently, to keep it within {budget.size_text(limit)} (${BUDGET_VAR})."
             )
     return ImageResult(output, digest, config_digest, layers, config, seconds, size)
 
