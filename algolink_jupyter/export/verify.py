@@ -4,7 +4,10 @@ describes the notebook's commands, and answers every recorded example as the not
 Environments are built with uv and kept in a cache folder (``$ALGOLINK_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/algolink``, else ``~/.cache/algolink``), one per distinct set of requirements, so a second
 verification of the same bundle reuses its environment and takes about as long as the bundle takes to
-start. uv does not read pip's configuration, so the package indexes, find-links, constraints and
+start. A reuse marks the environment used (its ``algolink-env.json``'s time); after a verification, those
+used least recently are removed until all fit ``$ALGOLINK_VERIFY_BUDGET`` (default 5G; ``0``: only the one
+just used; ``none``: no limit), never one another verification builds or runs in (its ``<key>.lock`` or
+``<key>.use`` held). uv does not read pip's configuration, so the package indexes, find-links, constraints and
 certificates pip is configured with here are passed to it. Where this environment runs a local build of a
 pinned package (``torch 2.13.0+cpu``), the verification installs that very build.
 """

@@ -21,6 +21,9 @@ key, so a rebuild writes only what changed:
 The archive holds an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/``) and Docker's
 ``manifest.json`` beside it, as ``docker save`` writes since Docker 25: ``docker load`` (every version),
 ``podman load`` and ``skopeo`` (``oci-archive:``) read it.
+
+The cache (:class:`LayerCache`) keeps within ``$ALGOLINK_IMAGE_CACHE_BUDGET`` (:func:`cache_budget`):
+after each build, what was used least recently goes first, never what that build used.
 """
 
 from __future__ import annotations
