@@ -4,7 +4,7 @@ The floors, lowest first (ARCHITECTURE.md says what each room holds):
 
     modelcloud                                   the runtime SDK and model server
     errors, names, markdown, spec, examples,     the shared bottom of algolink_jupyter
-    runtime, dockerfile
+    runtime, dockerfile, budget
     kernel, client, hub                          kernel serving; the hub's HTTP client; the hub server
     export                                       notebook -> bundle
     widgets, serverext                           the notebook's forms; the Jupyter server extension
@@ -35,6 +35,7 @@ LAYERS = [
         "algolink_jupyter.examples",
         "algolink_jupyter.runtime",
         "algolink_jupyter.dockerfile",
+        "algolink_jupyter.budget",
     ],
     ["algolink_jupyter.kernel", "algolink_jupyter.client", "algolink_jupyter.hub"],
     ["algolink_jupyter.export"],

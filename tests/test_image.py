@@ -257,6 +257,38 @@ def test_a_code_change_reuses_the_base_and_dependency_layers(built, tmp_path):
     assert seconds < 60, f"a rebuild after a code change took {seconds:.0f} s"
 
 
+def test_after_a_build_the_cache_keeps_within_its_budget(built, tmp_path, monkeypatch):
+    """A cache (the layers of the first build, linked, and a stale layer no build needs) with a
+    budget of 0: the build reuses its layers, then removes the stale one and says so."""
+    cache = image.LayerCache(tmp_path / "cache")
+    default = image.LayerCache(image.cache_root())
+    for layer in built["result"].layers[:-1]:  # all but the app layer
+        try:
+            os.link(layer.path, cache.blobs / layer.path.name)
+        except OSError:  # another file system
+            shutil.copy2(layer.path, cache.blobs / layer.path.name)
+    for key in default.keys.glob("*.json"):
+        shutil.copy2(key, cache.keys / key.name)
+    stale = cache.blobs / ("0" * 64)
+    stale.write_bytes(b"x" * 100_000)
+    os.utime(stale, (time.time() - 86400,) * 2)
+    monkeypatch.setenv("ALGOLINK_IMAGE_CACHE_BUDGET", "0")
+    spec = image.local_spec(built["work"], tmp_path / "work" / "app", print)
+    spec.output = tmp_path / "budget.tar"
+    lines: list = []
+    result = image.build_image(spec, cache=cache.root, log=lines.append)
+    assert [layer.reused for layer in result.layers] == [True] * (len(result.layers) - 1) + [False]
+    assert not stale.exists()
+    assert sorted(cache.blobs.iterdir()) == sorted({layer.path for layer in result.layers})
+    assert lines[-1].startswith(f"Image cache {cache.root}: removed 1 layer (")
+    assert lines[-1].endswith(
+        ", used least recently, to keep it within 0 ($ALGOLINK_IMAGE_CACHE_BUDGET)."
+    )
+    # What the build used is still there, by its keys: the next build reuses every layer but app.
+    keys = {json.loads(p.read_text())["digest"] for p in cache.keys.glob("*.json")}
+    assert keys == {layer.digest for layer in result.layers[:-1]}
+
+
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
 
 

@@ -4,7 +4,10 @@ describes the notebook's commands, and answers every recorded example as the not
 Environments are built with uv and kept in a cache folder (``$ALGOLINK_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/algolink``, else ``~/.cache/algolink``), one per distinct set of requirements, so a second
 verification of the same bundle reuses its environment and takes about as long as the bundle takes to
-start. uv does not read pip's configuration, so the package indexes, find-links, constraints and
+start. A reuse marks the environment used (its ``algolink-env.json``'s time); after a verification, those
+used least recently are removed until all fit ``$ALGOLINK_VERIFY_BUDGET`` (default 5G; ``0``: only the one
+just used; ``none``: no limit), never one another verification builds or runs in (its ``<key>.lock`` or
+``<key>.use`` held). uv does not read pip's configuration, so the package indexes, find-links, constraints and
 certificates pip is configured with here are passed to it. Where this environment runs a local build of a
 pinned package (``torch 2.13.0+cpu``), the verification installs that very build.
 """
@@ -28,12 +31,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .. import runtime
+from .. import budget, runtime
 from .cells import analyze
 from .requirements import NOTEBOOK_ONLY, pin
 
@@ -42,6 +45,9 @@ _REQ_LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 ENV_MARKER = "algolink-env.json"
 KEEP_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ", "SSL_CERT_FILE")
 KEEP_ENV_PREFIXES = ("CUDA_", "NVIDIA_", "OMP_", "MKL_")
+#: The verification environments' budget when ``$ALGOLINK_VERIFY_BUDGET`` is not set.
+DEFAULT_BUDGET = 5 * 2**30
+BUDGET_VAR = "ALGOLINK_VERIFY_BUDGET"
 
 
 class VerifyError(Exception):
@@ -66,6 +72,15 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "algolink"
+
+
+def envs_budget() -> Optional[int]:
+    """The bytes the verification environments may take: ``$ALGOLINK_VERIFY_BUDGET`` (such as
+    ``5G``; ``0``: only the one the last verification used; ``none``: no limit), else 5 GiB."""
+    try:
+        return budget.budget_from_env(BUDGET_VAR, DEFAULT_BUDGET)
+    except budget.SizeError as e:
+        raise VerifyError(str(e)) from None
 
 
 _pip_settings: Optional[tuple] = None
@@ -173,6 +188,50 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _shared(path: Path) -> Iterator[None]:
+    """A shared lock on ``path``: the environment is in use (no prune removes it meanwhile)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        yield
+
+
+def prune_environments(limit: int, keep: Iterable[str] = ()) -> list:
+    """Remove verification environments (``cache_dir()/envs/<key>``), the least recently used
+    first, until they take ``limit`` bytes or less; never one named in ``keep`` nor one another
+    process builds or uses (its ``.lock`` or ``.use`` held). The removed :class:`..budget.Candidate` s."""
+    envs = cache_dir() / "envs"
+    found = []
+    try:
+        children = sorted(envs.iterdir())
+    except OSError:
+        return []
+    for env in children:
+        marker = env / ENV_MARKER
+        if not env.is_dir() or not marker.is_file():
+            continue  # a lock file, or an environment being built
+
+        def remove(env: Path = env) -> bool:
+            with budget.unless_busy(envs / f"{env.name}.lock", envs / f"{env.name}.use") as free:
+                if free:
+                    budget.remove_tree(env)
+                return free
+
+        try:
+            used = marker.stat().st_mtime
+        except OSError:
+            continue
+        size = budget.tree_size(env)
+        found.append(budget.Candidate(env.name, used, size, remove, 0, "environment"))
+    return budget.evict(found, limit, keep)
+
+
 def _stream(cmd: list, out: Callable[[str], None], env: dict, cwd: Optional[Path] = None) -> tuple:
     """Run a command, passing each line of its output on as it comes; ``(returncode, tail)``."""
     proc = subprocess.Popen(
@@ -193,8 +252,10 @@ def _stream(cmd: list, out: Callable[[str], None], env: dict, cwd: Optional[Path
     return proc.wait(), tail
 
 
-def environment(requirements: Path, out: Callable[[str], None] = print) -> tuple:
-    """``(python, reused)``: an environment with exactly the bundle's requirements, from the cache."""
+@contextlib.contextmanager
+def environment_in_use(requirements: Path, out: Callable[[str], None] = print) -> Iterator[tuple]:
+    """``(python, reused)``: an environment with exactly the bundle's requirements, from the cache,
+    kept from :func:`prune_environments` until the block ends (a shared lock on its ``.use`` file)."""
     text = requirements.read_text(encoding="utf-8")
     wanted = sorted(
         line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
@@ -216,40 +277,63 @@ def environment(requirements: Path, out: Callable[[str], None] = print) -> tuple
     envs = cache_dir() / "envs"
     env_dir = envs / key
     python = env_dir / "bin" / "python"
+    with _shared(envs / f"{key}.use"):
+        with _locked(envs / f"{key}.lock"):
+            reused = _make_environment(requirements, env_dir, wanted, exact, args, extra_env, out)
+        yield python, reused
+
+
+def environment(requirements: Path, out: Callable[[str], None] = print) -> tuple:
+    """``(python, reused)``: an environment with exactly the bundle's requirements, from the cache
+    (marked used now)."""
+    with environment_in_use(requirements, out) as found:
+        return found
+
+
+def _make_environment(
+    requirements: Path,
+    env_dir: Path,
+    wanted: list,
+    exact: list,
+    args: list,
+    extra_env: dict,
+    out: Callable[[str], None],
+) -> bool:
+    """Build the environment in ``env_dir`` unless it is there (then mark it used): True if it was."""
+    python = env_dir / "bin" / "python"
     marker = env_dir / ENV_MARKER
-    with _locked(envs / f"{key}.lock"):
-        if marker.is_file() and python.exists():
-            return python, True
+    if marker.is_file() and python.exists():
+        with contextlib.suppress(OSError):
+            os.utime(marker)  # its last use, which the budget goes by
+        return True
+    shutil.rmtree(env_dir, ignore_errors=True)
+    uv = uv_binary()
+    run_env = {**os.environ, **extra_env, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+    for var in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"):
+        run_env.pop(var, None)
+    code, tail = _stream(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(env_dir)], out, run_env
+    )
+    if code != 0:
+        raise VerifyError(
+            f"uv could not create a virtual environment in {env_dir} ({(tail or ['no output'])[-1]}): "
+            "check that uv works here (uv venv /tmp/x)."
+        )
+    cmd = [uv, "pip", "install", "--python", str(python), "-r", str(requirements), *args]
+    if exact:
+        constraints = env_dir / "exact-builds.txt"
+        constraints.write_text("\n".join(exact) + "\n")
+        cmd += ["--constraint", str(constraints)]
+    out("  Installing requirements.txt into a new environment with uv:")
+    code, tail = _stream(cmd, out, run_env)
+    if code != 0:
         shutil.rmtree(env_dir, ignore_errors=True)
-        uv = uv_binary()
-        run_env = {**os.environ, **extra_env, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
-        for var in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"):
-            run_env.pop(var, None)
-        code, tail = _stream(
-            [uv, "venv", "--quiet", "--python", sys.executable, str(env_dir)], out, run_env
+        raise VerifyError(
+            f"requirements.txt did not install ({_reason(tail)}): fix the pin it names, or make "
+            "that package available to pip here."
         )
-        if code != 0:
-            raise VerifyError(
-                f"uv could not create a virtual environment in {env_dir} ({(tail or ['no output'])[-1]}): "
-                "check that uv works here (uv venv /tmp/x)."
-            )
-        cmd = [uv, "pip", "install", "--python", str(python), "-r", str(requirements), *args]
-        if exact:
-            constraints = env_dir / "exact-builds.txt"
-            constraints.write_text("\n".join(exact) + "\n")
-            cmd += ["--constraint", str(constraints)]
-        out("  Installing requirements.txt into a new environment with uv:")
-        code, tail = _stream(cmd, out, run_env)
-        if code != 0:
-            shutil.rmtree(env_dir, ignore_errors=True)
-            raise VerifyError(
-                f"requirements.txt did not install ({_reason(tail)}): fix the pin it names, or make "
-                "that package available to pip here."
-            )
-        marker.write_text(
-            json.dumps({"requirements": wanted, "exact": exact, "created": time.time()})
-        )
-        return python, False
+    marker.write_text(json.dumps({"requirements": wanted, "exact": exact, "created": time.time()}))
+    return False
 
 
 def _reason(tail: list) -> str:
@@ -594,11 +678,53 @@ def verify_bundle(
         raise VerifyError(
             f"{bundle} is not a bundle (no cloud_model.py or requirements.txt): export it first."
         )
+    limit = envs_budget()
     before = _contents(bundle)
+    pruning = _Pruning(limit, out)
     try:
-        return _verify(bundle, expected, out, start_timeout, allow_unchecked, no_example or {})
+        with contextlib.ExitStack() as hold:
+            try:
+                return _verify(
+                    bundle,
+                    expected,
+                    out,
+                    start_timeout,
+                    allow_unchecked,
+                    no_example or {},
+                    hold,
+                    pruning,
+                )
+            finally:
+                pruning()  # (done already, before the last line, unless the verification failed)
     finally:
         _leave_as_found(bundle, before)
+
+
+class _Pruning:
+    """Once, after a verification: the environments kept within ``limit``, all but the one it used
+    (:attr:`used`), and a line said when some went."""
+
+    def __init__(self, limit: Optional[int], out: Callable[[str], None]):
+        self.limit = limit
+        self.out = out
+        self.used: list = []
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done or self.limit is None:
+            return
+        self.done = True
+        try:
+            removed = prune_environments(self.limit, self.used)
+        except OSError as e:
+            self.out(f"  Note: old verification environments could not be removed ({e}).")
+            return
+        if removed:
+            self.out(
+                f"  Removed {budget.describe(removed)} of earlier verifications, used least "
+                f"recently, to keep {cache_dir() / 'envs'} within {budget.size_text(self.limit)} "
+                f"(${BUDGET_VAR})."
+            )
 
 
 def _verify(
@@ -608,6 +734,8 @@ def _verify(
     start_timeout: float,
     allow_unchecked: bool,
     no_example: dict,
+    hold: contextlib.ExitStack,
+    pruning: _Pruning,
 ) -> Report:
     started = time.perf_counter()
     out("Verifying the bundle in a fresh environment built from its requirements.txt...")
@@ -621,7 +749,8 @@ def _verify(
         )
         out(f"  Warning: {undefined_hint}.")
     t = time.perf_counter()
-    python, reused = environment(bundle / "requirements.txt", out)
+    python, reused = hold.enter_context(environment_in_use(bundle / "requirements.txt", out))
+    pruning.used.append(python.parent.parent.name)
     env_seconds = time.perf_counter() - t
     out(
         f"  Environment {'reused' if reused else 'built'} in {env_seconds:.1f} s: {python.parent.parent}"
@@ -700,6 +829,7 @@ def _verify(
             )
     finally:
         server.stop()
+        pruning()
     seconds = time.perf_counter() - started
     names = ", ".join(repr(c) for c in unchecked)
     if unchecked and not allow_unchecked:

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from ..budget import tree_size
 from . import orm
 from .builder import COMPLETE_MARKER
 from .bundles import read_config
@@ -49,23 +50,6 @@ UPLOAD_GRACE = 24 * 3600.0
 DELAY = 1.0
 #: The file in an environment that caches its size in bytes.
 SIZE_FILE = ".algolink-size"
-
-
-def tree_size(path: Path) -> int:
-    """Bytes of the files under ``path`` (hard links counted once, symbolic links not followed)."""
-    seen = set()
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
-    return total
 
 
 def env_size(path: Path) -> int:

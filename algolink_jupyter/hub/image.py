@@ -21,6 +21,9 @@ key, so a rebuild writes only what changed:
 The archive holds an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/``) and Docker's
 ``manifest.json`` beside it, as ``docker save`` writes since Docker 25: ``docker load`` (every version),
 ``podman load`` and ``skopeo`` (``oci-archive:``) read it.
+
+The cache (:class:`LayerCache`) keeps within ``$ALGOLINK_IMAGE_CACHE_BUDGET`` (:func:`cache_budget`):
+after each build, what was used least recently goes first, never what that build used.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import budget
 from .. import dockerfile as df
+from ..budget import size_words
+from .builder import COMPLETE_MARKER
 from .pythons import version_tuple
 
 __all__ = [
@@ -52,7 +58,10 @@ __all__ = [
     "ImageResult",
     "ImageSpec",
     "Layer",
+    "LayerCache",
+    "LayerFile",
     "build_image",
+    "cache_budget",
     "cache_root",
     "cuda_wheels",
     "push",
@@ -159,7 +168,7 @@ class _Hashing(io.RawIOBase):
 
 
 @dataclass
-class _Entry:
+class LayerFile:
     """A file of a layer: its path in the image, the file on this machine (None: a folder made for
     the layer), and the owner/mode it gets (None: as on disk)."""
 
@@ -169,16 +178,54 @@ class _Entry:
     mode: Optional[int] = None
 
 
-class _Cache:
+#: The layer cache's budget when ``$ALGOLINK_IMAGE_CACHE_BUDGET`` is not set.
+DEFAULT_CACHE_BUDGET = 10 * 2**30
+BUDGET_VAR = "ALGOLINK_IMAGE_CACHE_BUDGET"
+
+
+def cache_budget() -> Optional[int]:
+    """The layer cache's budget in bytes: ``$ALGOLINK_IMAGE_CACHE_BUDGET`` (such as ``10G``; ``0``:
+    only what the last build used; ``none``: no limit), else 10 GiB; an ImageError when it is not
+    a size."""
+    try:
+        return budget.budget_from_env(BUDGET_VAR, DEFAULT_CACHE_BUDGET)
+    except budget.SizeError as e:
+        raise ImageError(str(e)) from None
+
+
+def _touch(path: Path) -> None:
+    """Mark ``path`` used now (its modification time: what the cache's budget goes by)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+class LayerCache:
+    """Layers by key (``keys/<sha256 of the key>.json`` names a blob of ``blobs/sha256/``; a key whose
+    blob is gone is a miss), the environments ``algolink image`` builds for bundle folders
+    (``envs/``) and the base images of ``--base`` (``bases/``).
+
+    A file's modification time is its last use: a hit touches the key and its blob, a build touches
+    its environment's ``.algolink-complete`` and its base's ``index.json``. :meth:`prune` removes
+    what was used least recently until the cache fits a budget. Builds hold a shared lock on the
+    cache's ``lock`` file (:meth:`building`), and :meth:`prune` runs only when it can take it alone,
+    so it never removes a layer another build is writing or about to put in its archive.
+    """
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self.blobs = self.root / "blobs" / "sha256"
         self.keys = self.root / "keys"
+        self.envs = self.root / "envs"
+        self.bases = self.root / "bases"
         for d in (self.blobs, self.keys, self.root / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
 
+    def _key_file(self, key: str) -> Path:
+        return self.keys / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
     def lookup(self, key: str) -> Optional[Layer]:
-        path = self.keys / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        """The layer kept under ``key`` (marked used now), or None."""
+        path = self._key_file(key)
         try:
             info = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -186,6 +233,8 @@ class _Cache:
         blob = self.blobs / info["digest"].split(":", 1)[1]
         if not blob.is_file() or blob.stat().st_size != info["size"]:
             return None
+        _touch(path)
+        _touch(blob)
         return Layer(
             info["what"],
             info["digest"],
@@ -197,7 +246,7 @@ class _Cache:
         )
 
     def remember(self, key: str, layer: Layer) -> None:
-        path = self.keys / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        path = self._key_file(key)
         info = {
             "what": layer.what,
             "digest": layer.digest,
@@ -209,7 +258,109 @@ class _Cache:
         tmp.write_text(json.dumps(info))
         os.replace(tmp, path)
 
-    def write_layer(self, what: str, entries: Iterable[_Entry]) -> Layer:
+    @contextlib.contextmanager
+    def building(self) -> Any:
+        """A shared lock on the cache for one build (waits while a :meth:`prune` runs)."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def candidates(self) -> list:
+        """What :meth:`prune` may remove: blobs (with the keys naming them), complete environments
+        of ``envs/`` (unless a build holds their lock) and, last of all, ``bases/``."""
+        named: dict = {}
+        for key_file in _children(self.keys):
+            if key_file.suffix != ".json":
+                continue
+            try:
+                digest = json.loads(key_file.read_text())["digest"].split(":", 1)[1]
+            except (OSError, ValueError, KeyError, AttributeError, IndexError):
+                continue
+            named.setdefault(digest, []).append(key_file)
+        found = []
+        for blob in _children(self.blobs):
+            try:
+                st = blob.stat()
+            except OSError:
+                continue
+
+            def remove(blob: Path = blob) -> bool:
+                for key_file in named.pop(blob.name, []):  # the keys first: no hit on a lost blob
+                    with contextlib.suppress(FileNotFoundError):
+                        key_file.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    blob.unlink()
+                return True
+
+            size = st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+            found.append(budget.Candidate(_name(blob), st.st_mtime, size, remove, 0, "layer"))
+        for env in _children(self.envs):
+            marker = env / COMPLETE_MARKER
+            if env.name.startswith(".") or not env.is_dir() or not marker.is_file():
+                continue  # .wheels, a build's scratch, an environment being built
+
+            def remove_env(env: Path = env) -> bool:
+                with budget.unless_busy(self.envs / f"{env.name}.lock") as free:
+                    if free:
+                        budget.remove_tree(env)
+                    return free
+
+            used = _mtime(marker)
+            size = budget.tree_size(env)
+            found.append(budget.Candidate(_name(env), used, size, remove_env, 0, "environment"))
+        for base in _children(self.bases):
+            if base.name.startswith(".") or not base.is_dir():
+                continue
+
+            def remove_base(base: Path = base) -> bool:
+                budget.remove_tree(base)
+                return True
+
+            used = _mtime(base / "index.json")
+            size = budget.tree_size(base)
+            found.append(budget.Candidate(_name(base), used, size, remove_base, 1, "base image"))
+        return found
+
+    def prune(self, limit: int, keep: Iterable[Path] = ()) -> Optional[list]:
+        """Remove what was used least recently until the cache takes ``limit`` bytes or less (its
+        layers and environments first, its base images last), never what ``keep`` names (the blobs,
+        environment and base a build used); also keys whose blob is gone. The removed
+        :class:`..budget.Candidate` s; None when another build runs (it prunes when it ends)."""
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None  # type: ignore[assignment]
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return None
+            found = self.candidates()
+            removed = budget.evict(found, limit, {_name(Path(p)) for p in keep})
+            blobs = {p.name for p in _children(self.blobs)}
+            for key_file in _children(self.keys):  # keys of blobs removed by hand
+                try:
+                    digest = json.loads(key_file.read_text())["digest"].split(":", 1)[1]
+                except (OSError, ValueError, KeyError, AttributeError, IndexError):
+                    continue
+                if digest not in blobs:
+                    with contextlib.suppress(FileNotFoundError):
+                        key_file.unlink()
+            return removed
+        finally:
+            os.close(fd)
+
+    def write_layer(self, what: str, entries: Iterable[LayerFile]) -> Layer:
         fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".tar")
         try:
             with os.fdopen(fd, "wb") as raw:
@@ -226,7 +377,25 @@ class _Cache:
         return Layer(what, digest, digest, hashing.size, blob)
 
 
-def _write_entries(tar: tarfile.TarFile, entries: Iterable[_Entry]) -> None:
+def _children(folder: Path) -> list:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _name(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _write_entries(tar: tarfile.TarFile, entries: Iterable[LayerFile]) -> None:
     seen: set = set()
     for e in entries:
         name = e.arcname.strip("/")
@@ -267,7 +436,7 @@ def _write_entries(tar: tarfile.TarFile, entries: Iterable[_Entry]) -> None:
 def _parents(path: str, uid: int = 0) -> list:
     """Folder entries for each folder above ``path`` (0755: the image's user passes through)."""
     parts = Path(path.strip("/")).parts
-    return [_Entry("/".join(parts[:i]), None, uid, 0o755) for i in range(1, len(parts))]
+    return [LayerFile("/".join(parts[:i]), None, uid, 0o755) for i in range(1, len(parts))]
 
 
 def _tree(
@@ -276,10 +445,10 @@ def _tree(
     *,
     uid: Optional[int] = None,
     skip: Optional[Callable[[str], bool]] = None,
-) -> Iterable[_Entry]:
+) -> Iterable[LayerFile]:
     """Every file and folder under ``root`` (sorted, symlinks kept as links), as ``arcroot/...``."""
     root = Path(root)
-    yield _Entry(arcroot, root, uid)
+    yield LayerFile(arcroot, root, uid)
     for folder, dirs, files in os.walk(root):
         rel_folder = os.path.relpath(folder, root)
         rel_folder = "" if rel_folder == "." else rel_folder
@@ -290,19 +459,19 @@ def _tree(
                 continue
             keep.append(d)
             if os.path.islink(os.path.join(folder, d)):
-                yield _Entry(f"{arcroot}/{rel}", Path(folder) / d, uid)
+                yield LayerFile(f"{arcroot}/{rel}", Path(folder) / d, uid)
         dirs[:] = [d for d in keep if not os.path.islink(os.path.join(folder, d))]
         for d in dirs:
             rel = f"{rel_folder}/{d}" if rel_folder else d
-            yield _Entry(f"{arcroot}/{rel}", Path(folder) / d, uid)
+            yield LayerFile(f"{arcroot}/{rel}", Path(folder) / d, uid)
         for name in sorted(files):
             rel = f"{rel_folder}/{name}" if rel_folder else name
             if skip and skip(rel):
                 continue
-            yield _Entry(f"{arcroot}/{rel}", Path(folder) / name, uid)
+            yield LayerFile(f"{arcroot}/{rel}", Path(folder) / name, uid)
 
 
-def _ordered(entries: Iterable[_Entry]) -> list:
+def _ordered(entries: Iterable[LayerFile]) -> list:
     items = list(entries)
     items.sort(key=lambda e: e.arcname.strip("/").split("/"))
     return items
@@ -472,22 +641,22 @@ def _run(argv: list, log: Log, timeout: float, what: str) -> None:
 
 
 class _Builder:
-    def __init__(self, spec: ImageSpec, cache: _Cache, log: Log):
+    def __init__(self, spec: ImageSpec, cache: LayerCache, log: Log):
         self.spec = spec
         self.cache = cache
         self.log = log
 
-    def cached(self, key: str, what: str, make: Callable[[], Iterable[_Entry]]) -> Layer:
+    def cached(self, key: str, what: str, make: Callable[[], Iterable[LayerFile]]) -> Layer:
         found = self.cache.lookup(key)
         if found is not None:
-            self.log(f"==> Layer {what}: reused ({_size_words(found.size)}, {found.digest[:19]})")
+            self.log(f"==> Layer {what}: reused ({size_words(found.size)}, {found.digest[:19]})")
             return found
         t0 = time.monotonic()
         self.log(f"==> Layer {what}: writing it")
         layer = self.cache.write_layer(what, make())
         self.cache.remember(key, layer)
         self.log(
-            f"    {_size_words(layer.size)} in {time.monotonic() - t0:.1f} s ({layer.digest[:19]})"
+            f"    {size_words(layer.size)} in {time.monotonic() - t0:.1f} s ({layer.digest[:19]})"
         )
         return layer
 
@@ -506,7 +675,7 @@ class _Builder:
         )
         what = f"os (Debian {suite} minbase + {', '.join(sorted(packages))})"
 
-        def make() -> Iterable[_Entry]:
+        def make() -> Iterable[LayerFile]:
             if not shutil.which("debootstrap"):
                 raise ImageError(
                     "debootstrap is not installed, and the image's Debian base is made with it: "
@@ -628,7 +797,7 @@ class _Builder:
         wheels = cuda_wheels(cuda)
         key = json.dumps({"layer": "cuda", "format": FORMAT, "wheels": wheels})
 
-        def make() -> Iterable[_Entry]:
+        def make() -> Iterable[LayerFile]:
             target = Path(tempfile.mkdtemp(dir=self.cache.root / "tmp", prefix="cuda-"))
             self._root = target
             uv = self.spec.uv or shutil.which("uv") or "uv"
@@ -661,15 +830,17 @@ class _Builder:
 
     def deps_layer(self) -> Layer:
         env = self.spec.env_path
-        marker = env / ".algolink-complete"
-        stamp = marker.stat().st_mtime_ns if marker.exists() else 0
+        try:  # the marker's content says when it was built (its time is its last use)
+            built = hashlib.sha256((env / COMPLETE_MARKER).read_bytes()).hexdigest()
+        except OSError:
+            built = ""
         key = json.dumps(
             {
                 "layer": "deps",
                 "format": FORMAT,
                 "env": str(env),
                 "key": self.spec.env_key,
-                "at": stamp,
+                "built": built,
             }
         )
         arc = str(env).strip("/")
@@ -712,13 +883,13 @@ class _Builder:
         key = json.dumps({"layer": "models", "format": FORMAT, "files": digest})
 
         def make() -> list:
-            entries = [*_parents(arc + "/x"), _Entry(arc, None, df.UID, 0o755)]
+            entries = [*_parents(arc + "/x"), LayerFile(arc, None, df.UID, 0o755)]
             folders = sorted({str(Path(rel).parent) for rel in big})
             for folder in folders:
                 parts = Path(folder).parts
                 for i in range(1, len(parts) + 1):
-                    entries.append(_Entry(f"{arc}/{'/'.join(parts[:i])}", None, df.UID, 0o755))
-            entries += [_Entry(f"{arc}/{rel}", app / rel, df.UID) for rel in big]
+                    entries.append(LayerFile(f"{arc}/{'/'.join(parts[:i])}", None, df.UID, 0o755))
+            entries += [LayerFile(f"{arc}/{rel}", app / rel, df.UID) for rel in big]
             return _ordered(entries)
 
         return self.cached(key, f"models ({len(big)} file(s) of models/)", make)
@@ -726,27 +897,23 @@ class _Builder:
     def app_layer(self, rest: list) -> Layer:
         app = self.spec.app_dir
         arc = df.APP_DIR.strip("/")
-        entries = [*_parents(arc + "/x"), _Entry(arc, None, df.UID, 0o755)]
-        entries += [_Entry(f"{arc}/{rel}", app / rel, df.UID) for rel in rest]
+        entries = [*_parents(arc + "/x"), LayerFile(arc, None, df.UID, 0o755)]
+        entries += [LayerFile(f"{arc}/{rel}", app / rel, df.UID) for rel in rest]
         self.log("==> Layer app (the bundle): writing it")
         layer = self.cache.write_layer("app (the bundle)", _ordered(entries))
-        self.log(f"    {_size_words(layer.size)} ({layer.digest[:19]})")
+        self.log(f"    {size_words(layer.size)} ({layer.digest[:19]})")
         return layer
-
-
-def _size_words(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 # --------------------------------------------------------------------------------------------------
 # --base IMAGE
 
 
-def _base_layers(image: str, cache: _Cache, log: Log) -> tuple[list, dict]:
+def _base_folder(cache: LayerCache, image: str) -> Path:
+    return cache.bases / re.sub(r"[^A-Za-z0-9_.-]+", "_", image)
+
+
+def _base_layers(image: str, cache: LayerCache, log: Log) -> tuple[list, dict]:
     """The layers and config of a registry's image (fetched once with skopeo into the cache)."""
     skopeo = shutil.which("skopeo")
     if not skopeo:
@@ -754,8 +921,8 @@ def _base_layers(image: str, cache: _Cache, log: Log) -> tuple[list, dict]:
             f"--base {image} needs skopeo to fetch it: install it (apt-get install skopeo), or "
             "leave --base out to build the Debian base here."
         )
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", image)
-    layout = cache.root / "bases" / safe
+    layout = _base_folder(cache, image)
+    safe = layout.name
     if not (layout / "index.json").is_file():
         layout.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=layout.parent, prefix=f".{safe}-"))
@@ -780,6 +947,7 @@ def _base_layers(image: str, cache: _Cache, log: Log) -> tuple[list, dict]:
             ) from None
     else:
         log(f"==> Base image {image}: reused from {layout}")
+        _touch(layout / "index.json")
     index = json.loads((layout / "index.json").read_text())
     manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest).read_text())
@@ -793,7 +961,7 @@ def _base_layers(image: str, cache: _Cache, log: Log) -> tuple[list, dict]:
     return layers, config
 
 
-def _plain_layer(what: str, blob: Path, desc: dict, diff_id: str, cache: _Cache) -> Layer:
+def _plain_layer(what: str, blob: Path, desc: dict, diff_id: str, cache: LayerCache) -> Layer:
     """A base image's layer as a plain tar (Docker's manifest.json wants the tars its config's
     ``diff_ids`` name), decompressed once into the cache."""
     media = desc.get("mediaType", LAYER_TAR)
@@ -837,14 +1005,40 @@ def build_image(
     spec: ImageSpec, *, cache: Optional[Path] = None, log: Optional[Log] = None
 ) -> ImageResult:
     """Build ``spec``'s image into ``spec.output`` (an OCI archive); layers come from the cache when
-    their key is there. ``log`` gets one line at a time."""
+    their key is there. ``log`` gets one line at a time. Then the cache is kept within its budget
+    (:func:`cache_budget`): what was used least recently goes, never what this image was made of."""
     t0 = time.monotonic()
     say = log or (lambda line: None)
-    store = _Cache(cache or cache_root())
+    limit = cache_budget()
+    store = LayerCache(cache or cache_root())
+    with store.building():
+        output, digest, config_digest, size, layers, config = _build(spec, store, say)
+    seconds = time.monotonic() - t0
+    reused = sum(1 for layer in layers if layer.reused)
+    say(
+        f"Image {spec.name} built in {seconds:.1f} s: {digest} ({size_words(size)}, "
+        f"{len(layers)} layers, {reused} reused) in {output}"
+    )
+    if limit is not None:
+        keep = [layer.path for layer in layers] + [spec.env_path]
+        if spec.base:
+            keep.append(_base_folder(store, spec.base))
+        removed = store.prune(limit, keep)
+        if removed:
+            say(
+                f"Image cache {store.root}: removed {budget.describe(removed)}, used least "
+                f"recently, to keep it within {budget.size_text(limit)} (${BUDGET_VAR})."
+            )
+    return ImageResult(output, digest, config_digest, layers, config, seconds, size)
+
+
+def _build(spec: ImageSpec, store: LayerCache, say: Log) -> tuple:
     b = _Builder(spec, store, say)
     prefix, version = _python_of(spec.env_path)
     if version and not version.startswith(str(spec.python)):
         say(f"Note: algolink.yml asks for Python {spec.python}; the environment has {version}.")
+    if _name(spec.env_path).startswith(_name(store.envs) + os.sep):
+        _touch(spec.env_path / COMPLETE_MARKER)  # an environment of the cache's: used now
     layers: list = []
     base_env: list = []
     if spec.base:
@@ -875,13 +1069,7 @@ def build_image(
     output = Path(spec.output or f"{spec.name.split('/')[-1].replace(':', '-')}.tar")
     say(f"==> Writing the archive {output}")
     digest, config_digest, size = _write_archive(output, spec.name, layers, config, store)
-    seconds = time.monotonic() - t0
-    reused = sum(1 for layer in layers if layer.reused)
-    say(
-        f"Image {spec.name} built in {seconds:.1f} s: {digest} ({_size_words(size)}, "
-        f"{len(layers)} layers, {reused} reused) in {output}"
-    )
-    return ImageResult(output, digest, config_digest, layers, config, seconds, size)
+    return output, digest, config_digest, size, layers, config
 
 
 def image_config(spec: ImageSpec, layers: list, base_env: list, cuda: bool) -> dict:
@@ -948,7 +1136,7 @@ def image_config(spec: ImageSpec, layers: list, base_env: list, cuda: bool) -> d
     }
 
 
-def _write_archive(output: Path, name: str, layers: list, config: dict, store: _Cache) -> tuple:
+def _write_archive(output: Path, name: str, layers: list, config: dict, store: LayerCache) -> tuple:
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
     manifest = {

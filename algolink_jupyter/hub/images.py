@@ -4,7 +4,8 @@ a build log, kept in ``<data>/images/<project>/<service>/<number>/`` (``image.ta
 
 A version's image holds the environment the hub built for it (the version must have been built: a
 publish builds it) and its working copy after the build steps (else the stored bundle). Layers are
-cached in ``$ALGOLINK_IMAGE_CACHE`` when it is set, else in ``<data>/image-cache``.
+cached in ``$ALGOLINK_IMAGE_CACHE`` when it is set, else in ``<data>/image-cache``, within
+``$ALGOLINK_IMAGE_CACHE_BUDGET`` (see image.py).
 """
 
 from __future__ import annotations

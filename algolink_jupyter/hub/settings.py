@@ -5,25 +5,19 @@ from __future__ import annotations
 import argparse
 import re
 
+from .. import budget
+
 DEFAULT_PORT = 8800
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def byte_size(text: str) -> int:
-    """``20G``, ``500M``, ``1.5T`` or a number of bytes, for ``--env-budget``."""
-    raw = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = raw[-1:] if raw[-1:] in _UNITS else ""
-    number = raw[: len(raw) - len(unit)] if unit else raw
+    """``20G``, ``500M``, ``1.5T`` or a number of bytes, for ``--env-budget`` (see
+    :func:`..budget.byte_size`)."""
     try:
-        value = float(number)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size: give one such as 20G, 500M or 1.5T."
-        )
-    return int(value * _UNITS[unit])
+        return budget.byte_size(text)
+    except budget.SizeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def retention(text: str) -> int:
