@@ -200,7 +200,17 @@ class HubProcess:
         tag = hub_tag(self.data)
         for entry in pwd.getpwall():
             if entry.pw_name.startswith((f"alk{tag}s", f"alk{tag}b")):
-                subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
+                # userdel refuses while a process of the user still runs (a service the hub
+                # stopped may take a moment to go): again, for up to 10 s.
+                deadline = time.monotonic() + 10
+                while (
+                    subprocess.run(
+                        ["userdel", entry.pw_name], capture_output=True, timeout=60
+                    ).returncode
+                    not in (0, 6)  # 6: no such user any more
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.5)
 
 
 def start_ray_hub(data: Path, cluster: RayCluster, tries: int = 6) -> HubProcess:
