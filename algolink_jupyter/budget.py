@@ -23,6 +23,7 @@ __all__ = [
     "byte_size",
     "describe",
     "evict",
+    "locked",
     "remove_tree",
     "size_text",
     "size_words",
@@ -124,6 +125,26 @@ def remove_tree(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+@contextlib.contextmanager
+def locked(path: Path, shared: bool = False) -> Iterator[None]:
+    """An ``flock`` on the file ``path`` (made when missing), waited for, held until the block ends:
+    exclusive (one at a time), or shared (many at once; an exclusive one waits for them all, and
+    :func:`unless_busy` gives up). The file is never removed: another process may hold it open.
+    Where there is no flock, nothing."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

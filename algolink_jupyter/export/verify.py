@@ -171,25 +171,6 @@ def exact_builds(requirements: str) -> list:
 
 
 # -- the environment --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _locked(path: Path, shared: bool = False) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (one build of an environment at a time, across processes),
-    or a shared one (the environment is in use: no prune removes it meanwhile); a no-op where there
-    is no flock. The lock file is never removed (another process may hold it open)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def prune_environments(limit: int, keep: Iterable[str] = ()) -> list:
     """Remove verification environments (``cache_dir()/envs/<key>``), the least recently used
     first, until they take ``limit`` bytes or less; never one named in ``keep`` nor one another
@@ -265,8 +246,8 @@ def environment_in_use(requirements: Path, out: Callable[[str], None] = print) -
     envs = cache_dir() / "envs"
     env_dir = envs / key
     python = env_dir / "bin" / "python"
-    with _locked(envs / f"{key}.use", shared=True):
-        with _locked(envs / f"{key}.lock"):
+    with budget.locked(envs / f"{key}.use", shared=True):
+        with budget.locked(envs / f"{key}.lock"):
             reused = _make_environment(requirements, env_dir, wanted, exact, args, extra_env, out)
         yield python, reused
 

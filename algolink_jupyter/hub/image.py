@@ -258,24 +258,12 @@ class LayerCache:
         tmp.write_text(json.dumps(info))
         os.replace(tmp, path)
 
-    @contextlib.contextmanager
     def building(self) -> Any:
         """A shared lock on the cache for one build (waits while a :meth:`prune` runs)."""
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+        return budget.locked(self.root / "lock", shared=True)
 
-    def candidates(self) -> list:
-        """What :meth:`prune` may remove: blobs (with the keys naming them), complete environments
-        of ``envs/`` (unless a build holds their lock) and, last of all, ``bases/``."""
+    def keys_by_blob(self) -> dict:
+        """The key files, by the blob (its sha256) each names."""
         named: dict = {}
         for key_file in _children(self.keys):
             if key_file.suffix != ".json":
@@ -285,6 +273,14 @@ class LayerCache:
             except (OSError, ValueError, KeyError, AttributeError, IndexError):
                 continue
             named.setdefault(digest, []).append(key_file)
+        return named
+
+    def candidates(self, named: Optional[dict] = None) -> list:
+        """What :meth:`prune` may remove: blobs (with the keys naming them: ``named``, else
+        :meth:`keys_by_blob`), complete environments of ``envs/`` (unless a build holds their lock)
+        and, last of all, ``bases/``."""
+        if named is None:
+            named = self.keys_by_blob()
         found = []
         for blob in _children(self.blobs):
             try:
@@ -334,31 +330,16 @@ class LayerCache:
         layers and environments first, its base images last), never what ``keep`` names (the blobs,
         environment and base a build used); also keys whose blob is gone. The removed
         :class:`..budget.Candidate` s; None when another build runs (it prunes when it ends)."""
-        try:
-            import fcntl
-        except ImportError:
-            fcntl = None  # type: ignore[assignment]
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    return None
-            found = self.candidates()
-            removed = budget.evict(found, limit, {_name(Path(p)) for p in keep})
+        with budget.unless_busy(self.root / "lock") as alone:
+            if not alone:
+                return None
+            named = self.keys_by_blob()
             blobs = {p.name for p in _children(self.blobs)}
-            for key_file in _children(self.keys):  # keys of blobs removed by hand
-                try:
-                    digest = json.loads(key_file.read_text())["digest"].split(":", 1)[1]
-                except (OSError, ValueError, KeyError, AttributeError, IndexError):
-                    continue
-                if digest not in blobs:
+            for digest in [d for d in named if d not in blobs]:  # keys of blobs removed by hand
+                for key_file in named.pop(digest):
                     with contextlib.suppress(FileNotFoundError):
                         key_file.unlink()
-            return removed
-        finally:
-            os.close(fd)
+            return budget.evict(self.candidates(named), limit, {_name(Path(p)) for p in keep})
 
     def write_layer(self, what: str, entries: Iterable[LayerFile]) -> Layer:
         fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".tar")
