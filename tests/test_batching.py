@@ -317,3 +317,46 @@ def test_a_client_error_raised_by_a_batch_or_a_generator_keeps_its_status():
             registry.run_command(name, {"x": 3})
         assert caught.value.status == 400 and caught.value.field == "x"
         assert caught.value.message == "Invalid argument 'x': must be even."
+
+
+def _answer(response) -> tuple:
+    """What a client sees of an answer: status, body, and the headers that do not vary by request."""
+    varying = {"Date", "Server-Timing", "Content-Length"}
+    headers = {k: v for k, v in response.headers.items() if k not in varying}
+    return response.status_code, response.json(), headers
+
+
+def test_a_plain_post_and_a_form_post_to_a_batched_command_get_the_same_answer(server):
+    # A small JSON POST is answered without a RequestHandler; a form goes through the handler. Both
+    # must answer alike: the same status, body and headers, for a good input and for a bad one.
+    url = f"{server.url}/double"
+    for x in (21, 5000, 13):
+        plain = requests.post(url, json={"x": x}, timeout=30)
+        form = requests.post(url, data={"x": str(x)}, timeout=30)
+        assert _answer(plain) == _answer(form), x
+        assert "Server-Timing" in plain.headers or plain.status_code == 400
+    assert _answer(requests.post(url, json={"x": 21}, timeout=30))[:2] == (200, {"y": 42})
+    status, body, _ = _answer(requests.post(url, json={"x": 5000}, timeout=30))
+    assert status == 400 and body["field"] == "x"
+
+
+def test_a_client_that_goes_away_while_its_batch_runs_leaves_the_server_answering(server):
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    body = json.dumps({"x": 1}).encode()
+    request = (
+        f"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    for _ in range(3):
+        with socket.create_connection((address.hostname, address.port), timeout=10) as s:
+            s.sendall(request)
+            time.sleep(0.05)  # its batch (0.3 s) is running: hang up before the answer
+    answers = _call_all(server, "slow", [7, 8], workers=2)
+    assert answers == [(200, {"y": 8}), (200, {"y": 9})]
+    deadline = time.monotonic() + 10
+    while requests.get(f"{server.url}/healthcheck", timeout=10).json()["ongoing"] != 0:
+        assert time.monotonic() < deadline, "requests of gone clients are still counted as ongoing"
+        time.sleep(0.05)

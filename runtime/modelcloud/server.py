@@ -151,6 +151,8 @@ class ModelServer:
         self.batchers: dict = {}
         #: name -> running mean of (decode seconds, encode seconds) per request of a batched command.
         self.codec_times: dict = {}
+        #: Requests to batched commands being answered by FastCommand.
+        self.answering: set = set()
 
     @property
     def codecs(self) -> ThreadPoolExecutor:
@@ -199,6 +201,30 @@ class ModelServer:
             result = await asyncio.get_running_loop().run_in_executor(self.codecs, fn, *args)
         times[which] = 0.9 * times[which] + 0.1 * (time.perf_counter() - start)
         return result
+
+    async def run_batched(
+        self,
+        cmd: Any,
+        raw: Any,
+        gone: Any,
+        formats: Optional[dict],
+        timed: Optional[Any],
+    ) -> Optional[dict]:
+        """One request to a batched command: decode its inputs (a bad one fails here, alone), then join
+        the command's batch; its encoded outputs, or None when the client went away (``gone()``)."""
+        batcher = self.batcher(cmd)
+        if len(batcher.queue) >= self.max_queue:
+            raise NotReady(
+                f"The model is busy with {len(batcher.queue)} waiting requests; retry in a moment."
+            )
+        ctx = DecodeContext(max_pixels=self.max_pixels)
+        try:
+            inputs = await self.codec(cmd.name, 0, self.registry.parse_inputs, cmd, raw, ctx)
+            if gone():
+                return None
+            return await batcher.submit(inputs, gone, formats, timed)
+        finally:
+            ctx.cleanup()
 
     def make_app(self, **settings: Any) -> tornado.web.Application:
         settings.setdefault("log_function", log_request)
@@ -706,21 +732,7 @@ class CommandRoute:
         self.write_json(result)
 
     async def _run_batched(self, cmd: Any, raw: Any, formats: dict) -> Optional[dict]:
-        """Decode this request's inputs (a bad one fails here, alone), then join the command's batch."""
-        server = self.modelserver
-        batcher = server.batcher(cmd)
-        if len(batcher.queue) >= server.max_queue:
-            raise NotReady(
-                f"The model is busy with {len(batcher.queue)} waiting requests; retry in a moment."
-            )
-        ctx = DecodeContext(max_pixels=server.max_pixels)
-        try:
-            inputs = await server.codec(cmd.name, 0, server.registry.parse_inputs, cmd, raw, ctx)
-            if self._gone:
-                return None
-            return await batcher.submit(inputs, lambda: self._gone, formats, self.timed)
-        finally:
-            ctx.cleanup()
+        return await self.modelserver.run_batched(cmd, raw, lambda: self._gone, formats, self.timed)
 
     def output_formats(self) -> dict:
         """``X-Runway-Output-Format: output=PNG;other=JPEG`` (Runway's header), as a dict."""
@@ -1081,11 +1093,12 @@ class ModelApplication(tornado.web.Application):
 
 
 class FastCommand(tornado.httputil.HTTPMessageDelegate):
-    """A small JSON POST to a command that runs on the I/O loop (see ModelServer.can_run_inline),
-    answered without a RequestHandler: no handler object, no task and no extra loop turn, one write.
-    It answers as SmallCommandHandler would (same status, headers and body, access log and stats);
-    any request it is not sure of (another header that changes the answer, a form, a token to check
-    in the query, a command that is batched, not fast lately or not ready) goes to that handler."""
+    """A small JSON POST to a command that runs on the I/O loop (see ModelServer.can_run_inline), or
+    to a batched command, answered without a RequestHandler: no handler object, one write (and for a
+    command on the loop, no task and no extra loop turn). It answers as SmallCommandHandler would (same
+    status, headers and body, access log and stats); any request it is not sure of (another header
+    that changes the answer, a form, a token to check in the query, a command not fast lately or not
+    ready) goes to that handler."""
 
     def __init__(self, application: ModelApplication, request: Any, route: tuple):
         self.application = application
@@ -1093,6 +1106,8 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         self.route = route  # what Application.get_handler_delegate would be given
         self.chunks: list = []
         self.start_line: Any = None
+        self.gone = False  # the client went away before its answer
+        self.timing: Optional[tuple] = None  # (queue seconds, model seconds) of a batched request
 
     def headers_received(self, start_line: Any, headers: Any) -> None:
         self.start_line = start_line
@@ -1102,6 +1117,7 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
 
     def on_connection_close(self) -> None:
         self.chunks = []
+        self.gone = True
 
     def finish(self) -> None:
         body = b"".join(self.chunks)
@@ -1109,6 +1125,11 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         cmd = self.command(server)
         if cmd is None:
             self.hand_over(body)
+        elif cmd.batch is not None:
+            # The connection waits for this answer before it reads the client's next request.
+            task = asyncio.ensure_future(self.answer_batched(server, cmd, body))
+            server.answering.add(task)  # asyncio keeps only weak references to tasks
+            task.add_done_callback(server.answering.discard)
         else:
             self.answer(server, cmd, body)
 
@@ -1125,7 +1146,7 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
 
     def command(self, server: ModelServer) -> Any:
         """The command this request runs on the fast path, or None for the handler's path."""
-        if not server.inline_fast or server.pending:
+        if not server.inline_fast:
             return None
         headers = self.request.headers
         if "Prefer" in headers or "X-Runway-Output-Format" in headers:
@@ -1140,8 +1161,10 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         if registry.status != RUNNING:
             return None
         cmd = registry.commands.get(self.route[2][0].decode())
-        if cmd is None or cmd.batch is not None or not server.can_run_inline(cmd):
+        if cmd is None:
             return None
+        if cmd.batch is None and not server.can_run_inline(cmd):
+            return None  # a batched command's requests are gathered whatever the model is doing
         return cmd
 
     def authorized(self, token: str) -> bool:
@@ -1178,17 +1201,54 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
                 status, retry, answer = e.status, e.status == 503, error_body(server, e)
             data = JSON_ENCODE(answer).encode()
         except Exception:  # what Tornado makes of an exception that escapes a handler
-            request = self.request
-            app_log.error(  # RequestHandler.log_exception's line
-                "Uncaught exception %s %s (%s)\n%r",
-                request.method,
-                request.uri,
-                request.remote_ip,
-                request,
-                exc_info=True,
-            )
+            self.log_uncaught()
             status, retry, timing, data = 500, False, None, INTERNAL_ERROR
         self.respond(server, status, data, timing, retry)
+
+    async def answer_batched(self, server: ModelServer, cmd: Any, body: bytes) -> None:
+        """CommandRoute.post for a request to a batched command: decoded, gathered into the command's
+        next batch, answered once that batch has run."""
+        server.ongoing += 1  # requests in progress, for /healthcheck's "ongoing"
+        status, retry = 200, False
+        try:
+            try:
+                raw = parse_json_body(body)
+                answer = await server.run_batched(cmd, raw, self.is_gone, None, self.timed)
+                if answer is None:
+                    return  # the client went away while it waited
+                server.stats.record()
+            except ModelCloudError as e:
+                request = self.request
+                record_error(server, request.method, request.path, e)
+                status, retry, answer = e.status, e.status == 503, error_body(server, e)
+            data = JSON_ENCODE(answer).encode()
+        except Exception:
+            self.log_uncaught()
+            status, retry, self.timing, data = 500, False, None, INTERNAL_ERROR
+        finally:
+            server.ongoing -= 1
+        if self.gone:
+            return
+        self.respond(server, status, data, self.timing, retry)
+
+    def is_gone(self) -> bool:
+        return self.gone
+
+    def timed(self, queue: float, model: float) -> None:
+        """The request waited ``queue`` s for its batch to start, which then took ``model`` s."""
+        self.timing = (queue, model)
+
+    def log_uncaught(self) -> None:
+        """What Tornado logs of an exception that escapes a handler (RequestHandler.log_exception)."""
+        request = self.request
+        app_log.error(
+            "Uncaught exception %s %s (%s)\n%r",
+            request.method,
+            request.uri,
+            request.remote_ip,
+            request,
+            exc_info=True,
+        )
 
     def respond(
         self,
