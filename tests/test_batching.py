@@ -17,7 +17,7 @@ from modelcloud.data_types import number, text
 APP = """
 import json, threading, time
 import modelcloud
-from modelcloud.data_types import number, text
+from modelcloud.data_types import image, number, text
 
 BATCHES = []  # the x values of every batch the model got, in order
 LOCK = threading.Lock()
@@ -51,6 +51,15 @@ def slow(model, batch):
 def patient(model, batch):
     record(batch)
     return [{"y": b["x"]} for b in batch]
+
+@modelcloud.command("invert", inputs={"picture": image()},
+                    outputs={"picture": image(default_output_format="PNG")},
+                    batch=modelcloud.batching(max_size=16, max_latency_ms=20))
+def invert(model, batch):
+    from PIL import ImageOps
+    # A 1x1 picture answers something that is not a picture: its encoding fails, alone.
+    return [{"picture": "not a picture" if b["picture"].size == (1, 1)
+             else ImageOps.invert(b["picture"].convert("RGB"))} for b in batch]
 
 @modelcloud.command("batches", outputs={"batches": text()})
 def batches(model, inputs):
@@ -360,3 +369,55 @@ def test_a_client_that_goes_away_while_its_batch_runs_leaves_the_server_answerin
     while requests.get(f"{server.url}/healthcheck", timeout=10).json()["ongoing"] != 0:
         assert time.monotonic() < deadline, "requests of gone clients are still counted as ongoing"
         time.sleep(0.05)
+
+
+def _png_uri(pixels) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _pixels(uri: str):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_large_pictures_are_decoded_and_encoded_on_other_threads_each_for_its_own_client(server):
+    # Noise pictures take milliseconds to decode and encode, so after the first few both move to the
+    # codec threads; every client still gets its own picture back, inverted, and the one answer whose
+    # encoding fails fails alone, with a sentence.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, (320, 320, 3), dtype=np.uint8) for _ in range(4)]
+    uris = [_png_uri(p) for p in pictures] + [_png_uri(np.zeros((1, 1, 3), dtype=np.uint8))]
+    order = [i % 4 for i in range(40)] + [4] + [i % 4 for i in range(23)]
+    start = threading.Barrier(32)
+
+    def call(i):
+        with requests.Session() as s:
+            try:
+                start.wait(10)
+            except threading.BrokenBarrierError:
+                pass
+            r = s.post(f"{server.url}/invert", json={"picture": uris[i]}, timeout=60)
+            return i, r.status_code, r.json()
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(call, order))
+    for i, status, body in answers:
+        if i == 4:
+            assert status == 500 and "picture" in body["error"], body
+            continue
+        assert status == 200, body
+        assert np.array_equal(_pixels(body["picture"]), 255 - pictures[i])

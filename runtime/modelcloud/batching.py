@@ -188,14 +188,15 @@ class _Waiting:
 class Batcher:
     """The queue of one batched command in one server. ``run`` runs a batch on the model's thread and
     returns its raw results (one per input); ``encode(result, formats)`` serializes one result off
-    that thread."""
+    that thread: it returns the encoded outputs, or an asyncio.Future of them when it encodes
+    elsewhere."""
 
     def __init__(
         self,
         name: str,
         settings: Batching,
         run: Callable[[list], Any],
-        encode: Callable[[Any], Any],
+        encode: Callable[[Any, Optional[dict]], Any],
     ):
         self.name = name
         self.settings = settings
@@ -207,7 +208,6 @@ class Batcher:
         self.gap: Optional[float] = None  # running mean of the time between two arrivals
         self.last_arrival: Optional[float] = None
         self.task: Optional[asyncio.Task] = None
-        self.answering: set = set()
         self.batches = 0
         self.largest = 0
 
@@ -286,22 +286,31 @@ class Batcher:
                 if w.timed is not None:
                     w.timed(started - w.arrived, took)
         for w, result in zip(batch, results):
-            task = asyncio.ensure_future(self._answer(w, result))
-            self.answering.add(task)  # asyncio keeps only weak references to tasks
-            task.add_done_callback(self.answering.discard)
+            try:
+                body = self.encode(result, w.formats)
+            except BaseException as e:
+                _fail(w, e)
+                continue
+            if isinstance(body, asyncio.Future):
+                body.add_done_callback(lambda f, w=w: _answer_with(w, f))
+            elif not w.future.done():
+                w.future.set_result(body)
 
-    async def _answer(self, waiting: _Waiting, result: Any) -> None:
-        try:
-            body = await self.encode(result, waiting.formats)
-        except ModelCloudError as e:
-            if not waiting.future.done():
-                waiting.future.set_exception(e)
-            return
-        except BaseException as e:  # never leave a client without an answer
-            if not waiting.future.done():
-                waiting.future.set_exception(
-                    InferenceError(f"Encoding the outputs failed: {type(e).__name__}: {e}")
-                )
-            return
-        if not waiting.future.done():
-            waiting.future.set_result(body)
+
+def _fail(waiting: _Waiting, e: BaseException) -> None:
+    """Its outputs could not be encoded: the request fails with a sentence (never without an answer)."""
+    if waiting.future.done():
+        return
+    if not isinstance(e, ModelCloudError):
+        e = InferenceError(f"Encoding the outputs failed: {type(e).__name__}: {e}")
+    waiting.future.set_exception(e)
+
+
+def _answer_with(waiting: _Waiting, encoded: asyncio.Future) -> None:
+    """Its outputs, encoded on another thread, answer the request."""
+    if encoded.cancelled():
+        _fail(waiting, RuntimeError("the encoding was canceled"))
+    elif encoded.exception() is not None:
+        _fail(waiting, encoded.exception())
+    elif not waiting.future.done():
+        waiting.future.set_result(encoded.result())

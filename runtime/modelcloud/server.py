@@ -183,24 +183,30 @@ class ModelServer:
                 return timed(batch)
             return await self.submit(timed, batch)
 
-        async def encode(result: Any, formats: Optional[dict]) -> dict:
-            return await self.codec(cmd.name, 1, registry.serialize_outputs, cmd, result, formats)
+        def encode(result: Any, formats: Optional[dict]) -> Any:
+            return self.codec(cmd.name, 1, registry.serialize_outputs, cmd, result, formats)
 
         batcher = Batcher(cmd.name, cmd.batch, run, encode)
         self.batchers[cmd.name] = (cmd, batcher)
         return batcher
 
-    async def codec(self, name: str, which: int, fn: Any, *args: Any) -> Any:
+    def codec(self, name: str, which: int, fn: Any, *args: Any) -> Any:
         """Run a decode (``which`` 0) or encode (1) of a batched command: on the loop while it stays
-        cheap, else on the codec threads, so that neither the loop nor the model's thread does it."""
+        cheap (its result, at once), else on the codec threads, so that neither the loop nor the
+        model's thread does it (an asyncio.Future of its result)."""
         times = self.codec_times.setdefault(name, [0.0, 0.0])
         start = time.perf_counter()
         if times[which] < INLINE_CODEC_SECONDS:
             result = fn(*args)
-        else:
-            result = await asyncio.get_running_loop().run_in_executor(self.codecs, fn, *args)
-        times[which] = 0.9 * times[which] + 0.1 * (time.perf_counter() - start)
-        return result
+            times[which] = 0.9 * times[which] + 0.1 * (time.perf_counter() - start)
+            return result
+
+        def done(_future: Any) -> None:
+            times[which] = 0.9 * times[which] + 0.1 * (time.perf_counter() - start)
+
+        future = asyncio.get_running_loop().run_in_executor(self.codecs, fn, *args)
+        future.add_done_callback(done)
+        return future
 
     async def run_batched(
         self,
@@ -219,7 +225,9 @@ class ModelServer:
             )
         ctx = DecodeContext(max_pixels=self.max_pixels)
         try:
-            inputs = await self.codec(cmd.name, 0, self.registry.parse_inputs, cmd, raw, ctx)
+            inputs = self.codec(cmd.name, 0, self.registry.parse_inputs, cmd, raw, ctx)
+            if isinstance(inputs, asyncio.Future):
+                inputs = await inputs
             if gone():
                 return None
             return await batcher.submit(inputs, gone, formats, timed)
