@@ -50,6 +50,8 @@ def slow(model, batch):
                     batch=modelcloud.batching(max_size=32, max_latency_ms=400))
 def patient(model, batch):
     record(batch)
+    if any(b["x"] == 13 for b in batch):
+        raise ValueError("unlucky thirteen")
     return [{"y": b["x"]} for b in batch]
 
 @modelcloud.command("invert", inputs={"picture": image()},
@@ -187,13 +189,24 @@ def test_a_command_slower_than_its_latency_budget_still_answers(server):
 def test_a_lone_client_is_not_made_to_wait_for_a_batch(server):
     server.post("/patient", json={"x": 0})  # warm up
     took = []
-    for x in range(12):
+    # Enough requests for the command to count as fast (its batches then run on the server's loop):
+    # before and after, each is a batch of one.
+    for x in range(40):
         start = time.perf_counter()
-        assert server.post("/patient", json={"x": x}).json() == {"y": x}
+        assert server.post("/patient", json={"x": x + 100}).json() == {"y": x + 100}
         took.append(time.perf_counter() - start)
     # Its budget is 400 ms; one client alone gets batches of one that leave at once.
     assert sorted(took)[len(took) // 2] < 0.1, took
-    assert all(len(b) == 1 for b in _batches(server))
+    # A lone request whose batch raises fails with the batch's sentence, and the next one answers.
+    answer = server.post("/patient", json={"x": 13})
+    assert answer.status_code == 500
+    assert answer.json()["error"] == (
+        "Error during inference (a batch of 1): ValueError: unlucky thirteen"
+    )
+    assert server.post("/patient", json={"x": 14}).json() == {"y": 14}
+    batches = _batches(server)
+    assert all(len(b) == 1 for b in batches)
+    assert [b[0] for b in batches] == [0, *range(100, 140), 13, 14]
 
 
 def test_batching_settings_are_checked_when_declared():
