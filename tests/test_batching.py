@@ -226,6 +226,35 @@ def test_batching_settings_are_checked_when_declared():
     assert registry.manifest()["commands"][0]["batch"] == {"maxSize": 16, "maxLatencyMs": 10.0}
 
 
+def test_the_cost_estimate_is_the_least_squares_line_of_the_recent_runs():
+    """The batcher's estimate of a batch's run time (what it weighs waiting against) is kept in running
+    sums: over thousands of runs it must stay the least squares fit of the last COST_WINDOW of them."""
+    import random
+
+    from modelcloud.batching import COST_WINDOW, CostModel
+
+    def fit(runs: list) -> tuple:
+        n = len(runs)
+        mean_s, mean_t = sum(s for s, _ in runs) / n, sum(t for _, t in runs) / n
+        var = sum((s - mean_s) ** 2 for s, _ in runs)
+        if var == 0:
+            return mean_t, 0.0
+        slope = max(sum((s - mean_s) * (t - mean_t) for s, t in runs) / var, 0.0)
+        return max(mean_t - slope * mean_s, 0.0), slope
+
+    rng = random.Random(7)
+    cost, runs = CostModel(), []
+    for i in range(10 * COST_WINDOW + 5):
+        size = 4 if i < 3 else rng.choice([1, 1, 2, 8, 32])  # one size at first: all of it is fixed
+        seconds = 0.0004 + 0.00003 * size + rng.random() * 0.0002
+        cost.record(size, seconds)
+        runs = (runs + [(size, seconds)])[-COST_WINDOW:]
+        fixed, per_item = fit(runs)
+        assert cost.fixed == pytest.approx(fixed, rel=1e-9, abs=1e-15), i
+        assert cost.per_item == pytest.approx(per_item, rel=1e-9, abs=1e-15), i
+    assert cost.per_item > 0 and cost.estimate(32) > cost.estimate(1)
+
+
 def test_the_notebook_magic_batches_and_the_export_keeps_it(tmp_path):
     from support import Kernel, start_script
 

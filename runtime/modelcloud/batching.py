@@ -140,25 +140,45 @@ def split_results(name: str, outputs: dict, result: Any, count: int) -> list:
 
 
 class CostModel:
-    """A batch's run time as ``fixed + per_item * size``, fitted by least squares over recent runs."""
+    """A batch's run time as ``fixed + per_item * size``, fitted by least squares over the last
+    COST_WINDOW runs. Recording a run costs the same whatever the window (running sums: sizes are whole
+    numbers, so their sums are exact; the sums of times are added afresh once per window, so rounding
+    cannot build up)."""
 
     def __init__(self) -> None:
-        self.runs: collections.deque = collections.deque(maxlen=COST_WINDOW)
+        self.runs: collections.deque = collections.deque()
         self.fixed = 0.0
         self.per_item = 0.0
+        self.sum_s = self.sum_ss = 0  # of sizes, of squared sizes
+        self.sum_t = self.sum_st = 0.0  # of times, of size * time
+        self.recorded = 0
 
     def record(self, size: int, seconds: float) -> None:
-        self.runs.append((size, seconds))
-        n = len(self.runs)
-        mean_x = sum(s for s, _ in self.runs) / n
-        mean_y = sum(t for _, t in self.runs) / n
-        var = sum((s - mean_x) ** 2 for s, _ in self.runs)
-        if var > 0:
-            slope = max(sum((s - mean_x) * (t - mean_y) for s, t in self.runs) / var, 0.0)
+        runs = self.runs
+        runs.append((size, seconds))
+        self.sum_s += size
+        self.sum_ss += size * size
+        self.sum_t += seconds
+        self.sum_st += size * seconds
+        if len(runs) > COST_WINDOW:
+            old_s, old_t = runs.popleft()
+            self.sum_s -= old_s
+            self.sum_ss -= old_s * old_s
+            self.sum_t -= old_t
+            self.sum_st -= old_s * old_t
+        self.recorded += 1
+        if self.recorded % COST_WINDOW == 0:
+            self.sum_t = sum(t for _, t in runs)
+            self.sum_st = sum(s * t for s, t in runs)
+        n = len(runs)
+        spread = n * self.sum_ss - self.sum_s * self.sum_s  # n^2 times the variance of the sizes
+        mean_t = self.sum_t / n
+        if spread > 0:
+            slope = max((n * self.sum_st - self.sum_s * self.sum_t) / spread, 0.0)
             self.per_item = slope
-            self.fixed = max(mean_y - slope * mean_x, 0.0)
+            self.fixed = max(mean_t - slope * self.sum_s / n, 0.0)
         else:  # one size seen so far: count it all as fixed cost until sizes vary
-            self.fixed = mean_y
+            self.fixed = mean_t
             self.per_item = 0.0
 
     def estimate(self, size: int) -> float:
