@@ -1718,3 +1718,33 @@ def test_transparent_image_is_laid_on_white(channels):
     black = 0 if channels == 1 else (0, 0, 0)
     assert img.getpixel((0, 0)) == white
     assert img.getpixel((3, 3)) == black
+
+
+def test_pictures_decoded_on_many_threads_leave_the_warning_filters_alone():
+    """A batched command decodes pictures on several threads at once (Pillow lets go of the GIL while it
+    decodes). Changing the process's warning filters around each decode raced: one thread put back the
+    filters another had changed, and every warning of the process (the model's own too) went silent."""
+    import threading
+    import warnings
+
+    rng = np.random.default_rng(3)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (700, 700, 3), dtype=np.uint8)).save(out, "PNG")
+    picture = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    before = list(warnings.filters)
+    errors: list = []
+
+    def decode() -> None:
+        try:
+            for _ in range(6):
+                assert dt.image().deserialize(picture).size == (700, 700)
+        except BaseException as e:  # reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=decode) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert warnings.filters == before

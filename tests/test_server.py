@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import gzip
 import io
 import json
@@ -592,6 +593,49 @@ def test_fast_commands_run_on_the_loop_and_slow_ones_go_back_to_the_worker(model
     assert time.monotonic() - start < 1.0  # while the 1.5 s run goes on
     t.join()
     assert result["r"].json()["thread"].startswith("modelcloud")
+
+
+def test_a_fast_command_under_steady_load_comes_back_to_the_loop_after_a_slow_run(model_server):
+    """Eight clients keep a 1 ms command busy. One slow run sends it to the worker thread; once it has
+    been fast 16 times there, its requests wait for the model to be idle and run on the loop again.
+    (They used to queue for the busy worker for as long as the load lasted: the model was never idle.)"""
+    s = model_server(ADAPTIVE)
+    for _ in range(300):
+        if s.post("/work", json={"seconds": 0}).json()["thread"] == "MainThread":
+            break
+    answers: list = []  # (when, thread)
+    stop = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                r = session.post(s.url + "/work", json={"seconds": 0.001}, timeout=10)
+                answers.append((time.monotonic(), r.json()["thread"]))
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for c in clients:
+        c.start()
+    try:
+        time.sleep(0.5)
+        assert s.post("/work", json={"seconds": 0.05}).status_code == 200
+        slow_done = time.monotonic()
+        deadline = slow_done + 8
+        while time.monotonic() < deadline:
+            after = [thread for when, thread in answers if when > slow_done]
+            worker = [i for i, thread in enumerate(after) if thread.startswith("modelcloud")]
+            if worker and "MainThread" in after[worker[0] :]:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    after = [thread for when, thread in answers if when > slow_done]
+    first_worker = next(i for i, thread in enumerate(after) if thread.startswith("modelcloud"))
+    assert "MainThread" in after[first_worker:], (
+        f"{len(after)} answers after the slow run, none of them from the loop once the worker had "
+        f"taken over: {collections.Counter(after)}"
+    )
 
 
 def test_small_large_and_chunked_bodies_answer_alike(server):

@@ -30,7 +30,6 @@ import shutil
 import stat
 import tarfile
 import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -838,10 +837,11 @@ def _example_png(width: int, height: int) -> str:
 
 def _open_image(data: bytes, ctx: DecodeContext) -> Image.Image:
     """Decode image bytes, refusing anything over the pixel limit before its pixels are decoded."""
+    # No warnings.catch_warnings() here: it swaps the process's filters, and decodes run on several
+    # threads at once (one put back what another had changed: every warning went silent). Pillow's own
+    # warnings (a picture over its DecompressionBombWarning size, odd metadata) go to the log.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning, truncated reads, ...
-            img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise ValidationError(
             f"has more than {ctx.max_pixels:,} pixels, over the limit: send a smaller image"
@@ -856,9 +856,7 @@ def _open_image(data: bytes, ctx: DecodeContext) -> Image.Image:
             f"is {w}x{h} = {w * h:,} pixels, over the limit of {ctx.max_pixels:,}: send a smaller image"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.load()
+        img.load()
     except Exception:
         raise ValidationError("is a damaged or truncated image: send the whole file") from None
     return img
