@@ -207,6 +207,14 @@ def test_a_lone_client_is_not_made_to_wait_for_a_batch(server):
     batches = _batches(server)
     assert all(len(b) == 1 for b in batches)
     assert [b[0] for b in batches] == [0, *range(100, 140), 13, 14]
+    # The lone client is answered at once, outside the batch queue; as soon as others connect, their
+    # requests are gathered again (one connection open is what "alone" means).
+    server.post("/forget", json={})
+    values = list(range(200, 264))
+    assert _call_all(server, "patient", values, workers=16) == [(200, {"y": x}) for x in values]
+    batches = _batches(server)
+    assert sorted(x for b in batches for x in b) == values
+    assert max(len(b) for b in batches) > 1, batches
 
 
 def test_batching_settings_are_checked_when_declared():

@@ -243,16 +243,29 @@ class Batcher:
         batch to start and how long the batch ran)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self.last_arrival is not None:
-            gap = now - self.last_arrival
-            self.gap = gap if self.gap is None else 0.8 * self.gap + 0.2 * gap
-        self.last_arrival = now
+        self.arrived(now)
         future = loop.create_future()
         self.queue.append(_Waiting(inputs, future, now, gone, formats, timed))
         self.arrival.set()
         if self.task is None or self.task.done():
             self.task = loop.create_task(self._dispatch())
         return await future
+
+    def arrived(self, now: float) -> None:
+        """A request arrived at loop time ``now``: the running mean of the gap between two arrivals."""
+        if self.last_arrival is not None:
+            gap = now - self.last_arrival
+            self.gap = gap if self.gap is None else 0.8 * self.gap + 0.2 * gap
+        self.last_arrival = now
+
+    def ran_alone(self, seconds: float) -> None:
+        """A request was answered as a batch of one outside the queue (a lone client's, see
+        ModelServer.can_answer_alone): it counts as an arrival, and what its run took counts for the
+        cost estimate."""
+        self.arrived(asyncio.get_running_loop().time() - seconds)
+        self.cost.record(1, seconds)
+        self.batches += 1
+        self.largest = max(self.largest, 1)
 
     def _ready(self, now: float) -> Optional[float]:
         """0 when the queue should leave now, else how long to wait at most for one more request."""

@@ -20,6 +20,7 @@ import logging
 import secrets
 import threading
 import time
+import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
@@ -272,6 +273,19 @@ class ModelServer:
         """Whether ``cmd`` may run on the I/O loop itself: it has been fast every time lately and the
         model is idle. Saves the two thread hand-overs a worker costs (about half of a no-op request)."""
         return self.inline_fast and self.pending == 0 and cmd.fast_runs >= FAST_STREAK
+
+    def can_answer_alone(self, cmd: Any, clients: int) -> bool:
+        """Whether a request to batched ``cmd`` is answered at once, on the loop, as a batch of one
+        (FastCommand.answer): its client is the only one connected (so no other request can join its
+        batch), nothing is queued for the command, the model is idle and the command's batches, with
+        their decoding and encoding, have been fast lately. That is what the batcher would do with it,
+        without its queue, future and task (a lone client's request costs what an unbatched one does)."""
+        if clients != 1 or not self.can_run_inline(cmd):
+            return False
+        times = self.codec_times.get(cmd.name)
+        if times is None or max(times) >= INLINE_CODEC_SECONDS:
+            return False
+        return not self.batcher(cmd).queue
 
     def start(self, fn: Any, *args: Any) -> asyncio.Future:
         """Queue ``fn`` for a worker now (refused at once when the queue is full); its future."""
@@ -1132,6 +1146,13 @@ class ModelApplication(tornado.web.Application):
             and not self.settings.get("xsrf_cookies")
             and not self.settings.get("cross_origin_protection")
         )
+        #: The client connections that have sent a request and are still open (a closed one leaves the
+        #: set when it is freed): one means a lone client, whose requests no other can join in a batch.
+        self.clients: weakref.WeakSet = weakref.WeakSet()
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        self.clients.add(server_conn)
+        return super().start_request(server_conn, request_conn)
 
     def get_handler_delegate(
         self,
@@ -1181,7 +1202,9 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         cmd = self.command(server)
         if cmd is None:
             self.hand_over(body)
-        elif cmd.batch is not None:
+        elif cmd.batch is not None and not server.can_answer_alone(
+            cmd, len(self.application.clients)
+        ):
             # The connection waits for this answer before it reads the client's next request.
             task = asyncio.ensure_future(self.answer_batched(server, cmd, body))
             server.answering.add(task)  # asyncio keeps only weak references to tasks
@@ -1232,7 +1255,8 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         return bool(given) and hmac.compare_digest(given[0].strip().encode(), token.encode())
 
     def answer(self, server: ModelServer, cmd: Any, body: bytes) -> None:
-        """CommandRoute.post and _run for this request, inline."""
+        """CommandRoute.post and _run for this request, inline (for a batched command, as a batch of
+        one: see ModelServer.can_answer_alone)."""
         began = time.perf_counter()
         registry = server.registry
         timing: Optional[tuple] = None
@@ -1250,6 +1274,8 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
                     took = time.perf_counter() - start
                     timing = (start - began, took)
                     cmd.fast_runs = cmd.fast_runs + 1 if took < FAST_SECONDS else 0
+                    if cmd.batch is not None:
+                        server.batcher(cmd).ran_alone(took)
                 server.stats.record()
             except ModelCloudError as e:
                 request = self.request
