@@ -1,7 +1,7 @@
 """The hub's Ray Serve backend against its local one: the digits example's classify three ways.
 
 Run by ``make bench`` (about three minutes on 2 cores, a minute of it setting up; ``--quick``, what
-the smoke test runs, about a minute and a half). It starts a loopback Ray cluster
+the smoke test runs, about a minute and a quarter). It starts a loopback Ray cluster
 (``tests/ray_support.py``: its own environment under ``.algolink/ray``, 4 logical CPUs, Serve's HTTP
 proxy on a free port), two hubs, and measures:
 
@@ -425,7 +425,8 @@ def main(argv: Optional[list] = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    warmup, duration = (0.5, 2.0) if args.quick else (1.0, 5.0)
+    warmup, duration = (0.25, 1.0) if args.quick else (1.0, 5.0)
+    first_load, idle_window = (0.25, 1.0) if args.quick else (0.5, 2.0)
     rounds = args.rounds or (1 if args.quick else 3)
     output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
     photo = "data:image/png;base64," + base64.b64encode(SAMPLE.read_bytes()).decode()
@@ -491,10 +492,10 @@ def main(argv: Optional[list] = None) -> int:
             if answer.get("digit") != 3:
                 raise SystemExit(f"{name} read the 3 as {answer}")
         for target in targets.values():  # warm-up: first requests, connections, batches
-            load(target, 16, 0.0, 0.5)
+            load(target, 16, 0.0, first_load)
         time.sleep(0.5)
         before, at = busy_seconds(), time.perf_counter()
-        time.sleep(2.0)
+        time.sleep(idle_window)
         idle_busy = 100 * (busy_seconds() - before) / (time.perf_counter() - at)
         for r in range(rounds):
             for c in CONCURRENCY:
