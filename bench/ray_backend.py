@@ -89,6 +89,7 @@ PROXY_PREFIX = "/bench"
 TARGET_PER_REPLICA = 1.3
 
 sys.path.insert(0, str(REPO / "tests"))
+from hub_process import remove_hub_users  # noqa: E402
 from ray_support import RayCluster  # noqa: E402
 
 
@@ -189,28 +190,10 @@ class HubProcess:
 
     def remove_users(self) -> None:
         """The system users this hub made for its services and builds (as root, ``--isolation
-        users``), by the name prefix of its data folder; once no process of theirs runs (the Ray
-        replicas' children end with the cluster)."""
-        if os.geteuid() != 0:
-            return
-        import pwd
-
-        from algolink_jupyter.hub.sandbox import hub_tag
-
-        tag = hub_tag(self.data)
-        for entry in pwd.getpwall():
-            if entry.pw_name.startswith((f"alk{tag}s", f"alk{tag}b")):
-                # userdel refuses while a process of the user still runs (a service the hub
-                # stopped may take a moment to go): again, for up to 10 s.
-                deadline = time.monotonic() + 10
-                while (
-                    subprocess.run(
-                        ["userdel", entry.pw_name], capture_output=True, timeout=60
-                    ).returncode
-                    not in (0, 6)  # 6: no such user any more
-                    and time.monotonic() < deadline
-                ):
-                    time.sleep(0.5)
+        users``), once no process of theirs runs (the Ray replicas' children end with the cluster)."""
+        left = remove_hub_users([self.data])
+        if left:
+            print(f"warning: system users left behind: {', '.join(left)}", file=sys.stderr)
 
 
 def start_ray_hub(data: Path, cluster: RayCluster, tries: int = 6) -> HubProcess:

@@ -67,25 +67,16 @@ _NO_HUBS_IN = {"envs", "bundles", "files", "run", "node_modules", "site-packages
 def remove_hub_users_under(folder: Path) -> None:
     """The system users (``alk<tag>s<n>``, ``alk<tag>b<n>``) of every hub whose data folder is under
     ``folder``, however it was started (the ``Hub`` helper removes its own; ``scripts/run.py`` and a
-    bare ``algolink hub`` do not). A user with a process left is kept (userdel refuses)."""
-    import pwd
-    import subprocess
+    bare ``algolink hub`` do not). A user whose process is still going is tried again for a few
+    seconds, then kept (userdel refuses)."""
+    from hub_process import remove_hub_users
 
-    if os.geteuid() != 0:
-        return
-    from algolink_jupyter.hub.sandbox import hub_tag
-
-    prefixes = []
+    hubs = []
     for parent, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in _NO_HUBS_IN]
         if "hub.sqlite" in files or "admin_token" in files:
-            tag = hub_tag(Path(parent))
-            prefixes += [f"alk{tag}s", f"alk{tag}b"]
-    if not prefixes:
-        return
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(tuple(prefixes)):
-            subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
+            hubs.append(Path(parent))
+    remove_hub_users(hubs, patience=5.0)
 
 
 # --- Disk ------------------------------------------------------------------------------------------

@@ -271,16 +271,36 @@ class Hub:
 
     def remove_users(self) -> None:
         """The system users this test's hub made for its services and builds (as root)."""
-        if os.geteuid() != 0 or not self.data.exists():
-            return
-        from algolink_jupyter.hub.sandbox import hub_tag
+        if self.data.exists():
+            remove_hub_users([self.data])
 
-        prefixes = (f"alk{hub_tag(self.data)}s", f"alk{hub_tag(self.data)}b")
-        import pwd
 
-        for entry in pwd.getpwall():
-            if entry.pw_name.startswith(prefixes):
-                subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
+def remove_hub_users(data_folders: list, patience: float = 10.0) -> list:
+    """Remove the system users (``alk<tag>s<n>``, ``alk<tag>b<n>``) that the hubs with these data
+    folders made for their services and builds, as root. ``userdel`` refuses while a process of the
+    user still runs (a service just stopped, a Ray replica's server while its application is
+    deleted): each is tried again for up to ``patience`` seconds in all. The names left, if any."""
+    if os.geteuid() != 0 or not data_folders:
+        return []
+    import pwd
+
+    from algolink_jupyter.hub.sandbox import hub_tag
+
+    prefixes = tuple(f"alk{hub_tag(Path(d))}{kind}" for d in data_folders for kind in "sb")
+    deadline = time.monotonic() + patience
+    left = []
+    for entry in pwd.getpwall():
+        if not entry.pw_name.startswith(prefixes):
+            continue
+        while True:
+            done = subprocess.run(["userdel", entry.pw_name], capture_output=True, timeout=60)
+            if done.returncode in (0, 6):  # 6: there is no such user any more
+                break
+            if time.monotonic() >= deadline:
+                left.append(entry.pw_name)
+                break
+            time.sleep(0.5)
+    return left
 
 
 def status_kb(pid: int, field: str) -> int:
