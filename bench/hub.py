@@ -46,6 +46,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from hub_process import remove_hub_users  # noqa: E402
+
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "hub.json"
 QUICK_OUTPUT = REPO / "bench" / "results" / "hub.quick.json"
 RUNNING = re.compile(r"AlgoLink hub running at http://([^:/\s]+):(\d+)/")
@@ -433,7 +436,13 @@ def main() -> None:
                 colds.append(cold_start(hub, "warm", number - 1, previous["api_version"]))
         finally:
             hub.stop()
-        cost_figures = metrics_cost(Path(tmp) / "cost", args.quick)
+        try:
+            cost_figures = metrics_cost(Path(tmp) / "cost", args.quick)
+        finally:
+            # The system users both hubs made for their services (as root), once those have gone.
+            left = remove_hub_users([data, Path(tmp) / "cost"])
+            if left:
+                print(f"warning: system users left behind: {', '.join(left)}", file=sys.stderr)
         measured_rps, plain_rps = cost_figures["measured_rps"], cost_figures["plain_rps"]
 
     rows = [
