@@ -88,8 +88,9 @@ def _batches(server) -> list:
     return json.loads(server.post("/batches", json={}).json()["batches"])
 
 
-def _call_all(server, command: str, values: list, workers: int = 32) -> list:
-    """POST every value at once from ``workers`` threads, each with its own connection."""
+def _call_all(server, command: str, values: list, workers: int = 32, field: str = "x") -> list:
+    """POST every value (as ``{field: value}``) at once from ``workers`` threads, each with its own
+    connection: ``(status, answer)`` of each, in order."""
     start = threading.Barrier(min(workers, len(values)))
 
     def call(x):
@@ -98,7 +99,7 @@ def _call_all(server, command: str, values: list, workers: int = 32) -> list:
                 start.wait(10)
             except threading.BrokenBarrierError:
                 pass
-            r = s.post(f"{server.url}/{command}", json={"x": x}, timeout=60)
+            r = s.post(f"{server.url}/{command}", json={field: x}, timeout=60)
             return r.status_code, r.json()
 
     with ThreadPoolExecutor(workers) as pool:
@@ -452,20 +453,8 @@ def test_large_pictures_are_decoded_and_encoded_on_other_threads_each_for_its_ow
     pictures = [rng.integers(0, 256, (320, 320, 3), dtype=np.uint8) for _ in range(4)]
     uris = [_png_uri(p) for p in pictures] + [_png_uri(np.zeros((1, 1, 3), dtype=np.uint8))]
     order = [i % 4 for i in range(40)] + [4] + [i % 4 for i in range(23)]
-    start = threading.Barrier(32)
-
-    def call(i):
-        with requests.Session() as s:
-            try:
-                start.wait(10)
-            except threading.BrokenBarrierError:
-                pass
-            r = s.post(f"{server.url}/invert", json={"picture": uris[i]}, timeout=60)
-            return i, r.status_code, r.json()
-
-    with ThreadPoolExecutor(32) as pool:
-        answers = list(pool.map(call, order))
-    for i, status, body in answers:
+    answers = _call_all(server, "invert", [uris[i] for i in order], field="picture")
+    for i, (status, body) in zip(order, answers):
         if i == 4:
             assert status == 500 and "picture" in body["error"], body
             continue

@@ -1278,9 +1278,7 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
                         server.batcher(cmd).ran_alone(took)
                 server.stats.record()
             except ModelCloudError as e:
-                request = self.request
-                record_error(server, request.method, request.path, e)
-                status, retry, answer = e.status, e.status == 503, error_body(server, e)
+                status, retry, answer = self.failed(server, e)
             data = JSON_ENCODE(answer).encode()
         except Exception:  # what Tornado makes of an exception that escapes a handler
             self.log_uncaught()
@@ -1300,9 +1298,7 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
                     return  # the client went away while it waited
                 server.stats.record()
             except ModelCloudError as e:
-                request = self.request
-                record_error(server, request.method, request.path, e)
-                status, retry, answer = e.status, e.status == 503, error_body(server, e)
+                status, retry, answer = self.failed(server, e)
             data = JSON_ENCODE(answer).encode()
         except Exception:
             self.log_uncaught()
@@ -1312,6 +1308,12 @@ class FastCommand(tornado.httputil.HTTPMessageDelegate):
         if self.gone:
             return
         self.respond(server, status, data, self.timing, retry)
+
+    def failed(self, server: ModelServer, e: ModelCloudError) -> tuple:
+        """``(status, retry, body)`` of a request that failed with ``e``, counted in the metrics."""
+        request = self.request
+        record_error(server, request.method, request.path, e)
+        return e.status, e.status == 503, error_body(server, e)
 
     def is_gone(self) -> bool:
         return self.gone
