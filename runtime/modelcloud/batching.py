@@ -228,8 +228,6 @@ class Batcher:
         self.gap: Optional[float] = None  # running mean of the time between two arrivals
         self.last_arrival: Optional[float] = None
         self.task: Optional[asyncio.Task] = None
-        self.batches = 0
-        self.largest = 0
 
     async def submit(
         self,
@@ -264,8 +262,6 @@ class Batcher:
         cost estimate."""
         self.arrived(asyncio.get_running_loop().time() - seconds)
         self.cost.record(1, seconds)
-        self.batches += 1
-        self.largest = max(self.largest, 1)
 
     def _ready(self, now: float) -> Optional[float]:
         """0 when the queue should leave now, else how long to wait at most for one more request."""
@@ -313,8 +309,6 @@ class Batcher:
         finally:
             took = time.perf_counter() - start
             self.cost.record(len(batch), took)
-            self.batches += 1
-            self.largest = max(self.largest, len(batch))
             for w in batch:
                 if w.timed is not None:
                     w.timed(started - w.arrived, took)

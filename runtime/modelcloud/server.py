@@ -335,7 +335,7 @@ class ModelServer:
                     return False
             finally:
                 timer.cancel()
-        return cmd.fast_runs >= FAST_STREAK
+        return self.can_run_inline(cmd)  # still fast, now that the model is idle
 
     def _give_up(self, turn: asyncio.Future) -> None:
         if not turn.done():
